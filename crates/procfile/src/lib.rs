@@ -1,0 +1,19 @@
+//! Pure model, parsers and renderers for lxcfs-rs.
+//!
+//! Nothing here performs I/O: callers hand in the text of cgroup and `/proc` files and a
+//! buffer to render into. Every parser is total: malformed input yields `None` or a
+//! skipped line, never a panic, because the daemon parses data that containers can
+//! influence and a panic would be an outage for every container on the host.
+#![forbid(unsafe_code)]
+
+pub mod cpuset;
+pub mod keyed;
+pub mod memory;
+pub mod mountinfo;
+pub mod pid;
+pub mod render;
+pub mod value;
+
+pub use cpuset::CpuSet;
+pub use memory::{HostMem, MemStat, MemValues, MemoryView, SwapView};
+pub use value::Limit;
