@@ -1,1 +1,258 @@
+//! Everything lxcfs-rs reads from the host: cgroup layout and files, `/proc`, and the
+//! pid namespace of whoever is reading.
+//!
+//! Every path is opened relative to a *root* directory: `/` in the daemon, a captured
+//! tree under `fixtures/` in tests. All `unsafe` lives in [`sys`].
 
+pub mod cache;
+pub mod cgroup;
+mod error;
+pub mod files;
+mod fsio;
+mod logonce;
+mod memory;
+pub mod pidns;
+mod sys;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use procfile::HostMem;
+
+pub use cache::Container;
+pub use cgroup::{Hierarchies, Layout};
+pub use error::{Error, Result};
+pub use files::VirtualFile;
+pub use fsio::Dir;
+pub use pidns::{InitResolver, NsId, ResolverKind};
+
+use cache::ContainerCache;
+use cgroup::CgroupPaths;
+use logonce::LogOnce;
+
+/// Behaviour switches from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Show the container's swap (off with `-u`).
+    pub swap: bool,
+    /// `--enable-cfs`: CPU count from the quota too.
+    pub cfs: bool,
+    /// `-l`: per-container load average.
+    pub loadavg: bool,
+    pub resolver: ResolverKind,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            swap: true,
+            cfs: false,
+            loadavg: false,
+            resolver: ResolverKind::Auto,
+        }
+    }
+}
+
+/// The host as the daemon sees it. Shared by every FUSE thread.
+pub struct Host {
+    root: Dir,
+    proc: Dir,
+    hier: Hierarchies,
+    resolver: InitResolver,
+    ioctl_available: bool,
+    self_ns: NsId,
+    opts: Options,
+    cache: ContainerCache,
+    failures: LogOnce,
+    passthrough: AtomicBool,
+}
+
+impl Host {
+    /// Open `root` (`/` for the real host) and detect its cgroup layout.
+    pub fn open(root: &Path, opts: Options) -> Result<Host> {
+        let root = Dir::open(root)?;
+        let proc = root.subdir("proc")?;
+        let hier = Hierarchies::detect(&root)?;
+        let ioctl_available = pidns::ioctl_works(&proc);
+        let resolver = InitResolver::select(opts.resolver, &proc);
+        let self_ns = NsId::parse(proc.readlink("self/ns/pid")?.as_bytes())
+            .ok_or_else(|| Error::parse(proc.path_of("self/ns/pid")))?;
+        Ok(Host {
+            root,
+            proc,
+            hier,
+            resolver,
+            ioctl_available,
+            self_ns,
+            opts,
+            cache: ContainerCache::default(),
+            failures: LogOnce::default(),
+            passthrough: AtomicBool::new(false),
+        })
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.hier.layout()
+    }
+
+    pub fn hierarchies(&self) -> &Hierarchies {
+        &self.hier
+    }
+
+    pub fn resolver(&self) -> InitResolver {
+        self.resolver
+    }
+
+    /// One line for the start-up log: what the kernel offers and what we use.
+    pub fn features(&self) -> String {
+        format!(
+            "kernel features: NS_GET_TGID_FROM_PIDNS={}; init resolver: {}; cgroup layout: {}; hierarchies: {}",
+            if self.ioctl_available { "yes" } else { "no" },
+            match self.resolver {
+                InitResolver::Ioctl => "ioctl",
+                InitResolver::Procfs => "procfs",
+            },
+            self.hier.layout(),
+            self.hier.describe()
+        )
+    }
+
+    /// Serve host files to everyone (SIGUSR2, LXCFS's kill switch) or stop doing so.
+    pub fn set_passthrough(&self, on: bool) {
+        self.passthrough.store(on, Ordering::Relaxed);
+    }
+
+    pub fn passthrough(&self) -> bool {
+        self.passthrough.load(Ordering::Relaxed)
+    }
+
+    /// Containers currently cached.
+    pub fn cached_containers(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The container of the reader whose thread id (in our pid namespace) is `tid`.
+    pub fn container(&self, tid: u32) -> Result<Arc<Container>> {
+        if tid == 0 {
+            return Err(Error::NoCaller { tid });
+        }
+        let ns = NsId::of(&self.proc, tid)?;
+        let now = Instant::now();
+        if ns == self.self_ns {
+            // A host reader (or `--pid=host`) is served its own cgroup.
+            let paths = CgroupPaths::read(&self.hier, &self.proc, tid)?;
+            return Ok(Arc::new(Container {
+                init: tid,
+                ns: None,
+                paths,
+                fetched: now,
+            }));
+        }
+        if let Some(c) = self.cache.get(ns, now) {
+            if NsId::of(&self.proc, c.init).ok() == Some(ns) {
+                return Ok(c);
+            }
+            self.cache.remove(ns);
+        }
+        let init = match self.cache.init_of(ns) {
+            Some(i) if NsId::of(&self.proc, i).ok() == Some(ns) => i,
+            _ => self.resolver.resolve(&self.proc, tid, ns)?,
+        };
+        let paths = CgroupPaths::read(&self.hier, &self.proc, init)?;
+        let c = Arc::new(Container {
+            init,
+            ns: Some(ns),
+            paths,
+            fetched: now,
+        });
+        self.cache.insert(ns, c.clone(), now);
+        Ok(c)
+    }
+
+    /// Render `file` for reader `tid` into `out` (cleared first). When the container's
+    /// data cannot be read the host's file is served and the failure logged once per
+    /// container; `Err` only when not even that is possible.
+    pub fn render(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        if self.passthrough() {
+            return self.host_file(file, out);
+        }
+        match self.render_container(file, tid, out) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let key = NsId::of(&self.proc, tid)
+                    .map(|n| n.0)
+                    .unwrap_or(u64::from(tid));
+                if self.failures.first(key, error_kind(&e)) {
+                    tracing::warn!(
+                        "serving the host's {} to reader {tid}: {e}",
+                        file.host_path()
+                    );
+                }
+                out.clear();
+                self.host_file(file, out)
+            }
+        }
+    }
+
+    fn render_container(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
+        let c = self.container(tid)?;
+        match file {
+            VirtualFile::Meminfo | VirtualFile::Swaps => self.render_memory(file, &c, out),
+            // Virtualized by later work; served through the same path meanwhile.
+            VirtualFile::Cpuinfo
+            | VirtualFile::Stat
+            | VirtualFile::Uptime
+            | VirtualFile::Loadavg
+            | VirtualFile::Diskstats
+            | VirtualFile::CpuOnline => self.host_file(file, out),
+        }
+    }
+
+    fn render_memory(&self, file: VirtualFile, c: &Container, out: &mut Vec<u8>) -> Result<()> {
+        let Some(view) = memory::read(&self.hier, &c.paths)? else {
+            return self.host_file(file, out);
+        };
+        let text = self.root.read_string("proc/meminfo")?;
+        let host =
+            HostMem::parse(&text).ok_or_else(|| Error::parse(self.root.path_of("proc/meminfo")))?;
+        let vals = procfile::memory::compute(&host, &view, self.opts.swap);
+        match file {
+            VirtualFile::Swaps => procfile::render::swaps(&vals, out),
+            _ => procfile::render::meminfo(&text, &vals, out),
+        }
+        Ok(())
+    }
+
+    /// The host's own file.
+    pub fn host_file(&self, file: VirtualFile, out: &mut Vec<u8>) -> Result<()> {
+        self.root.read_into(file.host_path(), out)
+    }
+
+    /// A page-multiple size to report in `st_size`: readers size their first read from
+    /// it, so it must not be smaller than the content; larger is harmless under
+    /// direct I/O. (GNU `wc -c` trusts sizes that are not page multiples.)
+    pub fn size_hint(&self, file: VirtualFile) -> u64 {
+        const PAGE: u64 = 4096;
+        let mut buf = Vec::new();
+        let len = match self.host_file(file, &mut buf) {
+            Ok(()) => buf.len() as u64,
+            Err(_) => 0,
+        };
+        let want = len.saturating_add(len / 2).max(PAGE);
+        want.div_ceil(PAGE).saturating_mul(PAGE)
+    }
+}
+
+fn error_kind(e: &Error) -> &'static str {
+    match e {
+        Error::Io { .. } => "io",
+        Error::Parse { .. } => "parse",
+        Error::InitNotFound { .. } => "init",
+        Error::NoCaller { .. } => "caller",
+        Error::NoCgroups => "cgroups",
+        Error::OutsideHierarchy { .. } => "outside",
+    }
+}

@@ -1,0 +1,97 @@
+//! The static tree: LXCFS's layout (`proc/*`, `sys/devices/system/cpu/*`), so runtimes'
+//! existing bind mounts work unchanged.
+
+use hostview::VirtualFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File(VirtualFile),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Node {
+    pub ino: u64,
+    pub parent: u64,
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+pub const ROOT: u64 = 1;
+const PROC: u64 = 2;
+const SYS: u64 = 3;
+const SYS_DEVICES: u64 = 4;
+const SYS_SYSTEM: u64 = 5;
+const SYS_CPU: u64 = 6;
+
+const fn dir(ino: u64, parent: u64, name: &'static str) -> Node {
+    Node {
+        ino,
+        parent,
+        name,
+        kind: Kind::Dir,
+    }
+}
+
+const fn file(ino: u64, parent: u64, f: VirtualFile, name: &'static str) -> Node {
+    Node {
+        ino,
+        parent,
+        name,
+        kind: Kind::File(f),
+    }
+}
+
+pub const NODES: &[Node] = &[
+    dir(ROOT, ROOT, ""),
+    dir(PROC, ROOT, "proc"),
+    dir(SYS, ROOT, "sys"),
+    dir(SYS_DEVICES, SYS, "devices"),
+    dir(SYS_SYSTEM, SYS_DEVICES, "system"),
+    dir(SYS_CPU, SYS_SYSTEM, "cpu"),
+    file(100, PROC, VirtualFile::Cpuinfo, "cpuinfo"),
+    file(101, PROC, VirtualFile::Diskstats, "diskstats"),
+    file(102, PROC, VirtualFile::Loadavg, "loadavg"),
+    file(103, PROC, VirtualFile::Meminfo, "meminfo"),
+    file(104, PROC, VirtualFile::Stat, "stat"),
+    file(105, PROC, VirtualFile::Swaps, "swaps"),
+    file(106, PROC, VirtualFile::Uptime, "uptime"),
+    file(200, SYS_CPU, VirtualFile::CpuOnline, "online"),
+];
+
+pub fn node(ino: u64) -> Option<&'static Node> {
+    NODES.iter().find(|n| n.ino == ino)
+}
+
+pub fn child(parent: u64, name: &[u8]) -> Option<&'static Node> {
+    NODES
+        .iter()
+        .find(|n| n.parent == parent && n.ino != ROOT && n.name.as_bytes() == name)
+}
+
+pub fn children(parent: u64) -> impl Iterator<Item = &'static Node> {
+    NODES
+        .iter()
+        .filter(move |n| n.parent == parent && n.ino != ROOT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_is_reachable_and_inodes_are_unique() {
+        for f in VirtualFile::ALL {
+            let n = NODES.iter().find(|n| n.kind == Kind::File(f));
+            assert!(n.is_some(), "{f:?} has no node");
+        }
+        for (i, a) in NODES.iter().enumerate() {
+            for b in &NODES[i + 1..] {
+                assert_ne!(a.ino, b.ino);
+            }
+            assert!(node(a.parent).is_some_and(|p| p.kind == Kind::Dir));
+        }
+        assert_eq!(child(PROC, b"meminfo").map(|n| n.ino), Some(103));
+        assert!(child(PROC, b"nope").is_none());
+    }
+}

@@ -1,0 +1,176 @@
+//! What is derived from a pid namespace's init, cached per namespace.
+//!
+//! Resolving init and reading its cgroup file costs a few syscalls; doing it on every
+//! open would dominate a read. An entry is checked on every use (init must still be in
+//! that namespace; when a namespace's init exits the kernel kills the namespace, so this
+//! also catches a recycled pid), its cgroup paths are re-read after [`PATHS_TTL`] (a
+//! runtime may move a container's init), idle entries are pruned, and the table is
+//! bounded so that thousands of short-lived containers cannot grow it without limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::cgroup::CgroupPaths;
+use crate::pidns::NsId;
+
+/// How long cgroup paths are trusted before `/proc/<init>/cgroup` is read again.
+pub const PATHS_TTL: Duration = Duration::from_secs(1);
+/// Entries unused this long are dropped at the next prune.
+pub const IDLE: Duration = Duration::from_secs(60);
+/// Hard bound on entries; past it, the least recently used go first.
+pub const MAX_ENTRIES: usize = 16384;
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// One container as the daemon sees it.
+#[derive(Debug)]
+pub struct Container {
+    /// Host pid of its pid namespace's init (the reader itself for host readers).
+    pub init: u32,
+    /// `None` for a reader in the daemon's own pid namespace.
+    pub ns: Option<NsId>,
+    pub paths: CgroupPaths,
+    pub fetched: Instant,
+}
+
+struct Entry {
+    container: Arc<Container>,
+    last_used: Instant,
+}
+
+pub struct ContainerCache {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    map: HashMap<NsId, Entry>,
+    last_prune: Instant,
+}
+
+impl Default for ContainerCache {
+    fn default() -> Self {
+        ContainerCache {
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                last_prune: Instant::now(),
+            }),
+        }
+    }
+}
+
+impl ContainerCache {
+    /// The cached container of `ns`, if fresh.
+    pub fn get(&self, ns: NsId, now: Instant) -> Option<Arc<Container>> {
+        let mut inner = self.lock();
+        let e = inner.map.get_mut(&ns)?;
+        if now.saturating_duration_since(e.container.fetched) > PATHS_TTL {
+            return None;
+        }
+        e.last_used = now;
+        Some(e.container.clone())
+    }
+
+    /// The cached init of `ns` even if its paths are stale, to skip re-resolving it.
+    pub fn init_of(&self, ns: NsId) -> Option<u32> {
+        self.lock().map.get(&ns).map(|e| e.container.init)
+    }
+
+    pub fn insert(&self, ns: NsId, container: Arc<Container>, now: Instant) {
+        let mut inner = self.lock();
+        inner.map.insert(
+            ns,
+            Entry {
+                container,
+                last_used: now,
+            },
+        );
+        if now.saturating_duration_since(inner.last_prune) > PRUNE_EVERY
+            || inner.map.len() > MAX_ENTRIES
+        {
+            inner.prune(now);
+        }
+    }
+
+    pub fn remove(&self, ns: NsId) {
+        self.lock().map.remove(&ns);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the map inconsistent (every
+        // mutation is a single insert/remove), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn prune(&mut self, now: Instant) {
+        self.last_prune = now;
+        self.map
+            .retain(|_, e| now.saturating_duration_since(e.last_used) <= IDLE);
+        if self.map.len() > MAX_ENTRIES {
+            let mut ages: Vec<(Instant, NsId)> =
+                self.map.iter().map(|(k, e)| (e.last_used, *k)).collect();
+            ages.sort_unstable();
+            let excess = self.map.len() - MAX_ENTRIES;
+            for (_, k) in ages.into_iter().take(excess) {
+                self.map.remove(&k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::cgroup::{CgroupPaths, Hierarchies};
+
+    fn container(init: u32, at: Instant) -> Arc<Container> {
+        let hier = Hierarchies {
+            v1: Vec::new(),
+            v2: None,
+        };
+        Arc::new(Container {
+            init,
+            ns: None,
+            paths: CgroupPaths::parse(&hier, "0::/\n", init).unwrap(),
+            fetched: at,
+        })
+    }
+
+    #[test]
+    fn fresh_entries_hit_stale_ones_miss() {
+        let c = ContainerCache::default();
+        let t0 = Instant::now();
+        c.insert(NsId(1), container(10, t0), t0);
+        assert_eq!(c.get(NsId(1), t0).map(|c| c.init), Some(10));
+        assert!(
+            c.get(NsId(1), t0 + PATHS_TTL + Duration::from_millis(1))
+                .is_none()
+        );
+        assert_eq!(c.init_of(NsId(1)), Some(10));
+        assert!(c.get(NsId(2), t0).is_none());
+    }
+
+    #[test]
+    fn idle_entries_are_pruned_and_size_is_bounded() {
+        let c = ContainerCache::default();
+        let t0 = Instant::now();
+        c.insert(NsId(1), container(10, t0), t0);
+        let later = t0 + IDLE + PRUNE_EVERY + Duration::from_secs(1);
+        c.insert(NsId(2), container(11, later), later);
+        assert_eq!(c.len(), 1);
+        for i in 0..(MAX_ENTRIES as u64 + 10) {
+            c.insert(NsId(100 + i), container(1, later), later);
+        }
+        assert!(c.len() <= MAX_ENTRIES);
+    }
+}

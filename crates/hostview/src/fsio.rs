@@ -1,0 +1,153 @@
+//! Reading files relative to a directory descriptor.
+//!
+//! Every open goes through a [`Dir`] (the host's `/proc`, a cgroup hierarchy, or the same
+//! paths below a fixture directory), so tests point the whole crate at a captured tree
+//! and the daemon never re-walks `/` on the hot path.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, openat, readlinkat};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+
+/// Files we read are a few KiB; anything past this is not a cgroup or proc file we
+/// understand, and reading on would let a pathological file exhaust memory.
+const MAX_FILE: usize = 16 << 20;
+
+/// A directory opened with `O_PATH`, used only as an anchor for `*at` calls.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    /// For error messages only.
+    name: String,
+}
+
+impl Dir {
+    pub fn open(path: &Path) -> Result<Dir> {
+        let name = path.display().to_string();
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(name.clone(), e))?;
+        Ok(Dir { fd, name })
+    }
+
+    pub fn subdir(&self, rel: &str) -> Result<Dir> {
+        let rel = relative(rel);
+        let fd = openat(
+            &self.fd,
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(self.path_of(rel), e))?;
+        Ok(Dir {
+            fd,
+            name: self.path_of(rel),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn path_of(&self, rel: &str) -> String {
+        format!("{}/{}", self.name.trim_end_matches('/'), relative(rel))
+    }
+
+    /// Replace `buf` with the whole content of `rel`.
+    pub fn read_into(&self, rel: &str, buf: &mut Vec<u8>) -> Result<()> {
+        let rel = relative(rel);
+        buf.clear();
+        let fd = openat(
+            &self.fd,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(self.path_of(rel), e))?;
+        read_all(&fd, buf).map_err(|e| Error::io(self.path_of(rel), e))
+    }
+
+    pub fn read_string(&self, rel: &str) -> Result<String> {
+        let mut buf = Vec::with_capacity(512);
+        self.read_into(rel, &mut buf)?;
+        String::from_utf8(buf).map_err(|_| Error::parse(self.path_of(rel)))
+    }
+
+    /// Like [`Dir::read_string`], but a missing file is `Ok(None)`.
+    pub fn read_optional(&self, rel: &str) -> Result<Option<String>> {
+        match self.read_string(rel) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn readlink(&self, rel: &str) -> Result<CString> {
+        let rel = relative(rel);
+        readlinkat(&self.fd, rel, Vec::with_capacity(64))
+            .map_err(|e| Error::io(self.path_of(rel), e))
+    }
+
+    /// Numeric entries of this directory (pids, when it is `/proc`).
+    pub fn numeric_entries(&self) -> Result<Vec<u32>> {
+        let fd = openat(
+            &self.fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(self.name.clone(), e))?;
+        let mut dir =
+            rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io(self.name.clone(), e))?;
+        let mut out = Vec::new();
+        for entry in dir.by_ref() {
+            let entry = entry.map_err(|e| Error::io(self.name.clone(), e))?;
+            if let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .ok()
+                .and_then(procfile::value::parse_u64)
+                .and_then(|n| u32::try_from(n).ok())
+            {
+                out.push(pid);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Paths inside a hierarchy come from `/proc/<pid>/cgroup` with a leading `/`; the
+/// hierarchy's own root is `/` or empty. `*at` calls need them relative.
+pub fn relative(path: &str) -> &str {
+    let p = path.trim_start_matches('/');
+    if p.is_empty() { "." } else { p }
+}
+
+fn read_all(fd: &OwnedFd, buf: &mut Vec<u8>) -> std::result::Result<(), Errno> {
+    loop {
+        if buf.len() >= MAX_FILE {
+            return Err(Errno::FBIG);
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(buf.capacity().max(4096));
+        }
+        // `spare_capacity` grows `buf` by exactly what the kernel wrote.
+        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

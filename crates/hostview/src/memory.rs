@@ -1,0 +1,120 @@
+//! Reading a container's memory controller into a [`MemoryView`].
+
+use procfile::value::{parse_limit_v1, parse_limit_v2, parse_u64};
+use procfile::{Limit, MemStat, MemoryView, SwapView};
+
+use crate::cgroup::{Backend, CgroupPaths, Controller, Hierarchies, ancestors};
+use crate::error::{Error, Result};
+use crate::fsio::Dir;
+
+/// The container's memory, or `None` when it has no memory controller or sits at the
+/// hierarchy root: then the host's own values are the truth.
+pub fn read(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<MemoryView>> {
+    let Some(backend) = hier.backend(Controller::Memory) else {
+        return Ok(None);
+    };
+    let Some((dir, path)) = paths.locate(hier, Controller::Memory) else {
+        return Ok(None);
+    };
+    if path == "." {
+        return Ok(None);
+    }
+    match backend {
+        Backend::V1(_) => read_v1(dir, path).map(Some),
+        Backend::V2 => read_v2(dir, path),
+    }
+}
+
+fn file(path: &str, name: &str) -> String {
+    format!("{path}/{name}")
+}
+
+fn read_u64(dir: &Dir, rel: &str) -> Result<u64> {
+    let s = dir.read_string(rel)?;
+    parse_u64(&s).ok_or_else(|| Error::parse(dir.path_of(rel)))
+}
+
+/// Minimum of a limit file over `path` and its ancestors; missing files are skipped
+/// (the root has none on v2, and a level without the controller enabled has none).
+fn min_limit(dir: &Dir, path: &str, name: &str, parse: fn(&str) -> Option<Limit>) -> Result<Limit> {
+    let mut limit = Limit::Max;
+    for p in ancestors(path) {
+        let rel = file(p, name);
+        if let Some(s) = dir.read_optional(&rel)? {
+            let l = parse(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+            limit = limit.min(l);
+        }
+    }
+    Ok(limit)
+}
+
+fn read_v1(dir: &Dir, path: &str) -> Result<MemoryView> {
+    let limit = min_limit(dir, path, "memory.limit_in_bytes", parse_limit_v1)?;
+    let usage = read_u64(dir, &file(path, "memory.usage_in_bytes"))?;
+    let stat = MemStat::from_v1(&dir.read_string(&file(path, "memory.stat"))?);
+    // memsw files exist only when the kernel accounts swap (swapaccount=1).
+    let swap = match dir.read_optional(&file(path, "memory.memsw.usage_in_bytes"))? {
+        Some(s) => {
+            let memsw_usage = parse_u64(&s).ok_or_else(|| {
+                Error::parse(dir.path_of(&file(path, "memory.memsw.usage_in_bytes")))
+            })?;
+            let memsw_limit = min_limit(dir, path, "memory.memsw.limit_in_bytes", parse_limit_v1)?;
+            let swappiness = dir
+                .read_optional(&file(path, "memory.swappiness"))?
+                .and_then(|s| parse_u64(&s));
+            Some(SwapView::from_v1(
+                limit,
+                memsw_limit,
+                usage,
+                memsw_usage,
+                swappiness,
+            ))
+        }
+        None => None,
+    };
+    Ok(MemoryView {
+        limit,
+        usage,
+        stat,
+        swap,
+    })
+}
+
+fn read_v2(dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
+    // Usage and statistics come from the nearest level where the controller is enabled
+    // (a runtime may not delegate it to the container's own cgroup); limits from every
+    // level.
+    let mut found = None;
+    for p in ancestors(path).take_while(|p| *p != ".") {
+        if let Some(s) = dir.read_optional(&file(p, "memory.current"))? {
+            found = Some((p, s));
+            break;
+        }
+    }
+    let Some((at, current)) = found else {
+        return Ok(None);
+    };
+    let limit = min_limit(dir, path, "memory.max", parse_limit_v2)?;
+    let usage = parse_u64(&current)
+        .ok_or_else(|| Error::parse(dir.path_of(&file(at, "memory.current"))))?;
+    let stat = MemStat::from_v2(&dir.read_string(&file(at, "memory.stat"))?);
+    let swap = match dir.read_optional(&file(at, "memory.swap.current"))? {
+        Some(s) => {
+            let usage = parse_u64(&s)
+                .ok_or_else(|| Error::parse(dir.path_of(&file(at, "memory.swap.current"))))?;
+            let limit = min_limit(dir, path, "memory.swap.max", parse_limit_v2)?;
+            Some(SwapView {
+                limit,
+                usage,
+                swappiness_zero: false,
+            })
+        }
+        None => None,
+    };
+    Ok(Some(MemoryView {
+        limit,
+        usage,
+        stat,
+        swap,
+    }))
+}

@@ -1,0 +1,147 @@
+//! Who is reading: from the FUSE caller's thread id to the init of its pid namespace.
+//!
+//! FUSE hands us the caller's *thread* id as seen from the daemon's pid namespace (the
+//! host's). A container is identified by its pid namespace, and its cgroup is the one
+//! of that namespace's init, as in LXCFS.
+
+use std::os::fd::AsFd;
+
+use procfile::pid::parse_status;
+use rustix::fs::{Mode, OFlags, openat};
+
+use crate::error::{Error, Result};
+use crate::fsio::Dir;
+use crate::sys;
+
+/// The identity of a pid namespace: its nsfs inode number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NsId(pub u64);
+
+impl NsId {
+    /// The target of a `/proc/<pid>/ns/pid` link: `pid:[4026531836]`.
+    pub fn parse(link: &[u8]) -> Option<NsId> {
+        let s = std::str::from_utf8(link).ok()?;
+        let inner = s.strip_prefix("pid:[")?.strip_suffix(']')?;
+        procfile::value::parse_u64(inner).map(NsId)
+    }
+
+    /// The pid namespace of `pid` (a tid works too: `/proc/<tid>` resolves though it is
+    /// not listed).
+    pub fn of(proc: &Dir, pid: u32) -> Result<NsId> {
+        let rel = format!("{pid}/ns/pid");
+        let link = proc.readlink(&rel)?;
+        NsId::parse(link.as_bytes()).ok_or_else(|| Error::parse(proc.path_of(&rel)))
+    }
+}
+
+/// How the daemon finds a namespace's init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResolverKind {
+    /// The ioctl where the kernel has it, else the `/proc` walk.
+    #[default]
+    Auto,
+    Ioctl,
+    Procfs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitResolver {
+    /// `NS_GET_TGID_FROM_PIDNS` on `/proc/<tid>/ns/pid`: one open and one ioctl.
+    Ioctl,
+    /// Kernels before 6.11: follow `PPid` while the parent shares the namespace, looking
+    /// for the process whose innermost `NSpid` is 1; processes that entered with
+    /// `setns` (`docker exec`, `nsenter`) have parents outside, so fall back to a scan
+    /// of `/proc`. Callers cache the answer per namespace, so the scan is rare.
+    Procfs,
+}
+
+impl InitResolver {
+    /// Pick a resolver. `Auto` probes the ioctl on our own namespace, where the answer
+    /// must be 1.
+    pub fn select(kind: ResolverKind, proc: &Dir) -> InitResolver {
+        match kind {
+            ResolverKind::Ioctl => InitResolver::Ioctl,
+            ResolverKind::Procfs => InitResolver::Procfs,
+            ResolverKind::Auto => {
+                if ioctl_works(proc) {
+                    InitResolver::Ioctl
+                } else {
+                    InitResolver::Procfs
+                }
+            }
+        }
+    }
+
+    /// Host pid of the init of `ns`, the pid namespace of thread `tid`.
+    pub fn resolve(self, proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
+        match self {
+            InitResolver::Ioctl => resolve_ioctl(proc, tid),
+            InitResolver::Procfs => resolve_procfs(proc, tid, ns),
+        }
+    }
+}
+
+/// Whether `NS_GET_TGID_FROM_PIDNS` exists on this kernel.
+pub fn ioctl_works(proc: &Dir) -> bool {
+    matches!(resolve_ioctl(proc, 0), Ok(1))
+}
+
+/// `tid == 0` probes with our own namespace.
+fn resolve_ioctl(proc: &Dir, tid: u32) -> Result<u32> {
+    let rel = if tid == 0 {
+        "self/ns/pid".to_string()
+    } else {
+        format!("{tid}/ns/pid")
+    };
+    let fd = openat(
+        proc.fd(),
+        rel.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(proc.path_of(&rel), e))?;
+    sys::ns_pid_to_host(fd.as_fd(), 1).map_err(|e| Error::io(proc.path_of(&rel), e))
+}
+
+/// Parents are followed at most this far; a pid namespace is rarely more than a few
+/// levels below its init, and a bound keeps a corrupt tree from looping.
+const MAX_WALK: usize = 64;
+
+fn resolve_procfs(proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
+    let status = read_status(proc, tid)?;
+    let mut pid = status.tgid.unwrap_or(tid);
+    let mut current = if pid == tid {
+        status
+    } else {
+        read_status(proc, pid)?
+    };
+    for _ in 0..MAX_WALK {
+        if current.nspid_inner == Some(1) {
+            return Ok(pid);
+        }
+        let Some(parent) = current.ppid.filter(|&p| p > 0) else {
+            break;
+        };
+        if NsId::of(proc, parent).ok() != Some(ns) {
+            break;
+        }
+        pid = parent;
+        current = read_status(proc, pid)?;
+    }
+    scan_for_init(proc, ns).ok_or(Error::InitNotFound { tid })
+}
+
+fn scan_for_init(proc: &Dir, ns: NsId) -> Option<u32> {
+    let pids = proc.numeric_entries().ok()?;
+    pids.into_iter().find(|&pid| {
+        NsId::of(proc, pid).ok() == Some(ns)
+            && read_status(proc, pid)
+                .map(|s| s.nspid_inner == Some(1))
+                .unwrap_or(false)
+    })
+}
+
+fn read_status(proc: &Dir, pid: u32) -> Result<procfile::pid::ProcStatus> {
+    let text = proc.read_string(&format!("{pid}/status"))?;
+    Ok(parse_status(&text))
+}

@@ -1,0 +1,43 @@
+//! The only module with `unsafe`: ioctls rustix has no wrapper for.
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::os::fd::AsFd;
+
+use rustix::io::Errno;
+use rustix::ioctl::{Ioctl, IoctlOutput, Opcode, ioctl};
+
+/// `NS_GET_TGID_FROM_PIDNS` (Linux 6.11+): translate a pid *inside* the pid namespace
+/// behind an nsfs descriptor into the caller's namespace. The kernel grew it precisely so
+/// that LXCFS-like daemons could stop forking into each namespace to find its init.
+struct TgidFromPidns(usize);
+
+// SAFETY: the opcode takes its argument by value (a pid), reads and writes no user
+// memory, and returns the translated pid as the ioctl's return value.
+unsafe impl Ioctl for TgidFromPidns {
+    type Output = u32;
+    const IS_MUTATING: bool = false;
+
+    fn opcode(&self) -> Opcode {
+        libc::NS_GET_TGID_FROM_PIDNS as Opcode
+    }
+
+    fn as_ptr(&mut self) -> *mut c_void {
+        self.0 as *mut c_void
+    }
+
+    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<u32> {
+        u32::try_from(out)
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or(Errno::SRCH)
+    }
+}
+
+/// Host pid of the process that is pid `pid` in the pid namespace `ns_fd` refers to.
+/// `ESRCH` when it is gone or not visible, `ENOTTY`/`EINVAL` on kernels before 6.11.
+pub fn ns_pid_to_host<Fd: AsFd>(ns_fd: Fd, pid: u32) -> rustix::io::Result<u32> {
+    // SAFETY: `ns_fd` is an open descriptor for the whole call (borrowed), and the
+    // request's argument is a plain integer (see the `Ioctl` impl above).
+    unsafe { ioctl(ns_fd, TgidFromPidns(pid as usize)) }
+}

@@ -1,0 +1,191 @@
+//! The command line: LXCFS's flags, so existing systemd units and manifests keep working,
+//! plus our own.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lxcfs-rs",
+    version,
+    disable_version_flag = true,
+    about = "Serve containers a /proc and /sys/devices/system/cpu that reflect their own cgroup limits",
+    long_about = "Mounts a FUSE filesystem (LXCFS's layout: proc/meminfo, proc/swaps, proc/cpuinfo, \
+proc/stat, proc/uptime, proc/loadavg, proc/diskstats, sys/devices/system/cpu/online) whose content \
+depends on who reads it: a reader is identified by its pid namespace, and the values come from the \
+cgroup of that namespace's init (cgroup v1, v2 and hybrid hosts). Runtimes bind-mount these files \
+over a container's /proc files.\n\nRuns in the foreground as root, in the host's pid, mount and \
+cgroup namespaces. SIGTERM or SIGINT unmounts and exits; SIGUSR2 toggles serving the host's own \
+files to everyone.",
+    after_help = "Example: lxcfs-rs /var/lib/lxcfs\n\
+Docker:  docker run -v /var/lib/lxcfs/proc/meminfo:/proc/meminfo:ro … (see README)"
+)]
+pub struct Cli {
+    /// Where to mount (LXCFS's usual place is /var/lib/lxcfs). Must exist and be a directory.
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
+
+    /// Accepted for LXCFS compatibility: lxcfs-rs always stays in the foreground.
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
+
+    /// Log every request at debug level.
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+
+    /// Virtualize /proc/loadavg per container (feature in development: until it lands the
+    /// host's load is served).
+    #[arg(short = 'l', long = "enable-loadavg")]
+    pub enable_loadavg: bool,
+
+    /// Report no swap in meminfo and swaps.
+    #[arg(short = 'u', long = "disable-swap")]
+    pub disable_swap: bool,
+
+    /// Limit the CPU count by the CFS quota as well as the cpuset, renumbering CPUs
+    /// 0..n-1 (feature in development: the CPU files are the host's until it lands).
+    #[arg(long = "enable-cfs")]
+    pub enable_cfs: bool,
+
+    /// Accepted for LXCFS compatibility: lxcfs-rs validates its per-container cache
+    /// through /proc whatever this says.
+    #[arg(long = "enable-pidfd")]
+    pub enable_pidfd: bool,
+
+    /// Write our pid here, locked so that two daemons cannot share it; removed on exit.
+    /// Default: RUNTIME_DIR/lxcfs-rs.pid.
+    #[arg(short = 'p', long = "pidfile", value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Directory for the default pidfile.
+    #[arg(long = "runtime-dir", value_name = "DIR", default_value = "/run")]
+    pub runtime_dir: PathBuf,
+
+    /// FUSE options, comma-separated, as LXCFS takes them. lxcfs-rs sets the options its
+    /// semantics need (allow_other, direct_io, read-only, timeouts) itself and says which
+    /// given ones it ignores.
+    #[arg(short = 'o', value_name = "OPTS")]
+    pub options: Option<String>,
+
+    /// Accepted for LXCFS compatibility (it once meant single-threaded); ignored.
+    #[arg(short = 's')]
+    pub single_threaded: bool,
+
+    /// FUSE event-loop threads (default: CPUs, at least 4, at most 16).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// How to find a reader's pid-namespace init: the NS_GET_TGID_FROM_PIDNS ioctl
+    /// (Linux 6.11+), a /proc walk, or auto (the ioctl when the kernel has it).
+    #[arg(long = "init-resolver", value_enum, default_value_t = Resolver::Auto, hide = true)]
+    pub init_resolver: Resolver,
+
+    /// Read the host from this directory instead of / (captured trees in tests).
+    #[arg(
+        long = "host-root",
+        value_name = "DIR",
+        default_value = "/",
+        hide = true
+    )]
+    pub host_root: PathBuf,
+
+    /// Run even when not in the host's pid/cgroup/mount namespaces (nested setups:
+    /// readers must then live in pid namespaces below ours).
+    #[arg(long = "skip-namespace-check")]
+    pub skip_namespace_check: bool,
+
+    /// Print the version.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Resolver {
+    Auto,
+    Ioctl,
+    Procfs,
+}
+
+impl Cli {
+    pub fn pidfile(&self) -> PathBuf {
+        self.pidfile
+            .clone()
+            .unwrap_or_else(|| self.runtime_dir.join("lxcfs-rs.pid"))
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(4)
+                .clamp(4, 16)
+        })
+    }
+
+    /// `-o` options split into what we pass to the kernel and what we ignore.
+    pub fn fuse_options(&self) -> (Vec<String>, Vec<String>) {
+        let mut pass = Vec::new();
+        let mut ignored = Vec::new();
+        for o in self
+            .options
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|o| !o.is_empty())
+        {
+            // Kernel-level options that do not change our semantics are passed on;
+            // everything libfuse-specific or that would conflict with what we set is not.
+            let passable = matches!(o, "default_permissions")
+                || o.starts_with("max_read=")
+                || o.starts_with("blksize=");
+            if passable {
+                pass.push(o.to_string());
+            } else {
+                ignored.push(o.to_string());
+            }
+        }
+        (pass, ignored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn lxcfs_command_lines_parse() {
+        let c = Cli::try_parse_from([
+            "lxcfs-rs",
+            "-f",
+            "-l",
+            "-u",
+            "--enable-cfs",
+            "--enable-pidfd",
+            "-p",
+            "/run/x.pid",
+            "-o",
+            "allow_other,direct_io,default_permissions",
+            "-s",
+            "/var/lib/lxcfs",
+        ])
+        .unwrap();
+        assert!(c.foreground && c.enable_loadavg && c.disable_swap && c.enable_cfs);
+        assert_eq!(c.pidfile(), PathBuf::from("/run/x.pid"));
+        let (pass, ignored) = c.fuse_options();
+        assert_eq!(pass, ["default_permissions"]);
+        assert_eq!(ignored, ["allow_other", "direct_io"]);
+        assert_eq!(c.mountpoint, PathBuf::from("/var/lib/lxcfs"));
+    }
+
+    #[test]
+    fn default_pidfile_is_in_runtime_dir() {
+        let c = Cli::try_parse_from(["lxcfs-rs", "--runtime-dir", "/tmp/r", "/mnt"]).unwrap();
+        assert_eq!(c.pidfile(), PathBuf::from("/tmp/r/lxcfs-rs.pid"));
+    }
+
+    #[test]
+    fn mountpoint_is_required() {
+        assert!(Cli::try_parse_from(["lxcfs-rs"]).is_err());
+    }
+}
