@@ -331,9 +331,12 @@ pub fn compute(host: &HostMem, view: &MemoryView, swap_enabled: bool) -> MemValu
         anon_huge: kb(st.anon_thp),
         shmem_huge: kb(st.shmem_thp),
         file_huge: kb(st.file_thp),
-        slab: kb(st.slab),
-        s_reclaimable: kb(st.slab_reclaimable),
-        s_unreclaim: kb(st.slab_unreclaimable),
+        // v1's memory.stat has no slab keys. Passing the host's slab through would make
+        // `free` count the host's reclaimable slab as this container's buff/cache (more
+        // than its whole limit on a busy host), so unknown slab is shown as 0.
+        slab: kb(st.slab).or(Some(0)),
+        s_reclaimable: kb(st.slab_reclaimable).or(Some(0)),
+        s_unreclaim: kb(st.slab_unreclaimable).or(Some(0)),
         kernel_stack: kb(st.kernel_stack),
         page_tables: kb(st.pagetables),
         percpu: kb(st.percpu),
