@@ -6,7 +6,9 @@
 //! influence and a panic would be an outage for every container on the host.
 #![forbid(unsafe_code)]
 
+pub mod cpu;
 pub mod cpuset;
+pub mod cpustat;
 pub mod keyed;
 pub mod memory;
 pub mod mountinfo;
@@ -14,6 +16,8 @@ pub mod pid;
 pub mod render;
 pub mod value;
 
+pub use cpu::{CpuQuota, CpuView};
 pub use cpuset::CpuSet;
+pub use cpustat::{CpuUsage, StatState};
 pub use memory::{HostMem, MemStat, MemValues, MemoryView, SwapView};
 pub use value::Limit;

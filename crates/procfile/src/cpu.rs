@@ -1,0 +1,259 @@
+//! The CPU view: which CPUs a container sees, how they are numbered, and how much of
+//! them it may use. One [`CpuView`] drives cpuinfo, stat, uptime and the sysfs files,
+//! so they always agree.
+
+use crate::CpuSet;
+
+/// A CFS bandwidth limit: `quota_us` of CPU time every `period_us`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuQuota {
+    pub quota_us: u64,
+    pub period_us: u64,
+}
+
+impl CpuQuota {
+    pub fn new(quota_us: u64, period_us: u64) -> Option<CpuQuota> {
+        (quota_us > 0 && period_us > 0).then_some(CpuQuota {
+            quota_us,
+            period_us,
+        })
+    }
+
+    /// v2 `cpu.max`: `max 100000` (no limit, `Some(None)`) or `150000 100000`.
+    pub fn parse_v2(s: &str) -> Option<Option<CpuQuota>> {
+        let mut it = s.split_ascii_whitespace();
+        let quota = it.next()?;
+        let period = match it.next() {
+            Some(p) => crate::value::parse_u64(p)?,
+            None => 100_000,
+        };
+        if it.next().is_some() {
+            return None;
+        }
+        if quota == "max" {
+            return Some(None);
+        }
+        let q = crate::value::parse_u64(quota)?;
+        Some(CpuQuota::new(q, period))
+    }
+
+    /// v1 `cpu.cfs_quota_us` (−1 when unset) and `cpu.cfs_period_us`.
+    pub fn from_v1(quota_us: i64, period_us: u64) -> Option<CpuQuota> {
+        u64::try_from(quota_us)
+            .ok()
+            .and_then(|q| CpuQuota::new(q, period_us))
+    }
+
+    /// The smaller of two limits, compared as fractions of a CPU.
+    pub fn tighter(self, other: CpuQuota) -> CpuQuota {
+        let a = u128::from(self.quota_us) * u128::from(other.period_us);
+        let b = u128::from(other.quota_us) * u128::from(self.period_us);
+        if b < a { other } else { self }
+    }
+
+    /// Whole CPUs needed to run at the limit: ⌈quota / period⌉, at least 1.
+    pub fn cpus_ceil(self) -> u64 {
+        self.quota_us.div_ceil(self.period_us.max(1)).max(1)
+    }
+
+    /// The limit in thousandths of a CPU, saturating.
+    pub fn millicpus(self) -> u64 {
+        let m = u128::from(self.quota_us) * 1000 / u128::from(self.period_us.max(1));
+        u64::try_from(m).unwrap_or(u64::MAX)
+    }
+}
+
+/// The CPUs one container sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuView {
+    /// Host ids of the visible CPUs, ascending.
+    host_ids: Vec<u32>,
+    /// Quota view (`--enable-cfs`): shown as `0..n-1` instead of host ids.
+    renumbered: bool,
+    /// How much of the visible CPUs the container may use, in thousandths of a CPU
+    /// (`1000 × n` without a tighter quota).
+    capacity_milli: u64,
+}
+
+impl CpuView {
+    /// `host_online`: the host's online CPUs; `cpuset`: the container's effective
+    /// cpuset (`None` without a cpuset controller); `quota`: the effective quota
+    /// (minimum over ancestors); `cfs`: the quota view.
+    ///
+    /// Visible CPUs are the cpuset's online CPUs, or all online CPUs when that is empty.
+    /// In the quota view only the first ⌈quota⌉ of them are shown, renumbered from 0.
+    pub fn new(
+        host_online: &CpuSet,
+        cpuset: Option<&CpuSet>,
+        quota: Option<CpuQuota>,
+        cfs: bool,
+    ) -> CpuView {
+        let mut ids: Vec<u32> = match cpuset {
+            Some(set) => set.iter().filter(|&c| host_online.contains(c)).collect(),
+            None => Vec::new(),
+        };
+        if ids.is_empty() {
+            ids = host_online.iter().collect();
+        }
+        if ids.is_empty() {
+            // An unreadable or empty online list still leaves the CPU we run on.
+            ids.push(0);
+        }
+        let renumbered = cfs && quota.is_some();
+        if let (true, Some(q)) = (cfs, quota) {
+            let n = usize::try_from(q.cpus_ceil()).unwrap_or(usize::MAX);
+            ids.truncate(n.max(1));
+        }
+        let full = (ids.len() as u64).saturating_mul(1000);
+        let capacity_milli = quota.map_or(full, |q| q.millicpus().clamp(1, full));
+        CpuView {
+            host_ids: ids,
+            renumbered,
+            capacity_milli,
+        }
+    }
+
+    /// Number of CPUs shown (at least 1).
+    pub fn len(&self) -> usize {
+        self.host_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.host_ids.is_empty()
+    }
+
+    pub fn renumbered(&self) -> bool {
+        self.renumbered
+    }
+
+    pub fn host_ids(&self) -> &[u32] {
+        &self.host_ids
+    }
+
+    pub fn capacity_milli(&self) -> u64 {
+        self.capacity_milli
+    }
+
+    /// The id the container sees for the CPU in `slot` (0-based position).
+    pub fn shown_id(&self, slot: usize) -> u32 {
+        if self.renumbered {
+            u32::try_from(slot).unwrap_or(u32::MAX)
+        } else {
+            self.host_ids.get(slot).copied().unwrap_or(0)
+        }
+    }
+
+    /// The host CPU behind a shown id.
+    pub fn host_id_of(&self, shown: u32) -> Option<u32> {
+        if self.renumbered {
+            self.host_ids.get(usize::try_from(shown).ok()?).copied()
+        } else {
+            self.host_ids.contains(&shown).then_some(shown)
+        }
+    }
+
+    /// The slot of a host CPU, if visible.
+    pub fn slot_of_host(&self, host: u32) -> Option<usize> {
+        self.host_ids.iter().position(|&c| c == host)
+    }
+
+    /// The shown ids as a set (for `online`, `possible`, `present`).
+    pub fn shown_set(&self) -> CpuSet {
+        let mut s = CpuSet::default();
+        for slot in 0..self.len() {
+            s.insert(self.shown_id(slot));
+        }
+        s
+    }
+
+    /// `offline`: the host's possible CPUs the container does not see, in its numbering.
+    pub fn offline_set(&self, host_possible: &CpuSet) -> CpuSet {
+        let shown = self.shown_set();
+        let mut s = CpuSet::default();
+        if self.renumbered {
+            let total = u32::try_from(host_possible.len()).unwrap_or(u32::MAX);
+            for id in u32::try_from(self.len()).unwrap_or(u32::MAX)..total {
+                s.insert(id);
+            }
+        } else {
+            for id in host_possible.iter().filter(|&c| !shown.contains(c)) {
+                s.insert(id);
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn set(s: &str) -> CpuSet {
+        CpuSet::parse(s).unwrap()
+    }
+
+    #[test]
+    fn quota_parsing_and_comparison() {
+        assert_eq!(CpuQuota::parse_v2("max 100000\n"), Some(None));
+        assert_eq!(
+            CpuQuota::parse_v2("150000 100000\n"),
+            Some(CpuQuota::new(150_000, 100_000))
+        );
+        assert_eq!(CpuQuota::parse_v2("garbage"), None);
+        assert_eq!(CpuQuota::parse_v2(""), None);
+        assert_eq!(CpuQuota::from_v1(-1, 100_000), None);
+        let a = CpuQuota::new(150_000, 100_000).unwrap();
+        let b = CpuQuota::new(50_000, 50_000).unwrap();
+        assert_eq!(a.tighter(b), b);
+        assert_eq!(a.cpus_ceil(), 2);
+        assert_eq!(a.millicpus(), 1500);
+        assert_eq!(CpuQuota::new(u64::MAX, 1).unwrap().millicpus(), u64::MAX);
+    }
+
+    #[test]
+    fn default_view_keeps_host_ids() {
+        let v = CpuView::new(&set("0-11"), Some(&set("0-3,8,10-11")), None, false);
+        assert_eq!(v.host_ids(), &[0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(v.shown_set().to_string(), "0-3,8,10-11");
+        assert_eq!(v.offline_set(&set("0-11")).to_string(), "4-7,9");
+        assert_eq!(v.host_id_of(8), Some(8));
+        assert_eq!(v.host_id_of(4), None);
+        assert_eq!(v.capacity_milli(), 7000);
+    }
+
+    #[test]
+    fn quota_view_renumbers_and_caps() {
+        let q = CpuQuota::new(150_000, 100_000);
+        let v = CpuView::new(&set("0-7"), Some(&set("2-5")), q, true);
+        assert_eq!(v.host_ids(), &[2, 3]);
+        assert_eq!(v.shown_set().to_string(), "0-1");
+        assert_eq!(v.host_id_of(1), Some(3));
+        assert_eq!(v.offline_set(&set("0-7")).to_string(), "2-7");
+        assert_eq!(v.capacity_milli(), 1500);
+        // Quota larger than the cpuset: the cpuset wins.
+        let v = CpuView::new(
+            &set("0-7"),
+            Some(&set("2-3")),
+            CpuQuota::new(800_000, 100_000),
+            true,
+        );
+        assert_eq!(v.len(), 2);
+        // Quota without --enable-cfs limits capacity, not the count.
+        let v = CpuView::new(&set("0-1"), None, CpuQuota::new(50_000, 100_000), false);
+        assert_eq!(
+            (v.len(), v.capacity_milli(), v.renumbered()),
+            (2, 500, false)
+        );
+    }
+
+    #[test]
+    fn empty_or_disjoint_cpuset_falls_back_to_host() {
+        let v = CpuView::new(&set("0-3"), Some(&set("")), None, false);
+        assert_eq!(v.len(), 4);
+        let v = CpuView::new(&set("0-3"), Some(&set("8-9")), None, false);
+        assert_eq!(v.len(), 4);
+        let v = CpuView::new(&set(""), None, None, false);
+        assert_eq!(v.host_ids(), &[0]);
+    }
+}

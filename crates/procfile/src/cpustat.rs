@@ -1,0 +1,328 @@
+//! A container's CPU time and the per-CPU counters shown in its `/proc/stat`.
+//!
+//! Counters are *accumulated*: each read adds what happened since the previous one, so
+//! every shown counter only grows — also when the cpuset or quota changes, when the
+//! container's usage counters are reset, or when CPUs appear and disappear (a vanished
+//! CPU's time is folded into the first remaining one, keeping the `cpu` total growing).
+//! Idle grows with the container's capacity per CPU (min(quota, n) / n of wall time)
+//! minus its busy time, so a container saturating its quota looks 100 % busy.
+
+use crate::cpu::CpuView;
+
+/// Cumulative CPU time of a container's cgroup, in nanoseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuUsage {
+    pub user_ns: u64,
+    pub system_ns: u64,
+    /// Per host CPU `(cpu, user_ns, system_ns)`, when the kernel accounts per CPU
+    /// (v1 `cpuacct.usage_all`); v2 has only totals.
+    pub per_cpu: Option<Vec<(u32, u64, u64)>>,
+}
+
+impl CpuUsage {
+    /// v1 `cpuacct.usage_all`: a header, then `cpu user system` in ns.
+    pub fn parse_usage_all(text: &str) -> Option<CpuUsage> {
+        let mut lines = text.lines();
+        let header = lines.next()?;
+        if !header.starts_with("cpu") {
+            return None;
+        }
+        let mut per = Vec::new();
+        let (mut user, mut system) = (0u64, 0u64);
+        for line in lines {
+            let mut f = line.split_ascii_whitespace();
+            let (Some(c), Some(u), Some(s), None) = (f.next(), f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let parsed = crate::value::parse_u64(c)
+                .and_then(|c| u32::try_from(c).ok())
+                .zip(crate::value::parse_u64(u))
+                .zip(crate::value::parse_u64(s));
+            if let Some(((c, u), s)) = parsed {
+                user = user.saturating_add(u);
+                system = system.saturating_add(s);
+                per.push((c, u, s));
+            }
+        }
+        Some(CpuUsage {
+            user_ns: user,
+            system_ns: system,
+            per_cpu: Some(per),
+        })
+    }
+
+    /// v2 `cpu.stat`: `user_usec`, `system_usec` (µs).
+    pub fn parse_cpu_stat(text: &str) -> Option<CpuUsage> {
+        let user = crate::keyed::get(text, "user_usec")?;
+        let system = crate::keyed::get(text, "system_usec")?;
+        Some(CpuUsage {
+            user_ns: user.saturating_mul(1000),
+            system_ns: system.saturating_mul(1000),
+            per_cpu: None,
+        })
+    }
+
+    pub fn busy_ns(&self) -> u64 {
+        self.user_ns.saturating_add(self.system_ns)
+    }
+}
+
+/// Shown counters of one CPU, in nanoseconds (converted to ticks when rendered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub user: u64,
+    pub system: u64,
+    pub idle: u64,
+}
+
+impl Counters {
+    fn add(&mut self, o: Counters) {
+        self.user = self.user.saturating_add(o.user);
+        self.system = self.system.saturating_add(o.system);
+        self.idle = self.idle.saturating_add(o.idle);
+    }
+}
+
+/// What one container's `/proc/stat` has shown so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatState {
+    /// `(shown id, counters)` in view order.
+    slots: Vec<(u32, Counters)>,
+    last_usage: CpuUsage,
+    last_wall_ns: u64,
+}
+
+impl StatState {
+    /// The first reading of a container `age_ns` old: its whole usage so far, spread
+    /// over its CPUs, and idle for the rest of its life.
+    pub fn start(view: &CpuView, usage: &CpuUsage, age_ns: u64, wall_ns: u64) -> StatState {
+        let mut st = StatState {
+            slots: (0..view.len())
+                .map(|i| (view.shown_id(i), Counters::default()))
+                .collect(),
+            last_usage: CpuUsage::default(),
+            last_wall_ns: wall_ns.saturating_sub(age_ns),
+        };
+        st.advance(view, usage, wall_ns);
+        st
+    }
+
+    /// Account for what happened since the last reading.
+    pub fn advance(&mut self, view: &CpuView, usage: &CpuUsage, wall_ns: u64) {
+        self.reshape(view);
+        let n = self.slots.len().max(1) as u64;
+        let mut busy: Vec<Counters> = vec![Counters::default(); self.slots.len()];
+
+        let mut spread_user = 0u64;
+        let mut spread_system = 0u64;
+        match (&usage.per_cpu, view.renumbered()) {
+            (Some(per), false) => {
+                for &(cpu, u, s) in per {
+                    let (lu, ls) = self.last_per_cpu(cpu);
+                    let (du, ds) = (delta(u, lu), delta(s, ls));
+                    match view.slot_of_host(cpu).and_then(|i| busy.get_mut(i)) {
+                        Some(b) => {
+                            b.user = b.user.saturating_add(du);
+                            b.system = b.system.saturating_add(ds);
+                        }
+                        None => {
+                            spread_user = spread_user.saturating_add(du);
+                            spread_system = spread_system.saturating_add(ds);
+                        }
+                    }
+                }
+            }
+            _ => {
+                spread_user = delta(usage.user_ns, self.last_usage.user_ns);
+                spread_system = delta(usage.system_ns, self.last_usage.system_ns);
+            }
+        }
+        for (i, b) in busy.iter_mut().enumerate() {
+            let extra = |total: u64| total / n + u64::from(i == 0) * (total % n);
+            b.user = b.user.saturating_add(extra(spread_user));
+            b.system = b.system.saturating_add(extra(spread_system));
+        }
+
+        // Each CPU can give the container at most capacity/n of the elapsed time.
+        let elapsed = delta(wall_ns, self.last_wall_ns);
+        let per_cpu_capacity = u64::try_from(
+            u128::from(elapsed) * u128::from(view.capacity_milli()) / (u128::from(n) * 1000),
+        )
+        .unwrap_or(u64::MAX)
+        .min(elapsed);
+        for ((_, c), b) in self.slots.iter_mut().zip(&busy) {
+            let idle = per_cpu_capacity.saturating_sub(b.user.saturating_add(b.system));
+            c.add(Counters {
+                user: b.user,
+                system: b.system,
+                idle,
+            });
+        }
+        self.last_usage = usage.clone();
+        self.last_wall_ns = self.last_wall_ns.max(wall_ns);
+    }
+
+    /// `(shown id, counters)` per CPU, in view order.
+    pub fn slots(&self) -> &[(u32, Counters)] {
+        &self.slots
+    }
+
+    pub fn total(&self) -> Counters {
+        let mut t = Counters::default();
+        for (_, c) in &self.slots {
+            t.add(*c);
+        }
+        t
+    }
+
+    fn last_per_cpu(&self, cpu: u32) -> (u64, u64) {
+        self.last_usage
+            .per_cpu
+            .as_ref()
+            .and_then(|p| p.iter().find(|(c, _, _)| *c == cpu))
+            .map_or((0, 0), |&(_, u, s)| (u, s))
+    }
+
+    /// Match the slots to the view's shown ids; counters of ids that disappeared go to
+    /// the first slot so that nothing shown ever decreases.
+    fn reshape(&mut self, view: &CpuView) {
+        let ids: Vec<u32> = (0..view.len()).map(|i| view.shown_id(i)).collect();
+        if self.slots.iter().map(|(id, _)| *id).eq(ids.iter().copied()) {
+            return;
+        }
+        let mut orphaned = Counters::default();
+        let mut next: Vec<(u32, Counters)> =
+            ids.iter().map(|&id| (id, Counters::default())).collect();
+        for (id, c) in &self.slots {
+            match next.iter_mut().find(|(n, _)| n == id) {
+                Some((_, slot)) => *slot = *c,
+                None => orphaned.add(*c),
+            }
+        }
+        if let Some((_, first)) = next.first_mut() {
+            first.add(orphaned);
+        }
+        self.slots = next;
+    }
+}
+
+/// Growth of a cumulative counter; a counter that went backwards (cgroup recreated,
+/// stats reset) contributes nothing rather than a huge wrapped value.
+fn delta(now: u64, before: u64) -> u64 {
+    now.saturating_sub(before)
+}
+
+/// Nanoseconds to USER_HZ ticks.
+pub fn ticks(ns: u64, ticks_per_sec: u64) -> u64 {
+    u64::try_from(u128::from(ns) * u128::from(ticks_per_sec) / 1_000_000_000).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::CpuSet;
+    use crate::cpu::CpuQuota;
+
+    const S: u64 = 1_000_000_000;
+
+    fn view(cpuset: &str, quota: Option<(u64, u64)>, cfs: bool) -> CpuView {
+        CpuView::new(
+            &CpuSet::parse("0-7").unwrap(),
+            Some(&CpuSet::parse(cpuset).unwrap()),
+            quota.and_then(|(q, p)| CpuQuota::new(q, p)),
+            cfs,
+        )
+    }
+
+    fn usage(user: u64, system: u64) -> CpuUsage {
+        CpuUsage {
+            user_ns: user,
+            system_ns: system,
+            per_cpu: None,
+        }
+    }
+
+    #[test]
+    fn usage_all_and_cpu_stat_parse() {
+        let u = CpuUsage::parse_usage_all("cpu user system\n0 100 50\n1 10 5\nbad line\n").unwrap();
+        assert_eq!((u.user_ns, u.system_ns), (110, 55));
+        assert_eq!(u.per_cpu.as_deref(), Some(&[(0, 100, 50), (1, 10, 5)][..]));
+        let u = CpuUsage::parse_cpu_stat("usage_usec 30\nuser_usec 20\nsystem_usec 10\n").unwrap();
+        assert_eq!((u.user_ns, u.system_ns), (20_000, 10_000));
+        assert!(CpuUsage::parse_cpu_stat("nr_periods 0\n").is_none());
+    }
+
+    #[test]
+    fn saturating_half_cpu_quota_looks_fully_busy() {
+        let v = view("0", Some((50_000, 100_000)), false);
+        let mut st = StatState::start(&v, &usage(0, 0), 0, 100 * S);
+        // 10 s of wall time, 5 s of CPU: the whole quota.
+        st.advance(&v, &usage(5 * S, 0), 110 * S);
+        let t = st.total();
+        assert_eq!(t.user, 5 * S);
+        assert_eq!(t.idle, 0);
+    }
+
+    #[test]
+    fn idle_fills_the_rest_and_lines_sum_to_capacity() {
+        let v = view("0-1", None, false);
+        let mut st = StatState::start(&v, &usage(0, 0), 0, 0);
+        st.advance(&v, &usage(S, S), 10 * S);
+        let t = st.total();
+        assert_eq!(t.user + t.system + t.idle, 20 * S);
+        assert_eq!(st.slots().len(), 2);
+    }
+
+    #[test]
+    fn per_cpu_usage_lands_on_its_cpu() {
+        let v = view("2-3", None, false);
+        let u0 = CpuUsage {
+            user_ns: 0,
+            system_ns: 0,
+            per_cpu: Some(vec![(2, 0, 0), (3, 0, 0), (5, 0, 0)]),
+        };
+        let mut st = StatState::start(&v, &u0, 0, 0);
+        let u1 = CpuUsage {
+            user_ns: 4 * S,
+            system_ns: 0,
+            per_cpu: Some(vec![(2, 3 * S, 0), (3, 0, 0), (5, S, 0)]),
+        };
+        st.advance(&v, &u1, 10 * S);
+        let s = st.slots();
+        assert_eq!(s[0].0, 2);
+        // cpu2: its own 3 s plus half of cpu5's (not visible) 1 s.
+        assert_eq!(s[0].1.user, 3 * S + S / 2);
+        assert_eq!(s[1].1.user, S / 2);
+    }
+
+    #[test]
+    fn shrinking_view_keeps_total_monotonic() {
+        let wide = view("0-3", None, false);
+        let narrow = view("1", None, false);
+        let mut st = StatState::start(&wide, &usage(0, 0), 0, 0);
+        st.advance(&wide, &usage(4 * S, 0), 10 * S);
+        let before = st.total();
+        st.advance(&narrow, &usage(4 * S, 0), 11 * S);
+        let after = st.total();
+        assert!(after.user >= before.user && after.idle >= before.idle);
+        assert_eq!(st.slots().len(), 1);
+        assert_eq!(st.slots()[0].0, 1);
+    }
+
+    #[test]
+    fn usage_reset_does_not_wrap() {
+        let v = view("0", None, false);
+        let mut st = StatState::start(&v, &usage(100 * S, 0), 200 * S, 200 * S);
+        let before = st.total();
+        st.advance(&v, &usage(S, 0), 201 * S);
+        let after = st.total();
+        assert!(after.user >= before.user && after.user < before.user + 2 * S);
+    }
+
+    #[test]
+    fn ticks_convert() {
+        assert_eq!(ticks(S, 100), 100);
+        assert_eq!(ticks(u64::MAX, 100), u64::MAX / 10_000_000);
+    }
+}
