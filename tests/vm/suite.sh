@@ -151,6 +151,10 @@ setup_cgroups() {
 	I=$P/inner # cgroup of a pid namespace nested inside the main container
 	mkdir "$I"
 	cgset "$I" memory.max 96M 100663296
+
+	L=$P/long # a container that keeps running while the host enters it
+	mkdir "$L"
+	cgset "$L" memory.max 200M 209715200
 }
 
 cleanup_cgroups() {
@@ -229,6 +233,9 @@ check_host_reader() {
 	expect_le "$_l: host reader: MemFree <= MemTotal" "$(field "$_v" MemFree)" "$(field "$_v" MemTotal)"
 	_sz=$(awk 'NR > 1 { s += $3 } END { print s + 0 }' "$MNT/proc/swaps")
 	expect_eq "$_l: host reader: /proc/swaps sizes sum to SwapTotal" "$(field "$_host" SwapTotal)" "$_sz"
+	# --pid=host: a reader in the host pid namespace is served its own cgroup
+	_v=$(sh -c 'echo $$ >"$1/cgroup.procs" && cat "$2/proc/meminfo"' _ "$C" "$MNT")
+	expect_eq "$_l: host pid namespace, reader in the ctr cgroup: MemTotal" 262144 "$(field "$_v" MemTotal)"
 }
 
 # check_mem LABEL CGROUP MEMTOTAL_KB SWAPTOTAL_KB: one container, everything about
@@ -285,12 +292,56 @@ check_concurrent() {
 # another cgroup still reads the container's values; a pid namespace nested inside
 # the container whose init lives in another cgroup reads that cgroup's values.
 check_pidns() {
-	local _l _out
+	local _l _out _want
 	_l=$1
-	_out=$(ctr "$C" "sh -c 'echo \$\$ >$I/cgroup.procs; cat /proc/meminfo'")
-	expect_eq "$_l: process moved out of the container's cgroup: MemTotal (init's cgroup)" 262144 "$(field "$_out" MemTotal)"
-	_out=$(ctr "$C" "sh -c 'echo \$\$ >$I/cgroup.procs; exec unshare -p -f sh -c \"cat /proc/meminfo\"'")
-	expect_eq "$_l: nested pid namespace, init in inner: MemTotal" 98304 "$(field "$_out" MemTotal)"
+	_want="0::/$ID/ctr"
+	# "; echo ---; ..." keeps the container's sh from exec'ing the command: pid 1 must
+	# stay in the container's cgroup while the child moves
+	_out=$(ctr "$C" "sh -c 'echo \$\$ >$I/cgroup.procs; cat /proc/meminfo'; echo ---; cat /proc/1/cgroup")
+	expect_eq "$_l: moved process: container init stayed in its cgroup" "$_want" "$(part "$_out" 1)"
+	expect_eq "$_l: process moved out of the container's cgroup: MemTotal (init's cgroup)" 262144 "$(field "$(part "$_out" 0)" MemTotal)"
+	_out=$(ctr "$C" "sh -c 'echo \$\$ >$I/cgroup.procs; exec unshare -p -f sh -c \"cat /proc/meminfo\"'; echo ---; cat /proc/1/cgroup")
+	expect_eq "$_l: nested pid namespace: outer init stayed in its cgroup" "$_want" "$(part "$_out" 1)"
+	expect_eq "$_l: nested pid namespace, its init in inner: MemTotal" 98304 "$(field "$(part "$_out" 0)" MemTotal)"
+}
+
+# ns_init CGROUP: host pid of the process in CGROUP that is pid 1 of its own pid namespace
+ns_init() {
+	local _p
+	for _p in $(cat "$1/cgroup.procs"); do
+		awk '$1 == "NSpid:" && NF == 3 && $3 == 1 { found = 1 } END { exit !found }' "/proc/$_p/status" 2>/dev/null &&
+			echo "$_p" && return 0
+	done
+	return 1
+}
+# memtotal_via_nsenter PID: MemTotal read by a process that joined PID's pid and mount
+# namespaces with setns (docker exec / nsenter: its parent is outside the container and
+# it stays in the caller's cgroup, here the root cgroup)
+memtotal_via_nsenter() { field "$(timeout -s KILL 20 nsenter -t "$1" -p -m cat /proc/meminfo)" MemTotal; }
+memtotal_is() { [ "$(memtotal_via_nsenter "$1")" = "$2" ]; }
+
+# A running container entered from the host, and its init moved by the runtime.
+check_exec() {
+	local _l _bg _init
+	_l=$1
+	ctr "$L" 'exec sleep 600' &
+	_bg=$!
+	if ! wait_until 20 ns_init "$L" >/dev/null; then
+		fail "$_l: long-running container did not start"
+		kill -KILL $_bg
+		wait $_bg
+		return
+	fi
+	_init=$(ns_init "$L")
+	expect_eq "$_l: reader entered with setns (nsenter -p -m), root cgroup: MemTotal (init's cgroup)" 204800 "$(memtotal_via_nsenter "$_init")"
+	echo "$_init" >"$I/cgroup.procs"
+	if wait_until 10 memtotal_is "$_init" 98304; then
+		ok "$_l: container init moved to another cgroup: MemTotal follows within 10 s (98304)"
+	else
+		fail "$_l: container init moved to another cgroup: expected MemTotal 98304 within 10 s, got '$(memtotal_via_nsenter "$_init")'"
+	fi
+	kill -KILL "$_init"
+	wait $_bg
 }
 
 resolver_checks() {
@@ -302,6 +353,7 @@ resolver_checks() {
 	check_mem "$_l nested" "$N" 524288 "$(min 262144 "$HOST_SWAP")"
 	check_mem "$_l noswap" "$Z" 131072 0
 	check_pidns "$_l"
+	check_exec "$_l"
 	check_concurrent "$_l"
 }
 
@@ -445,10 +497,23 @@ fi
 # Pass 2: no flag: 6.1 has no NS_GET_TGID_FROM_PIDNS, the daemon must fall back on its own.
 PIDFILE=/run/lxcfs-vm-test.pid
 if start_daemon pass2 --pidfile "$PIDFILE"; then
+	case $(uname -r) in
+	[1-5].* | 6.[0-9].* | 6.10.* | 6.[0-9]-* | 6.10-*)
+		check "pass2: on $(uname -r) (no NS_GET_TGID_FROM_PIDNS) auto picked the /proc resolver" \
+			grep -qi 'kernel features:.*procfs' "$DLOG"
+		;;
+	esac
 	expect_eq "pass2: pidfile holds the daemon's pid" "$DPID" "$(cat "$PIDFILE" 2>&1)"
 	resolver_checks pass2
 	stop_daemon pass2
 	check "pass2: pidfile removed on exit" [ ! -e "$PIDFILE" ]
+fi
+
+# Pass 3: -u/--disable-swap: no swap in meminfo and swaps, memory unchanged.
+if start_daemon pass3 --disable-swap; then
+	check_mem "pass3 ctr" "$C" 262144 0
+	check_mem "pass3 nested" "$N" 524288 0
+	stop_daemon pass3
 fi
 
 cleanup_cgroups
