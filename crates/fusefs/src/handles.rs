@@ -1,26 +1,72 @@
-//! Per-open snapshots: the file is rendered once at `open`, and every `read`, at any
-//! offset and in any chunk size, is served from that one rendering, so a reader never
-//! sees a torn mix of two renderings.
+//! Per-open snapshots.
+//!
+//! A file is rendered at `open`, and reads at any offset and in any chunk size are
+//! served from that rendering, so one pass over the file is never a torn mix of two.
+//! A read at offset 0 on a handle that has already served data starts a new pass and
+//! renders again: monitoring tools (procps's `top`, `vmstat`) keep `/proc/stat` open
+//! and `lseek(0)` + `read` it every refresh, and must see time move.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use hostview::VirtualFile;
+
+struct Handle {
+    file: VirtualFile,
+    content: Arc<Vec<u8>>,
+    served: bool,
+}
+
 #[derive(Default)]
 pub struct Handles {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
+    open: Mutex<HashMap<u64, Handle>>,
+}
+
+/// What a read should do.
+pub enum Read {
+    /// Serve this content.
+    Serve(Arc<Vec<u8>>),
+    /// A new pass over the file: render `file` again, then [`Handles::replace`].
+    Rerender(VirtualFile),
+    Unknown,
 }
 
 impl Handles {
-    pub fn insert(&self, content: Vec<u8>) -> u64 {
+    pub fn insert(&self, file: VirtualFile, content: Vec<u8>) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.lock().insert(fh, Arc::new(content));
+        self.lock().insert(
+            fh,
+            Handle {
+                file,
+                content: Arc::new(content),
+                served: false,
+            },
+        );
         fh
     }
 
-    pub fn get(&self, fh: u64) -> Option<Arc<Vec<u8>>> {
-        self.lock().get(&fh).cloned()
+    pub fn read(&self, fh: u64, offset: u64) -> Read {
+        let mut map = self.lock();
+        let Some(h) = map.get_mut(&fh) else {
+            return Read::Unknown;
+        };
+        if offset == 0 && h.served {
+            return Read::Rerender(h.file);
+        }
+        h.served = true;
+        Read::Serve(h.content.clone())
+    }
+
+    /// Install a new rendering for a handle (after [`Read::Rerender`]).
+    pub fn replace(&self, fh: u64, content: Vec<u8>) -> Option<Arc<Vec<u8>>> {
+        let content = Arc::new(content);
+        let mut map = self.lock();
+        let h = map.get_mut(&fh)?;
+        h.content = content.clone();
+        h.served = true;
+        Some(content)
     }
 
     pub fn remove(&self, fh: u64) {
@@ -32,7 +78,7 @@ impl Handles {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Vec<u8>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Handle>> {
         // Mutations are single map operations; a panic elsewhere cannot leave it torn.
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -61,14 +107,22 @@ mod tests {
     }
 
     #[test]
-    fn handles_are_distinct_and_released() {
+    fn one_pass_is_one_snapshot_and_rewind_rerenders() {
         let h = Handles::default();
-        let a = h.insert(b"a".to_vec());
-        let b = h.insert(b"b".to_vec());
+        let a = h.insert(VirtualFile::Stat, b"first".to_vec());
+        let b = h.insert(VirtualFile::Stat, b"other".to_vec());
         assert_ne!(a, b);
-        assert_eq!(h.get(a).as_deref().map(Vec::as_slice), Some(&b"a"[..]));
+        // A fresh handle serves any offset from the open-time rendering.
+        assert!(matches!(h.read(a, 2), Read::Serve(c) if c.as_slice() == b"first"));
+        assert!(matches!(h.read(a, 4), Read::Serve(c) if c.as_slice() == b"first"));
+        // Back at 0 after serving: a new pass.
+        assert!(matches!(h.read(a, 0), Read::Rerender(VirtualFile::Stat)));
+        h.replace(a, b"second".to_vec());
+        assert!(matches!(h.read(a, 3), Read::Serve(c) if c.as_slice() == b"second"));
+        // The first read of a fresh handle at 0 uses the open-time rendering.
+        assert!(matches!(h.read(b, 0), Read::Serve(c) if c.as_slice() == b"other"));
         h.remove(a);
-        assert!(h.get(a).is_none());
+        assert!(matches!(h.read(a, 0), Read::Unknown));
         assert_eq!(h.len(), 1);
     }
 }

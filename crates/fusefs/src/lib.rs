@@ -16,12 +16,12 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, Request, SessionACL,
+    ReplyEntry, ReplyLseek, ReplyOpen, Request, SessionACL,
 };
 use hostview::{Host, VirtualFile};
 
 pub use fuser::BackgroundSession;
-use handles::{Handles, window};
+use handles::{Handles, Read, window};
 use tree::{Kind, Node};
 
 /// The tree never changes shape, so the kernel may cache names and attributes for long.
@@ -135,7 +135,7 @@ impl Filesystem for LxcFs {
             let mut buf = Vec::with_capacity(4096);
             match self.host.render(f, req.pid(), &mut buf) {
                 Ok(()) => {
-                    let fh = self.handles.insert(buf);
+                    let fh = self.handles.insert(f, buf);
                     reply.opened(
                         FileHandle(fh),
                         FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH,
@@ -151,7 +151,7 @@ impl Filesystem for LxcFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -160,9 +160,22 @@ impl Filesystem for LxcFs {
         _lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        guarded("read", || match self.handles.get(fh.0) {
-            Some(content) => reply.data(window(&content, offset, size)),
-            None => reply.error(Errno::EBADF),
+        guarded("read", || {
+            let content = match self.handles.read(fh.0, offset) {
+                Read::Serve(c) => c,
+                Read::Rerender(f) => {
+                    let mut buf = Vec::with_capacity(4096);
+                    if let Err(e) = self.host.render(f, req.pid(), &mut buf) {
+                        return reply.error(errno(&e));
+                    }
+                    match self.handles.replace(fh.0, buf) {
+                        Some(c) => c,
+                        None => return reply.error(Errno::EBADF),
+                    }
+                }
+                Read::Unknown => return reply.error(Errno::EBADF),
+            };
+            reply.data(window(&content, offset, size))
         })
     }
 
@@ -191,6 +204,20 @@ impl Filesystem for LxcFs {
         reply: ReplyEmpty,
     ) {
         guarded("flush", || reply.ok())
+    }
+
+    /// `SEEK_DATA`/`SEEK_HOLE` (asked by `cp` and `grep`): ENOSYS once makes the kernel
+    /// use its generic lseek for this connection from then on.
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: ReplyLseek,
+    ) {
+        guarded("lseek", || reply.error(Errno::ENOSYS))
     }
 
     fn readdir(

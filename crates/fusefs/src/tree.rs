@@ -57,6 +57,9 @@ pub const NODES: &[Node] = &[
     file(105, PROC, VirtualFile::Swaps, "swaps"),
     file(106, PROC, VirtualFile::Uptime, "uptime"),
     file(200, SYS_CPU, VirtualFile::CpuOnline, "online"),
+    file(201, SYS_CPU, VirtualFile::CpuPossible, "possible"),
+    file(202, SYS_CPU, VirtualFile::CpuPresent, "present"),
+    file(203, SYS_CPU, VirtualFile::CpuOffline, "offline"),
 ];
 
 pub fn node(ino: u64) -> Option<&'static Node> {

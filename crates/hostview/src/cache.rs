@@ -30,6 +30,8 @@ pub struct Container {
     /// `None` for a reader in the daemon's own pid namespace.
     pub ns: Option<NsId>,
     pub paths: CgroupPaths,
+    /// When init started, in ns since boot (`None` for host readers).
+    pub start_ns: Option<u64>,
     pub fetched: Instant,
 }
 
@@ -142,6 +144,7 @@ mod tests {
             init,
             ns: None,
             paths: CgroupPaths::parse(&hier, "0::/\n", init).unwrap(),
+            start_ns: None,
             fetched: at,
         })
     }

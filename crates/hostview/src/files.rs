@@ -11,10 +11,13 @@ pub enum VirtualFile {
     Loadavg,
     Diskstats,
     CpuOnline,
+    CpuPossible,
+    CpuPresent,
+    CpuOffline,
 }
 
 impl VirtualFile {
-    pub const ALL: [VirtualFile; 8] = [
+    pub const ALL: [VirtualFile; 11] = [
         VirtualFile::Meminfo,
         VirtualFile::Swaps,
         VirtualFile::Cpuinfo,
@@ -23,6 +26,9 @@ impl VirtualFile {
         VirtualFile::Loadavg,
         VirtualFile::Diskstats,
         VirtualFile::CpuOnline,
+        VirtualFile::CpuPossible,
+        VirtualFile::CpuPresent,
+        VirtualFile::CpuOffline,
     ];
 
     /// The host file this one stands for, relative to the root.
@@ -36,6 +42,9 @@ impl VirtualFile {
             VirtualFile::Loadavg => "proc/loadavg",
             VirtualFile::Diskstats => "proc/diskstats",
             VirtualFile::CpuOnline => "sys/devices/system/cpu/online",
+            VirtualFile::CpuPossible => "sys/devices/system/cpu/possible",
+            VirtualFile::CpuPresent => "sys/devices/system/cpu/present",
+            VirtualFile::CpuOffline => "sys/devices/system/cpu/offline",
         }
     }
 

@@ -101,30 +101,55 @@ impl Dir {
 
     /// Numeric entries of this directory (pids, when it is `/proc`).
     pub fn numeric_entries(&self) -> Result<Vec<u32>> {
+        Ok(self
+            .entries(".")?
+            .into_iter()
+            .filter_map(|e| procfile::value::parse_u64(&e.name).and_then(|n| u32::try_from(n).ok()))
+            .collect())
+    }
+
+    /// The entries of directory `rel`, without `.` and `..`.
+    pub fn entries(&self, rel: &str) -> Result<Vec<DirEntry>> {
+        let rel = relative(rel);
         let fd = openat(
             &self.fd,
-            ".",
+            rel,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| Error::io(self.name.clone(), e))?;
+        .map_err(|e| Error::io(self.path_of(rel), e))?;
         let mut dir =
-            rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io(self.name.clone(), e))?;
+            rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io(self.path_of(rel), e))?;
         let mut out = Vec::new();
         for entry in dir.by_ref() {
-            let entry = entry.map_err(|e| Error::io(self.name.clone(), e))?;
-            if let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .ok()
-                .and_then(procfile::value::parse_u64)
-                .and_then(|n| u32::try_from(n).ok())
-            {
-                out.push(pid);
+            let entry = entry.map_err(|e| Error::io(self.path_of(rel), e))?;
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if name == "." || name == ".." {
+                continue;
             }
+            out.push(DirEntry {
+                name: name.to_string(),
+                kind: entry.file_type(),
+            });
         }
         Ok(out)
     }
+
+    /// `lstat` of `rel` (symlinks are not followed).
+    pub fn lstat(&self, rel: &str) -> Result<rustix::fs::Stat> {
+        let rel = relative(rel);
+        rustix::fs::statat(&self.fd, rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io(self.path_of(rel), e))
+    }
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: rustix::fs::FileType,
 }
 
 /// Paths inside a hierarchy come from `/proc/<pid>/cgroup` with a leading `/`; the

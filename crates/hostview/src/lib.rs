@@ -6,6 +6,8 @@
 
 pub mod cache;
 pub mod cgroup;
+mod cpu;
+mod cpufiles;
 mod error;
 pub mod files;
 mod fsio;
@@ -13,6 +15,7 @@ mod logonce;
 mod memory;
 pub mod pidns;
 mod sys;
+mod tasks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -67,6 +70,9 @@ pub struct Host {
     cache: ContainerCache,
     failures: LogOnce,
     passthrough: AtomicBool,
+    stats: cpufiles::StatHistory,
+    /// USER_HZ: the unit of `/proc/stat` and of start times in `/proc/<pid>/stat`.
+    clk_tck: u64,
 }
 
 impl Host {
@@ -90,6 +96,8 @@ impl Host {
             cache: ContainerCache::default(),
             failures: LogOnce::default(),
             passthrough: AtomicBool::new(false),
+            stats: cpufiles::StatHistory::default(),
+            clk_tck: rustix::param::clock_ticks_per_second().max(1),
         })
     }
 
@@ -128,9 +136,9 @@ impl Host {
         self.passthrough.load(Ordering::Relaxed)
     }
 
-    /// Containers currently cached.
-    pub fn cached_containers(&self) -> usize {
-        self.cache.len()
+    /// Containers currently cached (paths, and `/proc/stat` history).
+    pub fn cached_containers(&self) -> (usize, usize) {
+        (self.cache.len(), self.stats.len())
     }
 
     /// The container of the reader whose thread id (in our pid namespace) is `tid`.
@@ -147,6 +155,7 @@ impl Host {
                 init: tid,
                 ns: None,
                 paths,
+                start_ns: None,
                 fetched: now,
             }));
         }
@@ -165,6 +174,7 @@ impl Host {
             init,
             ns: Some(ns),
             paths,
+            start_ns: self.start_ns(init),
             fetched: now,
         });
         self.cache.insert(ns, c.clone(), now);
@@ -201,13 +211,15 @@ impl Host {
         let c = self.container(tid)?;
         match file {
             VirtualFile::Meminfo | VirtualFile::Swaps => self.render_memory(file, &c, out),
-            // Virtualized by later work; served through the same path meanwhile.
             VirtualFile::Cpuinfo
             | VirtualFile::Stat
             | VirtualFile::Uptime
-            | VirtualFile::Loadavg
-            | VirtualFile::Diskstats
-            | VirtualFile::CpuOnline => self.host_file(file, out),
+            | VirtualFile::CpuOnline
+            | VirtualFile::CpuPossible
+            | VirtualFile::CpuPresent
+            | VirtualFile::CpuOffline => self.render_cpu(file, &c, out),
+            // Virtualized by later work; served through the same path meanwhile.
+            VirtualFile::Loadavg | VirtualFile::Diskstats => self.host_file(file, out),
         }
     }
 
@@ -224,6 +236,14 @@ impl Host {
             _ => procfile::render::meminfo(&text, &vals, out),
         }
         Ok(())
+    }
+
+    /// When `pid` started, in ns since boot (field 22 of `/proc/<pid>/stat`).
+    fn start_ns(&self, pid: u32) -> Option<u64> {
+        let text = self.proc.read_string(&format!("{pid}/stat")).ok()?;
+        let ticks = procfile::pid::parse_stat(&text)?.starttime;
+        let ns = u128::from(ticks) * 1_000_000_000 / u128::from(self.clk_tck);
+        u64::try_from(ns).ok()
     }
 
     /// The host's own file.

@@ -103,6 +103,13 @@ fn nspid(s: &str) -> Option<(Option<u32>, usize)> {
     Some((last, depth))
 }
 
+/// The one-letter state of `/proc/<pid>/status` (`State:\tR (running)`).
+pub fn status_state(text: &str) -> Option<u8> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .and_then(|rest| rest.trim_start().bytes().next())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -81,6 +81,22 @@ pub fn parse_limit_v1(s: &str) -> Option<Limit> {
     })
 }
 
+/// A decimal number of seconds with an optional fraction (`12345.67`, the first field of
+/// `/proc/uptime`), in nanoseconds. Digits past nanoseconds are dropped.
+pub fn parse_seconds_ns(s: &str) -> Option<u64> {
+    let s = s.trim_ascii();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs = parse_u64(int)?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || (int.is_empty()) {
+        return None;
+    }
+    let mut ns = 0u64;
+    for (i, b) in frac.bytes().take(9).enumerate() {
+        ns += u64::from(b - b'0') * 10u64.pow(8 - i as u32);
+    }
+    secs.checked_mul(1_000_000_000)?.checked_add(ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +189,16 @@ mod tests {
         );
         assert_eq!(parse_limit_v1("max"), None);
         assert_eq!(parse_limit_v1("-1"), None);
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds_ns("12.34"), Some(12_340_000_000));
+        assert_eq!(parse_seconds_ns("5"), Some(5_000_000_000));
+        assert_eq!(parse_seconds_ns("1.1234567891"), Some(1_123_456_789));
+        assert_eq!(parse_seconds_ns("x.1"), None);
+        assert_eq!(parse_seconds_ns(".1"), None);
+        assert_eq!(parse_seconds_ns("1.x"), None);
+        assert_eq!(parse_seconds_ns("99999999999999999999"), None);
     }
 }

@@ -1,0 +1,131 @@
+//! Reading a container's CPU inputs: effective cpuset, effective quota, usage.
+
+use procfile::value::{parse_i64, parse_u64};
+use procfile::{CpuQuota, CpuSet, CpuUsage, CpuView};
+
+use crate::cgroup::{Backend, CgroupPaths, Controller, Hierarchies, ancestors};
+use crate::error::{Error, Result};
+use crate::fsio::Dir;
+
+/// The host's CPUs as the kernel lists them (`online`, `possible`).
+pub fn host_cpus(root: &Dir, which: &str) -> Result<CpuSet> {
+    let rel = format!("sys/devices/system/cpu/{which}");
+    let s = root.read_string(&rel)?;
+    CpuSet::parse(&s).ok_or_else(|| Error::parse(root.path_of(&rel)))
+}
+
+/// True when the reader sits at the root of every CPU hierarchy: it is the host, and
+/// the host's own files are the truth.
+pub fn at_root(hier: &Hierarchies, paths: &CgroupPaths) -> bool {
+    [Controller::Cpuset, Controller::Cpu, Controller::Cpuacct]
+        .into_iter()
+        .all(|c| paths.locate(hier, c).is_none_or(|(_, p)| p == "."))
+}
+
+pub fn view(
+    hier: &Hierarchies,
+    paths: &CgroupPaths,
+    host_online: &CpuSet,
+    cfs: bool,
+) -> Result<CpuView> {
+    let cpuset = effective_cpuset(hier, paths)?;
+    let quota = effective_quota(hier, paths)?;
+    Ok(CpuView::new(host_online, cpuset.as_ref(), quota, cfs))
+}
+
+/// The nearest non-empty cpuset up the tree (an empty `cpuset.cpus` means "inherit").
+fn effective_cpuset(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<CpuSet>> {
+    let Some(backend) = hier.backend(Controller::Cpuset) else {
+        return Ok(None);
+    };
+    let Some((dir, path)) = paths.locate(hier, Controller::Cpuset) else {
+        return Ok(None);
+    };
+    let names: &[&str] = match backend {
+        Backend::V1(_) => &["cpuset.effective_cpus", "cpuset.cpus"],
+        Backend::V2 => &["cpuset.cpus.effective"],
+    };
+    for p in ancestors(path) {
+        for name in names {
+            let rel = format!("{p}/{name}");
+            if let Some(s) = dir.read_optional(&rel)? {
+                let set = CpuSet::parse(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+                if !set.is_empty() {
+                    return Ok(Some(set));
+                }
+                break;
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The tightest CFS quota over the cgroup and its ancestors.
+fn effective_quota(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<CpuQuota>> {
+    let Some(backend) = hier.backend(Controller::Cpu) else {
+        return Ok(None);
+    };
+    let Some((dir, path)) = paths.locate(hier, Controller::Cpu) else {
+        return Ok(None);
+    };
+    let mut quota: Option<CpuQuota> = None;
+    for p in ancestors(path) {
+        let q = match backend {
+            Backend::V1(_) => {
+                let rel = format!("{p}/cpu.cfs_quota_us");
+                let Some(qs) = dir.read_optional(&rel)? else {
+                    continue;
+                };
+                let q = parse_i64(&qs).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+                let rel = format!("{p}/cpu.cfs_period_us");
+                let period = dir
+                    .read_optional(&rel)?
+                    .and_then(|s| parse_u64(&s))
+                    .unwrap_or(100_000);
+                CpuQuota::from_v1(q, period)
+            }
+            Backend::V2 => {
+                let rel = format!("{p}/cpu.max");
+                let Some(s) = dir.read_optional(&rel)? else {
+                    continue;
+                };
+                CpuQuota::parse_v2(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?
+            }
+        };
+        quota = match (quota, q) {
+            (Some(a), Some(b)) => Some(a.tighter(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(quota)
+}
+
+/// The container's CPU time: v1 per-CPU from `cpuacct.usage_all` (or the total from
+/// `cpuacct.usage`), v2 totals from `cpu.stat`, which every v2 cgroup has.
+pub fn usage(hier: &Hierarchies, paths: &CgroupPaths) -> Result<CpuUsage> {
+    if let (Some(Backend::V1(_)), Some((dir, path))) = (
+        hier.backend(Controller::Cpuacct),
+        paths.locate(hier, Controller::Cpuacct),
+    ) {
+        let rel = format!("{path}/cpuacct.usage_all");
+        if let Some(s) = dir.read_optional(&rel)? {
+            return CpuUsage::parse_usage_all(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)));
+        }
+        // Older kernels: only the total. Counting it as user time keeps the sum right;
+        // LXCFS's per-CPU fallback counted it twice.
+        let rel = format!("{path}/cpuacct.usage");
+        let s = dir.read_string(&rel)?;
+        let total = parse_u64(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+        return Ok(CpuUsage {
+            user_ns: total,
+            system_ns: 0,
+            per_cpu: None,
+        });
+    }
+    let (Some(v2), Some(path)) = (hier.v2.as_ref(), paths.unified()) else {
+        return Ok(CpuUsage::default());
+    };
+    let rel = format!("{path}/cpu.stat");
+    let s = v2.dir.read_string(&rel)?;
+    CpuUsage::parse_cpu_stat(&s).ok_or_else(|| Error::parse(v2.dir.path_of(&rel)))
+}

@@ -1,0 +1,173 @@
+//! The CPU files: cpuinfo, stat, uptime and the sysfs CPU lists, all rendered from one
+//! [`CpuView`] per read so they agree with each other.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use procfile::render::ProcessCounts;
+use procfile::{CpuView, StatState};
+
+use crate::cache::Container;
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::files::VirtualFile;
+use crate::{Host, tasks};
+
+/// Task counts are a gauge; recounting them more than once a second per container
+/// would make `/proc/stat` cost O(tasks) per read.
+const COUNTS_TTL: Duration = Duration::from_secs(1);
+/// History of containers not read for this long is dropped (their counters restart
+/// from their cumulative usage, which is still monotonic for a reader that returns).
+const IDLE: Duration = Duration::from_secs(600);
+const MAX_ENTRIES: usize = 16384;
+
+struct Entry {
+    state: StatState,
+    counts: Option<(Instant, ProcessCounts)>,
+    last_used: Instant,
+}
+
+/// What each container's `/proc/stat` showed last, so the next read only adds to it.
+#[derive(Default)]
+pub(crate) struct StatHistory {
+    map: Mutex<HashMap<String, Entry>>,
+}
+
+impl StatHistory {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// The key of a container's history: its pid namespace together with its init (the
+/// kernel recycles namespace inode numbers, so a new container can get a dead one's),
+/// or for a host reader the cgroup whose usage it is shown.
+fn key(c: &Container) -> String {
+    match c.ns {
+        Some(ns) => format!("ns:{}:{}:{}", ns.0, c.init, c.start_ns.unwrap_or(0)),
+        None => format!("host:{:?}", c.paths),
+    }
+}
+
+impl Host {
+    /// The reader's CPU view; `None` for the host itself (root of every CPU hierarchy),
+    /// which is shown the host's own files.
+    pub fn cpu_view(&self, tid: u32) -> Result<Option<CpuView>> {
+        let c = self.container(tid)?;
+        self.view_of(&c)
+    }
+
+    fn view_of(&self, c: &Container) -> Result<Option<CpuView>> {
+        if cpu::at_root(&self.hier, &c.paths) {
+            return Ok(None);
+        }
+        let online = cpu::host_cpus(&self.root, "online")?;
+        cpu::view(&self.hier, &c.paths, &online, self.opts.cfs).map(Some)
+    }
+
+    pub(crate) fn render_cpu(
+        &self,
+        file: VirtualFile,
+        c: &Container,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let Some(view) = self.view_of(c)? else {
+            return self.host_file(file, out);
+        };
+        match file {
+            VirtualFile::Cpuinfo => {
+                let host = self.root.read_string(file.host_path())?;
+                procfile::render::cpuinfo(&host, &view, out);
+            }
+            VirtualFile::CpuOnline | VirtualFile::CpuPossible | VirtualFile::CpuPresent => {
+                procfile::render::cpu_list(&view.shown_set(), out);
+            }
+            VirtualFile::CpuOffline => {
+                let possible = cpu::host_cpus(&self.root, "possible")?;
+                procfile::render::cpu_list(&view.offline_set(&possible), out);
+            }
+            VirtualFile::Stat => {
+                let host = self.root.read_string(file.host_path())?;
+                let (state, counts) = self.advance_stat(c, &view, true)?;
+                procfile::render::stat(&host, &state, self.clk_tck, &counts, out);
+            }
+            VirtualFile::Uptime => {
+                // Uptime is the container's age: a host reader gets the host's.
+                let Some(start) = c.start_ns else {
+                    return self.host_file(file, out);
+                };
+                let now = self.boottime_ns()?;
+                let (state, _) = self.advance_stat(c, &view, false)?;
+                procfile::render::uptime(now.saturating_sub(start), state.total().idle, out);
+            }
+            _ => return self.host_file(file, out),
+        }
+        Ok(())
+    }
+
+    /// Advance the container's counters to now and return them (and, when asked, its
+    /// task counts).
+    fn advance_stat(
+        &self,
+        c: &Container,
+        view: &CpuView,
+        want_counts: bool,
+    ) -> Result<(StatState, ProcessCounts)> {
+        let usage = cpu::usage(&self.hier, &c.paths)?;
+        let now = self.boottime_ns()?;
+        let age = c.start_ns.map_or(now, |s| now.saturating_sub(s));
+        let k = key(c);
+        let t = Instant::now();
+        let fresh_counts = {
+            let map = self.stats.lock();
+            map.get(&k)
+                .and_then(|e| e.counts)
+                .filter(|(at, _)| t.saturating_duration_since(*at) < COUNTS_TTL)
+                .map(|(_, counts)| counts)
+        };
+        let counted = if want_counts && fresh_counts.is_none() {
+            Some(tasks::counts(
+                &self.hier,
+                &c.paths,
+                &self.proc,
+                c.ns.is_some(),
+            )?)
+        } else {
+            None
+        };
+        let mut map = self.stats.lock();
+        if map.len() >= MAX_ENTRIES && !map.contains_key(&k) {
+            map.retain(|_, e| t.saturating_duration_since(e.last_used) < IDLE);
+        }
+        let entry = map.entry(k).or_insert_with(|| Entry {
+            state: StatState::start(view, &usage, age, now),
+            counts: None,
+            last_used: t,
+        });
+        entry.state.advance(view, &usage, now);
+        entry.last_used = t;
+        if let Some(mut counts) = counted {
+            // `processes` only ever grows, like the kernel's fork counter.
+            let prev = entry.counts.and_then(|(_, p)| p.processes).unwrap_or(0);
+            counts.processes = counts.processes.map(|p| p.max(prev));
+            entry.counts = Some((t, counts));
+        }
+        let counts = entry.counts.map(|(_, p)| p).unwrap_or_default();
+        Ok((entry.state.clone(), counts))
+    }
+
+    /// Nanoseconds since boot, from the root's `proc/uptime` (CLOCK_BOOTTIME based),
+    /// so fixture trees carry their own clock.
+    pub(crate) fn boottime_ns(&self) -> Result<u64> {
+        let s = self.root.read_string("proc/uptime")?;
+        s.split_ascii_whitespace()
+            .next()
+            .and_then(procfile::value::parse_seconds_ns)
+            .ok_or_else(|| Error::parse(self.root.path_of("proc/uptime")))
+    }
+}
