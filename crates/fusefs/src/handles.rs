@@ -12,8 +12,16 @@ use std::sync::{Arc, Mutex};
 
 use hostview::VirtualFile;
 
+/// What a handle renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Virtual(VirtualFile),
+    /// A host file passed through, by its path relative to the host root.
+    Host(String),
+}
+
 struct Handle {
-    file: VirtualFile,
+    file: Source,
     content: Arc<Vec<u8>>,
     served: bool,
 }
@@ -28,13 +36,13 @@ pub struct Handles {
 pub enum Read {
     /// Serve this content.
     Serve(Arc<Vec<u8>>),
-    /// A new pass over the file: render `file` again, then [`Handles::replace`].
-    Rerender(VirtualFile),
+    /// A new pass over the file: render it again, then [`Handles::replace`].
+    Rerender(Source),
     Unknown,
 }
 
 impl Handles {
-    pub fn insert(&self, file: VirtualFile, content: Vec<u8>) -> u64 {
+    pub fn insert(&self, file: Source, content: Vec<u8>) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         self.lock().insert(
             fh,
@@ -53,7 +61,7 @@ impl Handles {
             return Read::Unknown;
         };
         if offset == 0 && h.served {
-            return Read::Rerender(h.file);
+            return Read::Rerender(h.file.clone());
         }
         h.served = true;
         Read::Serve(h.content.clone())
@@ -109,14 +117,17 @@ mod tests {
     #[test]
     fn one_pass_is_one_snapshot_and_rewind_rerenders() {
         let h = Handles::default();
-        let a = h.insert(VirtualFile::Stat, b"first".to_vec());
-        let b = h.insert(VirtualFile::Stat, b"other".to_vec());
+        let a = h.insert(Source::Virtual(VirtualFile::Stat), b"first".to_vec());
+        let b = h.insert(Source::Host("x".into()), b"other".to_vec());
         assert_ne!(a, b);
         // A fresh handle serves any offset from the open-time rendering.
         assert!(matches!(h.read(a, 2), Read::Serve(c) if c.as_slice() == b"first"));
         assert!(matches!(h.read(a, 4), Read::Serve(c) if c.as_slice() == b"first"));
         // Back at 0 after serving: a new pass.
-        assert!(matches!(h.read(a, 0), Read::Rerender(VirtualFile::Stat)));
+        assert!(matches!(
+            h.read(a, 0),
+            Read::Rerender(Source::Virtual(VirtualFile::Stat))
+        ));
         h.replace(a, b"second".to_vec());
         assert!(matches!(h.read(a, 3), Read::Serve(c) if c.as_slice() == b"second"));
         // The first read of a fresh handle at 0 uses the open-time rendering.

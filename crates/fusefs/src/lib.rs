@@ -3,7 +3,9 @@
 //! Each handler is a few lines: find the node, ask `hostview`, reply. Domain logic lives
 //! below this crate so the transport can be patched or swapped without touching it.
 
+mod attr;
 mod handles;
+mod sysfs;
 mod tree;
 
 use std::ffi::OsStr;
@@ -14,19 +16,22 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyLseek, ReplyOpen, Request, SessionACL,
 };
 use hostview::{Host, VirtualFile};
+use procfile::CpuView;
 
 pub use fuser::BackgroundSession;
-use handles::{Handles, Read, window};
+use handles::{Handles, Read, Source, window};
 use tree::{Kind, Node};
 
-/// The tree never changes shape, so the kernel may cache names and attributes for long.
-/// (A per-reader directory would need 0 here; none exists yet.)
+/// Names and attributes of the static tree never change, so the kernel may cache them.
 const TTL: Duration = Duration::from_secs(3600);
+/// Entries below the CPU directory depend on who asks (its `cpuN` set), so the kernel
+/// must ask us on every lookup rather than hand one container's answer to another.
+const TTL_PER_READER: Duration = Duration::ZERO;
 
 /// Transport settings.
 #[derive(Debug, Clone)]
@@ -40,6 +45,7 @@ pub struct MountConfig {
 pub struct LxcFs {
     host: Arc<Host>,
     handles: Handles,
+    inodes: sysfs::Inodes,
     /// Per-file `st_size`, fixed at start.
     sizes: Vec<(VirtualFile, u64)>,
     started: SystemTime,
@@ -54,40 +60,103 @@ impl LxcFs {
         LxcFs {
             host,
             handles: Handles::default(),
+            inodes: sysfs::Inodes::default(),
             sizes,
             started: SystemTime::now(),
         }
     }
 
     fn attr(&self, n: &Node) -> FileAttr {
-        let (kind, perm, size, nlink) = match n.kind {
-            Kind::Dir => (FileType::Directory, 0o555, 0, 2),
-            Kind::File(f) => {
-                let size = self
-                    .sizes
-                    .iter()
-                    .find(|(g, _)| *g == f)
-                    .map_or(4096, |(_, s)| *s);
-                (FileType::RegularFile, 0o444, size, 1)
+        let size = match n.kind {
+            Kind::Dir => 0,
+            Kind::File(f) => self
+                .sizes
+                .iter()
+                .find(|(g, _)| *g == f)
+                .map_or(4096, |(_, s)| *s),
+        };
+        attr::of_node(n, size, self.started)
+    }
+
+    /// The reader's CPU view for the sysfs passthrough; a reader whose container can't
+    /// be resolved sees the host's tree (fail open, as the files do).
+    fn view(&self, req: &Request) -> Option<CpuView> {
+        self.host.cpu_view(req.pid()).ok().flatten()
+    }
+
+    /// Path (as the container names it) of a passthrough inode or of a child of one.
+    fn dyn_path(&self, parent: u64, name: Option<&str>) -> Option<String> {
+        let base = if parent == tree::SYS_CPU {
+            None
+        } else {
+            Some(self.inodes.path(parent)?)
+        };
+        match (base, name) {
+            (Some(b), Some(n)) => Some(format!("{b}/{n}")),
+            (Some(b), None) => Some(b),
+            (None, Some(n)) => Some(n.to_string()),
+            (None, None) => None,
+        }
+    }
+
+    /// Attributes of a passthrough path for this reader.
+    fn dyn_attr(&self, req: &Request, rel: &str) -> Result<FileAttr, Errno> {
+        let host_rel = sysfs::to_host(rel, self.view(req).as_ref()).ok_or(Errno::ENOENT)?;
+        let st = self.host.root().lstat(&host_rel).map_err(|e| errno(&e))?;
+        Ok(attr::of_host(self.inodes.intern(rel), &st, self.started))
+    }
+
+    fn render(&self, req: &Request, src: &Source, buf: &mut Vec<u8>) -> Result<(), Errno> {
+        match src {
+            Source::Virtual(f) => self.host.render(*f, req.pid(), buf).map_err(|e| errno(&e)),
+            Source::Host(p) => self.host.root().read_into(p, buf).map_err(|e| errno(&e)),
+        }
+    }
+
+    /// The passthrough entries of a directory, for this reader.
+    fn dyn_entries(&self, req: &Request, ino: u64) -> Result<Vec<(u64, FileType, String)>, Errno> {
+        let view = self.view(req);
+        let rel = if ino == tree::SYS_CPU {
+            String::new()
+        } else {
+            self.inodes.path(ino).ok_or(Errno::ENOENT)?
+        };
+        let host_rel = if rel.is_empty() {
+            sysfs::HOST_DIR.to_string()
+        } else {
+            sysfs::to_host(&rel, view.as_ref()).ok_or(Errno::ENOENT)?
+        };
+        let host = self.host.root().entries(&host_rel).map_err(|e| errno(&e))?;
+        let join = |n: &str| {
+            if rel.is_empty() {
+                n.to_string()
+            } else {
+                format!("{rel}/{n}")
             }
         };
-        FileAttr {
-            ino: INodeNo(n.ino),
-            size,
-            blocks: size.div_ceil(512),
-            atime: self.started,
-            mtime: self.started,
-            ctime: self.started,
-            crtime: self.started,
-            kind,
-            perm,
-            nlink,
-            uid: 0,
-            gid: 0,
-            rdev: 0,
-            flags: 0,
-            blksize: 4096,
-        }
+        let kind_of = |name: &str| {
+            host.iter()
+                .find(|e| e.name == name)
+                .map_or(FileType::Directory, |e| attr::kind(e.kind))
+        };
+        let names: Vec<String> = if rel.is_empty() {
+            let all: Vec<String> = host.iter().map(|e| e.name.clone()).collect();
+            sysfs::top_entries(&all, view.as_ref())
+        } else {
+            host.iter().map(|e| e.name.clone()).collect()
+        };
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                // Renumbered cpuN directories are named after a host directory.
+                let kind = if sysfs::cpu_index(&n).is_some() && rel.is_empty() {
+                    FileType::Directory
+                } else {
+                    kind_of(&n)
+                };
+                (self.inodes.intern(&join(&n)), kind, n)
+            })
+            .collect())
     }
 }
 
@@ -104,20 +173,51 @@ fn errno(e: &hostview::Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+fn is_dynamic(ino: u64) -> bool {
+    ino >= sysfs::DYN_BASE
+}
+
 impl Filesystem for LxcFs {
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || {
-            match tree::child(parent.0, name.as_encoded_bytes()) {
-                Some(n) => reply.entry(&TTL, &self.attr(n), Generation(0)),
+            if let Some(n) = tree::child(parent.0, name.as_encoded_bytes()) {
+                return reply.entry(&TTL, &self.attr(n), Generation(0));
+            }
+            let rel = name
+                .to_str()
+                .and_then(|n| self.dyn_path(parent.0, Some(n)))
+                .filter(|_| parent.0 == tree::SYS_CPU || is_dynamic(parent.0));
+            match rel.map(|r| self.dyn_attr(req, &r)) {
+                Some(Ok(a)) => reply.entry(&TTL_PER_READER, &a, Generation(0)),
+                Some(Err(e)) => reply.error(e),
                 None => reply.error(Errno::ENOENT),
             }
         })
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        guarded("getattr", || match tree::node(ino.0) {
-            Some(n) => reply.attr(&TTL, &self.attr(n)),
-            None => reply.error(Errno::ENOENT),
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        guarded("getattr", || {
+            if let Some(n) = tree::node(ino.0) {
+                return reply.attr(&TTL, &self.attr(n));
+            }
+            match self.dyn_path(ino.0, None).map(|r| self.dyn_attr(req, &r)) {
+                Some(Ok(a)) => reply.attr(&TTL_PER_READER, &a),
+                Some(Err(e)) => reply.error(e),
+                None => reply.error(Errno::ENOENT),
+            }
+        })
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        guarded("readlink", || {
+            let host_rel = self
+                .dyn_path(ino.0, None)
+                .and_then(|r| sysfs::to_host(&r, self.view(req).as_ref()));
+            match host_rel.map(|p| self.host.root().readlink(&p)) {
+                Some(Ok(target)) => reply.data(target.as_bytes()),
+                Some(Err(e)) => reply.error(errno(&e)),
+                None => reply.error(Errno::ENOENT),
+            }
         })
     }
 
@@ -126,25 +226,30 @@ impl Filesystem for LxcFs {
     /// container B; `FOPEN_NOFLUSH` saves the FLUSH round trip on close.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         guarded("open", || {
-            let Some(Kind::File(f)) = tree::node(ino.0).map(|n| n.kind) else {
-                return reply.error(Errno::EISDIR);
-            };
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                 return reply.error(Errno::EACCES);
             }
+            let src = match tree::node(ino.0).map(|n| n.kind) {
+                Some(Kind::File(f)) => Source::Virtual(f),
+                Some(Kind::Dir) => return reply.error(Errno::EISDIR),
+                None => match self
+                    .dyn_path(ino.0, None)
+                    .and_then(|r| sysfs::to_host(&r, self.view(req).as_ref()))
+                {
+                    Some(p) => Source::Host(p),
+                    None => return reply.error(Errno::ENOENT),
+                },
+            };
             let mut buf = Vec::with_capacity(4096);
-            match self.host.render(f, req.pid(), &mut buf) {
+            match self.render(req, &src, &mut buf) {
                 Ok(()) => {
-                    let fh = self.handles.insert(f, buf);
+                    let fh = self.handles.insert(src, buf);
                     reply.opened(
                         FileHandle(fh),
                         FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH,
                     );
                 }
-                Err(e) => {
-                    tracing::warn!("open {}: {e}", f.host_path());
-                    reply.error(errno(&e));
-                }
+                Err(e) => reply.error(e),
             }
         })
     }
@@ -163,10 +268,10 @@ impl Filesystem for LxcFs {
         guarded("read", || {
             let content = match self.handles.read(fh.0, offset) {
                 Read::Serve(c) => c,
-                Read::Rerender(f) => {
+                Read::Rerender(src) => {
                     let mut buf = Vec::with_capacity(4096);
-                    if let Err(e) = self.host.render(f, req.pid(), &mut buf) {
-                        return reply.error(errno(&e));
+                    if let Err(e) = self.render(req, &src, &mut buf) {
+                        return reply.error(e);
                     }
                     match self.handles.replace(fh.0, buf) {
                         Some(c) => c,
@@ -206,6 +311,18 @@ impl Filesystem for LxcFs {
         guarded("flush", || reply.ok())
     }
 
+    /// Everything is read-only: write access is refused, the rest allowed (the mode
+    /// bits already say so; this answers `access(2)` without a second lookup).
+    fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        guarded("access", || {
+            if mask.contains(AccessFlags::W_OK) {
+                reply.error(Errno::EACCES)
+            } else {
+                reply.ok()
+            }
+        })
+    }
+
     /// `SEEK_DATA`/`SEEK_HOLE` (asked by `cp` and `grep`): ENOSYS once makes the kernel
     /// use its generic lseek for this connection from then on.
     fn lseek(
@@ -222,29 +339,38 @@ impl Filesystem for LxcFs {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         guarded("readdir", || {
-            let Some(dir) = tree::node(ino.0).filter(|n| n.kind == Kind::Dir) else {
-                return reply.error(Errno::ENOTDIR);
+            let (this, parent) = match tree::node(ino.0) {
+                Some(n) if n.kind == Kind::Dir => (n.ino, n.parent),
+                Some(_) => return reply.error(Errno::ENOTDIR),
+                None if is_dynamic(ino.0) => (ino.0, tree::SYS_CPU),
+                None => return reply.error(Errno::ENOENT),
             };
-            let dots = [(dir.ino, "."), (dir.parent, "..")];
-            let entries = dots
-                .iter()
-                .map(|&(i, name)| (i, FileType::Directory, name))
-                .chain(tree::children(dir.ino).map(|n| {
-                    let t = match n.kind {
-                        Kind::Dir => FileType::Directory,
-                        Kind::File(_) => FileType::RegularFile,
-                    };
-                    (n.ino, t, n.name)
-                }));
-            for (i, (ino, kind, name)) in entries.enumerate().skip(offset as usize) {
-                if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+            let mut entries: Vec<(u64, FileType, String)> = vec![
+                (this, FileType::Directory, ".".into()),
+                (parent, FileType::Directory, "..".into()),
+            ];
+            entries.extend(tree::children(this).map(|n| {
+                let t = match n.kind {
+                    Kind::Dir => FileType::Directory,
+                    Kind::File(_) => FileType::RegularFile,
+                };
+                (n.ino, t, n.name.to_string())
+            }));
+            if this == tree::SYS_CPU || is_dynamic(this) {
+                match self.dyn_entries(req, this) {
+                    Ok(more) => entries.extend(more),
+                    Err(e) => return reply.error(e),
+                }
+            }
+            for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
                     break;
                 }
             }

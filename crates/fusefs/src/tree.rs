@@ -22,7 +22,7 @@ const PROC: u64 = 2;
 const SYS: u64 = 3;
 const SYS_DEVICES: u64 = 4;
 const SYS_SYSTEM: u64 = 5;
-const SYS_CPU: u64 = 6;
+pub const SYS_CPU: u64 = 6;
 
 const fn dir(ino: u64, parent: u64, name: &'static str) -> Node {
     Node {

@@ -28,7 +28,7 @@ pub use cache::Container;
 pub use cgroup::{Hierarchies, Layout};
 pub use error::{Error, Result};
 pub use files::VirtualFile;
-pub use fsio::Dir;
+pub use fsio::{Dir, DirEntry};
 pub use pidns::{InitResolver, NsId, ResolverKind};
 
 use cache::ContainerCache;
@@ -99,6 +99,11 @@ impl Host {
             stats: cpufiles::StatHistory::default(),
             clk_tck: rustix::param::clock_ticks_per_second().max(1),
         })
+    }
+
+    /// The host's root directory (for read-only passthrough of host files).
+    pub fn root(&self) -> &Dir {
+        &self.root
     }
 
     pub fn layout(&self) -> Layout {
