@@ -11,6 +11,7 @@ use crate::tree::{Kind, Node};
 pub fn of_node(n: &Node, size: u64, at: SystemTime) -> FileAttr {
     let (kind, perm, nlink) = match n.kind {
         Kind::Dir => (FileType::Directory, 0o555, 2),
+        Kind::File(f) if f.root_only() => (FileType::RegularFile, 0o400, 1),
         Kind::File(_) => (FileType::RegularFile, 0o444, 1),
     };
     make(n.ino, kind, perm, nlink, size, at)

@@ -230,6 +230,10 @@ impl Filesystem for LxcFs {
                 return reply.error(Errno::EACCES);
             }
             let src = match tree::node(ino.0).map(|n| n.kind) {
+                // Without `default_permissions` the kernel leaves mode checks to us.
+                Some(Kind::File(f)) if f.root_only() && req.uid() != 0 => {
+                    return reply.error(Errno::EACCES);
+                }
                 Some(Kind::File(f)) => Source::Virtual(f),
                 Some(Kind::Dir) => return reply.error(Errno::EISDIR),
                 None => match self

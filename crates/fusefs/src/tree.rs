@@ -23,6 +23,7 @@ const SYS: u64 = 3;
 const SYS_DEVICES: u64 = 4;
 const SYS_SYSTEM: u64 = 5;
 pub const SYS_CPU: u64 = 6;
+const PROC_PRESSURE: u64 = 7;
 
 const fn dir(ino: u64, parent: u64, name: &'static str) -> Node {
     Node {
@@ -49,6 +50,7 @@ pub const NODES: &[Node] = &[
     dir(SYS_DEVICES, SYS, "devices"),
     dir(SYS_SYSTEM, SYS_DEVICES, "system"),
     dir(SYS_CPU, SYS_SYSTEM, "cpu"),
+    dir(PROC_PRESSURE, PROC, "pressure"),
     file(100, PROC, VirtualFile::Cpuinfo, "cpuinfo"),
     file(101, PROC, VirtualFile::Diskstats, "diskstats"),
     file(102, PROC, VirtualFile::Loadavg, "loadavg"),
@@ -56,6 +58,10 @@ pub const NODES: &[Node] = &[
     file(104, PROC, VirtualFile::Stat, "stat"),
     file(105, PROC, VirtualFile::Swaps, "swaps"),
     file(106, PROC, VirtualFile::Uptime, "uptime"),
+    file(107, PROC_PRESSURE, VirtualFile::PressureCpu, "cpu"),
+    file(108, PROC_PRESSURE, VirtualFile::PressureMemory, "memory"),
+    file(109, PROC_PRESSURE, VirtualFile::PressureIo, "io"),
+    file(110, PROC, VirtualFile::Slabinfo, "slabinfo"),
     file(200, SYS_CPU, VirtualFile::CpuOnline, "online"),
     file(201, SYS_CPU, VirtualFile::CpuPossible, "possible"),
     file(202, SYS_CPU, VirtualFile::CpuPresent, "present"),

@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use procfile::render::ProcessCounts;
+
+use crate::tasks::Counts;
 use procfile::{CpuView, StatState};
 
 use crate::cache::Container;
@@ -24,7 +26,6 @@ const MAX_ENTRIES: usize = 16384;
 
 struct Entry {
     state: StatState,
-    counts: Option<(Instant, ProcessCounts)>,
     last_used: Instant,
 }
 
@@ -32,6 +33,8 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct StatHistory {
     map: Mutex<HashMap<String, Entry>>,
+    /// Recent task counts per container, and the highest `last_pid` shown.
+    counts: Mutex<HashMap<String, (Instant, Counts)>>,
 }
 
 impl StatHistory {
@@ -93,8 +96,14 @@ impl Host {
             }
             VirtualFile::Stat => {
                 let host = self.root.read_string(file.host_path())?;
-                let (state, counts) = self.advance_stat(c, &view, true)?;
-                procfile::render::stat(&host, &state, self.clk_tck, &counts, out);
+                let state = self.advance_stat(c, &view)?;
+                let counts = self.task_counts(c)?;
+                let procs = ProcessCounts {
+                    processes: counts.last_pid,
+                    procs_running: Some(counts.running),
+                    procs_blocked: Some(counts.blocked),
+                };
+                procfile::render::stat(&host, &state, self.clk_tck, &procs, out);
             }
             VirtualFile::Uptime => {
                 // Uptime is the container's age: a host reader gets the host's.
@@ -102,7 +111,7 @@ impl Host {
                     return self.host_file(file, out);
                 };
                 let now = self.boottime_ns()?;
-                let (state, _) = self.advance_stat(c, &view, false)?;
+                let state = self.advance_stat(c, &view)?;
                 procfile::render::uptime(now.saturating_sub(start), state.total().idle, out);
             }
             _ => return self.host_file(file, out),
@@ -110,55 +119,50 @@ impl Host {
         Ok(())
     }
 
-    /// Advance the container's counters to now and return them (and, when asked, its
-    /// task counts).
-    fn advance_stat(
-        &self,
-        c: &Container,
-        view: &CpuView,
-        want_counts: bool,
-    ) -> Result<(StatState, ProcessCounts)> {
+    /// Advance the container's counters to now and return them.
+    fn advance_stat(&self, c: &Container, view: &CpuView) -> Result<StatState> {
         let usage = cpu::usage(&self.hier, &c.paths)?;
         let now = self.boottime_ns()?;
         let age = c.start_ns.map_or(now, |s| now.saturating_sub(s));
-        let k = key(c);
         let t = Instant::now();
-        let fresh_counts = {
-            let map = self.stats.lock();
-            map.get(&k)
-                .and_then(|e| e.counts)
-                .filter(|(at, _)| t.saturating_duration_since(*at) < COUNTS_TTL)
-                .map(|(_, counts)| counts)
-        };
-        let counted = if want_counts && fresh_counts.is_none() {
-            Some(tasks::counts(
-                &self.hier,
-                &c.paths,
-                &self.proc,
-                c.ns.is_some(),
-            )?)
-        } else {
-            None
-        };
         let mut map = self.stats.lock();
+        let k = key(c);
         if map.len() >= MAX_ENTRIES && !map.contains_key(&k) {
             map.retain(|_, e| t.saturating_duration_since(e.last_used) < IDLE);
         }
         let entry = map.entry(k).or_insert_with(|| Entry {
             state: StatState::start(view, &usage, age, now),
-            counts: None,
             last_used: t,
         });
         entry.state.advance(view, &usage, now);
         entry.last_used = t;
-        if let Some(mut counts) = counted {
-            // `processes` only ever grows, like the kernel's fork counter.
-            let prev = entry.counts.and_then(|(_, p)| p.processes).unwrap_or(0);
-            counts.processes = counts.processes.map(|p| p.max(prev));
-            entry.counts = Some((t, counts));
+        Ok(entry.state.clone())
+    }
+
+    /// The container's task counts, recounted at most once a second; `last_pid` never
+    /// decreases, like the kernel's fork counter.
+    pub(crate) fn task_counts(&self, c: &Container) -> Result<Counts> {
+        let k = key(c);
+        let t = Instant::now();
+        let prev = {
+            let map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&k).copied()
+        };
+        if let Some((at, counts)) = prev {
+            if t.saturating_duration_since(at) < COUNTS_TTL {
+                return Ok(counts);
+            }
         }
-        let counts = entry.counts.map(|(_, p)| p).unwrap_or_default();
-        Ok((entry.state.clone(), counts))
+        let mut counts = tasks::count(&self.hier, &c.paths, &self.proc, c.ns.is_some())?;
+        if let (Some(new), Some((_, old))) = (counts.last_pid, prev) {
+            counts.last_pid = Some(new.max(old.last_pid.unwrap_or(0)));
+        }
+        let mut map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ENTRIES && !map.contains_key(&k) {
+            map.retain(|_, (at, _)| t.saturating_duration_since(*at) < IDLE);
+        }
+        map.insert(k, (t, counts));
+        Ok(counts)
     }
 
     /// Nanoseconds since boot, from the root's `proc/uptime` (CLOCK_BOOTTIME based),

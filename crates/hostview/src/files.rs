@@ -14,10 +14,14 @@ pub enum VirtualFile {
     CpuPossible,
     CpuPresent,
     CpuOffline,
+    PressureCpu,
+    PressureMemory,
+    PressureIo,
+    Slabinfo,
 }
 
 impl VirtualFile {
-    pub const ALL: [VirtualFile; 11] = [
+    pub const ALL: [VirtualFile; 15] = [
         VirtualFile::Meminfo,
         VirtualFile::Swaps,
         VirtualFile::Cpuinfo,
@@ -29,6 +33,10 @@ impl VirtualFile {
         VirtualFile::CpuPossible,
         VirtualFile::CpuPresent,
         VirtualFile::CpuOffline,
+        VirtualFile::PressureCpu,
+        VirtualFile::PressureMemory,
+        VirtualFile::PressureIo,
+        VirtualFile::Slabinfo,
     ];
 
     /// The host file this one stands for, relative to the root.
@@ -45,7 +53,17 @@ impl VirtualFile {
             VirtualFile::CpuPossible => "sys/devices/system/cpu/possible",
             VirtualFile::CpuPresent => "sys/devices/system/cpu/present",
             VirtualFile::CpuOffline => "sys/devices/system/cpu/offline",
+            VirtualFile::PressureCpu => "proc/pressure/cpu",
+            VirtualFile::PressureMemory => "proc/pressure/memory",
+            VirtualFile::PressureIo => "proc/pressure/io",
+            VirtualFile::Slabinfo => "proc/slabinfo",
         }
+    }
+
+    /// Readable by root only, like the host's (`/proc/slabinfo` is 0400: its layout
+    /// helps kernel heap exploits, so an unprivileged container user must not get it).
+    pub fn root_only(self) -> bool {
+        self == VirtualFile::Slabinfo
     }
 
     /// Its name in its directory.

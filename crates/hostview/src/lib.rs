@@ -4,6 +4,7 @@
 //! Every path is opened relative to a *root* directory: `/` in the daemon, a captured
 //! tree under `fixtures/` in tests. All `unsafe` lives in [`sys`].
 
+mod activity;
 pub mod cache;
 pub mod cgroup;
 mod cpu;
@@ -11,11 +12,13 @@ mod cpufiles;
 mod error;
 pub mod files;
 mod fsio;
+mod loadavg;
 mod logonce;
 mod memory;
 pub mod pidns;
 mod sys;
 mod tasks;
+mod taskstats;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -71,6 +74,9 @@ pub struct Host {
     failures: LogOnce,
     passthrough: AtomicBool,
     stats: cpufiles::StatHistory,
+    loads: loadavg::Loads,
+    /// The root is the real `/` (not a fixture): kernel interfaces apply to it.
+    real_root: bool,
     /// USER_HZ: the unit of `/proc/stat` and of start times in `/proc/<pid>/stat`.
     clk_tck: u64,
 }
@@ -78,6 +84,7 @@ pub struct Host {
 impl Host {
     /// Open `root` (`/` for the real host) and detect its cgroup layout.
     pub fn open(root: &Path, opts: Options) -> Result<Host> {
+        let real_root = std::fs::canonicalize(root).is_ok_and(|p| p == Path::new("/"));
         let root = Dir::open(root)?;
         let proc = root.subdir("proc")?;
         let hier = Hierarchies::detect(&root)?;
@@ -97,6 +104,8 @@ impl Host {
             failures: LogOnce::default(),
             passthrough: AtomicBool::new(false),
             stats: cpufiles::StatHistory::default(),
+            loads: loadavg::Loads::default(),
+            real_root,
             clk_tck: rustix::param::clock_ticks_per_second().max(1),
         })
     }
@@ -223,8 +232,12 @@ impl Host {
             | VirtualFile::CpuPossible
             | VirtualFile::CpuPresent
             | VirtualFile::CpuOffline => self.render_cpu(file, &c, out),
-            // Virtualized by later work; served through the same path meanwhile.
-            VirtualFile::Loadavg | VirtualFile::Diskstats => self.host_file(file, out),
+            VirtualFile::Loadavg
+            | VirtualFile::Diskstats
+            | VirtualFile::PressureCpu
+            | VirtualFile::PressureMemory
+            | VirtualFile::PressureIo
+            | VirtualFile::Slabinfo => self.render_activity(file, &c, out),
         }
     }
 

@@ -66,14 +66,8 @@ fn run(cli: &Cli) -> Result<()> {
     tracing::info!("lxcfs-rs {} starting", env!("CARGO_PKG_VERSION"));
     tracing::info!("{}", host.features());
     if cli.enable_loadavg {
-        tracing::warn!(
-            "-l/--enable-loadavg: per-container load is not implemented yet; serving the host's loadavg"
-        );
-    }
-    if cli.enable_cfs {
-        tracing::warn!(
-            "--enable-cfs: the quota-based CPU view is not implemented yet; CPU files are the host's"
-        );
+        host.start_loadavg()
+            .context("cannot start the load average sampler")?;
     }
     let (pass, ignored) = cli.fuse_options();
     if !ignored.is_empty() {

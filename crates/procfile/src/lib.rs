@@ -9,9 +9,12 @@
 pub mod cpu;
 pub mod cpuset;
 pub mod cpustat;
+pub mod diskstats;
 pub mod keyed;
+pub mod loadavg;
 pub mod memory;
 pub mod mountinfo;
+pub mod netlink;
 pub mod pid;
 pub mod render;
 pub mod value;

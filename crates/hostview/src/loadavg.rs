@@ -1,0 +1,198 @@
+//! The per-container load average sampler.
+//!
+//! Every 5 seconds (the kernel's interval) it walks the whole cgroup tree of the
+//! task-listing hierarchy, counts each cgroup's runnable and uninterruptible tasks —
+//! through taskstats, where the kernel counts in one round trip per cgroup, else from
+//! `/proc` — sums them over each subtree and feeds every cgroup's averages. So a
+//! container's load is tracked from its start (or the daemon's), not from its first
+//! read, and a read never waits for the sampler: it takes an `Arc` of the last sample.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use procfile::loadavg::LoadAvg;
+use rustix::fs::{Mode, OFlags, openat};
+
+use crate::Host;
+use crate::fsio::Dir;
+use crate::tasks;
+use crate::taskstats::Taskstats;
+
+pub const INTERVAL: Duration = Duration::from_secs(5);
+/// Bound on the cgroups sampled, against a runaway tree.
+const MAX_CGROUPS: usize = 65536;
+
+#[derive(Default)]
+pub struct Loads {
+    current: Mutex<Arc<HashMap<String, LoadAvg>>>,
+    started: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl Loads {
+    pub fn get(&self, path: &str) -> Option<LoadAvg> {
+        self.snapshot().get(path).copied()
+    }
+
+    pub fn running(&self) -> bool {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    fn snapshot(&self) -> Arc<HashMap<String, LoadAvg>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, map: HashMap<String, LoadAvg>) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
+    }
+}
+
+/// How tasks are counted.
+enum Counter {
+    Kernel(Taskstats),
+    Procfs,
+}
+
+impl Host {
+    /// Start the sampler thread (idempotent). Uses taskstats on the real host and falls
+    /// back to `/proc` when the kernel has no taskstats or the root is a fixture.
+    pub fn start_loadavg(self: &Arc<Self>) -> std::io::Result<()> {
+        if self.loads.started.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let counter = match (self.real_root, Taskstats::open()) {
+            (true, Ok(t)) => Counter::Kernel(t),
+            (true, Err(e)) => {
+                tracing::warn!(
+                    "taskstats unavailable ({e}); the load sampler counts tasks through /proc"
+                );
+                Counter::Procfs
+            }
+            (false, _) => Counter::Procfs,
+        };
+        tracing::info!(
+            "load average sampler: every {}s, counting with {}",
+            INTERVAL.as_secs(),
+            match counter {
+                Counter::Kernel(_) => "taskstats (CGROUPSTATS)",
+                Counter::Procfs => "/proc",
+            }
+        );
+        let host = self.clone();
+        std::thread::Builder::new()
+            .name("loadavg".into())
+            .spawn(move || host.sample_loop(counter))?;
+        Ok(())
+    }
+
+    /// Stop the sampler (tests; the daemon just exits).
+    pub fn stop_loadavg(&self) {
+        self.loads.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn sample_loop(&self, mut counter: Counter) {
+        let mut next = Instant::now();
+        while !self.loads.stop.load(Ordering::Relaxed) {
+            self.sample_once(&mut counter);
+            next += INTERVAL;
+            let now = Instant::now();
+            if next < now {
+                // Fell behind (a suspended host, a huge tree): resume the cadence.
+                next = now + INTERVAL;
+            }
+            std::thread::sleep(next - now);
+        }
+    }
+
+    /// One sample of every cgroup; public for benchmarks and tests.
+    pub fn sample_loadavg_now(&self) {
+        let mut counter = match (self.real_root, Taskstats::open()) {
+            (true, Ok(t)) => Counter::Kernel(t),
+            _ => Counter::Procfs,
+        };
+        self.sample_once(&mut counter);
+    }
+
+    fn sample_once(&self, counter: &mut Counter) {
+        let Some((_, dir, list)) = tasks::hierarchy(&self.hier) else {
+            return;
+        };
+        // Own counts of every cgroup below the root (the root is the host).
+        let mut own: Vec<(String, u64)> = Vec::new();
+        let mut stack: Vec<(String, usize)> = dir
+            .entries(".")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.kind == rustix::fs::FileType::Directory)
+            .map(|e| (e.name, 1))
+            .collect();
+        while let Some((cg, depth)) = stack.pop() {
+            if own.len() >= MAX_CGROUPS {
+                break;
+            }
+            let active = self.active_tasks(counter, dir, &cg, list);
+            own.push((cg.clone(), active));
+            if depth < tasks::MAX_DEPTH {
+                for e in dir.entries(&cg).unwrap_or_default() {
+                    if e.kind == rustix::fs::FileType::Directory {
+                        stack.push((format!("{cg}/{}", e.name), depth + 1));
+                    }
+                }
+            }
+        }
+        let mut subtree: HashMap<&str, u64> = own.iter().map(|(p, _)| (p.as_str(), 0)).collect();
+        for (path, n) in &own {
+            let mut p = path.as_str();
+            loop {
+                if let Some(v) = subtree.get_mut(p) {
+                    *v = v.saturating_add(*n);
+                }
+                match p.rfind('/') {
+                    Some(i) => p = &p[..i],
+                    None => break,
+                }
+            }
+        }
+        let old = self.loads.snapshot();
+        let mut next = HashMap::with_capacity(subtree.len());
+        for (path, active) in subtree {
+            let mut load = old.get(path).copied().unwrap_or_default();
+            load.sample(active);
+            next.insert(path.to_string(), load);
+        }
+        self.loads.publish(next);
+    }
+
+    /// Runnable + uninterruptible tasks of one cgroup (not its children).
+    fn active_tasks(&self, counter: &mut Counter, dir: &Dir, cg: &str, list: &str) -> u64 {
+        if let Counter::Kernel(t) = counter {
+            let fd = openat(
+                dir.fd(),
+                cg,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            );
+            if let Ok(stats) = fd.and_then(|fd| t.cgroup(&fd)) {
+                return stats.running.saturating_add(stats.uninterruptible);
+            }
+        }
+        let Ok(text) = dir.read_string(&format!("{cg}/{list}")) else {
+            return 0;
+        };
+        text.lines()
+            .filter_map(procfile::value::parse_u64)
+            .filter(|tid| {
+                self.proc
+                    .read_string(&format!("{tid}/stat"))
+                    .ok()
+                    .and_then(|s| procfile::pid::parse_stat(&s))
+                    .is_some_and(|st| st.state == b'R' || st.state == b'D')
+            })
+            .count() as u64
+    }
+}
