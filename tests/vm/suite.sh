@@ -152,6 +152,14 @@ setup_cgroups() {
 	mkdir "$I"
 	cgset "$I" memory.max 96M 100663296
 
+	C1=$P/cpu1 # a container on host CPU 1 only
+	mkdir "$C1"
+	cgset "$C1" cpuset.cpus 1 1
+
+	Q=$P/quota # all CPUs, half a CPU of quota
+	mkdir "$Q"
+	cgset "$Q" cpu.max "50000 100000" "50000 100000"
+
 	L=$P/long # a container that keeps running while the host enters it
 	mkdir "$L"
 	cgset "$L" memory.max 200M 209715200
@@ -193,6 +201,7 @@ start_daemon() {
 	if wait_until 5 grep -q 'kernel features:' "$DLOG"; then
 		_f=$(grep -m1 'kernel features:' "$DLOG")
 		info "$_label: kernel features: ${_f#*kernel features:}"
+		info "$_label: started at VM uptime $(cut -d' ' -f1 /proc/uptime) s"
 		ok "$_label: daemon logged its kernel features"
 	else
 		fail "$_label: no 'kernel features:' line in the daemon log"
@@ -426,10 +435,11 @@ check_fs() {
 	esac
 }
 
-# check_present REL: a served file exists, is 0444, non-empty on the host side and
-# through the container's bind mount at /REL-without-the-top-directory.
+# check_present REL [EMPTY_OK]: a served file exists, is 0444, non-empty on the host
+# side, bound over its twin in the container and readable there (non-empty unless
+# EMPTY_OK: a container's diskstats lists only the devices it used).
 check_present() {
-	local _rel _in _n
+	local _rel _in _n _sz
 	_rel=$1
 	_in=/${_rel}
 	if [ ! -e "$MNT/$_rel" ]; then
@@ -438,41 +448,144 @@ check_present() {
 	fi
 	expect_eq "$_rel: mode" 444 "$(stat -c %a "$MNT/$_rel")"
 	check "$_rel: readable and non-empty (host side)" sh -c "[ \"\$(cat $MNT/$_rel | wc -c)\" -gt 0 ]"
-	_n=$(ctr "$C" "grep -q ' $_in ' /proc/self/mountinfo && echo bound; cat $_in | wc -c")
+	_n=$(ctr "$C" "grep -q ' $_in ' /proc/self/mountinfo && echo bound; cat $_in >/tmp/.r && wc -c </tmp/.r")
 	expect_eq "$_rel: bind-mounted over $_in in the container" bound "$(echo "$_n" | head -1)"
-	check "$_rel: readable and non-empty in the container" sh -c "[ \"$(echo "$_n" | tail -1)\" -gt 0 ]"
+	_sz=$(echo "$_n" | sed -n 2p)
+	if [ -n "${2:-}" ]; then
+		check "$_rel: readable in the container ($_sz bytes)" isnum "$_sz"
+	else
+		check "$_rel: readable and non-empty in the container ($_sz bytes)" sh -c "[ '${_sz:-0}' -gt 0 ]"
+	fi
+}
+
+# ---- The CPU view (SEMANTICS.md "The CPU view"): one list of CPUs drives cpuinfo,
+# ---- stat, sys/devices/system/cpu/{online,possible,present,offline,cpuN}.
+# ids TEXT: processor ids of a cpuinfo, "0 1" style
+cpuinfo_ids() { printf '%s\n' "$1" | awk -F': *' '/^processor[ \t]*:/ { printf "%s%s", s, $2; s = " " }'; }
+# stat_ids TEXT: N of the cpuN lines of a /proc/stat
+stat_ids() { printf '%s\n' "$1" | awk '/^cpu[0-9]+ / { sub("cpu", "", $1); printf "%s%s", s, $1; s = " " }'; }
+# stat_sum_ok TEXT: the "cpu" line is the column-wise sum of the cpuN lines
+stat_sum_ok() {
+	printf '%s\n' "$1" | awk '
+		$1 == "cpu" { for (i = 2; i <= NF; i++) agg[i] = $i; n = NF }
+		$1 ~ /^cpu[0-9]+$/ { for (i = 2; i <= NF; i++) sum[i] += $i }
+		END { if (!n) exit 1; for (i = 2; i <= n; i++) if (agg[i] != sum[i]) exit 1 }'
+}
+# stat_busy TEXT: user + nice + system + irq + softirq + steal of the "cpu" line, ticks
+stat_busy() { printf '%s\n' "$1" | awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }'; }
+stat_idle() { printf '%s\n' "$1" | awk '$1 == "cpu" { print $5 }'; }
+# stat_monotonic A B: every counter of every cpu/cpuN line of B >= the same in A
+stat_monotonic() {
+	printf '%s\n---\n%s\n' "$1" "$2" | awk '
+		/^---$/ { second = 1; next }
+		$1 ~ /^cpu[0-9]*$/ { for (i = 2; i <= NF; i++) if (!second) a[$1, i] = $i; else if ($i < a[$1, i]) bad = 1 }
+		END { exit bad }'
+}
+# cpuinfo_blocks TEXT IDS: the processor blocks of IDS without the lines that change
+# between reads or with the numbering (processor, cpu MHz)
+cpuinfo_blocks() {
+	printf '%s\n' "$1" | awk -v ids=" $2 " '
+		/^processor[ \t]*:/ { split($0, f, /: */); keep = index(ids, " " f[2] " ") > 0 }
+		keep && !/^processor[ \t]*:/ && !/^cpu MHz/'
+}
+count_words() { set -- $1; echo $#; }
+# hundredths "12.34" -> 1234
+hundredths() { echo "$1" | awk '{ printf "%d", $1 * 100 + 0.5 }'; }
+
+# check_cpu LABEL CGROUP IDS ONLINE OFFLINE HOSTIDS: the container sees CPUs IDS
+# ("0 1"), online/possible/present ONLINE ("0-1"), offline OFFLINE; with HOSTIDS (not
+# "-"), its cpuinfo blocks are the host's blocks of those CPUs, every field unchanged
+# but the processor number.
+check_cpu() {
+	local _l _g _ids _on _off _hids _out _ci _st _sys _dirs _np _hci
+	_l=$1 _g=$2 _ids=$3 _on=$4 _off=$5 _hids=$6
+	_out=$(ctr "$_g" "cat /proc/cpuinfo; echo ---; cat /proc/stat; echo ---
+		echo \"online=\$(cat /sys/devices/system/cpu/online) possible=\$(cat $MNT/sys/devices/system/cpu/possible) present=\$(cat $MNT/sys/devices/system/cpu/present) offline=[\$(cat $MNT/sys/devices/system/cpu/offline)]\"
+		echo ---; ls $MNT/sys/devices/system/cpu | grep -E '^cpu[0-9]+\$' | sed s/cpu// | sort -n | tr '\n' ' '; echo
+		echo ---; mount --bind $MNT/sys/devices/system/cpu /sys/devices/system/cpu && nproc --all")
+	_hci=$(cat /proc/cpuinfo)
+	_ci=$(part "$_out" 0)
+	_st=$(part "$_out" 1)
+	_sys=$(part "$_out" 2)
+	_dirs=$(part "$_out" 3)
+	_np=$(part "$_out" 4)
+	expect_eq "$_l: cpuinfo processors" "$_ids" "$(cpuinfo_ids "$_ci")"
+	expect_eq "$_l: stat cpuN lines" "$_ids" "$(stat_ids "$_st")"
+	check "$_l: stat cpu line = sum of the cpuN lines" stat_sum_ok "$_st"
+	expect_eq "$_l: sys/devices/system/cpu lists" "online=$_on possible=$_on present=$_on offline=[$_off]" "$_sys"
+	expect_eq "$_l: sys cpu cpuN directories" "$_ids" "$(echo $_dirs)"
+	expect_eq "$_l: nproc --all with sys/devices/system/cpu bound" "$(count_words "$_ids")" "$_np"
+	expect_eq "$_l: stat btime = the host's" "$(awk '$1 == "btime" { print $2 }' /proc/stat)" "$(printf '%s\n' "$_st" | awk '$1 == "btime" { print $2 }')"
+	if [ "$_hids" != - ]; then
+		if [ "$(cpuinfo_blocks "$_ci" "$_ids")" = "$(cpuinfo_blocks "$_hci" "$_hids")" ] && [ -n "$(cpuinfo_blocks "$_ci" "$_ids")" ]; then
+			ok "$_l: cpuinfo blocks are the host's blocks of CPUs $_hids (but processor, cpu MHz)"
+		else
+			fail "$_l: cpuinfo blocks differ from the host's blocks of CPUs $_hids: $(cpuinfo_blocks "$_ci" "$_ids" | head -3 | tr '\n' '|') vs $(cpuinfo_blocks "$_hci" "$_hids" | head -3 | tr '\n' '|')"
+		fi
+	else
+		expect_eq "$_l: cpuinfo model name" "$(grep -m1 '^model name' /proc/cpuinfo)" "$(printf '%s\n' "$_ci" | grep -m1 '^model name')"
+	fi
+}
+
+# check_cpu_time LABEL CGROUP QUOTA_PERCENT: spin for a second inside the container:
+# busy time grows by at least 0.2 s and by no more than the quota allows (it is the
+# container's time, not the host's), every counter is monotonic, uptime advances
+# with the wall clock, stays below the host's, and its idle agrees with stat's.
+check_cpu_time() {
+	local _l _g _q _out _s1 _u1 _s2 _u2 _vm _b _w _i1 _i2 _ui
+	_l=$1 _g=$2 _q=$3
+	_out=$(ctr "$_g" "cat /proc/stat; echo ---; cat /proc/uptime; echo ---
+		timeout 1 sh -c 'while :; do :; done' 2>/dev/null
+		cat /proc/stat; echo ---; cat /proc/uptime")
+	_vm=$(cut -d' ' -f1 /proc/uptime)
+	_s1=$(part "$_out" 0) _u1=$(part "$_out" 1) _s2=$(part "$_out" 2) _u2=$(part "$_out" 3)
+	check "$_l: uptime format '%.2f %.2f'" sh -c "echo '$_u1' | grep -qE '^[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2}\$'"
+	if ! isnum "$(stat_busy "$_s1")" || ! isnum "$(stat_busy "$_s2")" || [ -z "$_u1" ] || [ -z "$_u2" ]; then
+		fail "$_l: unreadable stat/uptime in the container (output: $_out)"
+		return
+	fi
+	_b=$(($(stat_busy "$_s2") - $(stat_busy "$_s1")))
+	_w=$(($(hundredths "${_u2%% *}") - $(hundredths "${_u1%% *}")))
+	expect_range "$_l: uptime advance over a 1 s spin (1/100 s)" 95 3000 "$_w"
+	expect_range "$_l: stat busy growth over the spin (ticks; quota $_q% of $_w)" 20 $((_w * _q / 100 + 30)) "$_b"
+	check "$_l: stat counters monotonic across the spin" stat_monotonic "$_s1" "$_s2"
+	expect_le "$_l: container uptime (1/100 s) <= VM uptime" "$(hundredths "${_u2%% *}")" "$(hundredths "$_vm")"
+	_ui=$(hundredths "${_u2#* }")
+	expect_near "$_l: uptime idle (1/100 s) = stat idle (ticks)" "$(stat_idle "$_s2")" "$_ui" 100
+}
+
+check_cpu_views() {
+	local _l
+	_l=$1
+	# default view: the cpuset, host ids kept
+	check_cpu "$_l ctr (cpuset 0)" "$C" "0" 0 1 "0"
+	check_cpu "$_l cpu1 (cpuset 1)" "$C1" "1" 1 0 "1"
+	check_cpu "$_l quota (0.5 CPU, cpuset 0-1)" "$Q" "0 1" 0-1 "" "0 1"
+	check_cpu "$_l nested (1.5 CPU from the parent)" "$N" "0 1" 0-1 "" "0 1"
+}
+
+check_cpu_views_cfs() {
+	local _l
+	_l=$1
+	# --enable-cfs: min(ceil(quota/period), |cpuset|, host CPUs), numbered 0..n-1
+	check_cpu "$_l ctr (cpuset 0, 0.5 CPU)" "$C" "0" 0 1 -
+	check_cpu "$_l cpu1 (cpuset 1, 1.5 CPU from the parent)" "$C1" "0" 0 1 -
+	check_cpu "$_l quota (0.5 CPU, cpuset 0-1)" "$Q" "0" 0 1 -
+	check_cpu "$_l nested (1.5 CPU from the parent)" "$N" "0 1" 0-1 "" -
 }
 
 # ---- Files whose virtualization has not landed yet. These only check that the file is
 # ---- served, 0444, readable and non-empty; NOTHING about its content is checked yet.
 # ---- When a file is virtualized, add its real checks here (expectations: SEMANTICS.md).
-check_cpuinfo() {
-	check_present proc/cpuinfo
-	# TODO(cpu view): exactly one processor block ("processor : 0") for cpuset 0;
-	# with --enable-cfs, ceil(quota/period) blocks; nproc/os.cpu_count agree.
-}
-check_stat() {
-	check_present proc/stat
-	# TODO(cpu view): only cpu0 line; cpu = sum of cpuN; busy time grows when the
-	# container spins; counters monotonic; processes/procs_running from the container.
-}
-check_uptime() {
-	check_present proc/uptime
-	# TODO(uptime): a fresh container's uptime is small and below the VM's; never negative.
-}
 check_loadavg() {
 	check_present proc/loadavg
 	# TODO(loadavg): a container spinning N tasks converges towards N; last_pid in the
 	# container's numbering.
 }
 check_diskstats() {
-	check_present proc/diskstats
+	check_present proc/diskstats empty-ok
 	# TODO(diskstats): after the container writes to vdb, vdb appears with the written
 	# sectors (io.stat wbytes / 512); devices without activity do not appear.
-}
-check_cpu_online() {
-	check_present sys/devices/system/cpu/online
-	# TODO(cpu view): "0" for cpuset 0; possible/present/offline as they land.
 }
 
 # ------------------------------------------------------------------ main
@@ -485,12 +598,12 @@ if start_daemon pass1 --init-resolver=procfs; then
 	check_shmem
 	check_swap_used
 	check_fs
-	check_cpuinfo
-	check_stat
-	check_uptime
+	for f in proc/cpuinfo proc/stat proc/uptime sys/devices/system/cpu/online; do check_present $f; done
+	check_cpu_views pass1
+	check_cpu_time "pass1 ctr" "$C" 50
+	check_cpu_time "pass1 quota" "$Q" 50
 	check_loadavg
 	check_diskstats
-	check_cpu_online
 	stop_daemon pass1
 fi
 
@@ -505,12 +618,15 @@ if start_daemon pass2 --pidfile "$PIDFILE"; then
 	esac
 	expect_eq "pass2: pidfile holds the daemon's pid" "$DPID" "$(cat "$PIDFILE" 2>&1)"
 	resolver_checks pass2
+	check_cpu_views pass2
 	stop_daemon pass2
 	check "pass2: pidfile removed on exit" [ ! -e "$PIDFILE" ]
 fi
 
-# Pass 3: -u/--disable-swap: no swap in meminfo and swaps, memory unchanged.
-if start_daemon pass3 --disable-swap; then
+# Pass 3: -u/--disable-swap: no swap in meminfo and swaps, memory unchanged;
+# --enable-cfs: the quota limits the CPU count too.
+if start_daemon pass3 --disable-swap --enable-cfs; then
+	check_cpu_views_cfs pass3
 	check_mem "pass3 ctr" "$C" 262144 0
 	check_mem "pass3 nested" "$N" 524288 0
 	stop_daemon pass3
