@@ -577,6 +577,28 @@ fn v1_host_reader_gets_the_hosts_files() {
 }
 
 #[test]
+#[ignore = "bug: idle is capacity/n per CPU, so a quota saturated on one of two visible CPUs still shows the other's share as idle"]
+fn v1_saturated_quota_on_one_of_two_cpus_leaves_no_idle() {
+    let tmp = copy_tree(&fixture("cpu-v1"));
+    let root = tmp.path();
+    let host = open(root, false);
+    let before = stat(&host, V1_C2);
+    // c2 (cpuset 10-11, 0.5 CPU) spends its whole quota, 5 s in 10 s, on cpu10.
+    set_clock(root, "5010.00");
+    bump_usage_all(
+        &root.join("sys/fs/cgroup/cpu,cpuacct/lxc/c2/cpuacct.usage_all"),
+        10,
+        5 * S,
+        0,
+    );
+    let after = stat(&host, V1_C2);
+    assert_monotonic(&before, &after);
+    assert_eq!(after.total[0] - before.total[0], 500);
+    // The container could not have run more: top must show it 100 % busy.
+    assert_eq!(after.total[3] - before.total[3], 0, "idle grew");
+}
+
+#[test]
 fn v1_containers_do_not_share_history() {
     let host = open(&fixture("cpu-v1"), false);
     let c1 = stat(&host, V1_C1);
