@@ -31,10 +31,28 @@ fn free_top_and_meminfo_show_a_256mib_limit() {
     let out = run(
         &cg,
         &d.mnt,
-        "free -k; echo ---; top -bn1; echo ---; cat /proc/meminfo",
+        "free -k; echo ---; top -bn1; echo ---; cat /proc/meminfo; echo ---\n\
+         grep ' - fuse' /proc/self/mountinfo | cut -d' ' -f5",
     );
     let s = sections(out.ok());
-    assert_eq!(s.len(), 3, "{}", out.stdout);
+    assert_eq!(s.len(), 4, "{}", out.stdout);
+    // The harness's container: our files bound over /proc and /sys, no other FUSE mount.
+    let mut fuse: Vec<&str> = s[3].lines().collect();
+    fuse.sort_unstable();
+    assert_eq!(
+        fuse,
+        [
+            "/proc/cpuinfo",
+            "/proc/diskstats",
+            "/proc/loadavg",
+            "/proc/meminfo",
+            "/proc/stat",
+            "/proc/swaps",
+            "/proc/uptime",
+            "/sys/devices/system/cpu/online"
+        ],
+        "FUSE mounts in the container"
+    );
 
     assert_eq!(free_total(&s[0]), KB_256M, "free -k:\n{}", s[0]);
     assert!(

@@ -46,9 +46,9 @@ pub const MIB: u64 = 1024 * 1024;
 /// Generous: the machine is small and tests run in parallel.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-const TOOLS: [&str; 14] = [
+const TOOLS: [&str; 15] = [
     "sh", "unshare", "nsenter", "mount", "umount", "free", "top", "dd", "wc", "cat", "head",
-    "sleep", "stat", "grep",
+    "sleep", "stat", "grep", "cut",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -429,15 +429,21 @@ impl Daemon {
 
     /// Send `sig` and wait for the exit; panics if it does not exit within the deadline.
     pub fn stop_with(&mut self, sig: Signal) -> ExitStatus {
+        self.stop_within(sig, DEADLINE)
+    }
+
+    /// Send `sig` and wait at most `timeout` for the exit, else panic showing where the
+    /// daemon's threads are blocked.
+    pub fn stop_within(&mut self, sig: Signal, timeout: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("the daemon was already reaped");
         if let Ok(Some(st)) = child.try_wait() {
             return st;
         }
         let _ = signal(self.pid, sig);
-        match wait_deadline(child, DEADLINE) {
+        match wait_deadline(child, timeout) {
             Some(st) => st,
             None => panic!(
-                "lxcfs-rs did not exit within {DEADLINE:?} of signal {sig:?}. Threads:\n{}log:\n{}",
+                "lxcfs-rs did not exit within {timeout:?} of signal {sig:?}. Threads:\n{}log:\n{}",
                 thread_states(self.pid),
                 read_log(&self.log)
             ),
@@ -649,12 +655,22 @@ impl Drop for Cgroup {
 // Containers
 
 /// Mount setup inside the new namespaces, then the test's script.
+///
+/// After the binds, the copies of the host's FUSE mounts that `unshare -m` made are
+/// detached (except those in `$E2E_KEEP`), as a runtime's `pivot_root` drops the host's
+/// mounts: a copy would keep that daemon's FUSE connection alive after it unmounts, and
+/// the tests run in parallel, each with its own daemon.
 fn inner_script(script: &str) -> String {
     let mut s = String::from(
         "set -e\nmount -t proc proc /proc\n\
          for f in meminfo swaps cpuinfo stat uptime loadavg diskstats; do\n\
          mount --bind \"$E2E_MNT/proc/$f\" \"/proc/$f\"\ndone\n\
          mount --bind \"$E2E_MNT/sys/devices/system/cpu/online\" /sys/devices/system/cpu/online\n\
+         grep ' - fuse' /proc/self/mountinfo | cut -d' ' -f5 | while read -r m; do\n\
+         case \"$m\" in /proc/*|/sys/*) continue;; esac\n\
+         case \" $E2E_KEEP \" in *\" $m \"*) continue;; esac\n\
+         umount -l \"$m\" 2>/dev/null || true\n\
+         done\n\
          set +e\n",
     );
     s.push_str(script);
