@@ -1,0 +1,541 @@
+//! `lxcfs-bench compare`: lxcfs-rs, LXCFS and the kernel side by side, from inside one
+//! container, interleaved; then daemon RSS after many short-lived containers.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::container::{Container, run_in_cgroup};
+use crate::read::Measurement;
+use crate::report::{Cell, Environment, Report, Round, Run, Serving};
+use crate::sys::{self, Cgroup, Daemon, Interrupt, Workdir};
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Measured time of each run (one source, one file, one reader count).
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Runs per source and cell, interleaved (lxcfs-rs, LXCFS, kernel, lxcfs-rs, ...).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Reader counts (concurrent threads in the container).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub readers: Vec<usize>,
+    /// Files to measure (default: all): meminfo, cpuinfo, stat, uptime, loadavg,
+    /// diskstats, swaps, cpu-online.
+    #[arg(long, value_delimiter = ',')]
+    pub files: Vec<String>,
+    /// The lxcfs-rs binary (build it with `cargo build --release -p lxcfs-rs`).
+    #[arg(long, default_value = "target/release/lxcfs-rs")]
+    pub lxcfs_rs: PathBuf,
+    /// The LXCFS binary [default: /usr/bin/lxcfs, skipped when missing].
+    #[arg(long)]
+    pub lxcfs: Option<PathBuf>,
+    /// Do not run LXCFS.
+    #[arg(long, conflicts_with = "lxcfs")]
+    pub no_lxcfs: bool,
+    /// Extra argument for lxcfs-rs (repeatable), e.g. `--lxcfs-rs-arg=--threads=8`.
+    #[arg(long = "lxcfs-rs-arg", allow_hyphen_values = true)]
+    pub lxcfs_rs_args: Vec<String>,
+    /// Extra argument for LXCFS (repeatable), e.g. `--lxcfs-arg=-l`.
+    #[arg(long = "lxcfs-arg", allow_hyphen_values = true)]
+    pub lxcfs_args: Vec<String>,
+    /// The container's memory limit.
+    #[arg(long, default_value_t = 256)]
+    pub memory_mib: u64,
+    /// The container's cpuset [default: the host's CPUs but the first].
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Unmeasured warm-up before each run.
+    #[arg(long, default_value_t = 100)]
+    pub warmup_ms: u64,
+    /// Short-lived containers (pid namespaces) per round of the memory test; 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    pub containers: usize,
+    /// Rounds of the memory test (RSS is shown after each).
+    #[arg(long, default_value_t = 2)]
+    pub container_rounds: usize,
+    /// Short-lived containers alive at once [default: 4 per CPU].
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Also write every run as TSV to this file.
+    #[arg(long)]
+    pub raw: Option<PathBuf>,
+    /// A line for the report's header (e.g. the commit measured); repeatable.
+    #[arg(long)]
+    pub note: Vec<String>,
+}
+
+/// A virtual file: where it is under a daemon's mountpoint and the kernel's own.
+#[derive(Debug, PartialEq, Eq)]
+pub struct VFile {
+    /// Short name, also the bind target in the container.
+    pub key: &'static str,
+    pub rel: &'static str,
+    pub kernel: &'static str,
+}
+
+pub const FILES: [VFile; 8] = [
+    VFile {
+        key: "meminfo",
+        rel: "proc/meminfo",
+        kernel: "/proc/meminfo",
+    },
+    VFile {
+        key: "cpuinfo",
+        rel: "proc/cpuinfo",
+        kernel: "/proc/cpuinfo",
+    },
+    VFile {
+        key: "stat",
+        rel: "proc/stat",
+        kernel: "/proc/stat",
+    },
+    VFile {
+        key: "uptime",
+        rel: "proc/uptime",
+        kernel: "/proc/uptime",
+    },
+    VFile {
+        key: "loadavg",
+        rel: "proc/loadavg",
+        kernel: "/proc/loadavg",
+    },
+    VFile {
+        key: "diskstats",
+        rel: "proc/diskstats",
+        kernel: "/proc/diskstats",
+    },
+    VFile {
+        key: "swaps",
+        rel: "proc/swaps",
+        kernel: "/proc/swaps",
+    },
+    VFile {
+        key: "cpu-online",
+        rel: "sys/devices/system/cpu/online",
+        kernel: "/sys/devices/system/cpu/online",
+    },
+];
+
+/// Where a file is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Rs,
+    Lxcfs,
+    Kernel,
+}
+
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Rs, Source::Lxcfs, Source::Kernel];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Source::Rs => "lxcfs-rs",
+            Source::Lxcfs => "lxcfs",
+            Source::Kernel => "kernel",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Rs => "lxcfs-rs",
+            Source::Lxcfs => "LXCFS",
+            Source::Kernel => "kernel",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const DEFAULT_LXCFS: &str = "/usr/bin/lxcfs";
+const MIB: u64 = 1024 * 1024;
+
+/// The two daemons; dropped (stopped, unmounted) after the container and the cgroup.
+struct Daemons {
+    rs: Daemon,
+    lx: Option<Daemon>,
+}
+
+impl Daemons {
+    fn get(&mut self, src: Source) -> Option<&mut Daemon> {
+        match src {
+            Source::Rs => Some(&mut self.rs),
+            Source::Lxcfs => self.lx.as_mut(),
+            Source::Kernel => None,
+        }
+    }
+}
+
+fn select_files(names: &[String]) -> Result<Vec<&'static VFile>> {
+    if names.is_empty() {
+        return Ok(FILES.iter().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            FILES.iter().find(|f| f.key == n).with_context(|| {
+                let keys: Vec<&str> = FILES.iter().map(|f| f.key).collect();
+                format!("unknown file {n:?}; known: {}", keys.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+pub fn run(args: &CompareArgs) -> Result<()> {
+    let intr = Interrupt::install()?;
+    if !rustix::process::geteuid().is_root() {
+        bail!("compare must run as root: it mounts FUSE filesystems and creates cgroups");
+    }
+    if !Path::new("/dev/fuse").exists() {
+        bail!("/dev/fuse is missing (modprobe fuse)");
+    }
+    Cgroup::check_v1()?;
+    for tool in ["sh", "unshare"] {
+        if which(tool).is_none() {
+            bail!("{tool} is not in PATH (install util-linux)");
+        }
+    }
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        bail!("--seconds must be a positive number");
+    }
+    if args.reps == 0 || args.readers.is_empty() || args.readers.contains(&0) {
+        bail!("--reps and every --readers count must be at least 1");
+    }
+    let files = select_files(&args.files)?;
+    let rs_exe = fs::canonicalize(&args.lxcfs_rs).with_context(|| {
+        format!(
+            "no lxcfs-rs binary at {} (cargo build --release -p lxcfs-rs, or pass --lxcfs-rs)",
+            args.lxcfs_rs.display()
+        )
+    })?;
+    let lx_exe = match (&args.lxcfs, args.no_lxcfs) {
+        (_, true) => None,
+        (Some(p), false) => Some(
+            fs::canonicalize(p).with_context(|| format!("no LXCFS binary at {}", p.display()))?,
+        ),
+        (None, false) if Path::new(DEFAULT_LXCFS).exists() => Some(PathBuf::from(DEFAULT_LXCFS)),
+        (None, false) => {
+            eprintln!(
+                "lxcfs-bench: {DEFAULT_LXCFS} is missing (apt-get install lxcfs): \
+                 measuring lxcfs-rs and the kernel only"
+            );
+            None
+        }
+    };
+    let exe = std::env::current_exe().context("cannot find my own executable")?;
+    let cpus = match &args.cpus {
+        Some(c) => sys::format_cpu_list(&sys::parse_cpu_list(c)?),
+        None => sys::default_container_cpus()?,
+    };
+    let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let mut env = Environment {
+        kernel: {
+            let u = rustix::system::uname();
+            format!(
+                "{} {}",
+                u.sysname().to_string_lossy(),
+                u.release().to_string_lossy()
+            )
+        },
+        cpus: ncpus,
+        rs_version: sys::version_of(&rs_exe),
+        lx_version: lx_exe.as_deref().map(sys::version_of),
+        memory_mib: args.memory_mib,
+        container_cpus: cpus.clone(),
+        seconds: args.seconds,
+        reps: args.reps,
+        view: Vec::new(),
+        notes: args.note.clone(),
+    };
+
+    // Owned resources, dropped in reverse: container, cgroup, daemons, work directory.
+    let work = Workdir::create()?;
+    eprintln!(
+        "lxcfs-bench: mounting {} under {}",
+        if lx_exe.is_some() {
+            "lxcfs-rs and LXCFS"
+        } else {
+            "lxcfs-rs"
+        },
+        work.path.display()
+    );
+    let rs = Daemon::start(
+        "lxcfs-rs",
+        &rs_exe,
+        &args.lxcfs_rs_args,
+        &work,
+        "lxcfs-rs",
+        &intr,
+    )?;
+    let lx = match &lx_exe {
+        Some(p) => Some(Daemon::start(
+            "LXCFS",
+            p,
+            &args.lxcfs_args,
+            &work,
+            "lxcfs",
+            &intr,
+        )?),
+        None => None,
+    };
+    let mut daemons = Daemons { rs, lx };
+    let sources: Vec<Source> = Source::ALL
+        .into_iter()
+        .filter(|s| *s != Source::Lxcfs || daemons.lx.is_some())
+        .collect();
+    let mut rss_at_start = Vec::new();
+    for &src in &sources {
+        if let Some(d) = daemons.get(src) {
+            rss_at_start.push(d.rss_kib()?);
+        }
+    }
+
+    let cg = Cgroup::create(
+        &format!("lxcfs-bench-{}", std::process::id()),
+        args.memory_mib * MIB,
+        &cpus,
+    )?;
+    let cdir = work.join("container");
+    let mut binds = Vec::new();
+    for &src in &sources {
+        for f in &files {
+            let from = match daemons.get(src) {
+                Some(d) => d.mnt.join(f.rel),
+                None => PathBuf::from(f.kernel),
+            };
+            binds.push((format!("{}/{}", src.key(), f.key), from));
+        }
+    }
+    let mut ctr = Container::start(&exe, &cg, &cdir, &binds, &intr)?;
+    eprintln!(
+        "lxcfs-bench: container up (cgroup {}: {} MiB, cpuset {cpus}); {} runs of {} s",
+        cg.name,
+        args.memory_mib,
+        files.len() * args.readers.len() * args.reps * sources.len(),
+        args.seconds
+    );
+    env.view = container_view(&mut ctr, &cdir, &sources, &files, &intr)?;
+
+    let cells = measure_all(args, &files, &sources, &mut ctr, &mut daemons, &cdir, &intr)?;
+    drop(ctr);
+
+    let mut serving = Vec::new();
+    if args.containers > 0 {
+        let parallel = args.parallel.unwrap_or(4 * ncpus).max(1);
+        for (i, &src) in sources.iter().enumerate() {
+            let Some(d) = daemons.get(src) else { continue };
+            let s = serve_containers(d, &exe, &cg, args, parallel, rss_at_start[i], &intr)?;
+            serving.push(s);
+        }
+    }
+
+    let report = Report {
+        env,
+        sources: sources.clone(),
+        cells,
+        serving,
+    };
+    if let Some(path) = &args.raw {
+        fs::write(path, report.raw_tsv())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    print!("{}", report.markdown());
+    Ok(())
+}
+
+/// What the container sees, as a check that the daemons virtualize for it: MemTotal and
+/// the online CPUs, per source.
+fn container_view(
+    ctr: &mut Container,
+    cdir: &Path,
+    sources: &[Source],
+    files: &[&VFile],
+    intr: &Interrupt,
+) -> Result<Vec<(Source, String)>> {
+    let mut view = Vec::new();
+    for &src in sources {
+        let mut parts = Vec::new();
+        for f in files {
+            if f.key != "meminfo" && f.key != "cpu-online" {
+                continue;
+            }
+            let path = cdir.join(src.key()).join(f.key);
+            let (lines, code) = ctr.request(
+                &["cat".to_string(), path.display().to_string()],
+                Duration::from_secs(30),
+                intr,
+            )?;
+            if code != 0 {
+                parts.push(format!("{} unreadable", f.key));
+                continue;
+            }
+            if f.key == "meminfo" {
+                let total = lines
+                    .iter()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .map_or("?".to_string(), |v| v.trim().to_string());
+                parts.push(format!("MemTotal {total}"));
+            } else {
+                let online = lines.first().map_or("", |l| l.trim());
+                parts.push(format!("cpu online {online}"));
+            }
+        }
+        view.push((src, parts.join(", ")));
+    }
+    Ok(view)
+}
+
+fn measure_all(
+    args: &CompareArgs,
+    files: &[&'static VFile],
+    sources: &[Source],
+    ctr: &mut Container,
+    daemons: &mut Daemons,
+    cdir: &Path,
+    intr: &Interrupt,
+) -> Result<Vec<Cell>> {
+    let timeout = Duration::from_secs_f64(args.seconds * 2.0 + args.warmup_ms as f64 / 1e3 + 60.0);
+    let mut cells = Vec::new();
+    for f in files {
+        for &readers in &args.readers {
+            let mut cell = Cell::new(f.key, readers);
+            for _rep in 0..args.reps {
+                for &src in sources {
+                    intr.check()?;
+                    let path = cdir.join(src.key()).join(f.key);
+                    let cpu_before = match daemons.get(src) {
+                        Some(d) => Some(d.cpu_ticks().with_context(|| d.health())?),
+                        None => None,
+                    };
+                    let words: Vec<String> = vec![
+                        "read".into(),
+                        "--file".into(),
+                        path.display().to_string(),
+                        "--seconds".into(),
+                        args.seconds.to_string(),
+                        "--threads".into(),
+                        readers.to_string(),
+                        "--warmup-ms".into(),
+                        args.warmup_ms.to_string(),
+                    ];
+                    let (lines, code) = ctr.request(&words, timeout, intr).with_context(|| {
+                        format!("reading {} of {} in the container", f.key, src.label())
+                    })?;
+                    let row = lines
+                        .iter()
+                        .find(|l| !l.starts_with("file\t"))
+                        .with_context(|| {
+                            format!("no result for {} of {} (exit {code})", f.key, src.label())
+                        })?;
+                    let m = Measurement::from_tsv(row)?;
+                    let cpu_ticks = match (daemons.get(src), cpu_before) {
+                        (Some(d), Some(before)) => {
+                            Some(d.cpu_ticks().with_context(|| d.health())? - before)
+                        }
+                        _ => None,
+                    };
+                    if let Some(e) = &m.error {
+                        eprintln!("lxcfs-bench: {} via {}: {e}", f.key, src.label());
+                        if let Some(d) = daemons.get(src) {
+                            if !d.alive() {
+                                bail!("{}", d.health());
+                            }
+                        }
+                    }
+                    cell.runs[src.index()].push(Run { m, cpu_ticks });
+                }
+            }
+            eprintln!("  {}", cell.progress(sources));
+            cells.push(cell);
+        }
+    }
+    Ok(cells)
+}
+
+/// Rounds of `args.containers` short-lived containers reading this daemon's meminfo and
+/// stat once each; RSS and CPU after each round.
+fn serve_containers(
+    d: &mut Daemon,
+    exe: &Path,
+    cg: &Cgroup,
+    args: &CompareArgs,
+    parallel: usize,
+    rss_at_start: u64,
+    intr: &Interrupt,
+) -> Result<Serving> {
+    let mut s = Serving {
+        daemon: d.name,
+        rss_at_start,
+        rss_before: d.rss_kib().with_context(|| d.health())?,
+        rounds: Vec::new(),
+        died: None,
+    };
+    let files = format!(
+        "{},{}",
+        d.mnt.join("proc/meminfo").display(),
+        d.mnt.join("proc/stat").display()
+    );
+    for _ in 0..args.container_rounds {
+        let cpu_before = d.cpu_ticks().with_context(|| d.health())?;
+        let mut cmd = cg.command(exe);
+        cmd.args(["spawn", "--count"])
+            .arg(args.containers.to_string())
+            .arg("--parallel")
+            .arg(parallel.to_string())
+            .arg("--file")
+            .arg(&files);
+        let out = run_in_cgroup(cmd, Duration::from_secs(600), intr)?;
+        if !d.alive() {
+            s.died = Some(d.health());
+            eprintln!("lxcfs-bench: {} died serving containers", d.name);
+            break;
+        }
+        let f: Vec<&str> = out.trim().split('\t').collect();
+        let (Some(failures), Some(seconds)) = (
+            f.get(1).and_then(|v| v.parse().ok()),
+            f.get(2).and_then(|v| v.parse().ok()),
+        ) else {
+            bail!("unexpected output from spawn: {out:?}");
+        };
+        let round = Round {
+            containers: args.containers,
+            failures,
+            seconds,
+            cpu_ticks: d.cpu_ticks().with_context(|| d.health())? - cpu_before,
+            rss_after: d.rss_kib().with_context(|| d.health())?,
+        };
+        eprintln!(
+            "  {}: {} containers in {:.1} s ({} failed), RSS {} KiB",
+            d.name, round.containers, round.seconds, round.failures, round.rss_after
+        );
+        s.rounds.push(round);
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn file_selection() {
+        assert_eq!(select_files(&[]).unwrap().len(), FILES.len());
+        let sel = select_files(&["stat".into(), "cpu-online".into()]).unwrap();
+        assert_eq!(sel[0].kernel, "/proc/stat");
+        assert_eq!(sel[1].rel, "sys/devices/system/cpu/online");
+        assert!(select_files(&["nope".into()]).is_err());
+    }
+}

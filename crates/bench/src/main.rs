@@ -1,0 +1,65 @@
+//! lxcfs-bench: how fast the virtual files of lxcfs-rs are, next to LXCFS and to the
+//! kernel's own files, read from inside a container. See `docs/performance.md`.
+//!
+//! - `read` is the load: a tight open + read-to-EOF + close loop on one file at a time,
+//!   in N threads; it prints ops/s and latency percentiles. It is what runs inside the
+//!   container.
+//! - `compare` is the orchestrator (root): it mounts lxcfs-rs and LXCFS side by side,
+//!   makes a container (v1 cgroup with limits, new pid + mount namespace, files
+//!   bind-mounted as a runtime does), runs `read` in it against each source, interleaved,
+//!   and prints the tables. It also measures daemon CPU per read and RSS after serving
+//!   many short-lived containers, and cleans everything up, on errors and Ctrl-C too.
+//! - `agent`, `spawn` and `once` are internal: the container's init, the launcher of
+//!   short-lived containers, and what each of those runs.
+
+mod compare;
+mod container;
+mod read;
+mod report;
+mod sys;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "lxcfs-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Read files in a tight open+read+close loop; print ops/s and p50/p99 latency per file.
+    Read(read::ReadArgs),
+    /// Mount lxcfs-rs and LXCFS side by side and compare them from inside a container (root).
+    Compare(Box<compare::CompareArgs>),
+    /// Internal: init of the benchmark container (pid 1 of a new pid + mount namespace).
+    #[command(hide = true)]
+    Agent(container::AgentArgs),
+    /// Internal: start many short-lived containers, a few at a time.
+    #[command(hide = true)]
+    Spawn(container::SpawnArgs),
+    /// Internal: read files once (the whole life of a short-lived container).
+    #[command(hide = true)]
+    Once(container::OnceArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.cmd {
+        Cmd::Read(a) => read::run(a),
+        Cmd::Compare(a) => compare::run(a),
+        Cmd::Agent(a) => container::agent(a),
+        Cmd::Spawn(a) => container::spawn(a),
+        Cmd::Once(a) => container::once(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lxcfs-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

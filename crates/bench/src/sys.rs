@@ -1,0 +1,581 @@
+//! What the orchestrator owns on the host, each undone on drop (errors and Ctrl-C
+//! included): the work directory, the mounted daemons, the cgroup. Plus small readers of
+//! `/proc` and `/sys`.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rustix::mount::{UnmountFlags, unmount};
+use rustix::process::{Pid, Signal, kill_process};
+
+/// Set by SIGINT, SIGTERM and SIGHUP; long waits poll it and give up, and the guards clean
+/// up as the error unwinds. A second SIGINT exits at once (no cleanup).
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    pub fn install() -> Result<Interrupt> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let flag = Arc::new(AtomicBool::new(false));
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&flag))
+            .context("cannot install a SIGINT handler")?;
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal_hook::flag::register(sig, Arc::clone(&flag))
+                .with_context(|| format!("cannot install a handler for signal {sig}"))?;
+        }
+        Ok(Interrupt(flag))
+    }
+
+    /// A flag nothing sets (for tests and internal commands).
+    #[cfg(test)]
+    pub fn never() -> Interrupt {
+        Interrupt(Arc::new(AtomicBool::new(false)))
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.0.load(Ordering::Relaxed) {
+            bail!("interrupted; cleaning up");
+        }
+        Ok(())
+    }
+}
+
+/// Poll `f` every few ms until it returns `Some`, the deadline passes, or an interrupt.
+pub fn poll<T>(
+    intr: &Interrupt,
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
+        }
+        intr.check()?;
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+pub fn signal(pid: u32, sig: Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(pid, sig);
+    }
+}
+
+/// Wait for a child for at most `timeout`; kill it (SIGKILL) if it is still there.
+pub fn reap(child: &mut Child, timeout: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        match child.try_wait() {
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Ok(Some(_)) | Err(_) => return,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+// ---------------------------------------------------------------------------------------
+// The work directory
+
+/// `$TMPDIR/lxcfs-bench.<pid>`: mountpoints, pidfiles and logs. On drop only what was made
+/// here is removed, entry by entry (never recursively: a mount could still be there).
+pub struct Workdir {
+    pub path: PathBuf,
+}
+
+pub const WORK_DIRS: [&str; 3] = ["lxcfs-rs", "lxcfs", "container"];
+
+impl Workdir {
+    pub fn create() -> Result<Workdir> {
+        let path = std::env::temp_dir().join(format!("lxcfs-bench.{}", std::process::id()));
+        fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let path = fs::canonicalize(&path)?;
+        let w = Workdir { path };
+        for d in WORK_DIRS {
+            fs::create_dir(w.path.join(d))
+                .with_context(|| format!("cannot create {}", w.path.join(d).display()))?;
+        }
+        Ok(w)
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let Ok(entries) = fs::read_dir(&self.path) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let r = if is_dir {
+                fs::remove_dir(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            if let Err(err) = r {
+                eprintln!("lxcfs-bench: cannot remove {}: {err}", p.display());
+            }
+        }
+        if let Err(err) = fs::remove_dir(&self.path) {
+            eprintln!("lxcfs-bench: cannot remove {}: {err}", self.path.display());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Mounts
+
+/// Is there a FUSE mount at `path` (as listed in our mountinfo)?
+pub fn fuse_mounted_at(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    text.lines().any(|l| {
+        let Some((pre, post)) = l.split_once(" - ") else {
+            return false;
+        };
+        pre.split(' ').nth(4).is_some_and(|m| unescape(m) == want)
+            && post
+                .split(' ')
+                .next()
+                .is_some_and(|t| t.starts_with("fuse"))
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if let Some(v) = s
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// Daemons
+
+/// A FUSE daemon (lxcfs-rs or LXCFS) we started in the foreground on our mountpoint.
+pub struct Daemon {
+    pub name: &'static str,
+    child: Child,
+    pub mnt: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Run `exe -p <pidfile> <args> <mnt>` and wait until it serves `proc/meminfo`.
+    pub fn start(
+        name: &'static str,
+        exe: &Path,
+        args: &[String],
+        work: &Workdir,
+        dir: &str,
+        intr: &Interrupt,
+    ) -> Result<Daemon> {
+        let mnt = work.join(dir);
+        let log = work.join(&format!("{dir}.log"));
+        let logf =
+            fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let child = Command::new(exe)
+            .arg("-p")
+            .arg(work.join(&format!("{dir}.pid")))
+            .args(args)
+            .arg(&mnt)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone()?)
+            .stderr(logf)
+            // Its own process group: Ctrl-C reaches us, and we stop it in order.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        let mut d = Daemon {
+            name,
+            child,
+            mnt,
+            log,
+        };
+        let meminfo = d.mnt.join("proc/meminfo");
+        let ready = poll(intr, Duration::from_secs(30), "the mount", || {
+            if let Some(st) = d.child.try_wait()? {
+                bail!("exited ({st}) before mounting");
+            }
+            let mut s = String::new();
+            Ok((fuse_mounted_at(&d.mnt)
+                && fs::File::open(&meminfo)
+                    .and_then(|mut f| f.read_to_string(&mut s))
+                    .is_ok()
+                && s.contains("MemTotal"))
+            .then_some(()))
+        });
+        if let Err(e) = ready {
+            bail!(
+                "{name} ({}) did not mount {}: {e:#}\n--- its log ---\n{}",
+                exe.display(),
+                d.mnt.display(),
+                d.log_tail(20)
+            );
+        }
+        Ok(d)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Context for an error met while this daemon served: has it died?
+    pub fn health(&mut self) -> String {
+        if self.alive() {
+            format!("{} is still running", self.name)
+        } else {
+            format!("{} died; its log:\n{}", self.name, self.log_tail(20))
+        }
+    }
+
+    /// utime + stime of the whole process, in clock ticks.
+    pub fn cpu_ticks(&self) -> Result<u64> {
+        cpu_ticks(self.pid())
+    }
+
+    pub fn rss_kib(&self) -> Result<u64> {
+        rss_kib(self.pid())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.alive() {
+            signal(self.pid(), Signal::TERM);
+            reap(&mut self.child, Duration::from_secs(10));
+        }
+        // A killed daemon leaves a dead mount behind.
+        for _ in 0..4 {
+            if !fuse_mounted_at(&self.mnt) {
+                break;
+            }
+            if let Err(e) = unmount(&self.mnt, UnmountFlags::DETACH) {
+                eprintln!("lxcfs-bench: umount -l {}: {e}", self.mnt.display());
+                break;
+            }
+        }
+    }
+}
+
+pub fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    // Fields after "(comm) ": state is field 3, utime 14 and stime 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .with_context(|| format!("bad /proc/{pid}/stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| -> Result<u64> {
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no field {} in /proc/{pid}/stat", i + 3))
+    };
+    Ok(get(11)? + get(12)?)
+}
+
+pub fn ticks_to_ms(ticks: u64) -> f64 {
+    ticks as f64 * 1000.0 / rustix::param::clock_ticks_per_second() as f64
+}
+
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// `--version` of a binary, first non-empty line of stdout or stderr.
+pub fn version_of(exe: &Path) -> String {
+    Command::new(exe)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            text.lines()
+                .map(|l| l.trim().trim_matches('"'))
+                .find(|l| !l.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown version".to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// cgroups (v1 hierarchies: this is what the hosts of the project's CI have)
+
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub const CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"];
+
+/// A group of the same name in each v1 hierarchy; on drop its processes (all ours) are
+/// killed and the directories removed.
+pub struct Cgroup {
+    pub name: String,
+    /// One directory per hierarchy (co-mounted controllers share one).
+    dirs: Vec<PathBuf>,
+}
+
+impl Cgroup {
+    pub fn check_v1() -> Result<()> {
+        for c in CONTROLLERS {
+            let procs = Path::new(CGROUP_ROOT).join(c).join("cgroup.procs");
+            if !procs.exists() {
+                bail!(
+                    "no cgroup v1 {c} hierarchy ({} is missing): the benchmark needs a v1 or \
+                     hybrid cgroup host",
+                    procs.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn create(name: &str, memory_limit: u64, cpus: &str) -> Result<Cgroup> {
+        let mut cg = Cgroup {
+            name: name.to_string(),
+            dirs: Vec::new(),
+        };
+        for c in CONTROLLERS {
+            let hierarchy = fs::canonicalize(Path::new(CGROUP_ROOT).join(c))?;
+            let dir = hierarchy.join(name);
+            if cg.dirs.contains(&dir) {
+                continue;
+            }
+            fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            cg.dirs.push(dir);
+        }
+        let root = Path::new(CGROUP_ROOT);
+        cg.write("memory", "memory.limit_in_bytes", &memory_limit.to_string())?;
+        let mems = fs::read_to_string(root.join("cpuset/cpuset.mems"))?;
+        cg.write("cpuset", "cpuset.cpus", cpus)?;
+        cg.write("cpuset", "cpuset.mems", mems.trim())?;
+        Ok(cg)
+    }
+
+    fn write(&self, controller: &str, file: &str, value: &str) -> Result<()> {
+        let p = Path::new(CGROUP_ROOT)
+            .join(controller)
+            .join(&self.name)
+            .join(file);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .with_context(|| format!("cannot open {}", p.display()))?;
+        f.write_all(value.as_bytes())
+            .with_context(|| format!("cannot write {value:?} to {}", p.display()))
+    }
+
+    /// The `cgroup.procs` files a process writes itself into to join the group.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// `sh` that joins this group, then execs `program args`, in its own process group.
+    pub fn command(&self, program: &Path) -> Command {
+        let procs: Vec<String> = self
+            .procs_files()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(
+                "for f in $LXCFS_BENCH_PROCS; do echo $$ > \"$f\" || exit 98; done\n\
+                 unset LXCFS_BENCH_PROCS\nexec \"$@\"",
+            )
+            .arg("lxcfs-bench-cgroup")
+            .arg(program)
+            .env("LXCFS_BENCH_PROCS", procs.join(" "))
+            .process_group(0);
+        cmd
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        let mut all: Vec<u32> = self
+            .procs_files()
+            .iter()
+            .filter_map(|p| fs::read_to_string(p).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let start = Instant::now();
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                signal(p, Signal::KILL);
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                eprintln!("lxcfs-bench: processes survive in cgroup {}", self.name);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for dir in &self.dirs {
+            loop {
+                match fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if start.elapsed() > Duration::from_secs(10) => {
+                        eprintln!("lxcfs-bench: rmdir {}: {e}", dir.display());
+                        break;
+                    }
+                    // Exiting tasks leave the group a moment after they vanish from procs.
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// CPU lists
+
+pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: u32 = a.parse().with_context(|| format!("bad CPU list {s:?}"))?;
+        let b: u32 = b.parse().with_context(|| format!("bad CPU list {s:?}"))?;
+        if a > b {
+            bail!("bad CPU list {s:?}");
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+pub fn format_cpu_list(cpus: &[u32]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            cpus[i].to_string()
+        } else {
+            format!("{}-{}", cpus[i], cpus[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// The container's default cpuset: the host's CPUs but the first (when there are two or
+/// more), so that the virtual CPU files differ from the host's and the daemons must filter
+/// and renumber.
+pub fn default_container_cpus() -> Result<String> {
+    let host = fs::read_to_string(Path::new(CGROUP_ROOT).join("cpuset/cpuset.cpus"))
+        .context("cannot read the root cpuset")?;
+    let cpus = parse_cpu_list(&host)?;
+    Ok(match cpus.as_slice() {
+        [] => bail!("the root cpuset has no CPUs"),
+        [only] => only.to_string(),
+        [_, rest @ ..] => format_cpu_list(rest),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-2,4,6-7\n").unwrap(), [0, 1, 2, 4, 6, 7]);
+        assert_eq!(format_cpu_list(&[0, 1, 2, 4, 6, 7]), "0-2,4,6-7");
+        assert_eq!(format_cpu_list(&[1]), "1");
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
+
+    #[test]
+    fn own_cpu_time_and_rss() {
+        let me = std::process::id();
+        cpu_ticks(me).unwrap();
+        assert!(rss_kib(me).unwrap() > 0);
+    }
+
+    #[test]
+    fn mountinfo_unescape() {
+        assert_eq!(unescape("/tmp/a\\040b"), "/tmp/a b");
+        assert_eq!(unescape("/x\\"), "/x\\");
+    }
+
+    #[test]
+    fn poll_times_out() {
+        let r: Result<()> = poll(&Interrupt::never(), Duration::from_millis(10), "x", || {
+            Ok(None)
+        });
+        assert!(r.is_err());
+    }
+}
