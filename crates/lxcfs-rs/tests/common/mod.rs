@@ -656,10 +656,11 @@ impl Drop for Cgroup {
 
 /// Mount setup inside the new namespaces, then the test's script.
 ///
-/// After the binds, the copies of the host's FUSE mounts that `unshare -m` made are
-/// detached (except those in `$E2E_KEEP`), as a runtime's `pivot_root` drops the host's
-/// mounts: a copy would keep that daemon's FUSE connection alive after it unmounts, and
-/// the tests run in parallel, each with its own daemon.
+/// After the binds, the copies of other FUSE mounts that `unshare -m` made are detached
+/// (ours, `$E2E_MNT`, stays for scripts that bind more of it; so do those in
+/// `$E2E_KEEP`), as a runtime's `pivot_root` drops the host's mounts: a copy would keep
+/// that daemon's FUSE connection alive after it unmounts, and the tests run in
+/// parallel, each with its own daemon.
 fn inner_script(script: &str) -> String {
     let mut s = String::from(
         "set -e\nmount -t proc proc /proc\n\
@@ -668,7 +669,7 @@ fn inner_script(script: &str) -> String {
          mount --bind \"$E2E_MNT/sys/devices/system/cpu/online\" /sys/devices/system/cpu/online\n\
          grep ' - fuse' /proc/self/mountinfo | cut -d' ' -f5 | while read -r m; do\n\
          case \"$m\" in /proc/*|/sys/*) continue;; esac\n\
-         case \" $E2E_KEEP \" in *\" $m \"*) continue;; esac\n\
+         case \" $E2E_MNT $E2E_KEEP \" in *\" $m \"*) continue;; esac\n\
          umount -l \"$m\" 2>/dev/null || true\n\
          done\n\
          set +e\n",
