@@ -258,6 +258,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         reps: args.reps,
         view: Vec::new(),
         notes: args.note.clone(),
+        load: (load_average(), String::new()),
     };
 
     // Owned resources, dropped in reverse: container, cgroup, daemons, work directory.
@@ -341,6 +342,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         }
     }
 
+    env.load.1 = load_average();
     let report = Report {
         env,
         sources: sources.clone(),
@@ -353,6 +355,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     }
     print!("{}", report.markdown());
     Ok(())
+}
+
+/// The 1-minute load average (the machine's noise, for the report).
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
 }
 
 /// What the container sees, as a check that the daemons virtualize for it: MemTotal and

@@ -23,6 +23,8 @@ pub struct Environment {
     pub view: Vec<(Source, String)>,
     /// `--note` lines.
     pub notes: Vec<String>,
+    /// The host's 1-minute load average when the runs started and when they ended.
+    pub load: (String, String),
 }
 
 /// One run: one source, one file, one reader count.
@@ -172,7 +174,11 @@ impl Report {
         for n in &e.notes {
             let _ = writeln!(s, "- {n}");
         }
-        let _ = writeln!(s, "- host: {}, {} CPUs", e.kernel, e.cpus);
+        let _ = writeln!(
+            s,
+            "- host: {}, {} CPUs, load average {} at the start, {} at the end",
+            e.kernel, e.cpus, e.load.0, e.load.1
+        );
         let _ = writeln!(
             s,
             "- daemons: {}; LXCFS {}",
