@@ -160,6 +160,9 @@ setup_cgroups() {
 	mkdir "$Q"
 	cgset "$Q" cpu.max "50000 100000" "50000 100000"
 
+	LD=$P/load # spins two tasks for loadavg
+	mkdir "$LD"
+
 	L=$P/long # a container that keeps running while the host enters it
 	mkdir "$L"
 	cgset "$L" memory.max 200M 209715200
@@ -314,12 +317,16 @@ check_pidns() {
 	expect_eq "$_l: nested pid namespace, its init in inner: MemTotal" 98304 "$(field "$(part "$_out" 0)" MemTotal)"
 }
 
-# ns_init CGROUP: host pid of the process in CGROUP that is pid 1 of its own pid namespace
+# ns_init CGROUP: host pid of the process in CGROUP that is pid 1 of its own pid
+# namespace, once it is set up (ctr.sh has exec'd the container's command, so its
+# mounts are in place)
 ns_init() {
 	local _p
 	for _p in $(cat "$1/cgroup.procs"); do
-		awk '$1 == "NSpid:" && NF == 3 && $3 == 1 { found = 1 } END { exit !found }' "/proc/$_p/status" 2>/dev/null &&
-			echo "$_p" && return 0
+		awk '$1 == "NSpid:" && NF == 3 && $3 == 1 { found = 1 } END { exit !found }' "/proc/$_p/status" 2>/dev/null || continue
+		tr '\0' ' ' <"/proc/$_p/cmdline" | grep -q /ctr.sh && continue
+		echo "$_p"
+		return 0
 	done
 	return 1
 }
@@ -333,7 +340,7 @@ memtotal_is() { [ "$(memtotal_via_nsenter "$1")" = "$2" ]; }
 check_exec() {
 	local _l _bg _init
 	_l=$1
-	ctr "$L" 'exec sleep 600' &
+	ctr "$L" 'exec sleep 600' 2>/dev/null &
 	_bg=$!
 	if ! wait_until 20 ns_init "$L" >/dev/null; then
 		fail "$_l: long-running container did not start"
@@ -344,13 +351,13 @@ check_exec() {
 	_init=$(ns_init "$L")
 	expect_eq "$_l: reader entered with setns (nsenter -p -m), root cgroup: MemTotal (init's cgroup)" 204800 "$(memtotal_via_nsenter "$_init")"
 	echo "$_init" >"$I/cgroup.procs"
-	if wait_until 10 memtotal_is "$_init" 98304; then
-		ok "$_l: container init moved to another cgroup: MemTotal follows within 10 s (98304)"
+	if wait_until 20 memtotal_is "$_init" 98304; then
+		ok "$_l: container init moved to another cgroup: MemTotal follows within 20 s (98304)"
 	else
-		fail "$_l: container init moved to another cgroup: expected MemTotal 98304 within 10 s, got '$(memtotal_via_nsenter "$_init")'"
+		fail "$_l: container init moved to another cgroup: expected MemTotal 98304 within 20 s, got '$(memtotal_via_nsenter "$_init")'"
 	fi
 	kill -KILL "$_init"
-	wait $_bg
+	wait $_bg 2>/dev/null
 }
 
 resolver_checks() {
@@ -574,18 +581,93 @@ check_cpu_views_cfs() {
 	check_cpu "$_l nested (1.5 CPU from the parent)" "$N" "0 1" 0-1 "" -
 }
 
-# ---- Files whose virtualization has not landed yet. These only check that the file is
-# ---- served, 0444, readable and non-empty; NOTHING about its content is checked yet.
-# ---- When a file is virtualized, add its real checks here (expectations: SEMANTICS.md).
-check_loadavg() {
-	check_present proc/loadavg
-	# TODO(loadavg): a container spinning N tasks converges towards N; last_pid in the
-	# container's numbering.
-}
+# ---- diskstats (v2: io.stat): only devices the container used, with its own counts.
+# The container writes 4 MiB with O_DIRECT to the data disk vdb (under its io.max).
+iostat_key() { printf '%s\n' "$1" | awk -v d="$2" -v k="$3=" '$1 == d { for (i = 2; i <= NF; i++) if (index($i, k) == 1) print substr($i, length(k) + 1) }'; }
 check_diskstats() {
+	local _out _before _after _io _line _wb _wios _devs _d _bad
 	check_present proc/diskstats empty-ok
-	# TODO(diskstats): after the container writes to vdb, vdb appears with the written
-	# sectors (io.stat wbytes / 512); devices without activity do not appear.
+	_out=$(ctr "$C" "cat /proc/diskstats; echo ---
+		dd if=/dev/zero of=/dev/vdb bs=1M count=4 oflag=direct 2>/dev/null
+		cat /proc/diskstats; echo ---; cat $C/io.stat")
+	_before=$(part "$_out" 0) _after=$(part "$_out" 1) _io=$(part "$_out" 2)
+	expect_eq "diskstats: no vdb line before the container used vdb" "" "$(printf '%s\n' "$_before" | awk '$3 == "vdb"')"
+	_wb=$(iostat_key "$_io" "$DATA_DEV" wbytes)
+	_wios=$(iostat_key "$_io" "$DATA_DEV" wios)
+	expect_eq "diskstats: (kernel) io.stat wbytes on vdb after 4 MiB O_DIRECT" 4194304 "$_wb"
+	_line=$(printf '%s\n' "$_after" | awk '$3 == "vdb"')
+	expect_eq "diskstats: vdb line has the host's major:minor" "$DATA_DEV" "$(echo "$_line" | awk '{ print $1 ":" $2 }')"
+	expect_eq "diskstats: vdb line has the host's field count" "$(awk '$3 == "vdb" { print NF }' /proc/diskstats)" "$(echo "$_line" | awk '{ print NF }')"
+	isnum "$_wb" && expect_eq "diskstats: vdb sectors written = io.stat wbytes / 512" $((_wb / 512)) "$(echo "$_line" | awk '{ print $10 }')"
+	expect_eq "diskstats: vdb writes completed = io.stat wios" "$_wios" "$(echo "$_line" | awk '{ print $8 }')"
+	expect_eq "diskstats: vdb sectors read = io.stat rbytes / 512" "$(($(iostat_key "$_io" "$DATA_DEV" rbytes) / 512))" "$(echo "$_line" | awk '{ print $6 }')"
+	_devs=$(printf '%s\n' "$_after" | awk 'NF { print $1 ":" $2 }')
+	_bad=""
+	for _d in $_devs; do
+		printf '%s\n' "$_io" | grep -q "^$_d " || _bad="$_bad $_d"
+	done
+	expect_eq "diskstats: every listed device is in the container's io.stat" "" "$_bad"
+}
+
+# ---- /proc/pressure/*: the container's own cgroup files, verbatim. Read between two
+# ---- reads of the cgroup file, the "total=" counters must lie in between.
+psi_total() { printf '%s\n' "$1" | awk -v k="$2" '$1 == k { for (i = 2; i <= NF; i++) if (index($i, "total=") == 1) print substr($i, 7) }'; }
+check_pressure() {
+	local _r _out _a _v _b _k
+	for _r in cpu memory io; do
+		if [ ! -e "$MNT/proc/pressure/$_r" ]; then
+			fail "pressure/$_r: not served"
+			continue
+		fi
+		expect_eq "pressure/$_r: mode" 444 "$(stat -c %a "$MNT/proc/pressure/$_r")"
+		_out=$(ctr "$C" "cat $C/$_r.pressure; echo ---; cat $MNT/proc/pressure/$_r; echo ---; cat $C/$_r.pressure")
+		_a=$(part "$_out" 0) _v=$(part "$_out" 1) _b=$(part "$_out" 2)
+		expect_eq "pressure/$_r: same lines as the cgroup's $_r.pressure" \
+			"$(printf '%s\n' "$_a" | awk '{ print $1, $2 ~ /^avg10=/, $5 ~ /^total=/ }' | tr '\n' ' ')" \
+			"$(printf '%s\n' "$_v" | awk '{ print $1, $2 ~ /^avg10=/, $5 ~ /^total=/ }' | tr '\n' ' ')"
+		for _k in some full; do
+			[ -n "$(psi_total "$_a" $_k)" ] || continue
+			expect_range "pressure/$_r: $_k total (us) between two reads of the cgroup file" \
+				"$(psi_total "$_a" $_k)" "$(psi_total "$_b" $_k)" "$(psi_total "$_v" $_k)"
+		done
+	done
+}
+
+# ---- loadavg (-l): per container, sampled every 5 s with the kernel's averages.
+loadavg_of() { timeout -s KILL 20 nsenter -t "$1" -p -m cat /proc/loadavg; }
+load1_at_least() { [ "$(loadavg_of "$1" | awk -v m="$2" '{ print ($1 >= m) }')" = 1 ]; }
+check_loadavg() {
+	local _l _bg _init _la _n
+	_l=$1
+	check_present proc/loadavg
+	ctr "$LD" 'sh -c "while :; do :; done" & sh -c "while :; do :; done" & wait' 2>/dev/null &
+	_bg=$!
+	if ! wait_until 20 ns_init "$LD" >/dev/null; then
+		fail "$_l: loadavg: spinning container did not start"
+		echo 1 >"$LD/cgroup.kill"
+		wait $_bg
+		return
+	fi
+	_init=$(ns_init "$LD")
+	# 2 runnable tasks: load1 = 2 * (1 - exp(-t/60)), 0.31 after two 5 s samples
+	if wait_until 60 load1_at_least "$_init" 0.25; then
+		ok "$_l: loadavg: 2 spinning tasks raise load1 to >= 0.25 within 60 s"
+	else
+		fail "$_l: loadavg: 2 spinning tasks: load1 still below 0.25 after 60 s ($(loadavg_of "$_init"))"
+	fi
+	_la=$(loadavg_of "$_init")
+	info "$_l: loadavg of the spinning container: $_la"
+	check "$_l: loadavg format 'a.bb c.dd e.ff running/total last_pid'" \
+		sh -c "echo '$_la' | grep -qE '^[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2} [0-9]+/[0-9]+ [0-9]+\$'"
+	expect_le "$_l: loadavg: load1 <= 2.10 (two tasks), x100" "$(echo "$_la" | awk '{ printf "%d", $1 * 100 }')" 210
+	expect_range "$_l: loadavg: total tasks (the container's 3 and at most a few readers)" 3 8 "$(echo "$_la" | awk '{ split($4, f, "/"); print f[2] }')"
+	expect_range "$_l: loadavg: last_pid in the container's numbering" 1 50 "$(echo "$_la" | awk '{ print $5 }')"
+	_n=$(ctr "$N" "cat /proc/loadavg")
+	# the idle one only ever ran this suite's short readers
+	expect_le "$_l: loadavg: an idle container next to it: load1 x100 below the spinning one's" \
+		"$(echo "$_n" | awk '{ printf "%d", $1 * 100 }')" "$(($(echo "$_la" | awk '{ printf "%d", $1 * 100 }') - 1))"
+	echo 1 >"$LD/cgroup.kill"
+	wait $_bg 2>/dev/null
 }
 
 # ------------------------------------------------------------------ main
@@ -602,8 +684,8 @@ if start_daemon pass1 --init-resolver=procfs; then
 	check_cpu_views pass1
 	check_cpu_time "pass1 ctr" "$C" 50
 	check_cpu_time "pass1 quota" "$Q" 50
-	check_loadavg
 	check_diskstats
+	check_pressure
 	stop_daemon pass1
 fi
 
@@ -624,9 +706,10 @@ if start_daemon pass2 --pidfile "$PIDFILE"; then
 fi
 
 # Pass 3: -u/--disable-swap: no swap in meminfo and swaps, memory unchanged;
-# --enable-cfs: the quota limits the CPU count too.
-if start_daemon pass3 --disable-swap --enable-cfs; then
+# --enable-cfs: the quota limits the CPU count too; -l: per-container loadavg.
+if start_daemon pass3 --disable-swap --enable-cfs -l; then
 	check_cpu_views_cfs pass3
+	check_loadavg pass3
 	check_mem "pass3 ctr" "$C" 262144 0
 	check_mem "pass3 nested" "$N" 524288 0
 	stop_daemon pass3
