@@ -39,7 +39,8 @@ impl Host {
         let load = self.loads.get(path).unwrap_or_default();
         let counts = self.task_counts(c)?;
         let tasks = TaskCounts {
-            running: counts.running,
+            // As in /proc/stat: the reader itself is running.
+            running: counts.running.max(1),
             total: counts.total,
             last_pid: counts.last_pid.unwrap_or(0),
         };

@@ -77,6 +77,7 @@ impl Host {
         &self,
         file: VirtualFile,
         c: &Container,
+        reader: u32,
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let Some(view) = self.view_of(c)? else {
@@ -100,14 +101,20 @@ impl Host {
                 let counts = self.task_counts(c)?;
                 let procs = ProcessCounts {
                     processes: counts.last_pid,
-                    procs_running: Some(counts.running),
+                    // The reader is running as far as it knows (the kernel counts it);
+                    // while it waits for us it is asleep in the count.
+                    procs_running: Some(counts.running.max(1)),
                     procs_blocked: Some(counts.blocked),
                 };
                 procfile::render::stat(&host, &state, self.clk_tck, &procs, out);
             }
             VirtualFile::Uptime => {
-                // Uptime is the container's age: a host reader gets the host's.
-                let Some(start) = c.start_ns else {
+                // Uptime is the container's age: a host reader gets the host's. When
+                // init's start can't be read, the reader's own start keeps it sane.
+                if c.ns.is_none() {
+                    return self.host_file(file, out);
+                }
+                let Some(start) = c.start_ns.or_else(|| self.start_ns(reader)) else {
                     return self.host_file(file, out);
                 };
                 let now = self.boottime_ns()?;

@@ -231,7 +231,7 @@ impl Host {
             | VirtualFile::CpuOnline
             | VirtualFile::CpuPossible
             | VirtualFile::CpuPresent
-            | VirtualFile::CpuOffline => self.render_cpu(file, &c, out),
+            | VirtualFile::CpuOffline => self.render_cpu(file, &c, tid, out),
             VirtualFile::Loadavg
             | VirtualFile::Diskstats
             | VirtualFile::PressureCpu
@@ -257,7 +257,7 @@ impl Host {
     }
 
     /// When `pid` started, in ns since boot (field 22 of `/proc/<pid>/stat`).
-    fn start_ns(&self, pid: u32) -> Option<u64> {
+    pub(crate) fn start_ns(&self, pid: u32) -> Option<u64> {
         let text = self.proc.read_string(&format!("{pid}/stat")).ok()?;
         let ticks = procfile::pid::parse_stat(&text)?.starttime;
         let ns = u128::from(ticks) * 1_000_000_000 / u128::from(self.clk_tck);

@@ -648,7 +648,6 @@ fn busy_loop_in_a_half_cpu_container_on_one_cpu_looks_busy() {
 }
 
 #[test]
-#[ignore = "bug: idle is capacity/n per CPU, so a 0.5-CPU container on 2 visible CPUs whose loop runs on one CPU shows ~67 % busy in top, not ~100 %"]
 fn busy_loop_in_a_half_cpu_container_on_two_cpus_looks_busy() {
     busy_half_cpu(&[], "0-1", "0");
 }

@@ -143,15 +143,27 @@ impl StatState {
             b.system = b.system.saturating_add(extra(spread_system));
         }
 
-        // Each CPU can give the container at most capacity/n of the elapsed time.
+        // The container may use `capacity` CPUs' worth of the elapsed time in all; what
+        // it did not use is idle. Idle is computed for the whole container and then
+        // split over the CPUs in proportion to each one's unused share, so a container
+        // that spends its whole quota on one of several CPUs shows no idle at all.
         let elapsed = delta(wall_ns, self.last_wall_ns);
-        let per_cpu_capacity = u64::try_from(
-            u128::from(elapsed) * u128::from(view.capacity_milli()) / (u128::from(n) * 1000),
-        )
-        .unwrap_or(u64::MAX)
-        .min(elapsed);
-        for ((_, c), b) in self.slots.iter_mut().zip(&busy) {
-            let idle = per_cpu_capacity.saturating_sub(b.user.saturating_add(b.system));
+        let capacity = u128::from(elapsed) * u128::from(view.capacity_milli()) / 1000;
+        let per_cpu = (capacity / u128::from(n)).min(u128::from(elapsed));
+        let busy_total: u128 = busy
+            .iter()
+            .map(|b| u128::from(b.user) + u128::from(b.system))
+            .sum();
+        let idle_total = capacity.saturating_sub(busy_total);
+        let rooms: Vec<u128> = busy
+            .iter()
+            .map(|b| per_cpu.saturating_sub(u128::from(b.user) + u128::from(b.system)))
+            .collect();
+        let room_total: u128 = rooms.iter().sum();
+        for (((_, c), b), room) in self.slots.iter_mut().zip(&busy).zip(&rooms) {
+            let idle = (idle_total.min(room_total) * room)
+                .checked_div(room_total)
+                .map_or(0, |i| u64::try_from(i).unwrap_or(u64::MAX));
             c.add(Counters {
                 user: b.user,
                 system: b.system,
@@ -251,6 +263,33 @@ mod tests {
         let u = CpuUsage::parse_cpu_stat("usage_usec 30\nuser_usec 20\nsystem_usec 10\n").unwrap();
         assert_eq!((u.user_ns, u.system_ns), (20_000, 10_000));
         assert!(CpuUsage::parse_cpu_stat("nr_periods 0\n").is_none());
+    }
+
+    #[test]
+    fn quota_spent_on_one_of_two_cpus_leaves_no_idle() {
+        let v = view("0-1", Some((50_000, 100_000)), false);
+        let u0 = CpuUsage {
+            user_ns: 0,
+            system_ns: 0,
+            per_cpu: Some(vec![(0, 0, 0), (1, 0, 0)]),
+        };
+        let mut st = StatState::start(&v, &u0, 0, 0);
+        let u1 = CpuUsage {
+            user_ns: 5 * S,
+            system_ns: 0,
+            per_cpu: Some(vec![(0, 5 * S, 0), (1, 0, 0)]),
+        };
+        st.advance(&v, &u1, 10 * S);
+        assert_eq!(st.total().idle, 0);
+        // Half of it used: the other half of the capacity is idle, on the idle CPU.
+        let u2 = CpuUsage {
+            user_ns: 7_500_000_000,
+            system_ns: 0,
+            per_cpu: Some(vec![(0, 7_500_000_000, 0), (1, 0, 0)]),
+        };
+        st.advance(&v, &u2, 20 * S);
+        assert_eq!(st.total().idle, 2_500_000_000);
+        assert_eq!(st.slots()[1].1.idle, 2_500_000_000);
     }
 
     #[test]
