@@ -214,6 +214,8 @@ impl Daemon {
             .args(args)
             .arg(&mnt)
             .env_remove("RUST_LOG")
+            // Plain logs: they are quoted in error messages.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(logf.try_clone()?)
             .stderr(logf)
