@@ -26,11 +26,14 @@ struct Handle {
     served: bool,
 }
 
-#[derive(Default)]
 pub struct Handles {
     next: AtomicU64,
     open: Mutex<HashMap<u64, Handle>>,
 }
+
+/// Handles are `generation << GEN_SHIFT | n`: unique across the workers that serve one
+/// connection over its life.
+const GEN_SHIFT: u32 = 40;
 
 /// What a read should do.
 pub enum Read {
@@ -42,6 +45,27 @@ pub enum Read {
 }
 
 impl Handles {
+    pub fn new(generation: u64) -> Handles {
+        Handles {
+            next: AtomicU64::new(generation << GEN_SHIFT),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take over a handle another worker opened, with a fresh rendering.
+    pub fn adopt(&self, fh: u64, file: Source, content: Vec<u8>) -> Arc<Vec<u8>> {
+        let content = Arc::new(content);
+        self.lock().insert(
+            fh,
+            Handle {
+                file,
+                content: content.clone(),
+                served: true,
+            },
+        );
+        content
+    }
+
     pub fn insert(&self, file: Source, content: Vec<u8>) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         self.lock().insert(
@@ -116,10 +140,11 @@ mod tests {
 
     #[test]
     fn one_pass_is_one_snapshot_and_rewind_rerenders() {
-        let h = Handles::default();
+        let h = Handles::new(3);
         let a = h.insert(Source::Virtual(VirtualFile::Stat), b"first".to_vec());
         let b = h.insert(Source::Host("x".into()), b"other".to_vec());
         assert_ne!(a, b);
+        assert_eq!(a >> GEN_SHIFT, 3);
         // A fresh handle serves any offset from the open-time rendering.
         assert!(matches!(h.read(a, 2), Read::Serve(c) if c.as_slice() == b"first"));
         assert!(matches!(h.read(a, 4), Read::Serve(c) if c.as_slice() == b"first"));

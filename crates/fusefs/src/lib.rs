@@ -6,25 +6,27 @@
 mod attr;
 mod handles;
 mod sysfs;
+mod transport;
 mod tree;
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyLseek, ReplyOpen, Request, SessionACL,
+    INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyLseek, ReplyOpen, Request, SessionACL,
 };
 use hostview::{Host, VirtualFile};
 use procfile::CpuView;
 
 pub use fuser::BackgroundSession;
 use handles::{Handles, Read, Source, window};
+pub use transport::{FSTYPE, SOURCE, notify_resend, open_and_mount, unmount};
 use tree::{Kind, Node};
 
 /// Names and attributes of the static tree never change, so the kernel may cache them.
@@ -33,18 +35,26 @@ const TTL: Duration = Duration::from_secs(3600);
 /// must ask us on every lookup rather than hand one container's answer to another.
 const TTL_PER_READER: Duration = Duration::ZERO;
 
-/// Transport settings.
+/// How a worker serves the connection.
 #[derive(Debug, Clone)]
-pub struct MountConfig {
-    /// Event-loop threads, each with its own cloned `/dev/fuse` queue.
+pub struct ServeConfig {
+    /// Event-loop threads. They share the one descriptor rather than cloning it: a
+    /// clone would belong to the worker, and the kernel fails the requests queued on
+    /// a clone when it is closed, which a dying worker would do.
     pub threads: usize,
-    /// Extra `-o` options passed to the kernel.
-    pub extra_options: Vec<String>,
+    /// Which worker this is (1, 2, …): file handles carry it, so a handle opened by a
+    /// previous worker is never mistaken for one of ours.
+    pub generation: u64,
+    /// The connection's INIT was answered by a previous worker.
+    pub initialized: bool,
+    /// Fault injection for the restart tests: abort the process on every `open`.
+    pub crash_on_open: bool,
 }
 
 pub struct LxcFs {
     host: Arc<Host>,
     handles: Handles,
+    crash_on_open: bool,
     inodes: sysfs::Inodes,
     /// Per-file `st_size`, fixed at start.
     sizes: Vec<(VirtualFile, u64)>,
@@ -52,14 +62,15 @@ pub struct LxcFs {
 }
 
 impl LxcFs {
-    pub fn new(host: Arc<Host>) -> LxcFs {
+    pub fn new(host: Arc<Host>, generation: u64, crash_on_open: bool) -> LxcFs {
         let sizes = VirtualFile::ALL
             .iter()
             .map(|&f| (f, host.size_hint(f)))
             .collect();
         LxcFs {
             host,
-            handles: Handles::default(),
+            handles: Handles::new(generation),
+            crash_on_open,
             inodes: sysfs::Inodes::default(),
             sizes,
             started: SystemTime::now(),
@@ -89,7 +100,7 @@ impl LxcFs {
         let base = if parent == tree::SYS_CPU {
             None
         } else {
-            Some(self.inodes.path(parent)?)
+            Some(self.inodes.path(parent, self.host.root())?)
         };
         match (base, name) {
             (Some(b), Some(n)) => Some(format!("{b}/{n}")),
@@ -106,6 +117,21 @@ impl LxcFs {
         Ok(attr::of_host(self.inodes.intern(rel), &st, self.started))
     }
 
+    /// What an inode's content comes from, for this reader.
+    fn source(&self, req: &Request, ino: u64) -> Result<Source, Errno> {
+        match tree::node(ino).map(|n| n.kind) {
+            // Without `default_permissions` the kernel leaves mode checks to us.
+            Some(Kind::File(f)) if f.root_only() && req.uid() != 0 => Err(Errno::EACCES),
+            Some(Kind::File(f)) => Ok(Source::Virtual(f)),
+            Some(Kind::Dir) => Err(Errno::EISDIR),
+            None => self
+                .dyn_path(ino, None)
+                .and_then(|r| sysfs::to_host(&r, self.view(req).as_ref()))
+                .map(Source::Host)
+                .ok_or(Errno::ENOENT),
+        }
+    }
+
     fn render(&self, req: &Request, src: &Source, buf: &mut Vec<u8>) -> Result<(), Errno> {
         match src {
             Source::Virtual(f) => self.host.render(*f, req.pid(), buf).map_err(|e| errno(&e)),
@@ -119,7 +145,9 @@ impl LxcFs {
         let rel = if ino == tree::SYS_CPU {
             String::new()
         } else {
-            self.inodes.path(ino).ok_or(Errno::ENOENT)?
+            self.inodes
+                .path(ino, self.host.root())
+                .ok_or(Errno::ENOENT)?
         };
         let host_rel = if rel.is_empty() {
             sysfs::HOST_DIR.to_string()
@@ -225,24 +253,17 @@ impl Filesystem for LxcFs {
     /// caching it in the inode's page cache, which would hand container A's content to
     /// container B; `FOPEN_NOFLUSH` saves the FLUSH round trip on close.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.crash_on_open {
+            tracing::error!("fault injection: aborting on open");
+            std::process::abort();
+        }
         guarded("open", || {
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                 return reply.error(Errno::EACCES);
             }
-            let src = match tree::node(ino.0).map(|n| n.kind) {
-                // Without `default_permissions` the kernel leaves mode checks to us.
-                Some(Kind::File(f)) if f.root_only() && req.uid() != 0 => {
-                    return reply.error(Errno::EACCES);
-                }
-                Some(Kind::File(f)) => Source::Virtual(f),
-                Some(Kind::Dir) => return reply.error(Errno::EISDIR),
-                None => match self
-                    .dyn_path(ino.0, None)
-                    .and_then(|r| sysfs::to_host(&r, self.view(req).as_ref()))
-                {
-                    Some(p) => Source::Host(p),
-                    None => return reply.error(Errno::ENOENT),
-                },
+            let src = match self.source(req, ino.0) {
+                Ok(s) => s,
+                Err(e) => return reply.error(e),
             };
             let mut buf = Vec::with_capacity(4096);
             match self.render(req, &src, &mut buf) {
@@ -261,7 +282,7 @@ impl Filesystem for LxcFs {
     fn read(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -282,7 +303,18 @@ impl Filesystem for LxcFs {
                         None => return reply.error(Errno::EBADF),
                     }
                 }
-                Read::Unknown => return reply.error(Errno::EBADF),
+                // A handle a previous worker opened: render it anew for this reader.
+                Read::Unknown => {
+                    let src = match self.source(req, ino.0) {
+                        Ok(s) => s,
+                        Err(e) => return reply.error(e),
+                    };
+                    let mut buf = Vec::with_capacity(4096);
+                    if let Err(e) = self.render(req, &src, &mut buf) {
+                        return reply.error(e);
+                    }
+                    self.handles.adopt(fh.0, src, buf)
+                }
             };
             reply.data(window(&content, offset, size))
         })
@@ -383,31 +415,18 @@ impl Filesystem for LxcFs {
     }
 }
 
-/// Mount at `mountpoint` and serve from background threads until the returned session
-/// is unmounted. Mounted `ro,nosuid,nodev,noexec` with `allow_other` (containers read as
-/// any uid), through `mount(2)` directly (we are root; no fusermount), never with
-/// auto-unmount (the mount must not depend on a helper process).
-pub fn mount(
-    host: Arc<Host>,
-    mountpoint: &Path,
-    cfg: &MountConfig,
-) -> io::Result<BackgroundSession> {
+/// Serve the connection behind `fd` from background threads until it ends (unmounted
+/// and no bind mount left, or aborted).
+pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<BackgroundSession> {
     let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::RO,
-        MountOption::NoSuid,
-        MountOption::NoDev,
-        MountOption::NoExec,
-        MountOption::FSName("lxcfs-rs".to_string()),
-        MountOption::Subtype("lxcfs-rs".to_string()),
-    ];
-    config.mount_options.extend(
-        cfg.extra_options
-            .iter()
-            .map(|o| MountOption::CUSTOM(o.clone())),
-    );
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads.max(1));
-    config.clone_fd = cfg.threads > 1;
-    fuser::Session::new(LxcFs::new(host), mountpoint, &config)?.spawn()
+    config.clone_fd = false;
+    let fs = LxcFs::new(host, cfg.generation, cfg.crash_on_open);
+    let session = if cfg.initialized {
+        fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
+    } else {
+        fuser::Session::from_fd(fs, fd, SessionACL::All, config)?
+    };
+    session.spawn()
 }

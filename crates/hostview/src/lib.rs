@@ -33,6 +33,7 @@ pub use error::{Error, Result};
 pub use files::VirtualFile;
 pub use fsio::{Dir, DirEntry};
 pub use pidns::{InitResolver, NsId, ResolverKind};
+pub use sys::adopt_inherited_fd;
 
 use cache::ContainerCache;
 use cgroup::CgroupPaths;

@@ -41,3 +41,21 @@ pub fn ns_pid_to_host<Fd: AsFd>(ns_fd: Fd, pid: u32) -> rustix::io::Result<u32> 
     // request's argument is a plain integer (see the `Ioctl` impl above).
     unsafe { ioctl(ns_fd, TgidFromPidns(pid as usize)) }
 }
+
+/// Take ownership of a descriptor inherited from our parent by number (the supervisor
+/// passes the FUSE connection to its workers this way), after checking it is open, and
+/// mark it close-on-exec so it goes no further.
+pub fn adopt_inherited_fd(n: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+    if n < 3 {
+        return Err(Errno::BADF.into());
+    }
+    // SAFETY: `n` is only borrowed for this one fcntl; if it is not an open descriptor
+    // the call fails with EBADF and nothing else happens.
+    let flags = rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(n) })?;
+    // SAFETY: `n` is open (checked above) and was inherited for us; nothing else in this
+    // process refers to it, so taking sole ownership is sound.
+    let fd = unsafe { OwnedFd::from_raw_fd(n) };
+    rustix::io::fcntl_setfd(&fd, flags | rustix::io::FdFlags::CLOEXEC)?;
+    Ok(fd)
+}

@@ -16,8 +16,10 @@ proc/stat, proc/uptime, proc/loadavg, proc/diskstats, sys/devices/system/cpu/onl
 depends on who reads it: a reader is identified by its pid namespace, and the values come from the \
 cgroup of that namespace's init (cgroup v1, v2 and hybrid hosts). Runtimes bind-mount these files \
 over a container's /proc files.\n\nRuns in the foreground as root, in the host's pid, mount and \
-cgroup namespaces. SIGTERM or SIGINT unmounts and exits; SIGUSR2 toggles serving the host's own \
-files to everyone.",
+cgroup namespaces. The process started (the pidfile's) keeps the mount and its FUSE connection and \
+runs a worker process that serves it: a worker that crashes is replaced within a second without \
+the containers noticing. SIGTERM or SIGINT unmounts and exits; SIGUSR1 replaces the worker with \
+the binary now on disk (live upgrade); SIGUSR2 toggles serving the host's own files to everyone.",
     after_help = "Example: lxcfs-rs /var/lib/lxcfs\n\
 Docker:  docker run -v /var/lib/lxcfs/proc/meminfo:/proc/meminfo:ro … (see README)"
 )]
@@ -95,6 +97,30 @@ pub struct Cli {
     #[arg(long = "skip-namespace-check")]
     pub skip_namespace_check: bool,
 
+    /// Internal: run as a worker serving the supervisor's connection.
+    #[arg(long, hide = true)]
+    pub worker: bool,
+
+    /// Internal: the inherited FUSE connection (worker).
+    #[arg(long = "fuse-fd", hide = true)]
+    pub fuse_fd: Option<i32>,
+
+    /// Internal: where the worker reports that it serves.
+    #[arg(long = "ready-fd", hide = true)]
+    pub ready_fd: Option<i32>,
+
+    /// Internal: which worker this is.
+    #[arg(long, hide = true, default_value_t = 1)]
+    pub generation: u64,
+
+    /// Internal: the connection's INIT was answered by an earlier worker.
+    #[arg(long = "fuse-initialized", hide = true)]
+    pub fuse_initialized: bool,
+
+    /// Internal: start in pass-through mode (SIGUSR2 state).
+    #[arg(long = "passthrough-on", hide = true)]
+    pub passthrough_on: bool,
+
     /// Print the version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
@@ -105,6 +131,16 @@ pub enum Resolver {
     Auto,
     Ioctl,
     Procfs,
+}
+
+impl Resolver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolver::Auto => "auto",
+            Resolver::Ioctl => "ioctl",
+            Resolver::Procfs => "procfs",
+        }
+    }
 }
 
 impl Cli {

@@ -2,16 +2,17 @@
 
 mod cli;
 mod mountpoint;
+mod orphan;
 mod pidfile;
 mod preflight;
+mod supervisor;
+mod worker;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use cli::{Cli, Resolver};
@@ -43,13 +44,67 @@ fn init_logging(debug: bool) {
 
 fn run(cli: &Cli) -> Result<()> {
     preflight::require_root()?;
+    if cli.worker {
+        return worker::run(cli);
+    }
     if !cli.skip_namespace_check {
         preflight::require_host_namespaces()?;
     }
-    let mountpoint = mountpoint::prepare(&cli.mountpoint)?;
+    // The pidfile first: holding its lock proves no other supervisor is alive, so a live
+    // lxcfs-rs mount found below is served by orphaned workers we may adopt.
     let _pidfile = pidfile::PidFile::create(&cli.pidfile())?;
+    let state = mountpoint::prepare(&cli.mountpoint)?;
 
-    let opts = Options {
+    // Check the host before mounting, so a bad root fails with its reason here.
+    let host = Host::open(&cli.host_root, options(cli))
+        .with_context(|| format!("cannot read the host under {}", cli.host_root.display()))?;
+    tracing::info!("lxcfs-rs {} starting", env!("CARGO_PKG_VERSION"));
+    tracing::info!("{}", host.features());
+    drop(host);
+    let (pass, ignored) = cli.fuse_options();
+    if !ignored.is_empty() {
+        tracing::info!(
+            "ignoring -o {} (lxcfs-rs sets these itself)",
+            ignored.join(",")
+        );
+    }
+    let signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP, SIGCHLD])
+        .context("cannot install signal handlers")?;
+    match state {
+        mountpoint::State::Free(mountpoint) => {
+            let fuse = fusefs::open_and_mount(&mountpoint, &pass)
+                .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
+            tracing::info!("mounted {}", mountpoint.display());
+            supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new())?.run(signals)
+        }
+        mountpoint::State::Served(mountpoint) => {
+            let mut orphans = orphan::adopt(&mountpoint).with_context(|| {
+                format!(
+                    "{} is already served by lxcfs-rs and its workers could not be adopted",
+                    mountpoint.display()
+                )
+            })?;
+            let first = orphans.remove(0);
+            tracing::warn!(
+                "{} is served by worker {} of a supervisor that is gone; adopting its connection",
+                mountpoint.display(),
+                first.pid.as_raw_nonzero()
+            );
+            let generation = orphans
+                .iter()
+                .map(|o| o.generation)
+                .fold(first.generation, u64::max);
+            let mut pids = vec![first.pid];
+            pids.extend(orphans.into_iter().map(|o| o.pid));
+            supervisor::Supervisor::new(cli, mountpoint, first.fuse, pids)?
+                .after_generation(generation)
+                .run(signals)
+        }
+    }
+}
+
+pub fn options(cli: &Cli) -> Options {
+    Options {
         swap: !cli.disable_swap,
         cfs: cli.enable_cfs,
         loadavg: cli.enable_loadavg,
@@ -58,72 +113,5 @@ fn run(cli: &Cli) -> Result<()> {
             Resolver::Ioctl => ResolverKind::Ioctl,
             Resolver::Procfs => ResolverKind::Procfs,
         },
-    };
-    let host = Arc::new(
-        Host::open(&cli.host_root, opts)
-            .with_context(|| format!("cannot read the host under {}", cli.host_root.display()))?,
-    );
-    tracing::info!("lxcfs-rs {} starting", env!("CARGO_PKG_VERSION"));
-    tracing::info!("{}", host.features());
-    if cli.enable_loadavg {
-        host.start_loadavg()
-            .context("cannot start the load average sampler")?;
-    }
-    let (pass, ignored) = cli.fuse_options();
-    if !ignored.is_empty() {
-        tracing::info!(
-            "ignoring -o {} (lxcfs-rs sets these itself)",
-            ignored.join(",")
-        );
-    }
-
-    let signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP])
-        .context("cannot install signal handlers")?;
-    let cfg = fusefs::MountConfig {
-        threads: cli.threads(),
-        extra_options: pass,
-    };
-    let session = fusefs::mount(host.clone(), &mountpoint, &cfg)
-        .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
-    tracing::info!(
-        "serving {} with {} threads",
-        mountpoint.display(),
-        cfg.threads
-    );
-    serve(session, &host, signals)
-}
-
-/// Wait for a signal or for the session to end by itself (someone unmounted us).
-fn serve(session: fusefs::BackgroundSession, host: &Host, mut signals: Signals) -> Result<()> {
-    loop {
-        for sig in signals.pending() {
-            match sig {
-                SIGTERM | SIGINT => {
-                    tracing::info!("signal {sig}: unmounting");
-                    session.umount_and_join().context("unmount failed")?;
-                    tracing::info!("unmounted; exiting");
-                    return Ok(());
-                }
-                SIGUSR2 => {
-                    let on = !host.passthrough();
-                    host.set_passthrough(on);
-                    tracing::warn!(
-                        "SIGUSR2: {}",
-                        if on {
-                            "serving the host's files to every reader"
-                        } else {
-                            "virtualizing again"
-                        }
-                    );
-                }
-                SIGUSR1 => tracing::warn!("SIGUSR1 (live upgrade) is not supported yet; ignored"),
-                _ => tracing::info!("signal {sig} ignored"),
-            }
-        }
-        if session.guard.is_finished() {
-            tracing::warn!("the filesystem was unmounted from outside; exiting");
-            return session.join().context("FUSE session ended with an error");
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }

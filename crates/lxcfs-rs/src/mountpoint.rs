@@ -6,9 +6,23 @@ use anyhow::{Result, bail};
 use rustix::io::Errno;
 use rustix::mount::{UnmountFlags, unmount};
 
-/// Returns the canonical mountpoint, ready to mount on.
-pub fn prepare(path: &Path) -> Result<PathBuf> {
-    match rustix::fs::stat(path) {
+/// What is at the mountpoint.
+pub enum State {
+    /// Nothing of ours: mount here.
+    Free(PathBuf),
+    /// A live lxcfs-rs mount (no supervisor holds the pidfile: its workers are orphans).
+    Served(PathBuf),
+}
+
+/// Returns the canonical mountpoint and whether lxcfs-rs already serves it.
+pub fn prepare(path: &Path) -> Result<State> {
+    // statfs always reaches the filesystem; stat may be answered from attributes the
+    // kernel cached while the daemon was alive, and miss that it is dead.
+    let probe = match rustix::fs::statfs(path) {
+        Err(e) => Err(e),
+        Ok(_) => rustix::fs::stat(path).map(|_| ()),
+    };
+    match probe {
         // A FUSE mount whose daemon died answers ENOTCONN: detach it so we can mount.
         Err(Errno::NOTCONN) => {
             unmount(path, UnmountFlags::DETACH).map_err(|e| {
@@ -34,18 +48,15 @@ pub fn prepare(path: &Path) -> Result<PathBuf> {
     }
     let canonical = std::fs::canonicalize(path)?;
     if let Some((fstype, source)) = live_fuse_mount(&canonical) {
-        if source == "lxcfs-rs" {
-            bail!(
-                "{} is already served by a running lxcfs-rs; stop it first",
-                canonical.display()
-            );
+        if source == fusefs::SOURCE || fstype == fusefs::FSTYPE {
+            return Ok(State::Served(canonical));
         }
         bail!(
             "{} is already a live {fstype} mount (from {source}); unmount it first",
             canonical.display()
         );
     }
-    Ok(canonical)
+    Ok(State::Free(canonical))
 }
 
 /// Type and source of the topmost mount at `path` if it is a FUSE filesystem.
@@ -57,4 +68,9 @@ fn live_fuse_mount(path: &Path) -> Option<(String, String)> {
         .last()
         .filter(|m| m.fstype == "fuse" || m.fstype.starts_with("fuse."))
         .map(|m| (m.fstype.to_string(), m.source.to_string()))
+}
+
+/// Whether an lxcfs-rs mount is (still) at `path`.
+pub fn is_ours(path: &Path) -> bool {
+    live_fuse_mount(path).is_some_and(|(t, s)| t == fusefs::FSTYPE || s == fusefs::SOURCE)
 }

@@ -1,0 +1,64 @@
+//! The `/dev/fuse` connection, apart from whoever serves it.
+//!
+//! The supervisor opens `/dev/fuse` and mounts with it; the connection lives as long as
+//! any process holds that descriptor, so a worker serving a duplicate of it can die and
+//! be replaced without the mount, and every container's bind mount of it, breaking.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{MountFlags, UnmountFlags};
+
+/// The filesystem type and source shown in mountinfo.
+pub const FSTYPE: &str = "fuse.lxcfs-rs";
+pub const SOURCE: &str = "lxcfs-rs";
+
+/// Open `/dev/fuse` and mount it at `mountpoint`: `ro,nosuid,nodev,noexec`,
+/// `allow_other` (containers read as any uid), owned by root, through `mount(2)`
+/// directly (we are root; no fusermount). Returns the connection's descriptor.
+pub fn open_and_mount(mountpoint: &Path, extra_options: &[String]) -> io::Result<OwnedFd> {
+    let fd = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+    let mut data = format!(
+        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+        fd.as_raw_fd()
+    );
+    for o in extra_options {
+        data.push(',');
+        data.push_str(o);
+    }
+    let data = CString::new(data).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    rustix::mount::mount(
+        SOURCE,
+        mountpoint,
+        FSTYPE,
+        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        data.as_c_str(),
+    )?;
+    Ok(fd)
+}
+
+/// Detach the mount. Bind mounts of it in containers keep the connection referenced;
+/// it ends when its last descriptor is closed.
+pub fn unmount(mountpoint: &Path) -> io::Result<()> {
+    rustix::mount::unmount(mountpoint, UnmountFlags::DETACH)?;
+    Ok(())
+}
+
+/// `FUSE_NOTIFY_RESEND` (Linux 6.9+): put every request a server has read but not
+/// answered back in the queue, so the next worker answers what a dead one had taken.
+/// `Err(EINVAL)` on older kernels.
+pub fn notify_resend<Fd: AsFd>(fd: Fd) -> io::Result<()> {
+    const FUSE_NOTIFY_RESEND: i32 = 7;
+    let mut msg = [0u8; 16];
+    msg[0..4].copy_from_slice(&16u32.to_ne_bytes());
+    msg[4..8].copy_from_slice(&FUSE_NOTIFY_RESEND.to_ne_bytes());
+    let n = rustix::io::write(fd, &msg)?;
+    if n == msg.len() {
+        Ok(())
+    } else {
+        Err(io::Error::from(io::ErrorKind::WriteZero))
+    }
+}

@@ -1,0 +1,441 @@
+//! The supervisor: the process users and systemd know (the pidfile's). It owns the
+//! mount and the `/dev/fuse` connection and runs workers that serve it, so a worker
+//! that crashes, is killed or is upgraded never breaks a container's files: requests
+//! wait in the kernel until the next worker reads them, and those the dead worker had
+//! taken are put back with `FUSE_NOTIFY_RESEND`.
+//!
+//! It stays single-threaded (it forks workers) and does no filesystem work itself.
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rustix::io::FdFlags;
+use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::Signals;
+
+use crate::cli::Cli;
+
+/// A worker that dies sooner than this after starting counts as a failed start.
+const STABLE: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a new worker (restart or upgrade) may take to say it serves.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const TICK: Duration = Duration::from_millis(20);
+
+struct Worker {
+    child: Child,
+    generation: u64,
+    started: Instant,
+    /// Read end of the pipe on which the worker says it serves.
+    ready_pipe: std::fs::File,
+    ready: bool,
+}
+
+pub struct Supervisor<'a> {
+    cli: &'a Cli,
+    exe: PathBuf,
+    mountpoint: PathBuf,
+    fuse: OwnedFd,
+    /// INIT was answered by some worker: later ones must adopt, not handshake.
+    initialized: bool,
+    passthrough: bool,
+    generation: u64,
+    current: Option<Worker>,
+    /// A worker from SIGUSR1 waiting to become ready before the current one goes.
+    upgrading: Option<Worker>,
+    /// Workers told to stop, still to be reaped.
+    retiring: Vec<Worker>,
+    /// Workers of a dead supervisor we took the connection from, to replace.
+    orphans: Vec<rustix::process::Pid>,
+    failures: u32,
+    restart_at: Option<Instant>,
+    resend_supported: bool,
+}
+
+impl<'a> Supervisor<'a> {
+    pub fn new(
+        cli: &'a Cli,
+        mountpoint: PathBuf,
+        fuse: OwnedFd,
+        orphans: Vec<rustix::process::Pid>,
+    ) -> Result<Supervisor<'a>> {
+        // The binary on disk now, not this process's image: SIGUSR1 upgrades to it.
+        let exe = std::env::current_exe().context("cannot find our own executable")?;
+        // Workers inherit the connection by number.
+        rustix::io::fcntl_setfd(&fuse, FdFlags::empty())
+            .context("cannot share the FUSE descriptor")?;
+        Ok(Supervisor {
+            cli,
+            exe,
+            mountpoint,
+            fuse,
+            // An adopted connection was initialised by the orphans' first worker.
+            initialized: !orphans.is_empty(),
+            passthrough: false,
+            generation: 0,
+            current: None,
+            upgrading: None,
+            retiring: Vec::new(),
+            orphans,
+            failures: 0,
+            restart_at: Some(Instant::now()),
+            resend_supported: true,
+        })
+    }
+
+    /// Number our workers after those of an adopted connection.
+    pub fn after_generation(mut self, generation: u64) -> Self {
+        self.generation = self.generation.max(generation);
+        self
+    }
+
+    pub fn run(mut self, mut signals: Signals) -> Result<()> {
+        loop {
+            for sig in signals.pending() {
+                match sig {
+                    SIGTERM | SIGINT => return self.shutdown(sig),
+                    SIGUSR1 => self.begin_upgrade(),
+                    SIGUSR2 => self.toggle_passthrough(),
+                    SIGCHLD => {}
+                    _ => tracing::info!("supervisor: signal {sig} ignored"),
+                }
+            }
+            self.reap()?;
+            self.check_ready();
+            if self.restart_at.is_some_and(|t| Instant::now() >= t) {
+                self.restart_at = None;
+                match self.spawn() {
+                    Ok(w) => self.current = Some(w),
+                    Err(e) => {
+                        tracing::error!("supervisor: cannot start a worker: {e:#}");
+                        self.schedule_restart();
+                    }
+                }
+            }
+            if self.current.is_none() && self.restart_at.is_none() && self.upgrading.is_none() {
+                self.schedule_restart();
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    fn spawn(&mut self) -> Result<Worker> {
+        self.generation += 1;
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        rustix::io::fcntl_setfd(&write, FdFlags::empty())?;
+        rustix::fs::fcntl_setfl(&read, rustix::fs::OFlags::NONBLOCK)?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(worker_args(self.cli))
+            .arg("--worker")
+            .arg("--fuse-fd")
+            .arg(self.fuse.as_raw_fd().to_string())
+            .arg("--ready-fd")
+            .arg(write.as_raw_fd().to_string())
+            .arg("--generation")
+            .arg(self.generation.to_string());
+        if self.initialized {
+            cmd.arg("--fuse-initialized");
+        }
+        if self.passthrough {
+            cmd.arg("--passthrough-on");
+        }
+        cmd.arg(&self.mountpoint);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.exe.display()))?;
+        drop(write);
+        tracing::info!(
+            "supervisor: started worker {} (generation {})",
+            child.id(),
+            self.generation
+        );
+        Ok(Worker {
+            child,
+            generation: self.generation,
+            started: Instant::now(),
+            ready_pipe: std::fs::File::from(read),
+            ready: false,
+        })
+    }
+
+    fn check_ready(&mut self) {
+        for w in [self.current.as_mut(), self.upgrading.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if w.ready {
+                continue;
+            }
+            let mut b = [0u8; 1];
+            if matches!(w.ready_pipe.read(&mut b), Ok(1)) {
+                w.ready = true;
+                self.initialized = true;
+                tracing::info!("supervisor: worker {} is serving", w.child.id());
+                for pid in &self.orphans {
+                    tracing::info!(
+                        "supervisor: stopping orphaned worker {}",
+                        pid.as_raw_nonzero()
+                    );
+                    let _ = rustix::process::kill_process(*pid, rustix::process::Signal::TERM);
+                }
+            } else if w.started.elapsed() > READY_TIMEOUT {
+                tracing::error!(
+                    "supervisor: worker {} did not start serving within {}s; killing it",
+                    w.child.id(),
+                    READY_TIMEOUT.as_secs()
+                );
+                let _ = w.child.kill();
+            }
+        }
+        // An upgrade completes when the new worker serves: the old one may go.
+        if self.upgrading.as_ref().is_some_and(|w| w.ready) {
+            if let Some(mut old) = self.current.take() {
+                tracing::info!("supervisor: upgrade: stopping worker {}", old.child.id());
+                let _ = rustix::process::kill_process(
+                    rustix::process::Pid::from_child(&old.child),
+                    rustix::process::Signal::TERM,
+                );
+                old.ready = true;
+                self.retiring.push(old);
+            }
+            self.current = self.upgrading.take();
+            self.failures = 0;
+        }
+    }
+
+    /// Collect exited workers; after any exit, requests it had read are resent.
+    fn reap(&mut self) -> Result<()> {
+        let mut died = false;
+        if let Some(w) = self.current.as_mut() {
+            if let Some(status) = w.child.try_wait()? {
+                died = true;
+                let lived = w.started.elapsed();
+                let (pid, generation) = (w.child.id(), w.generation);
+                self.current = None;
+                if status.success() && !self.still_mounted() {
+                    tracing::warn!(
+                        "supervisor: the filesystem was unmounted from outside; exiting"
+                    );
+                    std::process::exit(0);
+                }
+                self.failures = if lived < STABLE { self.failures + 1 } else { 0 };
+                let delay = backoff(self.failures);
+                tracing::error!(
+                    "supervisor: worker {pid} (generation {generation}) {} after {:.1}s; {}",
+                    describe(status),
+                    lived.as_secs_f64(),
+                    if delay.is_zero() {
+                        "starting another now".to_string()
+                    } else {
+                        format!(
+                            "starting another in {:.1}s ({} failed starts in a row)",
+                            delay.as_secs_f64(),
+                            self.failures
+                        )
+                    }
+                );
+                self.restart_at = Some(Instant::now() + delay);
+            }
+        }
+        if let Some(w) = self.upgrading.as_mut() {
+            if let Some(status) = w.child.try_wait()? {
+                died = true;
+                tracing::error!(
+                    "supervisor: upgrade failed: the new worker {} {} before serving; keeping the current one",
+                    w.child.id(),
+                    describe(status)
+                );
+                self.upgrading = None;
+            }
+        }
+        let orphans = self.orphans.len();
+        self.orphans.retain(|pid| alive(*pid));
+        if self.orphans.len() != orphans {
+            died = true;
+            tracing::info!("supervisor: orphaned worker exited");
+        }
+        let before = self.retiring.len();
+        self.retiring
+            .retain_mut(|w| !matches!(w.child.try_wait(), Ok(Some(_))));
+        if self.retiring.len() != before {
+            died = true;
+            tracing::info!("supervisor: old worker exited");
+        }
+        if died {
+            self.resend();
+        }
+        Ok(())
+    }
+
+    fn resend(&mut self) {
+        if !self.resend_supported {
+            return;
+        }
+        match fusefs::notify_resend(self.fuse.as_fd()) {
+            Ok(()) => tracing::debug!("supervisor: asked the kernel to resend unanswered requests"),
+            Err(e) => {
+                self.resend_supported = false;
+                tracing::warn!(
+                    "supervisor: this kernel cannot resend requests a dead worker had taken \
+                     (FUSE_NOTIFY_RESEND needs Linux 6.9+: {e}); readers caught in such a \
+                     request wait until they are interrupted"
+                );
+            }
+        }
+    }
+
+    fn schedule_restart(&mut self) {
+        self.failures += 1;
+        self.restart_at = Some(Instant::now() + backoff(self.failures));
+    }
+
+    fn begin_upgrade(&mut self) {
+        if self.upgrading.is_some() {
+            tracing::warn!("supervisor: SIGUSR1: an upgrade is already in progress");
+            return;
+        }
+        if !self.initialized {
+            tracing::warn!("supervisor: SIGUSR1 before the first worker served; ignored");
+            return;
+        }
+        tracing::info!(
+            "supervisor: SIGUSR1: starting {} to replace the worker",
+            self.exe.display()
+        );
+        match self.spawn() {
+            Ok(w) => self.upgrading = Some(w),
+            Err(e) => {
+                tracing::error!("supervisor: upgrade failed: {e:#}; keeping the current worker")
+            }
+        }
+    }
+
+    fn toggle_passthrough(&mut self) {
+        self.passthrough = !self.passthrough;
+        tracing::warn!(
+            "supervisor: SIGUSR2: {}",
+            if self.passthrough {
+                "serving the host's files to every reader"
+            } else {
+                "virtualizing again"
+            }
+        );
+        for w in [self.current.as_ref(), self.upgrading.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&w.child),
+                rustix::process::Signal::USR2,
+            );
+        }
+    }
+
+    /// Stop workers, unmount, and close the connection so that bind mounts left in
+    /// containers fail at once rather than hang.
+    fn shutdown(mut self, sig: i32) -> Result<()> {
+        tracing::info!("supervisor: signal {sig}: unmounting");
+        let mut all: Vec<Worker> = self.retiring.drain(..).collect();
+        all.extend(self.current.take());
+        all.extend(self.upgrading.take());
+        for w in &all {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&w.child),
+                rustix::process::Signal::TERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for w in &mut all {
+            while matches!(w.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(TICK);
+            }
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+        }
+        fusefs::unmount(&self.mountpoint)
+            .with_context(|| format!("cannot unmount {}", self.mountpoint.display()))?;
+        drop(self.fuse);
+        tracing::info!("supervisor: unmounted; exiting");
+        Ok(())
+    }
+
+    fn still_mounted(&self) -> bool {
+        crate::mountpoint::is_ours(&self.mountpoint)
+    }
+}
+
+/// Whether a process that is not our child still runs (its exit leaves a zombie until
+/// its own parent reaps it, which `kill(pid, 0)` would count as alive).
+fn alive(pid: rustix::process::Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+        .ok()
+        .and_then(|s| procfile::pid::parse_stat(&s))
+        .is_some_and(|st| st.state != b'Z' && st.state != b'X')
+}
+
+/// Exponential back-off for workers that keep failing; the first restart is immediate.
+fn backoff(failures: u32) -> Duration {
+    if failures <= 1 {
+        return Duration::ZERO;
+    }
+    let ms = 250u64.saturating_mul(1u64 << (failures - 2).min(16));
+    Duration::from_millis(ms).min(MAX_BACKOFF)
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => format!(
+            "was killed by signal {s}{}",
+            match s {
+                9 => " (SIGKILL: killed, or the OOM killer)",
+                6 => " (SIGABRT: it aborted, e.g. a panic)",
+                11 => " (SIGSEGV)",
+                _ => "",
+            }
+        ),
+        _ => "ended".to_string(),
+    }
+}
+
+/// The options a worker needs, from ours.
+fn worker_args(cli: &Cli) -> Vec<String> {
+    let mut a = Vec::new();
+    if cli.debug {
+        a.push("--debug".into());
+    }
+    if cli.enable_loadavg {
+        a.push("--enable-loadavg".into());
+    }
+    if cli.disable_swap {
+        a.push("--disable-swap".into());
+    }
+    if cli.enable_cfs {
+        a.push("--enable-cfs".into());
+    }
+    if let Some(t) = cli.threads {
+        a.push(format!("--threads={t}"));
+    }
+    a.push(format!("--init-resolver={}", cli.init_resolver.as_str()));
+    a.push(format!("--host-root={}", cli.host_root.display()));
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::ZERO);
+        assert_eq!(backoff(2), Duration::from_millis(250));
+        assert_eq!(backoff(3), Duration::from_millis(500));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+}
