@@ -49,6 +49,9 @@ pub struct Options {
     /// `-l`: per-container load average.
     pub loadavg: bool,
     pub resolver: ResolverKind,
+    /// Fault injection for the restart tests: abort the process when rendering this
+    /// file, like a worker that crashes on a request.
+    pub abort_on: Option<VirtualFile>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             cfs: false,
             loadavg: false,
             resolver: ResolverKind::Auto,
+            abort_on: None,
         }
     }
 }
@@ -200,6 +204,13 @@ impl Host {
     /// data cannot be read the host's file is served and the failure logged once per
     /// container; `Err` only when not even that is possible.
     pub fn render(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
+        if self.opts.abort_on == Some(file) {
+            tracing::error!(
+                "fault injection: aborting while rendering {}",
+                file.host_path()
+            );
+            std::process::abort();
+        }
         out.clear();
         if self.passthrough() {
             return self.host_file(file, out);

@@ -54,6 +54,11 @@ fn run(cli: &Cli) -> Result<()> {
     // lxcfs-rs mount found below is served by orphaned workers we may adopt.
     let _pidfile = pidfile::PidFile::create(&cli.pidfile())?;
     let state = mountpoint::prepare(&cli.mountpoint)?;
+    // Adopt (or refuse) before anything else is said, so a refusal is one line.
+    let adopted = match &state {
+        mountpoint::State::Free(_) => None,
+        mountpoint::State::Served(mountpoint) => Some(orphan::adopt(mountpoint)?),
+    };
 
     // Check the host before mounting, so a bad root fails with its reason here.
     let host = Host::open(&cli.host_root, options(cli))
@@ -78,12 +83,13 @@ fn run(cli: &Cli) -> Result<()> {
             supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new())?.run(signals)
         }
         mountpoint::State::Served(mountpoint) => {
-            let mut orphans = orphan::adopt(&mountpoint).with_context(|| {
-                format!(
-                    "{} is already served by lxcfs-rs and its workers could not be adopted",
+            let mut orphans = adopted.unwrap_or_default();
+            if orphans.is_empty() {
+                anyhow::bail!(
+                    "{} is served by lxcfs-rs but nothing to adopt was found",
                     mountpoint.display()
-                )
-            })?;
+                );
+            }
             let first = orphans.remove(0);
             tracing::warn!(
                 "{} is served by worker {} of a supervisor that is gone; adopting its connection",
@@ -113,5 +119,6 @@ pub fn options(cli: &Cli) -> Options {
             Resolver::Ioctl => ResolverKind::Ioctl,
             Resolver::Procfs => ResolverKind::Procfs,
         },
+        abort_on: None,
     }
 }

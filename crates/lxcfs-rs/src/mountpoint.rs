@@ -23,8 +23,9 @@ pub fn prepare(path: &Path) -> Result<State> {
         Ok(_) => rustix::fs::stat(path).map(|_| ()),
     };
     match probe {
-        // A FUSE mount whose daemon died answers ENOTCONN: detach it so we can mount.
-        Err(Errno::NOTCONN) => {
+        // A FUSE mount whose daemon died answers ENOTCONN (ECONNABORTED when the
+        // connection was aborted with abort-error semantics): detach it so we can mount.
+        Err(Errno::NOTCONN | Errno::CONNABORTED) => {
             unmount(path, UnmountFlags::DETACH).map_err(|e| {
                 anyhow::anyhow!(
                     "{} is a dead FUSE mount and unmounting it failed: {e}",

@@ -45,6 +45,14 @@ pub fn adopt(mountpoint: &Path) -> Result<Vec<Orphan>> {
         if !is_worker {
             continue;
         }
+        // A worker whose supervisor lives is not ours to take, whatever pidfile that
+        // supervisor holds: two supervisors must never serve one connection.
+        if let Some(parent) = parent_supervisor(pid) {
+            bail!(
+                "{} is already served by a running lxcfs-rs (pid {parent}); stop it first",
+                mountpoint.display()
+            );
+        }
         let fd_num = args
             .windows(2)
             .find(|w| w[0] == b"--fuse-fd")
@@ -78,4 +86,14 @@ pub fn adopt(mountpoint: &Path) -> Result<Vec<Orphan>> {
         );
     }
     Ok(found)
+}
+
+/// The pid of `pid`'s parent if that parent is an lxcfs-rs process (a live supervisor;
+/// an orphan's parent is init or a subreaper).
+fn parent_supervisor(pid: Pid) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.as_raw_nonzero())).ok()?;
+    let ppid = procfile::pid::parse_status(&status).ppid?;
+    let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+    let argv0 = cmdline.split(|&b| b == 0).next()?;
+    argv0.ends_with(b"lxcfs-rs").then_some(ppid as i32)
 }

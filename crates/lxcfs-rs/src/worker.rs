@@ -13,9 +13,18 @@ use signal_hook::iterator::Signals;
 use crate::cli::Cli;
 use hostview::Host;
 
-/// Environment variable for the restart tests: `abort-on-open` makes the worker abort
-/// the process on every open, like a worker that crashes on any request.
+/// Environment variable for the restart tests: `abort-on=<file>` (e.g. `abort-on=loadavg`)
+/// makes the worker abort whenever it renders that file, like a worker that crashes on
+/// a request. Read by workers only.
 pub const FAULT_ENV: &str = "LXCFS_RS_FAULT";
+
+fn fault() -> Option<hostview::VirtualFile> {
+    let v = std::env::var(FAULT_ENV).ok()?;
+    let name = v.strip_prefix("abort-on=")?;
+    hostview::VirtualFile::ALL
+        .into_iter()
+        .find(|f| f.name() == name)
+}
 
 pub fn run(cli: &Cli) -> Result<()> {
     let (Some(fuse_fd), Some(ready_fd)) = (cli.fuse_fd, cli.ready_fd) else {
@@ -24,8 +33,10 @@ pub fn run(cli: &Cli) -> Result<()> {
     let fuse = adopt(fuse_fd)?;
     let mut ready = std::fs::File::from(adopt(ready_fd)?);
 
+    let mut opts = crate::options(cli);
+    opts.abort_on = fault();
     let host = Arc::new(
-        Host::open(&cli.host_root, crate::options(cli))
+        Host::open(&cli.host_root, opts)
             .with_context(|| format!("cannot read the host under {}", cli.host_root.display()))?,
     );
     host.set_passthrough(cli.passthrough_on);
@@ -39,7 +50,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         threads: cli.threads(),
         generation: cli.generation,
         initialized: cli.fuse_initialized,
-        crash_on_open: std::env::var(FAULT_ENV).is_ok_and(|v| v == "abort-on-open"),
+        crash_on_open: false,
     };
     let session =
         fusefs::serve(host.clone(), fuse, &cfg).context("cannot serve the FUSE connection")?;

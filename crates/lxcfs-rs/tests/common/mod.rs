@@ -330,6 +330,11 @@ pub struct Daemon {
 impl Daemon {
     /// Mount lxcfs-rs on a fresh mountpoint with `args` and wait until it is mounted.
     pub fn start(args: &[&str]) -> Daemon {
+        Daemon::start_env(args, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables for the daemon.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
         require_env();
         let dir = tempfile::Builder::new()
             .prefix(&unique("mnt"))
@@ -338,7 +343,13 @@ impl Daemon {
         let base = fs::canonicalize(dir.path()).expect("canonicalize the temp dir");
         let mnt = base.join("mnt");
         fs::create_dir(&mnt).expect("create the mountpoint");
-        let mut d = Daemon::spawn(&mnt, &base.join("lxcfs-rs.pid"), &base.join("log"), args);
+        let mut d = Daemon::spawn(
+            &mnt,
+            &base.join("lxcfs-rs.pid"),
+            &base.join("log"),
+            args,
+            env,
+        );
         d.dir = Some(dir);
         d.wait_mounted();
         d
@@ -348,14 +359,21 @@ impl Daemon {
     /// log, the same pidfile, and wait until its own mount is there.
     pub fn restart(&self, args: &[&str]) -> Daemon {
         let log = self.log.with_extension(unique("restart"));
-        let mut d = Daemon::spawn(&self.mnt, &self.pidfile, &log, args);
+        let mut d = Daemon::spawn(&self.mnt, &self.pidfile, &log, args, &[]);
         d.wait_mounted();
         d
     }
 
-    fn spawn(mnt: &Path, pidfile: &Path, log: &Path, args: &[&str]) -> Daemon {
+    fn spawn(
+        mnt: &Path,
+        pidfile: &Path,
+        log: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let logf = fs::File::create(log).expect("create the daemon log");
         let child = Command::new(BIN)
+            .envs(env.iter().copied())
             .arg("-p")
             .arg(pidfile)
             .args(args)
@@ -407,6 +425,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The worker processes serving for this daemon (its supervisor is `self.pid`).
+    pub fn workers(&self) -> Vec<u32> {
+        worker_pids(self.pid)
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -904,4 +927,37 @@ pub fn own_memory_limit() -> Option<u64> {
         }
     }
     limit
+}
+
+/// Pids of the worker processes whose parent is `supervisor`.
+pub fn worker_pids(supervisor: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").expect("list /proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(status) = fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if ppid == Some(supervisor) && cmdline.split(|&b| b == 0).any(|a| a == b"--worker") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Alive and not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next())
+        })
+        .is_some_and(|c| c != 'Z' && c != 'X')
 }

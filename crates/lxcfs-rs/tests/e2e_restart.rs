@@ -1,0 +1,182 @@
+//! Never break a container's files: worker crashes, live upgrade, crash loops.
+//!
+//! A container reads continuously while its serving worker is SIGKILLed or replaced;
+//! every read must succeed with the container's own values.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rustix::process::Signal;
+
+/// A container script: `n` reads of meminfo's first line in `readers` parallel loops,
+/// each checked for the 256 MiB limit; `ok=… bad=…` at the end. It touches `mark` once
+/// the loops run, so the test knows when to start breaking things.
+fn reading_script(n: usize, readers: usize, mark: &Path) -> String {
+    format!(
+        r#"
+loop() {{
+    ok=0; bad=0; i=0
+    while [ $i -lt {n} ]; do
+        if v=$(head -1 /proc/meminfo 2>&1); then
+            case "$v" in *262144*) ok=$((ok+1));; *) bad=$((bad+1)); echo "BAD: $v";; esac
+        else
+            bad=$((bad+1)); echo "ERR: $v"
+        fi
+        i=$((i+1))
+    done
+    echo "ok=$ok bad=$bad"
+}}
+r=0
+while [ $r -lt {readers} ]; do loop & r=$((r+1)); done
+touch {mark}
+wait
+"#,
+        mark = mark.display()
+    )
+}
+
+fn totals(out: &str) -> (usize, usize) {
+    let mut ok = 0;
+    let mut bad = 0;
+    for l in out.lines() {
+        if let Some(rest) = l.strip_prefix("ok=") {
+            let (o, b) = rest.split_once(" bad=").unwrap();
+            ok += o.parse::<usize>().unwrap();
+            bad += b.parse::<usize>().unwrap();
+        }
+    }
+    (ok, bad)
+}
+
+fn wait_for(path: &Path) {
+    poll(DEADLINE, "the container's readers to start", || {
+        path.exists().then_some(())
+    });
+}
+
+/// Kill the current worker and wait until another one serves in its place.
+fn kill_worker(d: &Daemon) {
+    let before = d.workers();
+    assert_eq!(before.len(), 1, "workers: {before:?}\n{}", d.log_text());
+    signal(before[0], Signal::KILL).unwrap();
+    poll(DEADLINE, "a new worker", || {
+        let now = d.workers();
+        (now.len() == 1 && now[0] != before[0] && !is_running(before[0])).then_some(())
+    });
+}
+
+fn mark(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(unique(tag))
+}
+
+#[test]
+fn reads_survive_two_worker_kills_and_an_upgrade() {
+    let d = Daemon::start(&[]);
+    let cg = Cgroup::with_memory_limit("restart", 256 * MIB);
+    let m = mark("restart-mark");
+    let script = reading_script(300, 1, &m);
+    let mnt = d.mnt.clone();
+    let reader = std::thread::spawn(move || run(&cg, &mnt, &script));
+    wait_for(&m);
+    std::thread::sleep(Duration::from_millis(300));
+    kill_worker(&d);
+    std::thread::sleep(Duration::from_millis(300));
+    kill_worker(&d);
+    std::thread::sleep(Duration::from_millis(300));
+    let old = d.workers();
+    d.signal(Signal::USR1);
+    poll(
+        DEADLINE,
+        "the upgraded worker to replace the old one",
+        || {
+            let now = d.workers();
+            (now.len() == 1 && now != old).then_some(())
+        },
+    );
+    let out = reader.join().unwrap();
+    let _ = std::fs::remove_file(&m);
+    let (ok, bad) = totals(out.ok());
+    assert_eq!(
+        (ok, bad),
+        (300, 0),
+        "{}\n--- daemon\n{}",
+        out.ok(),
+        d.log_text()
+    );
+    let log = d.log_text();
+    assert!(log.contains("SIGKILL"), "{log}");
+    assert!(log.contains("SIGUSR1"), "{log}");
+}
+
+#[test]
+fn a_burst_of_concurrent_readers_survives_worker_kills() {
+    let d = Daemon::start(&[]);
+    let cg = Cgroup::with_memory_limit("burst", 256 * MIB);
+    let m = mark("burst-mark");
+    let script = reading_script(150, 6, &m);
+    let mnt = d.mnt.clone();
+    let reader = std::thread::spawn(move || run(&cg, &mnt, &script));
+    wait_for(&m);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(250));
+        kill_worker(&d);
+    }
+    let out = reader.join().unwrap();
+    let _ = std::fs::remove_file(&m);
+    let (ok, bad) = totals(out.ok());
+    assert_eq!(
+        (ok, bad),
+        (900, 0),
+        "{}\n--- daemon\n{}",
+        out.ok(),
+        d.log_text()
+    );
+}
+
+/// A worker that crashes on every request of some file is restarted with growing
+/// back-off, and the supervisor says why; it never spins, and SIGTERM still works.
+#[test]
+fn a_worker_crashing_on_every_request_is_restarted_with_back_off() {
+    let mut d = Daemon::start_env(&[], &[("LXCFS_RS_FAULT", "abort-on=loadavg")]);
+    // Other files are fine.
+    assert!(
+        read_deadline(&d.path("proc/meminfo"), DEADLINE)
+            .unwrap()
+            .starts_with("MemTotal:")
+    );
+    let cpu_before = cpu_ticks(d.pid);
+    let path = d.path("proc/loadavg");
+    // This read never succeeds: every worker that takes it aborts. It ends when the
+    // daemon stops.
+    let stuck = std::thread::spawn(move || std::fs::read(path));
+    std::thread::sleep(Duration::from_secs(6));
+    let log = d.log_text();
+    let starts = log.matches("started worker").count();
+    // Back-off 0, 0.25, 0.5, 1, 2, 4 s: about 6 starts in 6 s, not hundreds.
+    assert!(
+        (3..=9).contains(&starts),
+        "{starts} worker starts in 6 s\n{log}"
+    );
+    assert!(log.contains("SIGABRT"), "{log}");
+    assert!(log.contains("failed starts in a row"), "{log}");
+    let cpu = cpu_ticks(d.pid) - cpu_before;
+    assert!(cpu < 50, "the supervisor used {cpu} ticks of CPU in 6 s");
+    let t = Instant::now();
+    let st = d.stop();
+    assert_eq!(st.code(), Some(0), "{}", d.log_text());
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let r = stuck.join().unwrap();
+    assert!(r.is_err(), "a read served by crashing workers succeeded");
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = s.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
