@@ -35,6 +35,18 @@ pub struct Container {
     pub fetched: Instant,
 }
 
+impl Container {
+    /// A key for per-container state: the pid namespace together with its init (the
+    /// kernel recycles namespace inode numbers, so a new container can get a dead
+    /// one's), or for a host reader the cgroups it is shown.
+    pub fn key(&self) -> String {
+        match self.ns {
+            Some(ns) => format!("ns:{}:{}:{}", ns.0, self.init, self.start_ns.unwrap_or(0)),
+            None => format!("host:{:?}", self.paths),
+        }
+    }
+}
+
 struct Entry {
     container: Arc<Container>,
     last_used: Instant,

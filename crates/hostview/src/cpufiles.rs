@@ -21,7 +21,8 @@ use crate::{Host, tasks};
 const COUNTS_TTL: Duration = Duration::from_secs(1);
 /// History of containers not read for this long is dropped (their counters restart
 /// from their cumulative usage, which is still monotonic for a reader that returns).
-const IDLE: Duration = Duration::from_secs(600);
+const IDLE: Duration = Duration::from_secs(120);
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 const MAX_ENTRIES: usize = 16384;
 
 struct Entry {
@@ -35,6 +36,7 @@ pub(crate) struct StatHistory {
     map: Mutex<HashMap<String, Entry>>,
     /// Recent task counts per container, and the highest `last_pid` shown.
     counts: Mutex<HashMap<String, (Instant, Counts)>>,
+    last_prune: Mutex<Option<Instant>>,
 }
 
 impl StatHistory {
@@ -45,15 +47,17 @@ impl StatHistory {
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
-}
 
-/// The key of a container's history: its pid namespace together with its init (the
-/// kernel recycles namespace inode numbers, so a new container can get a dead one's),
-/// or for a host reader the cgroup whose usage it is shown.
-fn key(c: &Container) -> String {
-    match c.ns {
-        Some(ns) => format!("ns:{}:{}:{}", ns.0, c.init, c.start_ns.unwrap_or(0)),
-        None => format!("host:{:?}", c.paths),
+    /// True at most once per PRUNE_EVERY per caller.
+    fn prune_due(&self, now: Instant) -> bool {
+        let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+        match *last {
+            Some(t) if now.saturating_duration_since(t) < PRUNE_EVERY => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
     }
 }
 
@@ -133,8 +137,11 @@ impl Host {
         let age = c.start_ns.map_or(now, |s| now.saturating_sub(s));
         let t = Instant::now();
         let mut map = self.stats.lock();
-        let k = key(c);
-        if map.len() >= MAX_ENTRIES && !map.contains_key(&k) {
+        let k = c.key();
+        // Dead containers' history goes after IDLE, checked every PRUNE_EVERY (and at
+        // once when the table is full), so memory follows the live containers.
+        let prune = self.stats.prune_due(t) || (map.len() >= MAX_ENTRIES && !map.contains_key(&k));
+        if prune {
             map.retain(|_, e| t.saturating_duration_since(e.last_used) < IDLE);
         }
         let entry = map.entry(k).or_insert_with(|| Entry {
@@ -149,7 +156,7 @@ impl Host {
     /// The container's task counts, recounted at most once a second; `last_pid` never
     /// decreases, like the kernel's fork counter.
     pub(crate) fn task_counts(&self, c: &Container) -> Result<Counts> {
-        let k = key(c);
+        let k = c.key();
         let t = Instant::now();
         let prev = {
             let map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
@@ -165,7 +172,7 @@ impl Host {
             counts.last_pid = Some(new.max(old.last_pid.unwrap_or(0)));
         }
         let mut map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_ENTRIES && !map.contains_key(&k) {
+        if self.stats.prune_due(t) || (map.len() >= MAX_ENTRIES && !map.contains_key(&k)) {
             map.retain(|_, (at, _)| t.saturating_duration_since(*at) < IDLE);
         }
         map.insert(k, (t, counts));

@@ -16,6 +16,7 @@ mod loadavg;
 mod logonce;
 mod memory;
 pub mod pidns;
+mod rendercache;
 mod sys;
 mod tasks;
 mod taskstats;
@@ -79,6 +80,7 @@ pub struct Host {
     failures: LogOnce,
     passthrough: AtomicBool,
     stats: cpufiles::StatHistory,
+    renders: rendercache::RenderCache,
     loads: loadavg::Loads,
     /// The root is the real `/` (not a fixture): kernel interfaces apply to it.
     real_root: bool,
@@ -109,6 +111,7 @@ impl Host {
             failures: LogOnce::default(),
             passthrough: AtomicBool::new(false),
             stats: cpufiles::StatHistory::default(),
+            renders: rendercache::RenderCache::default(),
             loads: loadavg::Loads::default(),
             real_root,
             clk_tck: rustix::param::clock_ticks_per_second().max(1),
@@ -155,9 +158,9 @@ impl Host {
         self.passthrough.load(Ordering::Relaxed)
     }
 
-    /// Containers currently cached (paths, and `/proc/stat` history).
-    pub fn cached_containers(&self) -> (usize, usize) {
-        (self.cache.len(), self.stats.len())
+    /// Entries held per container: (paths, `/proc/stat` history, recent renderings).
+    pub fn cached_containers(&self) -> (usize, usize, usize) {
+        (self.cache.len(), self.stats.len(), self.renders.len())
     }
 
     /// The container of the reader whose thread id (in our pid namespace) is `tid`.
@@ -235,21 +238,48 @@ impl Host {
 
     fn render_container(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
         let c = self.container(tid)?;
+        // Uptime falls back to the reader's own start when init's is unknown: then the
+        // rendering is the reader's, not the container's.
+        // Fixture trees change between renders in tests: only the live host is cached.
+        let shareable = self.real_root
+            && !(file == VirtualFile::Uptime && c.ns.is_some() && c.start_ns.is_none());
+        let key = c.key();
+        let now = Instant::now();
+        if shareable {
+            if let Some(bytes) = self.renders.get(&key, file, now) {
+                out.extend_from_slice(&bytes);
+                return Ok(());
+            }
+        }
+        self.render_fresh(file, &c, tid, out)?;
+        if shareable {
+            self.renders.put(key, file, out, now);
+        }
+        Ok(())
+    }
+
+    fn render_fresh(
+        &self,
+        file: VirtualFile,
+        c: &Container,
+        tid: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         match file {
-            VirtualFile::Meminfo | VirtualFile::Swaps => self.render_memory(file, &c, out),
+            VirtualFile::Meminfo | VirtualFile::Swaps => self.render_memory(file, c, out),
             VirtualFile::Cpuinfo
             | VirtualFile::Stat
             | VirtualFile::Uptime
             | VirtualFile::CpuOnline
             | VirtualFile::CpuPossible
             | VirtualFile::CpuPresent
-            | VirtualFile::CpuOffline => self.render_cpu(file, &c, tid, out),
+            | VirtualFile::CpuOffline => self.render_cpu(file, c, tid, out),
             VirtualFile::Loadavg
             | VirtualFile::Diskstats
             | VirtualFile::PressureCpu
             | VirtualFile::PressureMemory
             | VirtualFile::PressureIo
-            | VirtualFile::Slabinfo => self.render_activity(file, &c, out),
+            | VirtualFile::Slabinfo => self.render_activity(file, c, out),
         }
     }
 
