@@ -113,7 +113,7 @@ pub fn options(cli: &Cli) -> Options {
     Options {
         swap: !cli.disable_swap,
         cfs: cli.enable_cfs,
-        loadavg: cli.enable_loadavg,
+        loadavg: cli.loadavg(),
         resolver: match cli.init_resolver {
             Resolver::Auto => ResolverKind::Auto,
             Resolver::Ioctl => ResolverKind::Ioctl,

@@ -409,8 +409,8 @@ fn worker_args(cli: &Cli) -> Vec<String> {
     if cli.debug {
         a.push("--debug".into());
     }
-    if cli.enable_loadavg {
-        a.push("--enable-loadavg".into());
+    if cli.disable_loadavg {
+        a.push("--disable-loadavg".into());
     }
     if cli.disable_swap {
         a.push("--disable-swap".into());

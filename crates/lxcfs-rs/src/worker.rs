@@ -40,7 +40,7 @@ pub fn run(cli: &Cli) -> Result<()> {
             .with_context(|| format!("cannot read the host under {}", cli.host_root.display()))?,
     );
     host.set_passthrough(cli.passthrough_on);
-    if cli.enable_loadavg {
+    if cli.loadavg() {
         host.start_loadavg()
             .context("cannot start the load average sampler")?;
     }
@@ -51,6 +51,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         generation: cli.generation,
         initialized: cli.fuse_initialized,
         crash_on_open: false,
+        passthrough: std::env::var_os("LXCFS_RS_NO_FUSE_PASSTHROUGH").is_none(),
     };
     let session =
         fusefs::serve(host.clone(), fuse, &cfg).context("cannot serve the FUSE connection")?;

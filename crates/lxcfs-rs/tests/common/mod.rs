@@ -731,6 +731,14 @@ pub fn run(cg: &Cgroup, mnt: &Path, script: &str) -> Output {
     run_env(cg, mnt, script, &[])
 }
 
+/// Like [`run`], for scripts that take longer than [`DEADLINE`].
+pub fn run_timeout(cg: &Cgroup, mnt: &Path, script: &str, timeout: Duration) -> Output {
+    run_deadline(
+        &mut container_command(cg, mnt, &inner_script(script), &[]),
+        timeout,
+    )
+}
+
 pub fn run_env(cg: &Cgroup, mnt: &Path, script: &str, env: &[(&str, &str)]) -> Output {
     run_deadline(
         &mut container_command(cg, mnt, &inner_script(script), env),
