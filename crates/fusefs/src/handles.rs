@@ -9,8 +9,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use hostview::VirtualFile;
+
+use crate::passthrough::{Closed, Mode};
 
 /// What a handle renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +27,28 @@ struct Handle {
     file: Source,
     content: Arc<Vec<u8>>,
     served: bool,
+    mode: Mode,
+    /// The thread that opened it (0: unknown).
+    reader: u32,
+    opened: Instant,
+    /// A read reached the end of the content.
+    eof: bool,
+    rewound: bool,
+}
+
+impl Handle {
+    fn new(file: Source, content: Arc<Vec<u8>>, mode: Mode, reader: u32) -> Handle {
+        Handle {
+            file,
+            content,
+            served: false,
+            mode,
+            reader,
+            opened: Instant::now(),
+            eof: false,
+            rewound: false,
+        }
+    }
 }
 
 pub struct Handles {
@@ -55,39 +80,31 @@ impl Handles {
     /// Take over a handle another worker opened, with a fresh rendering.
     pub fn adopt(&self, fh: u64, file: Source, content: Vec<u8>) -> Arc<Vec<u8>> {
         let content = Arc::new(content);
-        self.lock().insert(
-            fh,
-            Handle {
-                file,
-                content: content.clone(),
-                served: true,
-            },
-        );
+        let mut h = Handle::new(file, content.clone(), Mode::Served, 0);
+        h.served = true;
+        self.lock().insert(fh, h);
         content
     }
 
-    pub fn insert(&self, file: Source, content: Vec<u8>) -> u64 {
+    /// A new handle, answered with `mode`, opened by thread `reader`.
+    pub fn insert(&self, file: Source, content: Vec<u8>, mode: Mode, reader: u32) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.lock().insert(
-            fh,
-            Handle {
-                file,
-                content: Arc::new(content),
-                served: false,
-            },
-        );
+        self.lock()
+            .insert(fh, Handle::new(file, Arc::new(content), mode, reader));
         fh
     }
 
-    pub fn read(&self, fh: u64, offset: u64) -> Read {
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Read {
         let mut map = self.lock();
         let Some(h) = map.get_mut(&fh) else {
             return Read::Unknown;
         };
         if offset == 0 && h.served {
+            h.rewound = true;
             return Read::Rerender(h.file.clone());
         }
         h.served = true;
+        h.eof |= offset.saturating_add(u64::from(size)) >= h.content.len() as u64;
         Read::Serve(h.content.clone())
     }
 
@@ -101,8 +118,20 @@ impl Handles {
         Some(content)
     }
 
-    pub fn remove(&self, fh: u64) {
-        self.lock().remove(&fh);
+    /// Forget a handle; what it did, for a virtual file.
+    pub fn remove(&self, fh: u64) -> Option<Closed> {
+        let h = self.lock().remove(&fh)?;
+        match h.file {
+            Source::Virtual(file) => Some(Closed {
+                file,
+                mode: h.mode,
+                reader: h.reader,
+                read_once: h.eof,
+                rewound: h.rewound,
+                lifetime: h.opened.elapsed(),
+            }),
+            Source::Host(_) => None,
+        }
     }
 
     #[cfg(test)]
@@ -127,6 +156,7 @@ pub fn window(content: &[u8], offset: u64, size: u32) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -141,24 +171,48 @@ mod tests {
     #[test]
     fn one_pass_is_one_snapshot_and_rewind_rerenders() {
         let h = Handles::new(3);
-        let a = h.insert(Source::Virtual(VirtualFile::Stat), b"first".to_vec());
-        let b = h.insert(Source::Host("x".into()), b"other".to_vec());
+        let a = h.insert(
+            Source::Virtual(VirtualFile::Stat),
+            b"first".to_vec(),
+            Mode::Served,
+            9,
+        );
+        let b = h.insert(Source::Host("x".into()), b"other".to_vec(), Mode::Served, 9);
         assert_ne!(a, b);
         assert_eq!(a >> GEN_SHIFT, 3);
         // A fresh handle serves any offset from the open-time rendering.
-        assert!(matches!(h.read(a, 2), Read::Serve(c) if c.as_slice() == b"first"));
-        assert!(matches!(h.read(a, 4), Read::Serve(c) if c.as_slice() == b"first"));
+        assert!(matches!(h.read(a, 2, 1), Read::Serve(c) if c.as_slice() == b"first"));
+        assert!(matches!(h.read(a, 4, 1), Read::Serve(c) if c.as_slice() == b"first"));
         // Back at 0 after serving: a new pass.
         assert!(matches!(
-            h.read(a, 0),
+            h.read(a, 0, 4096),
             Read::Rerender(Source::Virtual(VirtualFile::Stat))
         ));
         h.replace(a, b"second".to_vec());
-        assert!(matches!(h.read(a, 3), Read::Serve(c) if c.as_slice() == b"second"));
+        assert!(matches!(h.read(a, 3, 1), Read::Serve(c) if c.as_slice() == b"second"));
         // The first read of a fresh handle at 0 uses the open-time rendering.
-        assert!(matches!(h.read(b, 0), Read::Serve(c) if c.as_slice() == b"other"));
-        h.remove(a);
-        assert!(matches!(h.read(a, 0), Read::Unknown));
+        assert!(matches!(h.read(b, 0, 4096), Read::Serve(c) if c.as_slice() == b"other"));
+        let c = h.remove(a).unwrap();
+        assert!(c.rewound && c.reader == 9 && c.mode == Mode::Served);
+        assert!(matches!(h.read(a, 0, 1), Read::Unknown));
         assert_eq!(h.len(), 1);
+        // Host files are not told to the passthrough bookkeeping.
+        assert!(h.remove(b).is_none());
+    }
+
+    #[test]
+    fn reading_to_the_end_once_is_read_once() {
+        let h = Handles::new(1);
+        let a = h.insert(
+            Source::Virtual(VirtualFile::Meminfo),
+            b"0123456789".to_vec(),
+            Mode::Flagged,
+            5,
+        );
+        assert!(matches!(h.read(a, 0, 4), Read::Serve(_)));
+        assert!(matches!(h.read(a, 4, 4), Read::Serve(_)));
+        assert!(matches!(h.read(a, 8, 4096), Read::Serve(_)));
+        let c = h.remove(a).unwrap();
+        assert!(c.read_once && !c.rewound && c.mode == Mode::Flagged);
     }
 }

@@ -5,6 +5,7 @@
 
 mod attr;
 mod handles;
+mod passthrough;
 mod sysfs;
 mod transport;
 mod tree;
@@ -18,14 +19,15 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
-    ReplyLseek, ReplyOpen, Request, SessionACL,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, Request, SessionACL,
 };
 use hostview::{Host, VirtualFile};
 use procfile::CpuView;
 
 pub use fuser::BackgroundSession;
 use handles::{Handles, Read, Source, window};
+use passthrough::{Mode, Passthrough};
 pub use transport::{FSTYPE, SOURCE, notify_resend, open_and_mount, unmount};
 use tree::{Kind, Node};
 
@@ -49,11 +51,15 @@ pub struct ServeConfig {
     pub initialized: bool,
     /// Fault injection for the restart tests: abort the process on every `open`.
     pub crash_on_open: bool,
+    /// Use the kernel's FUSE passthrough for the virtual files where it is available
+    /// (see the `passthrough` module); `false` serves every read with direct I/O.
+    pub passthrough: bool,
 }
 
 pub struct LxcFs {
     host: Arc<Host>,
     handles: Handles,
+    pt: Passthrough,
     crash_on_open: bool,
     inodes: sysfs::Inodes,
     /// Per-file `st_size`, fixed at start.
@@ -62,7 +68,7 @@ pub struct LxcFs {
 }
 
 impl LxcFs {
-    pub fn new(host: Arc<Host>, generation: u64, crash_on_open: bool) -> LxcFs {
+    pub fn new(host: Arc<Host>, generation: u64, crash_on_open: bool, passthrough: bool) -> LxcFs {
         let sizes = VirtualFile::ALL
             .iter()
             .map(|&f| (f, host.size_hint(f)))
@@ -70,6 +76,7 @@ impl LxcFs {
         LxcFs {
             host,
             handles: Handles::new(generation),
+            pt: Passthrough::new(passthrough),
             crash_on_open,
             inodes: sysfs::Inodes::default(),
             sizes,
@@ -206,6 +213,24 @@ fn is_dynamic(ino: u64) -> bool {
 }
 
 impl Filesystem for LxcFs {
+    /// Only the first worker of a connection sees INIT. It asks for `FUSE_PASSTHROUGH`
+    /// with `max_stack_depth = 1` (fuser's default 0 makes every `BACKING_OPEN` fail
+    /// with `EPERM`; 1 is enough for a memfd, whose own depth is 0).
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        if !self.pt.wanted() {
+            return Ok(());
+        }
+        let with = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok();
+        if with {
+            tracing::info!("FUSE passthrough negotiated");
+        } else {
+            tracing::info!("the kernel offers no FUSE passthrough; serving with direct I/O");
+        }
+        self.pt.negotiated(with);
+        Ok(())
+    }
+
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || {
             if let Some(n) = tree::child(parent.0, name.as_encoded_bytes()) {
@@ -252,6 +277,13 @@ impl Filesystem for LxcFs {
     /// Renders the whole file for this reader. `FOPEN_DIRECT_IO` keeps the kernel from
     /// caching it in the inode's page cache, which would hand container A's content to
     /// container B; `FOPEN_NOFLUSH` saves the FLUSH round trip on close.
+    ///
+    /// A virtual file opened by a thread that has shown it reads the file once and
+    /// closes it is instead answered with `FOPEN_PASSTHROUGH` to a memfd holding this
+    /// rendering, and the kernel serves its reads without asking us; an open that may be
+    /// held and rewound (procps's `top` keeps `/proc/stat` open) is always served by us,
+    /// since the kernel would not tell us about the rewind. The kernel's rules and why
+    /// this is safe are in the `passthrough` module. The sysfs tree is always direct I/O.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if self.crash_on_open {
             tracing::error!("fault injection: aborting on open");
@@ -266,15 +298,22 @@ impl Filesystem for LxcFs {
                 Err(e) => return reply.error(e),
             };
             let mut buf = Vec::with_capacity(4096);
-            match self.render(req, &src, &mut buf) {
-                Ok(()) => {
-                    let fh = self.handles.insert(src, buf);
-                    reply.opened(
-                        FileHandle(fh),
-                        FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH,
-                    );
+            if let Err(e) = self.render(req, &src, &mut buf) {
+                return reply.error(e);
+            }
+            let reader = req.pid();
+            let choice = match &src {
+                Source::Virtual(f) => self.pt.choose(*f, reader, &buf, &reply),
+                Source::Host(_) => passthrough::Choice::served(),
+            };
+            let fh = FileHandle(self.handles.insert(src, buf, choice.mode, reader));
+            let dio = FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH;
+            match (choice.mode, choice.id) {
+                (Mode::Pure, Some(id)) => {
+                    reply.opened_passthrough(fh, FopenFlags::FOPEN_NOFLUSH, &id)
                 }
-                Err(e) => reply.error(e),
+                (Mode::Flagged, Some(id)) => reply.opened_passthrough(fh, dio, &id),
+                _ => reply.opened(fh, dio),
             }
         })
     }
@@ -291,7 +330,7 @@ impl Filesystem for LxcFs {
         reply: ReplyData,
     ) {
         guarded("read", || {
-            let content = match self.handles.read(fh.0, offset) {
+            let content = match self.handles.read(fh.0, offset, size) {
                 Read::Serve(c) => c,
                 Read::Rerender(src) => {
                     let mut buf = Vec::with_capacity(4096);
@@ -331,7 +370,9 @@ impl Filesystem for LxcFs {
         reply: ReplyEmpty,
     ) {
         guarded("release", || {
-            self.handles.remove(fh.0);
+            if let Some(closed) = self.handles.remove(fh.0) {
+                self.pt.closed(&closed);
+            }
             reply.ok();
         })
     }
@@ -422,7 +463,7 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = false;
-    let fs = LxcFs::new(host, cfg.generation, cfg.crash_on_open);
+    let fs = LxcFs::new(host, cfg.generation, cfg.crash_on_open, cfg.passthrough);
     let session = if cfg.initialized {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
     } else {
