@@ -101,6 +101,12 @@ pub struct Cli {
     #[arg(long = "skip-namespace-check")]
     pub skip_namespace_check: bool,
 
+    /// Rebind the files of the live lxcfs-rs at MOUNTPOINT inside every running
+    /// container whose binds of it are dead (after the daemon and its worker both died
+    /// and lxcfs-rs was started again), then exit.
+    #[arg(long)]
+    pub remount: bool,
+
     /// Internal: run as a worker serving the supervisor's connection.
     #[arg(long, hide = true)]
     pub worker: bool,

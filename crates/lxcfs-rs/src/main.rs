@@ -5,6 +5,7 @@ mod mountpoint;
 mod orphan;
 mod pidfile;
 mod preflight;
+mod remount;
 mod supervisor;
 mod worker;
 
@@ -46,6 +47,9 @@ fn run(cli: &Cli) -> Result<()> {
     preflight::require_root()?;
     if cli.worker {
         return worker::run(cli);
+    }
+    if cli.remount {
+        return remount::run(&cli.mountpoint);
     }
     if !cli.skip_namespace_check {
         preflight::require_host_namespaces()?;

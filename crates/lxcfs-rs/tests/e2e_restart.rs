@@ -180,3 +180,50 @@ fn cpu_ticks(pid: u32) -> u64 {
     // utime and stime are fields 14 and 15; `rest` starts at field 3.
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
+
+/// Supervisor and worker both die (what LXCFS users meet on every crash): the
+/// container's files are dead; after a new daemon starts, `lxcfs-rs --remount` binds
+/// them again inside the running container, which reads its own values again.
+#[test]
+fn remount_revives_a_running_containers_files_after_both_processes_died() {
+    let mut d = Daemon::start(&[]);
+    let cg = Cgroup::with_memory_limit("remount", 256 * MIB);
+    let ctr = Running::start(&cg, &d.mnt);
+    let first = ctr.exec("head -1 /proc/meminfo");
+    assert!(first.ok().contains("262144"), "{}", first.ok());
+
+    let workers = d.workers();
+    d.stop_with(rustix::process::Signal::KILL);
+    for &w in &workers {
+        let _ = signal(w, Signal::KILL);
+    }
+    poll(DEADLINE, "the workers to die", || {
+        workers.iter().all(|&w| !is_running(w)).then_some(())
+    });
+    let dead = ctr.exec("head -1 /proc/meminfo; echo rc=$?");
+    assert!(
+        dead.stdout.contains("Transport endpoint is not connected")
+            || dead.stderr.contains("Transport endpoint is not connected")
+            || dead.stderr.contains("Software caused connection abort"),
+        "expected a dead file: {} {}",
+        dead.stdout,
+        dead.stderr
+    );
+
+    let d2 = d.restart(&[]);
+    let out = run_deadline(
+        std::process::Command::new(BIN)
+            .arg("--remount")
+            .arg(&d2.mnt),
+        DEADLINE,
+    );
+    assert!(
+        out.status.success(),
+        "--remount failed: {} {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stdout.contains("rebound"), "{}", out.stdout);
+    let again = ctr.exec("head -1 /proc/meminfo");
+    assert!(again.ok().contains("262144"), "{}", again.ok());
+}
