@@ -30,8 +30,11 @@
 //! - **pure passthrough** (`FOPEN_PASSTHROUGH`): the memfd is rewritten with this
 //!   reader's rendering, which is only safe when no other pure open of the inode is live
 //!   (none can be reading the memfd, by the ordering above). The kernel serves every read.
+//!   An overlapping open whose rendering is byte for byte what the memfd holds (the
+//!   same container, within the render cache's lifetime) shares it, pure as well.
 //! - **flagged** (`FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO`, same id): when a pure open is
-//!   live, an overlapping open reads its own snapshot from us, as with direct I/O.
+//!   live, an overlapping open with other content reads its own snapshot from us, as
+//!   with direct I/O.
 //! - **served** (`FOPEN_DIRECT_IO`): the plain path, reads come to us.
 //!
 //! # Who gets pure passthrough: readers that have shown they read once
@@ -168,6 +171,8 @@ struct Slot {
 struct Backing {
     memfd: File,
     id: Arc<BackingId>,
+    /// What the memfd holds.
+    written: Vec<u8>,
 }
 
 /// What a thread did with a file.
@@ -271,16 +276,25 @@ impl Passthrough {
                 }
             }
         }
-        let Some(b) = s.backing.as_ref() else {
+        let (pure, draining) = (s.pure, s.draining);
+        let Some(b) = s.backing.as_mut() else {
             return Choice::served();
         };
         let id = b.id.clone();
-        let mode = if s.pure == 0 && s.draining == 0 && rewrite(&b.memfd, content).is_ok() {
-            s.pure += 1;
+        let mode = if draining > 0 {
+            Mode::Flagged
+        } else if !content.is_empty() && b.written == content {
+            // Readers of one container within its render cache's lifetime get the
+            // same bytes: they can share the memfd as it is.
+            Mode::Pure
+        } else if pure == 0 && b.rewrite(content).is_ok() {
             Mode::Pure
         } else {
             Mode::Flagged
         };
+        if mode == Mode::Pure {
+            s.pure += 1;
+        }
         s.flagged += 1;
         Choice { mode, id: Some(id) }
     }
@@ -383,13 +397,19 @@ fn register(file: VirtualFile, reply: &ReplyOpen) -> std::io::Result<Backing> {
     Ok(Backing {
         memfd,
         id: Arc::new(id),
+        written: Vec::new(),
     })
 }
 
-/// Make the memfd hold exactly `content`.
-fn rewrite(memfd: &File, content: &[u8]) -> std::io::Result<()> {
-    memfd.write_all_at(content, 0)?;
-    memfd.set_len(content.len() as u64)
+impl Backing {
+    /// Make the memfd hold exactly `content`.
+    fn rewrite(&mut self, content: &[u8]) -> std::io::Result<()> {
+        self.written.clear();
+        self.memfd.write_all_at(content, 0)?;
+        self.memfd.set_len(content.len() as u64)?;
+        self.written.extend_from_slice(content);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
