@@ -670,6 +670,52 @@ check_loadavg() {
 	wait $_bg 2>/dev/null
 }
 
+# ---- Worker restarts (the supervisor keeps the FUSE connection): on this 6.1 kernel
+# ---- there is no FUSE_NOTIFY_RESEND, so the kill happens between reads, and the
+# ---- supervisor must say that requests in flight could not have been resent.
+worker_of() {
+	for _p in /proc/[0-9]*; do
+		[ "$(cut -d' ' -f4 "$_p/stat" 2>/dev/null)" = "$1" ] || continue
+		tr '\0' ' ' <"$_p/cmdline" 2>/dev/null | grep -q -- '--worker' && echo "${_p#/proc/}"
+	done
+}
+new_worker() { _w=$(worker_of "$DPID"); [ -n "$_w" ] && [ "$_w" != "$1" ]; }
+check_worker_restart() {
+	local _l _w _w2 _init _bg
+	_l=$1
+	ctr "$C" 'exec sleep 600' 2>/dev/null &
+	_bg=$!
+	if ! wait_until 20 ns_init "$C" >/dev/null; then
+		fail "$_l: long-running container did not start"
+		kill -KILL $_bg
+		wait $_bg
+		return
+	fi
+	_init=$(ns_init "$C")
+	_w=$(worker_of "$DPID")
+	if [ -z "$_w" ]; then
+		fail "$_l: no worker process under the supervisor $DPID"
+		kill -KILL "$_init"
+		wait $_bg 2>/dev/null
+		return
+	fi
+	kill -KILL "$_w"
+	check "$_l: a new worker replaces a SIGKILLed one within 5 s" wait_until 5 new_worker "$_w"
+	check "$_l: the container reads its own MemTotal after the worker was killed" \
+		wait_until 10 memtotal_is "$_init" 262144
+	check "$_l: the supervisor logged why the worker died" grep -q "SIGKILL" "$DLOG"
+	check "$_l: the supervisor says this kernel cannot resend requests (Linux < 6.9)" \
+		wait_until 5 grep -q "cannot resend" "$DLOG"
+	_w2=$(worker_of "$DPID")
+	kill -USR1 "$DPID"
+	check "$_l: SIGUSR1 replaces the worker (live upgrade)" wait_until 20 new_worker "$_w2"
+	check "$_l: the container reads its own MemTotal after the upgrade" \
+		wait_until 10 memtotal_is "$_init" 262144
+	check "$_l: the mount stayed the same through restart and upgrade" mounted
+	kill -KILL "$_init"
+	wait $_bg 2>/dev/null
+}
+
 # ------------------------------------------------------------------ main
 setup_host
 setup_cgroups
@@ -701,6 +747,7 @@ if start_daemon pass2 --pidfile "$PIDFILE"; then
 	expect_eq "pass2: pidfile holds the daemon's pid" "$DPID" "$(cat "$PIDFILE" 2>&1)"
 	resolver_checks pass2
 	check_cpu_views pass2
+	check_worker_restart pass2
 	stop_daemon pass2
 	check "pass2: pidfile removed on exit" [ ! -e "$PIDFILE" ]
 fi
