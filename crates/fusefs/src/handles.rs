@@ -34,11 +34,14 @@ struct Handle {
     /// A read reached the end of the content.
     eof: bool,
     rewound: bool,
+    /// A served virtual file not read yet (see `Passthrough::settled`).
+    unsettled: bool,
 }
 
 impl Handle {
     fn new(file: Source, content: Arc<Vec<u8>>, mode: Mode, reader: u32) -> Handle {
         Handle {
+            unsettled: mode == Mode::Served && matches!(file, Source::Virtual(_)),
             file,
             content,
             served: false,
@@ -64,6 +67,9 @@ const GEN_SHIFT: u32 = 40;
 pub enum Read {
     /// Serve this content.
     Serve(Arc<Vec<u8>>),
+    /// The first read of a served virtual file: serve this content and tell the
+    /// passthrough bookkeeping that the kernel has checked this open.
+    SettleAndServe(VirtualFile, Arc<Vec<u8>>),
     /// A new pass over the file: render it again, then [`Handles::replace`].
     Rerender(Source),
     Unknown,
@@ -82,6 +88,7 @@ impl Handles {
         let content = Arc::new(content);
         let mut h = Handle::new(file, content.clone(), Mode::Served, 0);
         h.served = true;
+        h.unsettled = false;
         self.lock().insert(fh, h);
         content
     }
@@ -105,7 +112,10 @@ impl Handles {
         }
         h.served = true;
         h.eof |= offset.saturating_add(u64::from(size)) >= h.content.len() as u64;
-        Read::Serve(h.content.clone())
+        match (&h.file, std::mem::take(&mut h.unsettled)) {
+            (Source::Virtual(f), true) => Read::SettleAndServe(*f, h.content.clone()),
+            _ => Read::Serve(h.content.clone()),
+        }
     }
 
     /// Install a new rendering for a handle (after [`Read::Rerender`]).
@@ -129,6 +139,7 @@ impl Handles {
                 read_once: h.eof,
                 rewound: h.rewound,
                 lifetime: h.opened.elapsed(),
+                unsettled: h.unsettled,
             }),
             Source::Host(_) => None,
         }
@@ -181,7 +192,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a >> GEN_SHIFT, 3);
         // A fresh handle serves any offset from the open-time rendering.
-        assert!(matches!(h.read(a, 2, 1), Read::Serve(c) if c.as_slice() == b"first"));
+        assert!(matches!(
+            h.read(a, 2, 1),
+            Read::SettleAndServe(VirtualFile::Stat, c) if c.as_slice() == b"first"
+        ));
         assert!(matches!(h.read(a, 4, 1), Read::Serve(c) if c.as_slice() == b"first"));
         // Back at 0 after serving: a new pass.
         assert!(matches!(
@@ -193,7 +207,7 @@ mod tests {
         // The first read of a fresh handle at 0 uses the open-time rendering.
         assert!(matches!(h.read(b, 0, 4096), Read::Serve(c) if c.as_slice() == b"other"));
         let c = h.remove(a).unwrap();
-        assert!(c.rewound && c.reader == 9 && c.mode == Mode::Served);
+        assert!(c.rewound && c.reader == 9 && c.mode == Mode::Served && !c.unsettled);
         assert!(matches!(h.read(a, 0, 1), Read::Unknown));
         assert_eq!(h.len(), 1);
         // Host files are not told to the passthrough bookkeeping.
@@ -213,6 +227,14 @@ mod tests {
         assert!(matches!(h.read(a, 4, 4), Read::Serve(_)));
         assert!(matches!(h.read(a, 8, 4096), Read::Serve(_)));
         let c = h.remove(a).unwrap();
-        assert!(c.read_once && !c.rewound && c.mode == Mode::Flagged);
+        assert!(c.read_once && !c.rewound && c.mode == Mode::Flagged && !c.unsettled);
+        // A served open released unread was never settled.
+        let b = h.insert(
+            Source::Virtual(VirtualFile::Meminfo),
+            vec![1],
+            Mode::Served,
+            5,
+        );
+        assert!(h.remove(b).unwrap().unsettled);
     }
 }

@@ -332,6 +332,10 @@ impl Filesystem for LxcFs {
         guarded("read", || {
             let content = match self.handles.read(fh.0, offset, size) {
                 Read::Serve(c) => c,
+                Read::SettleAndServe(f, c) => {
+                    self.pt.settled(f);
+                    c
+                }
                 Read::Rerender(src) => {
                     let mut buf = Vec::with_capacity(4096);
                     if let Err(e) = self.render(req, &src, &mut buf) {

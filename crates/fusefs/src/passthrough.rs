@@ -63,17 +63,30 @@
 //! reads a file to its end and closes it twice, then within seconds opens it again and
 //! holds it with rewinds: that handle would serve its open-time snapshot.
 //!
-//! # Held opens never carry the passthrough flag
+//! # Phases: no plain open may race a flagged one
 //!
-//! An open that is not pure is served; it is flagged only when it must be (a pure open
-//! of the inode is live). An open that may be held (not proven to read once) waits up to
-//! [`DRAIN`] for the inode's flagged opens to end, meanwhile letting no new pure open in,
-//! so that it can be plainly served. This matters when a worker is replaced: the next
-//! worker has its own memfds and ids and cannot know the previous one's, so an inode that
-//! still has a flagged open of the dead worker (its backing attached in the kernel) would
-//! refuse every open the new worker answers (`EIO`) until that open is closed. Pure and
-//! flagged opens are read-once and end within milliseconds, long before a new worker
-//! serves; only a drain that times out, or a mispredicted holder, leaves such an open.
+//! The kernel checks an open's flags only when the opener runs again after our reply,
+//! so a plain `FOPEN_DIRECT_IO` answer and a flagged answer given just after it may be
+//! checked in the other order, and the plain one then fails (`EINVAL`, the reader
+//! sees `EIO`). Each inode is therefore in one of two phases:
+//!
+//! - **plain**: every open is served. The inode enters its passthrough phase at a
+//!   proven open only when no served open is *unsettled* (answered but neither read
+//!   nor released: the kernel may not have checked it yet; a read or a RELEASE proves
+//!   it has).
+//! - **passthrough**: every open carries the flag (pure, or flagged and served by us).
+//!   An open that may be held (not proven) waits up to [`DRAIN`] for the flagged opens
+//!   to end, letting no new pure open in, so that the inode can go back to plain and
+//!   the held open be plainly served; if they don't end in time it is flagged.
+//!
+//! Keeping held opens plain matters when a worker is replaced: the next worker has its
+//! own memfds and ids and cannot know the previous one's, so an inode that still has a
+//! flagged open of the dead worker (its backing attached in the kernel) refuses every
+//! open the new worker answers (`EIO`) until that open is closed. Pure and flagged
+//! opens of proven readers end within milliseconds, long before a new worker serves;
+//! only a drain that timed out, or a mispredicted holder, leaves such an open behind.
+//! A served open that is never read and never closed keeps its inode plain (slower,
+//! never wrong).
 //!
 //! # Falling back
 //!
@@ -145,6 +158,8 @@ pub struct Closed {
     /// Read at offset 0 again after serving data.
     pub rewound: bool,
     pub lifetime: Duration,
+    /// A served open that was never read (see [`Passthrough::settled`]).
+    pub unsettled: bool,
 }
 
 const UNKNOWN: u8 = 0;
@@ -166,6 +181,11 @@ struct Slot {
     flagged: u32,
     /// Opens waiting for `flagged` to reach 0: no new pure open meanwhile.
     draining: u32,
+    /// The inode is in its passthrough phase: every open carries the flag.
+    pt_phase: bool,
+    /// Served opens the kernel may not have checked yet (answered, neither read nor
+    /// released): while any is, the inode must not enter its passthrough phase.
+    unsettled: u32,
 }
 
 struct Backing {
@@ -245,19 +265,25 @@ impl Passthrough {
         let proven = self.opened(reader, idx);
         let mut s = lock(slot);
         if !proven {
-            if s.flagged == 0 {
+            if s.pt_phase {
+                // Leave the passthrough phase once the kernel has no flagged open.
+                s.draining += 1;
+                let (g, _) = cv
+                    .wait_timeout_while(s, DRAIN, |s| s.pt_phase && s.flagged > 0)
+                    .unwrap_or_else(|p| p.into_inner());
+                s = g;
+                s.draining -= 1;
+                if s.flagged == 0 {
+                    s.pt_phase = false;
+                }
+            }
+            if !s.pt_phase {
+                s.unsettled += 1;
                 return Choice::served();
             }
-            s.draining += 1;
-            let (mut s, _) = cv
-                .wait_timeout_while(s, DRAIN, |s| s.flagged > 0)
-                .unwrap_or_else(|p| p.into_inner());
-            s.draining -= 1;
-            if s.flagged == 0 {
-                return Choice::served();
-            }
-            // Still a pure open of the inode: every open must carry the flag.
+            // Still flagged opens of the inode: this one must carry the flag too.
             let Some(id) = s.backing.as_ref().map(|b| b.id.clone()) else {
+                s.unsettled += 1;
                 return Choice::served();
             };
             s.flagged += 1;
@@ -266,15 +292,23 @@ impl Passthrough {
                 id: Some(id),
             };
         }
-        if s.backing.is_none() {
-            match register(file, reply) {
-                Ok(b) => s.backing = Some(b),
-                Err(e) => {
-                    drop(s);
-                    self.disable(&e);
-                    return Choice::served();
+        if !s.pt_phase {
+            if s.unsettled > 0 || s.draining > 0 {
+                s.unsettled += 1;
+                return Choice::served();
+            }
+            if s.backing.is_none() {
+                match register(file, reply) {
+                    Ok(b) => s.backing = Some(b),
+                    Err(e) => {
+                        s.unsettled += 1;
+                        drop(s);
+                        self.disable(&e);
+                        return Choice::served();
+                    }
                 }
             }
+            s.pt_phase = true;
         }
         let (pure, draining) = (s.pure, s.draining);
         let Some(b) = s.backing.as_mut() else {
@@ -302,6 +336,9 @@ impl Passthrough {
     /// A handle that [`choose`](Self::choose) answered (or an adopted one) is released.
     pub fn closed(&self, c: &Closed) {
         let Some(idx) = index(c.file) else { return };
+        if c.unsettled {
+            self.settled(c.file);
+        }
         if c.mode != Mode::Served {
             if let Some((slot, cv)) = self.files.get(idx) {
                 let mut s = lock(slot);
@@ -329,6 +366,14 @@ impl Passthrough {
                 r.clean = r.clean.saturating_add(1);
             }
             r.last = Instant::now();
+        }
+    }
+
+    /// A served open of `file` was read (or released): the kernel has checked it.
+    pub fn settled(&self, file: VirtualFile) {
+        if let Some((slot, _)) = index(file).and_then(|i| self.files.get(i)) {
+            let mut s = lock(slot);
+            s.unsettled = s.unsettled.saturating_sub(1);
         }
     }
 
@@ -425,6 +470,7 @@ mod tests {
             read_once,
             rewound,
             lifetime: Duration::from_millis(1),
+            unsettled: false,
         }
     }
 
