@@ -276,13 +276,24 @@ impl Daemon {
         }
     }
 
-    /// utime + stime of the whole process, in clock ticks.
+    /// utime + stime of the daemon in clock ticks: the process and its children (an
+    /// lxcfs-rs supervisor serves nothing itself; its worker processes do), live ones
+    /// counted directly, exited ones through the process's cutime + cstime.
     pub fn cpu_ticks(&self) -> Result<u64> {
-        cpu_ticks(self.pid())
+        let mut t = cpu_ticks(self.pid())? + reaped_children_ticks(self.pid())?;
+        for c in children(self.pid()) {
+            t += cpu_ticks(c).unwrap_or(0);
+        }
+        Ok(t)
     }
 
+    /// VmRSS of the daemon: the process and its live children.
     pub fn rss_kib(&self) -> Result<u64> {
-        rss_kib(self.pid())
+        let mut r = rss_kib(self.pid())?;
+        for c in children(self.pid()) {
+            r += rss_kib(c).unwrap_or(0);
+        }
+        Ok(r)
     }
 }
 
@@ -320,6 +331,32 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
             .with_context(|| format!("no field {} in /proc/{pid}/stat", i + 3))
     };
     Ok(get(11)? + get(12)?)
+}
+
+/// cutime + cstime: CPU of the children `pid` has waited for.
+fn reaped_children_ticks(pid: u32) -> Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Ok(get(13) + get(14))
+}
+
+/// Live child processes of `pid` (`/proc/<pid>/task/*/children`).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 pub fn ticks_to_ms(ticks: u64) -> f64 {
