@@ -49,8 +49,6 @@ pub struct ServeConfig {
     pub generation: u64,
     /// The connection's INIT was answered by a previous worker.
     pub initialized: bool,
-    /// Fault injection for the restart tests: abort the process on every `open`.
-    pub crash_on_open: bool,
     /// Use the kernel's FUSE passthrough for the virtual files where it is available
     /// (see the `passthrough` module); `false` serves every read with direct I/O.
     pub passthrough: bool,
@@ -60,7 +58,6 @@ pub struct LxcFs {
     host: Arc<Host>,
     handles: Handles,
     pt: Passthrough,
-    crash_on_open: bool,
     inodes: sysfs::Inodes,
     /// Per-file `st_size`, fixed at start.
     sizes: Vec<(VirtualFile, u64)>,
@@ -68,7 +65,7 @@ pub struct LxcFs {
 }
 
 impl LxcFs {
-    pub fn new(host: Arc<Host>, generation: u64, crash_on_open: bool, passthrough: bool) -> LxcFs {
+    pub fn new(host: Arc<Host>, generation: u64, passthrough: bool) -> LxcFs {
         let sizes = VirtualFile::ALL
             .iter()
             .map(|&f| (f, host.size_hint(f)))
@@ -77,7 +74,6 @@ impl LxcFs {
             host,
             handles: Handles::new(generation),
             pt: Passthrough::new(passthrough),
-            crash_on_open,
             inodes: sysfs::Inodes::default(),
             sizes,
             started: SystemTime::now(),
@@ -285,10 +281,6 @@ impl Filesystem for LxcFs {
     /// since the kernel would not tell us about the rewind. The kernel's rules and why
     /// this is safe are in the `passthrough` module. The sysfs tree is always direct I/O.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if self.crash_on_open {
-            tracing::error!("fault injection: aborting on open");
-            std::process::abort();
-        }
         guarded("open", || {
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                 return reply.error(Errno::EACCES);
@@ -467,7 +459,7 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = false;
-    let fs = LxcFs::new(host, cfg.generation, cfg.crash_on_open, cfg.passthrough);
+    let fs = LxcFs::new(host, cfg.generation, cfg.passthrough);
     let session = if cfg.initialized {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
     } else {

@@ -78,6 +78,13 @@ pub struct Cli {
     #[arg(short = 's')]
     pub single_threaded: bool,
 
+    /// Serve reads of files read once through the kernel's FUSE passthrough (Linux 6.9+):
+    /// about 1.5–2.5x faster opens. Off by default: while a worker is replaced (crash
+    /// or SIGUSR1 upgrade) an open racing a passthrough open of the old worker can get
+    /// EIO, because the kernel allows one backing file per file at a time.
+    #[arg(long = "fuse-passthrough")]
+    pub fuse_passthrough: bool,
+
     /// FUSE event-loop threads (default: CPUs, at least 4, at most 16).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

@@ -418,6 +418,9 @@ fn worker_args(cli: &Cli) -> Vec<String> {
     if cli.enable_cfs {
         a.push("--enable-cfs".into());
     }
+    if cli.fuse_passthrough {
+        a.push("--fuse-passthrough".into());
+    }
     if let Some(t) = cli.threads {
         a.push(format!("--threads={t}"));
     }

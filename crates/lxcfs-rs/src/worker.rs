@@ -50,8 +50,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         threads: cli.threads(),
         generation: cli.generation,
         initialized: cli.fuse_initialized,
-        crash_on_open: false,
-        passthrough: std::env::var_os("LXCFS_RS_NO_FUSE_PASSTHROUGH").is_none(),
+        passthrough: cli.fuse_passthrough
+            && std::env::var_os("LXCFS_RS_NO_FUSE_PASSTHROUGH").is_none(),
     };
     let session =
         fusefs::serve(host.clone(), fuse, &cfg).context("cannot serve the FUSE connection")?;
