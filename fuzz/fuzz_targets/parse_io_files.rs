@@ -7,7 +7,12 @@ use procfile::{diskstats, netlink};
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
-    let (a, b) = s.split_at(s.len() / 2);
+    // Split near the middle, on a character boundary.
+    let mid = (0..=s.len() / 2)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
+    let (a, b) = s.split_at(mid);
     let mut io = diskstats::parse_io_stat(&s);
     io.extend(diskstats::parse_blkio(a, b));
     let mut out = Vec::new();
