@@ -609,15 +609,17 @@ fn busy_half_cpu(args: &[&str], cpuset: &str, pin: &str) {
         let used = (p1.usage_all - p0.usage_all) as i64;
         let busy = (st1.busy() - st0.busy()) as i64;
         let idle = (st1.idle() - st0.idle()) as i64;
+        // Either reading may be a rendering shared within the daemon's 100 ms render
+        // cache (10 ticks), so the deltas may differ by that much more.
         assert!(
-            (busy - used).abs() <= 5,
+            (busy - used).abs() <= 5 + 10,
             "busy grew {busy} ticks; usage_all grew {used}\n{}\n{}",
             st0.text,
             st1.text
         );
         let unused = (wall / 2 - used).max(0);
         assert!(
-            (idle - unused).abs() <= 10,
+            (idle - unused).abs() <= 10 + 10,
             "idle grew {idle} ticks; the 0.5 CPU left {unused} of {wall} ticks unused \
              (busy {busy})\n{}\n{}",
             st0.text,
