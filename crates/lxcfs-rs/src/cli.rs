@@ -12,8 +12,8 @@ use clap::{ArgAction, Parser, ValueEnum};
     disable_version_flag = true,
     about = "Serve containers a /proc and /sys/devices/system/cpu that reflect their own cgroup limits",
     long_about = "Mounts a FUSE filesystem (LXCFS's layout: proc/meminfo, proc/swaps, proc/cpuinfo, \
-proc/stat, proc/uptime, proc/loadavg, proc/diskstats, sys/devices/system/cpu/online) whose content \
-depends on who reads it: a reader is identified by its pid namespace, and the values come from the \
+proc/stat, proc/uptime, proc/loadavg, proc/diskstats, proc/pressure/{cpu,memory,io}, proc/slabinfo, \
+sys/devices/system/cpu) whose content depends on who reads it: a reader is identified by its pid namespace, and the values come from the \
 cgroup of that namespace's init (cgroup v1, v2 and hybrid hosts). Runtimes bind-mount these files \
 over a container's /proc files.\n\nRuns in the foreground as root, in the host's pid, mount and \
 cgroup namespaces. The process started (the pidfile's) keeps the mount and its FUSE connection and \
