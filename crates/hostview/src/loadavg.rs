@@ -109,15 +109,6 @@ impl Host {
         }
     }
 
-    /// One sample of every cgroup; public for benchmarks and tests.
-    pub fn sample_loadavg_now(&self) {
-        let mut counter = match (self.real_root, Taskstats::open()) {
-            (true, Ok(t)) => Counter::Kernel(t),
-            _ => Counter::Procfs,
-        };
-        self.sample_once(&mut counter);
-    }
-
     fn sample_once(&self, counter: &mut Counter) {
         let Some((_, dir, list)) = tasks::hierarchy(&self.hier) else {
             return;
