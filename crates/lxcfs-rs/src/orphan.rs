@@ -53,18 +53,9 @@ pub fn adopt(mountpoint: &Path) -> Result<Vec<Orphan>> {
                 mountpoint.display()
             );
         }
-        let fd_num = args
-            .windows(2)
-            .find(|w| w[0] == b"--fuse-fd")
-            .and_then(|w| std::str::from_utf8(w[1]).ok())
-            .and_then(|s| s.parse::<i32>().ok());
+        let fd_num = arg_after::<i32>(&args, b"--fuse-fd");
         let Some(fd_num) = fd_num else { continue };
-        let generation = args
-            .windows(2)
-            .find(|w| w[0] == b"--generation")
-            .and_then(|w| std::str::from_utf8(w[1]).ok())
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
+        let generation = arg_after::<u64>(&args, b"--generation").unwrap_or(0);
         let pidfd = pidfd_open(pid, PidfdFlags::empty())
             .with_context(|| format!("cannot open orphaned worker {}", pid.as_raw_nonzero()))?;
         let fuse = pidfd_getfd(&pidfd, fd_num, PidfdGetfdFlags::empty()).with_context(|| {
@@ -96,4 +87,12 @@ fn parent_supervisor(pid: Pid) -> Option<i32> {
     let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
     let argv0 = cmdline.split(|&b| b == 0).next()?;
     argv0.ends_with(b"lxcfs-rs").then_some(ppid as i32)
+}
+
+/// The value following `flag` in a command line, parsed.
+fn arg_after<T: std::str::FromStr>(args: &[&[u8]], flag: &[u8]) -> Option<T> {
+    args.windows(2)
+        .find(|w| w[0] == flag)
+        .and_then(|w| std::str::from_utf8(w[1]).ok())
+        .and_then(|s| s.parse().ok())
 }

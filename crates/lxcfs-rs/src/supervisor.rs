@@ -26,6 +26,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const TICK: Duration = Duration::from_millis(20);
 
+impl Worker {
+    /// Signal the worker; one that already exited is no error worth reporting.
+    fn signal(&self, sig: rustix::process::Signal) {
+        let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), sig);
+    }
+}
+
 struct Worker {
     child: Child,
     generation: u64,
@@ -195,10 +202,7 @@ impl<'a> Supervisor<'a> {
         if self.upgrading.as_ref().is_some_and(|w| w.ready) {
             if let Some(mut old) = self.current.take() {
                 tracing::info!("supervisor: upgrade: stopping worker {}", old.child.id());
-                let _ = rustix::process::kill_process(
-                    rustix::process::Pid::from_child(&old.child),
-                    rustix::process::Signal::TERM,
-                );
+                old.signal(rustix::process::Signal::TERM);
                 old.ready = true;
                 self.retiring.push(old);
             }
@@ -328,10 +332,7 @@ impl<'a> Supervisor<'a> {
             .into_iter()
             .flatten()
         {
-            let _ = rustix::process::kill_process(
-                rustix::process::Pid::from_child(&w.child),
-                rustix::process::Signal::USR2,
-            );
+            w.signal(rustix::process::Signal::USR2);
         }
     }
 
@@ -343,10 +344,7 @@ impl<'a> Supervisor<'a> {
         all.extend(self.current.take());
         all.extend(self.upgrading.take());
         for w in &all {
-            let _ = rustix::process::kill_process(
-                rustix::process::Pid::from_child(&w.child),
-                rustix::process::Signal::TERM,
-            );
+            w.signal(rustix::process::Signal::TERM);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for w in &mut all {
