@@ -34,14 +34,11 @@ struct Handle {
     /// A read reached the end of the content.
     eof: bool,
     rewound: bool,
-    /// A served virtual file not read yet (see `Passthrough::settled`).
-    unsettled: bool,
 }
 
 impl Handle {
     fn new(file: Source, content: Arc<Vec<u8>>, mode: Mode, reader: u32) -> Handle {
         Handle {
-            unsettled: mode == Mode::Served && matches!(file, Source::Virtual(_)),
             file,
             content,
             served: false,
@@ -55,21 +52,27 @@ impl Handle {
 }
 
 pub struct Handles {
+    generation: u64,
     next: AtomicU64,
     open: Mutex<HashMap<u64, Handle>>,
 }
 
-/// Handles are `generation << GEN_SHIFT | n`: unique across the workers that serve one
-/// connection over its life.
+/// Handles are `generation << GEN_SHIFT | PURE_BIT (if pure) | n`: unique across the
+/// workers that serve one connection over its life, and saying to whichever worker
+/// receives the RELEASE whether the open was pure (see `passthrough`).
 const GEN_SHIFT: u32 = 40;
+const PURE_BIT: u64 = 1 << 39;
+const SEQ_MASK: u64 = PURE_BIT - 1;
+
+/// Whether handle `fh` was answered with pure passthrough, by any worker.
+pub fn is_pure(fh: u64) -> bool {
+    fh & PURE_BIT != 0
+}
 
 /// What a read should do.
 pub enum Read {
     /// Serve this content.
     Serve(Arc<Vec<u8>>),
-    /// The first read of a served virtual file: serve this content and tell the
-    /// passthrough bookkeeping that the kernel has checked this open.
-    SettleAndServe(VirtualFile, Arc<Vec<u8>>),
     /// A new pass over the file: render it again, then [`Handles::replace`].
     Rerender(Source),
     Unknown,
@@ -78,7 +81,8 @@ pub enum Read {
 impl Handles {
     pub fn new(generation: u64) -> Handles {
         Handles {
-            next: AtomicU64::new(generation << GEN_SHIFT),
+            generation: generation << GEN_SHIFT,
+            next: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
         }
     }
@@ -88,14 +92,15 @@ impl Handles {
         let content = Arc::new(content);
         let mut h = Handle::new(file, content.clone(), Mode::Served, 0);
         h.served = true;
-        h.unsettled = false;
         self.lock().insert(fh, h);
         content
     }
 
     /// A new handle, answered with `mode`, opened by thread `reader`.
     pub fn insert(&self, file: Source, content: Vec<u8>, mode: Mode, reader: u32) -> u64 {
-        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let seq = (self.next.fetch_add(1, Ordering::Relaxed) + 1) & SEQ_MASK;
+        let pure = if mode == Mode::Pure { PURE_BIT } else { 0 };
+        let fh = self.generation | pure | seq;
         self.lock()
             .insert(fh, Handle::new(file, Arc::new(content), mode, reader));
         fh
@@ -112,10 +117,7 @@ impl Handles {
         }
         h.served = true;
         h.eof |= offset.saturating_add(u64::from(size)) >= h.content.len() as u64;
-        match (&h.file, std::mem::take(&mut h.unsettled)) {
-            (Source::Virtual(f), true) => Read::SettleAndServe(*f, h.content.clone()),
-            _ => Read::Serve(h.content.clone()),
-        }
+        Read::Serve(h.content.clone())
     }
 
     /// Install a new rendering for a handle (after [`Read::Rerender`]).
@@ -139,7 +141,6 @@ impl Handles {
                 read_once: h.eof,
                 rewound: h.rewound,
                 lifetime: h.opened.elapsed(),
-                unsettled: h.unsettled,
             }),
             Source::Host(_) => None,
         }
@@ -192,10 +193,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a >> GEN_SHIFT, 3);
         // A fresh handle serves any offset from the open-time rendering.
-        assert!(matches!(
-            h.read(a, 2, 1),
-            Read::SettleAndServe(VirtualFile::Stat, c) if c.as_slice() == b"first"
-        ));
+        assert!(matches!(h.read(a, 2, 1), Read::Serve(c) if c.as_slice() == b"first"));
         assert!(matches!(h.read(a, 4, 1), Read::Serve(c) if c.as_slice() == b"first"));
         // Back at 0 after serving: a new pass.
         assert!(matches!(
@@ -207,7 +205,7 @@ mod tests {
         // The first read of a fresh handle at 0 uses the open-time rendering.
         assert!(matches!(h.read(b, 0, 4096), Read::Serve(c) if c.as_slice() == b"other"));
         let c = h.remove(a).unwrap();
-        assert!(c.rewound && c.reader == 9 && c.mode == Mode::Served && !c.unsettled);
+        assert!(c.rewound && c.reader == 9 && c.mode == Mode::Served);
         assert!(matches!(h.read(a, 0, 1), Read::Unknown));
         assert_eq!(h.len(), 1);
         // Host files are not told to the passthrough bookkeeping.
@@ -227,14 +225,17 @@ mod tests {
         assert!(matches!(h.read(a, 4, 4), Read::Serve(_)));
         assert!(matches!(h.read(a, 8, 4096), Read::Serve(_)));
         let c = h.remove(a).unwrap();
-        assert!(c.read_once && !c.rewound && c.mode == Mode::Flagged && !c.unsettled);
-        // A served open released unread was never settled.
-        let b = h.insert(
-            Source::Virtual(VirtualFile::Meminfo),
-            vec![1],
-            Mode::Served,
-            5,
-        );
-        assert!(h.remove(b).unwrap().unsettled);
+        assert!(c.read_once && !c.rewound && c.mode == Mode::Flagged);
+    }
+
+    #[test]
+    fn a_pure_handle_says_so_to_any_worker() {
+        let h = Handles::new(2);
+        let f = Source::Virtual(VirtualFile::Meminfo);
+        let a = h.insert(f.clone(), vec![], Mode::Pure, 1);
+        let b = h.insert(f, vec![], Mode::Flagged, 1);
+        assert!(is_pure(a) && !is_pure(b));
+        assert_eq!(a >> GEN_SHIFT, 2);
+        assert_ne!(a & SEQ_MASK, b & SEQ_MASK);
     }
 }

@@ -6,13 +6,14 @@
 mod attr;
 mod handles;
 mod passthrough;
+mod share;
 mod sysfs;
 mod transport;
 mod tree;
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -28,6 +29,7 @@ use procfile::CpuView;
 pub use fuser::BackgroundSession;
 use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
+pub use share::{PtShare, STATE_NEW as PT_STATE_NEW};
 pub use transport::{FSTYPE, SOURCE, notify_resend, open_and_mount, unmount};
 use tree::{Kind, Node};
 
@@ -49,15 +51,15 @@ pub struct ServeConfig {
     pub generation: u64,
     /// The connection's INIT was answered by a previous worker.
     pub initialized: bool,
-    /// Use the kernel's FUSE passthrough for the virtual files where it is available
-    /// (see the `passthrough` module); `false` serves every read with direct I/O.
-    pub passthrough: bool,
+    /// The connection's passthrough bookkeeping, shared by all its workers (see the
+    /// `passthrough` module); `None` serves every read with direct I/O.
+    pub passthrough: Option<Arc<PtShare>>,
 }
 
 pub struct LxcFs {
     host: Arc<Host>,
     handles: Handles,
-    pt: Passthrough,
+    pt: Arc<Passthrough>,
     inodes: sysfs::Inodes,
     /// Per-file `st_size`, fixed at start.
     sizes: Vec<(VirtualFile, u64)>,
@@ -65,7 +67,7 @@ pub struct LxcFs {
 }
 
 impl LxcFs {
-    pub fn new(host: Arc<Host>, generation: u64, passthrough: bool) -> LxcFs {
+    pub fn new(host: Arc<Host>, generation: u64, passthrough: Option<Arc<PtShare>>) -> LxcFs {
         let sizes = VirtualFile::ALL
             .iter()
             .map(|&f| (f, host.size_hint(f)))
@@ -73,7 +75,7 @@ impl LxcFs {
         LxcFs {
             host,
             handles: Handles::new(generation),
-            pt: Passthrough::new(passthrough),
+            pt: Arc::new(Passthrough::new(passthrough)),
             inodes: sysfs::Inodes::default(),
             sizes,
             started: SystemTime::now(),
@@ -223,7 +225,7 @@ impl Filesystem for LxcFs {
         } else {
             tracing::info!("the kernel offers no FUSE passthrough; serving with direct I/O");
         }
-        self.pt.negotiated(with);
+        self.pt.set_negotiated(with);
         Ok(())
     }
 
@@ -277,9 +279,10 @@ impl Filesystem for LxcFs {
     /// A virtual file opened by a thread that has shown it reads the file once and
     /// closes it is instead answered with `FOPEN_PASSTHROUGH` to a memfd holding this
     /// rendering, and the kernel serves its reads without asking us; an open that may be
-    /// held and rewound (procps's `top` keeps `/proc/stat` open) is always served by us,
-    /// since the kernel would not tell us about the rewind. The kernel's rules and why
-    /// this is safe are in the `passthrough` module. The sysfs tree is always direct I/O.
+    /// held and rewound (procps's `top` keeps `/proc/stat` open) is served by us, since
+    /// the kernel would not tell us about the rewind, but carries the flag too. The
+    /// kernel's rules and why this is safe are in the `passthrough` module. The sysfs
+    /// tree is always direct I/O.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         guarded("open", || {
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
@@ -295,17 +298,17 @@ impl Filesystem for LxcFs {
             }
             let reader = req.pid();
             let choice = match &src {
-                Source::Virtual(f) => self.pt.choose(*f, reader, &buf, &reply),
+                Source::Virtual(f) => self.pt.choose(*f, reader, &buf),
                 Source::Host(_) => passthrough::Choice::served(),
             };
             let fh = FileHandle(self.handles.insert(src, buf, choice.mode, reader));
             let dio = FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH;
-            match (choice.mode, choice.id) {
-                (Mode::Pure, Some(id)) => {
-                    reply.opened_passthrough(fh, FopenFlags::FOPEN_NOFLUSH, &id)
+            match choice.mode {
+                Mode::Pure => {
+                    reply.opened_passthrough_raw(fh, FopenFlags::FOPEN_NOFLUSH, choice.id)
                 }
-                (Mode::Flagged, Some(id)) => reply.opened_passthrough(fh, dio, &id),
-                _ => reply.opened(fh, dio),
+                Mode::Flagged => reply.opened_passthrough_raw(fh, dio, choice.id),
+                Mode::Served => reply.opened(fh, dio),
             }
         })
     }
@@ -324,10 +327,6 @@ impl Filesystem for LxcFs {
         guarded("read", || {
             let content = match self.handles.read(fh.0, offset, size) {
                 Read::Serve(c) => c,
-                Read::SettleAndServe(f, c) => {
-                    self.pt.settled(f);
-                    c
-                }
                 Read::Rerender(src) => {
                     let mut buf = Vec::with_capacity(4096);
                     if let Err(e) = self.render(req, &src, &mut buf) {
@@ -355,10 +354,13 @@ impl Filesystem for LxcFs {
         })
     }
 
+    /// The shared count of pure opens is lowered only once the RELEASE is answered: a
+    /// worker dying before that leaves the request to be resent to the next one, which
+    /// must not lower it a second time.
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock: Option<LockOwner>,
@@ -366,10 +368,24 @@ impl Filesystem for LxcFs {
         reply: ReplyEmpty,
     ) {
         guarded("release", || {
-            if let Some(closed) = self.handles.remove(fh.0) {
-                self.pt.closed(&closed);
-            }
+            let closed = self.handles.remove(fh.0);
             reply.ok();
+            if let Some(closed) = &closed {
+                self.pt.closed(closed);
+            }
+            if handles::is_pure(fh.0) {
+                // Also a pure open of a previous worker: its file is the inode's.
+                let file = closed.map(|c| c.file).or_else(|| match tree::node(ino.0) {
+                    Some(Node {
+                        kind: Kind::File(f),
+                        ..
+                    }) => Some(*f),
+                    _ => None,
+                });
+                if let Some(f) = file {
+                    self.pt.released_pure(f);
+                }
+            }
         })
     }
 
@@ -459,11 +475,17 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = false;
-    let fs = LxcFs::new(host, cfg.generation, cfg.passthrough);
+    let fs = LxcFs::new(host, cfg.generation, cfg.passthrough.clone());
+    let pt = fs.pt.clone();
     let session = if cfg.initialized {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
     } else {
-        fuser::Session::from_fd(fs, fd, SessionACL::All, config)?
+        // Backing files can be registered once INIT is answered, and must be before any
+        // open is: see `passthrough`.
+        let dev = fd.try_clone()?;
+        let session = fuser::Session::from_fd(fs, fd, SessionACL::All, config)?;
+        pt.register(dev.as_fd());
+        session
     };
     session.spawn()
 }

@@ -9,41 +9,50 @@
 //!   that id makes the kernel read the backing file itself. It fails with `EPERM` unless
 //!   `FUSE_PASSTHROUGH` was negotiated at INIT with `max_stack_depth` ≥ 1 and we hold
 //!   `CAP_SYS_ADMIN` in the initial user namespace; older kernels don't know the ioctl.
-//! - **One backing file per FUSE inode at a time**: while any open of an inode carries
+//! - **One backing per FUSE inode at a time**: while any open of an inode carries
 //!   `FOPEN_PASSTHROUGH`, every other open of it must carry it too, with the *same*
-//!   backing (another one: `EBUSY`; none: `EINVAL`; the reader sees `EIO`). Opens without
-//!   it (`FOPEN_DIRECT_IO` alone) don't take part and may come and go at any time.
-//! - `FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO` is allowed: reads and writes come to us
-//!   (direct I/O wins), only `mmap` uses the backing file.
+//!   id (another id: `EBUSY`; none: `EINVAL`; the reader sees `EIO`). The check happens
+//!   when the opener runs again after our reply, so two answers are checked in an order
+//!   we cannot know.
+//! - `FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO` is allowed: reads come to us (direct I/O
+//!   wins), only `mmap` uses the backing file.
 //! - The kernel drops an open's claim on the inode when the file is closed, *before* it
-//!   queues the (asynchronous) RELEASE, and takes it only once it has our OPEN reply: our
-//!   count of live opens is never below the kernel's.
-//! - The backing id is the connection's, not the process's: it stays registered until
-//!   `FUSE_DEV_IOC_BACKING_CLOSE` or the end of the connection.
+//!   queues the (asynchronous) RELEASE, and takes it only once it has our OPEN reply: a
+//!   count of live opens kept by us is never below the kernel's.
+//! - Ids belong to the connection, not to a process: they outlive the worker that
+//!   registered them.
 //!
-//! # What every virtual file gets (pt-reuse)
+//! # One id per file for the life of the connection
 //!
-//! A bind-mounted `/proc/stat` is one inode for every container, so all its opens share
-//! one memfd and one backing id, registered at the first open that wants it. An open is
-//! one of:
+//! The ids and memfds are registered once, by the worker that answers INIT and before
+//! it serves anything, and shared by every later worker ([`PtShare`]). From then on
+//! **every** open of a virtual file carries `FOPEN_PASSTHROUGH` with that file's id, so
+//! answers can never conflict, whatever their order, across any number of workers,
+//! restarts and upgrades. A file without an id (no passthrough on this kernel, or its
+//! registration failed) is never answered with the flag. An open is one of:
 //!
-//! - **pure passthrough** (`FOPEN_PASSTHROUGH`): the memfd is rewritten with this
-//!   reader's rendering, which is only safe when no other pure open of the inode is live
-//!   (none can be reading the memfd, by the ordering above). The kernel serves every read.
-//!   An overlapping open whose rendering is byte for byte what the memfd holds (the
-//!   same container, within the render cache's lifetime) shares it, pure as well.
-//! - **flagged** (`FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO`, same id): when a pure open is
-//!   live, an overlapping open with other content reads its own snapshot from us, as
-//!   with direct I/O.
-//! - **served** (`FOPEN_DIRECT_IO`): the plain path, reads come to us.
+//! - **pure** (`FOPEN_PASSTHROUGH`): the memfd holds this reader's rendering and the
+//!   kernel serves every read. The memfd is only rewritten when no pure open of the file
+//!   is live, in any worker (the count is shared); an open whose rendering is byte for
+//!   byte what the memfd holds (the same container, within the render cache's lifetime)
+//!   shares it.
+//! - **flagged** (`FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO`): reads come to us and are
+//!   served from this open's own snapshot, as with direct I/O.
+//! - **served** (`FOPEN_DIRECT_IO`): files without an id, and the host files.
+//!
+//! A pure open's handle says so (a bit of the handle number), so that its RELEASE
+//! lowers the shared count even when a later worker receives it. The count is raised
+//! before the OPEN is answered and lowered after the RELEASE is, so a worker dying in
+//! between can only leave it too high: that file then stops getting pure opens (it is
+//! served, correctly, at the speed of direct I/O) until the daemon is restarted.
 //!
 //! # Who gets pure passthrough: readers that have shown they read once
 //!
 //! The kernel never tells us about a pure open's reads, and in particular not about a
 //! rewind: `top` keeps `/proc/stat` (and `/proc/meminfo`) open and `lseek(0)` + `read`s it
 //! every refresh; with pure passthrough it would read the same memfd forever and show
-//! a frozen, idle container, and its never-released open would also keep every other
-//! reader of the inode off the fast path. Nothing at OPEN says whether the reader will
+//! a frozen, idle container, and its never-released open would also keep the memfd
+//! from being rewritten for anyone else. Nothing at OPEN says whether the reader will
 //! read once and close or hold the file, so we look at what the same thread did with
 //! the same file just before:
 //!
@@ -61,53 +70,33 @@
 //! (not one) are asked for because procps 3.3 reads `/proc/stat` once at start
 //! (`getbtime`) before opening it for good. What remains unguarded is a thread that
 //! reads a file to its end and closes it twice, then within seconds opens it again and
-//! holds it with rewinds: that handle would serve its open-time snapshot.
+//! holds it with rewinds: that handle would serve its open-time snapshot (its own
+//! container's, never another's: the memfd is not rewritten while it is open).
 //!
-//! # Phases: no plain open may race a flagged one
+//! # mmap
 //!
-//! The kernel checks an open's flags only when the opener runs again after our reply,
-//! so a plain `FOPEN_DIRECT_IO` answer and a flagged answer given just after it may be
-//! checked in the other order, and the plain one then fails (`EINVAL`, the reader
-//! sees `EIO`). Each inode is therefore in one of two phases:
-//!
-//! - **plain**: every open is served. The inode enters its passthrough phase at a
-//!   proven open only when no served open is *unsettled* (answered but neither read
-//!   nor released: the kernel may not have checked it yet; a read or a RELEASE proves
-//!   it has).
-//! - **passthrough**: every open carries the flag (pure, or flagged and served by us).
-//!   An open that may be held (not proven) waits up to [`DRAIN`] for the flagged opens
-//!   to end, letting no new pure open in, so that the inode can go back to plain and
-//!   the held open be plainly served; if they don't end in time it is flagged.
-//!
-//! Keeping held opens plain matters when a worker is replaced: the next worker has its
-//! own memfds and ids and cannot know the previous one's, so an inode that still has a
-//! flagged open of the dead worker (its backing attached in the kernel) refuses every
-//! open the new worker answers (`EIO`) until that open is closed. Pure and flagged
-//! opens of proven readers end within milliseconds, long before a new worker serves;
-//! only a drain that timed out, or a mispredicted holder, leaves such an open behind.
-//! A served open that is never read and never closed keeps its inode plain (slower,
-//! never wrong).
+//! The kernel's own /proc files refuse `mmap`. An open carrying the flag maps the
+//! memfd, i.e. the most recent pure open's rendering, which may be another
+//! container's; a private mapping of a direct-I/O file (LXCFS's way) goes through the
+//! inode's page cache, which all containers share, so neither design keeps a process
+//! that maps these files to its own container. `--disable-fuse-passthrough` removes
+//! the memfd from the picture.
 //!
 //! # Falling back
 //!
 //! The first worker asks for `FUSE_PASSTHROUGH` and `max_stack_depth = 1` at INIT; a
-//! kernel without it gets direct I/O only. A worker that adopts an initialised
-//! connection cannot know what was negotiated and tries: the first failing
-//! `BACKING_OPEN` (not negotiated, no `CAP_SYS_ADMIN` in the initial user namespace,
-//! a kernel before 6.9) switches that worker to direct I/O for good, logged once.
-//! Backing ids are never closed while the worker lives (one per virtual file, ≤ 15), and
-//! those of a worker that dies stay registered until the connection ends: a replacement
-//! leaks at most one id and one memfd per virtual file, per worker generation.
+//! kernel without it, or a `BACKING_OPEN` that fails (no `CAP_SYS_ADMIN` in the initial
+//! user namespace, a kernel before 6.9), leaves the files without ids, logged once, and
+//! every worker of the connection serves them with direct I/O.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use fuser::{BackingId, ReplyOpen};
 use hostview::VirtualFile;
+
+use crate::share::PtShare;
 
 /// Clean closes of a file by a thread before its next open of that file may be pure.
 pub const PROOF: u8 = 2;
@@ -115,8 +104,6 @@ pub const PROOF: u8 = 2;
 pub const MEMORY: Duration = Duration::from_secs(3);
 /// A pure open released later than this was held: its thread holds the file.
 pub const HELD: Duration = Duration::from_secs(1);
-/// How long an open that may be held waits for the inode's flagged opens to end.
-pub const DRAIN: Duration = Duration::from_millis(10);
 /// Bound on the per-thread records (each a few dozen bytes).
 const MAX_SEEN: usize = 4096;
 
@@ -125,24 +112,24 @@ const MAX_SEEN: usize = 4096;
 pub enum Mode {
     /// `FOPEN_DIRECT_IO`: reads come to us.
     Served,
-    /// `FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO`: reads come to us; the inode is in
-    /// passthrough mode because a pure open of it is live.
+    /// `FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO`: reads come to us.
     Flagged,
     /// `FOPEN_PASSTHROUGH`: the kernel reads the memfd.
     Pure,
 }
 
-/// The answer for one open: its mode and, unless served, the inode's backing id.
+/// The answer for one open: its mode and, unless served, the file's backing id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
     pub mode: Mode,
-    pub id: Option<Arc<BackingId>>,
+    pub id: u32,
 }
 
 impl Choice {
     pub fn served() -> Choice {
         Choice {
             mode: Mode::Served,
-            id: None,
+            id: 0,
         }
     }
 }
@@ -158,41 +145,21 @@ pub struct Closed {
     /// Read at offset 0 again after serving data.
     pub rewound: bool,
     pub lifetime: Duration,
-    /// A served open that was never read (see [`Passthrough::settled`]).
-    pub unsettled: bool,
 }
 
-const UNKNOWN: u8 = 0;
-const ON: u8 = 1;
-const OFF: u8 = 2;
-
 pub struct Passthrough {
-    state: AtomicU8,
-    files: Vec<(Mutex<Slot>, Condvar)>,
+    share: Option<Arc<PtShare>>,
+    /// `INIT` negotiated passthrough (only known to the worker that answered it).
+    negotiated: AtomicBool,
+    /// What this worker last wrote to each memfd, and the version it wrote.
+    files: Vec<Mutex<Written>>,
     seen: Mutex<Seen>,
 }
 
 #[derive(Default)]
-struct Slot {
-    backing: Option<Backing>,
-    /// Live pure opens (at most 1 with this scheme, counted for safety).
-    pure: u32,
-    /// Live opens carrying `FOPEN_PASSTHROUGH` (pure ones included).
-    flagged: u32,
-    /// Opens waiting for `flagged` to reach 0: no new pure open meanwhile.
-    draining: u32,
-    /// The inode is in its passthrough phase: every open carries the flag.
-    pt_phase: bool,
-    /// Served opens the kernel may not have checked yet (answered, neither read nor
-    /// released): while any is, the inode must not enter its passthrough phase.
-    unsettled: u32,
-}
-
-struct Backing {
-    memfd: File,
-    id: Arc<BackingId>,
-    /// What the memfd holds.
-    written: Vec<u8>,
+struct Written {
+    version: u64,
+    content: Vec<u8>,
 }
 
 /// What a thread did with a file.
@@ -210,148 +177,98 @@ struct Seen {
 }
 
 impl Passthrough {
-    /// `wanted: false` serves everything with direct I/O.
-    pub fn new(wanted: bool) -> Passthrough {
+    /// Without a share, everything is served with direct I/O.
+    pub fn new(share: Option<Arc<PtShare>>) -> Passthrough {
         Passthrough {
-            state: AtomicU8::new(if wanted { UNKNOWN } else { OFF }),
+            share,
+            negotiated: AtomicBool::new(false),
             files: VirtualFile::ALL
                 .iter()
-                .map(|_| (Mutex::new(Slot::default()), Condvar::new()))
+                .map(|_| Mutex::new(Written::default()))
                 .collect(),
             seen: Mutex::new(Seen::default()),
         }
     }
 
+    /// Whether to ask for passthrough at INIT.
     pub fn wanted(&self) -> bool {
-        self.state.load(Ordering::Relaxed) != OFF
+        self.share.is_some()
     }
 
-    /// INIT was negotiated by us: with (`true`) or without passthrough.
-    pub fn negotiated(&self, with: bool) {
-        let _ = self.state.compare_exchange(
-            UNKNOWN,
-            if with { ON } else { OFF },
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+    pub fn set_negotiated(&self, with: bool) {
+        self.negotiated.store(with, Ordering::Relaxed);
     }
 
-    fn disable(&self, why: &std::io::Error) {
-        if self.state.swap(OFF, Ordering::Relaxed) != OFF {
-            tracing::warn!(
-                "FUSE passthrough unavailable ({why}); serving every read with direct I/O"
-            );
+    /// After INIT, before serving: register the backing files (first worker only).
+    pub fn register(&self, fuse: std::os::fd::BorrowedFd<'_>) {
+        if let Some(share) = &self.share {
+            share.register(fuse, self.negotiated.load(Ordering::Relaxed));
         }
     }
 
     /// Decide how to answer an open of `file` by thread `reader` whose rendering is
-    /// `content`; a pure answer has already written it to the memfd.
-    pub fn choose(
-        &self,
-        file: VirtualFile,
-        reader: u32,
-        content: &[u8],
-        reply: &ReplyOpen,
-    ) -> Choice {
-        if !self.wanted() {
+    /// `content`; a pure answer has already written it to the memfd and counted itself.
+    pub fn choose(&self, file: VirtualFile, reader: u32, content: &[u8]) -> Choice {
+        let Some(share) = &self.share else {
             return Choice::served();
-        }
+        };
         let Some(idx) = index(file) else {
             return Choice::served();
         };
-        let Some((slot, cv)) = self.files.get(idx) else {
+        let Some(id) = share.id(idx) else {
             return Choice::served();
         };
-        let proven = self.opened(reader, idx);
-        let mut s = lock(slot);
-        if !proven {
-            if s.pt_phase {
-                // Leave the passthrough phase once the kernel has no flagged open.
-                s.draining += 1;
-                let (g, _) = cv
-                    .wait_timeout_while(s, DRAIN, |s| s.pt_phase && s.flagged > 0)
-                    .unwrap_or_else(|p| p.into_inner());
-                s = g;
-                s.draining -= 1;
-                if s.flagged == 0 {
-                    s.pt_phase = false;
-                }
-            }
-            if !s.pt_phase {
-                s.unsettled += 1;
-                return Choice::served();
-            }
-            // Still flagged opens of the inode: this one must carry the flag too.
-            let Some(id) = s.backing.as_ref().map(|b| b.id.clone()) else {
-                s.unsettled += 1;
-                return Choice::served();
-            };
-            s.flagged += 1;
-            return Choice {
-                mode: Mode::Flagged,
-                id: Some(id),
-            };
-        }
-        if !s.pt_phase {
-            if s.unsettled > 0 || s.draining > 0 {
-                s.unsettled += 1;
-                return Choice::served();
-            }
-            if s.backing.is_none() {
-                match register(file, reply) {
-                    Ok(b) => s.backing = Some(b),
-                    Err(e) => {
-                        s.unsettled += 1;
-                        drop(s);
-                        self.disable(&e);
-                        return Choice::served();
-                    }
-                }
-            }
-            s.pt_phase = true;
-        }
-        let (pure, draining) = (s.pure, s.draining);
-        let Some(b) = s.backing.as_mut() else {
-            return Choice::served();
+        let flagged = Choice {
+            mode: Mode::Flagged,
+            id,
         };
-        let id = b.id.clone();
-        let mode = if draining > 0 {
-            Mode::Flagged
-        } else if !content.is_empty() && b.written == content {
+        if !self.opened(reader, idx) || content.is_empty() {
+            return flagged;
+        }
+        let Some(written) = self.files.get(idx) else {
+            return flagged;
+        };
+        let mut written = lock(written);
+        let Some(_lock) = share.lock(idx) else {
+            return flagged;
+        };
+        if written.version == share.version(idx) && written.content == content {
             // Readers of one container within its render cache's lifetime get the
             // same bytes: they can share the memfd as it is.
-            Mode::Pure
-        } else if pure == 0 && b.rewrite(content).is_ok() {
-            Mode::Pure
-        } else {
-            Mode::Flagged
-        };
-        if mode == Mode::Pure {
-            s.pure += 1;
-        }
-        s.flagged += 1;
-        Choice { mode, id: Some(id) }
-    }
-
-    /// A handle that [`choose`](Self::choose) answered (or an adopted one) is released.
-    pub fn closed(&self, c: &Closed) {
-        let Some(idx) = index(c.file) else { return };
-        if c.unsettled {
-            self.settled(c.file);
-        }
-        if c.mode != Mode::Served {
-            if let Some((slot, cv)) = self.files.get(idx) {
-                let mut s = lock(slot);
-                s.flagged = s.flagged.saturating_sub(1);
-                if c.mode == Mode::Pure {
-                    s.pure = s.pure.saturating_sub(1);
+        } else if share.pure(idx) == 0 {
+            written.content.clear();
+            match share.rewrite(idx, content) {
+                Ok(v) => {
+                    written.version = v;
+                    written.content.extend_from_slice(content);
                 }
-                if s.flagged == 0 && s.draining > 0 {
-                    cv.notify_all();
+                Err(e) => {
+                    written.version = 0;
+                    tracing::debug!("FUSE passthrough: cannot write {}: {e}", file.name());
+                    return flagged;
                 }
             }
+        } else {
+            return flagged;
         }
-        if c.reader == 0 || !self.wanted() {
+        share.add_pure(idx);
+        Choice {
+            mode: Mode::Pure,
+            id,
+        }
+    }
+
+    /// A pure open of `file` was released (and the release answered).
+    pub fn released_pure(&self, file: VirtualFile) {
+        if let (Some(share), Some(idx)) = (&self.share, index(file)) {
+            share.release_pure(idx);
+        }
+    }
+
+    /// A handle this worker answered is released: learn from what its thread did.
+    pub fn closed(&self, c: &Closed) {
+        let Some(idx) = index(c.file) else { return };
+        if c.reader == 0 || self.share.is_none() {
             return;
         }
         let (clean, holds) = match c.mode {
@@ -366,14 +283,6 @@ impl Passthrough {
                 r.clean = r.clean.saturating_add(1);
             }
             r.last = Instant::now();
-        }
-    }
-
-    /// A served open of `file` was read (or released): the kernel has checked it.
-    pub fn settled(&self, file: VirtualFile) {
-        if let Some((slot, _)) = index(file).and_then(|i| self.files.get(i)) {
-            let mut s = lock(slot);
-            s.unsettled = s.unsettled.saturating_sub(1);
         }
     }
 
@@ -410,15 +319,6 @@ impl Passthrough {
         r.live = r.live.saturating_add(1);
         proven
     }
-
-    #[cfg(test)]
-    fn live(&self, file: VirtualFile) -> (u32, u32) {
-        let Some((slot, _)) = index(file).and_then(|i| self.files.get(i)) else {
-            return (0, 0);
-        };
-        let s = lock(slot);
-        (s.pure, s.flagged)
-    }
 }
 
 fn index(file: VirtualFile) -> Option<usize> {
@@ -426,35 +326,8 @@ fn index(file: VirtualFile) -> Option<usize> {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update is a few counter operations; a panic cannot leave them torn.
+    // Every update is a few field assignments; a panic cannot leave them torn.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A memfd for `file`, registered as a backing file of the connection.
-fn register(file: VirtualFile, reply: &ReplyOpen) -> std::io::Result<Backing> {
-    let name = format!("lxcfs-rs:{}", file.name());
-    let memfd = File::from(rustix::fs::memfd_create(
-        name.as_str(),
-        rustix::fs::MemfdFlags::CLOEXEC,
-    )?);
-    let id = reply.open_backing(&memfd)?;
-    tracing::debug!("FUSE passthrough: {name} is backed by id {id:?}");
-    Ok(Backing {
-        memfd,
-        id: Arc::new(id),
-        written: Vec::new(),
-    })
-}
-
-impl Backing {
-    /// Make the memfd hold exactly `content`.
-    fn rewrite(&mut self, content: &[u8]) -> std::io::Result<()> {
-        self.written.clear();
-        self.memfd.write_all_at(content, 0)?;
-        self.memfd.set_len(content.len() as u64)?;
-        self.written.extend_from_slice(content);
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -465,18 +338,31 @@ mod tests {
     fn closed(file: VirtualFile, reader: u32, read_once: bool, rewound: bool) -> Closed {
         Closed {
             file,
-            mode: Mode::Served,
+            mode: Mode::Flagged,
             reader,
             read_once,
             rewound,
             lifetime: Duration::from_millis(1),
-            unsettled: false,
+        }
+    }
+
+    fn share() -> Arc<PtShare> {
+        let s = PtShare::create().unwrap();
+        s.set_ids_for_test();
+        Arc::new(s)
+    }
+
+    /// Two clean passes by `reader`, so that its next open may be pure.
+    fn prove(pt: &Passthrough, f: VirtualFile, reader: u32) {
+        for _ in 0..PROOF {
+            assert_eq!(pt.choose(f, reader, b"x").mode, Mode::Flagged);
+            pt.closed(&closed(f, reader, true, false));
         }
     }
 
     #[test]
     fn a_thread_earns_passthrough_by_reading_once_and_loses_it_by_rewinding() {
-        let pt = Passthrough::new(true);
+        let pt = Passthrough::new(Some(share()));
         let stat = index(VirtualFile::Stat).unwrap();
         let f = VirtualFile::Stat;
         // Fresh thread: not proven.
@@ -505,58 +391,85 @@ mod tests {
 
     #[test]
     fn a_long_pure_open_marks_a_holder() {
-        let pt = Passthrough::new(true);
+        let pt = Passthrough::new(Some(share()));
         let f = VirtualFile::Meminfo;
-        let i = index(f).unwrap();
-        for _ in 0..PROOF {
-            assert!(!pt.opened(3, i));
-            pt.closed(&closed(f, 3, true, false));
-        }
-        assert!(pt.opened(3, i));
+        prove(&pt, f, 3);
+        let c = pt.choose(f, 3, b"mine");
+        assert_eq!(c.mode, Mode::Pure);
         pt.closed(&Closed {
             mode: Mode::Pure,
             lifetime: HELD,
             ..closed(f, 3, false, false)
         });
-        assert!(!pt.opened(3, i));
+        pt.released_pure(f);
+        assert_eq!(pt.choose(f, 3, b"mine").mode, Mode::Flagged);
     }
 
     #[test]
-    fn unknown_readers_and_disabled_passthrough_are_never_proven() {
-        let pt = Passthrough::new(false);
+    fn without_a_share_or_an_id_everything_is_served() {
+        let pt = Passthrough::new(None);
         assert!(!pt.wanted());
-        let pt = Passthrough::new(true);
-        assert!(!pt.opened(0, 0));
-        pt.negotiated(false);
-        assert!(!pt.wanted());
-        pt.negotiated(true);
-        assert!(!pt.wanted(), "OFF is final");
+        assert_eq!(pt.choose(VirtualFile::Stat, 1, b"x"), Choice::served());
+        // A share whose first worker found no passthrough: no ids.
+        let s = Arc::new(PtShare::create().unwrap());
+        let pt = Passthrough::new(Some(s.clone()));
+        assert!(pt.wanted());
+        prove_served(&pt);
     }
 
-    #[test]
-    fn releases_of_flagged_and_pure_opens_are_counted() {
-        let pt = Passthrough::new(true);
-        let f = VirtualFile::Uptime;
-        {
-            let mut s = lock(&pt.files[index(f).unwrap()].0);
-            s.pure = 1;
-            s.flagged = 2;
+    fn prove_served(pt: &Passthrough) {
+        for _ in 0..=PROOF {
+            assert_eq!(pt.choose(VirtualFile::Stat, 1, b"x").mode, Mode::Served);
+            pt.closed(&closed(VirtualFile::Stat, 1, true, false));
         }
-        pt.closed(&Closed {
-            mode: Mode::Flagged,
-            ..closed(f, 0, true, false)
-        });
-        assert_eq!(pt.live(f), (1, 1));
-        pt.closed(&Closed {
-            mode: Mode::Pure,
-            ..closed(f, 0, true, false)
-        });
-        assert_eq!(pt.live(f), (0, 0));
-        // Never below zero (a release we did not count, e.g. after a restart).
-        pt.closed(&Closed {
-            mode: Mode::Pure,
-            ..closed(f, 0, true, false)
-        });
-        assert_eq!(pt.live(f), (0, 0));
+    }
+
+    #[test]
+    fn the_memfd_is_rewritten_only_when_no_pure_open_is_live() {
+        let s = share();
+        let f = VirtualFile::Meminfo;
+        let i = index(f).unwrap();
+        let pt = Passthrough::new(Some(s.clone()));
+        for r in [1, 2, 3] {
+            prove(&pt, f, r);
+        }
+        let a = pt.choose(f, 1, b"container A");
+        assert_eq!(a.mode, Mode::Pure);
+        assert_ne!(a.id, 0);
+        assert_eq!(s.memfd_for_test(i), b"container A");
+        // The same bytes share the memfd; other bytes must be served by us.
+        assert_eq!(pt.choose(f, 2, b"container A").mode, Mode::Pure);
+        assert_eq!(pt.choose(f, 3, b"container B").mode, Mode::Flagged);
+        assert_eq!(s.pure(i), 2);
+        assert_eq!(s.memfd_for_test(i), b"container A");
+        for r in [1, 2, 3] {
+            pt.closed(&closed(f, r, true, false));
+        }
+        pt.released_pure(f);
+        pt.released_pure(f);
+        assert_eq!(pt.choose(f, 3, b"container B").mode, Mode::Pure);
+        assert_eq!(s.memfd_for_test(i), b"container B");
+    }
+
+    #[test]
+    fn a_later_worker_respects_the_pure_opens_of_an_earlier_one() {
+        let s = share();
+        let f = VirtualFile::Stat;
+        let i = index(f).unwrap();
+        let old = Passthrough::new(Some(s.clone()));
+        prove(&old, f, 1);
+        assert_eq!(old.choose(f, 1, b"A").mode, Mode::Pure);
+        // The old worker dies with that open live; the next one has its own records.
+        drop(old);
+        let new = Passthrough::new(Some(s.clone()));
+        prove(&new, f, 2);
+        // Even the same bytes are not shared: it cannot know what the memfd holds.
+        assert_eq!(new.choose(f, 2, b"A").mode, Mode::Flagged);
+        new.closed(&closed(f, 2, true, false));
+        assert_eq!(s.memfd_for_test(i), b"A");
+        // The RELEASE of the old open reaches the new worker.
+        new.released_pure(f);
+        assert_eq!(new.choose(f, 2, b"B").mode, Mode::Pure);
+        assert_eq!(s.memfd_for_test(i), b"B");
     }
 }

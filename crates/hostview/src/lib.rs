@@ -34,7 +34,7 @@ pub use error::{Error, Result};
 pub use files::VirtualFile;
 pub use fsio::{Dir, DirEntry};
 pub use pidns::{InitResolver, NsId, ResolverKind};
-pub use sys::adopt_inherited_fd;
+pub use sys::{SharedWords, adopt_inherited_fd};
 
 use cache::ContainerCache;
 use cgroup::CgroupPaths;

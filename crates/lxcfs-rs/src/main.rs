@@ -84,7 +84,18 @@ fn run(cli: &Cli) -> Result<()> {
             let fuse = fusefs::open_and_mount(&mountpoint, &pass)
                 .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
             tracing::info!("mounted {}", mountpoint.display());
-            supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new())?.run(signals)
+            let share = if cli.disable_fuse_passthrough {
+                None
+            } else {
+                fusefs::PtShare::create()
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            "cannot set up FUSE passthrough ({e}); serving with direct I/O"
+                        )
+                    })
+                    .ok()
+            };
+            supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new(), share)?.run(signals)
         }
         mountpoint::State::Served(mountpoint) => {
             let mut orphans = adopted.unwrap_or_default();
@@ -106,7 +117,8 @@ fn run(cli: &Cli) -> Result<()> {
                 .fold(first.generation, u64::max);
             let mut pids = vec![first.pid];
             pids.extend(orphans.into_iter().map(|o| o.pid));
-            supervisor::Supervisor::new(cli, mountpoint, first.fuse, pids)?
+            // The connection keeps the passthrough setting it was mounted with.
+            supervisor::Supervisor::new(cli, mountpoint, first.fuse, pids, first.share)?
                 .after_generation(generation)
                 .run(signals)
         }

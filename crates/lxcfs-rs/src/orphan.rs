@@ -15,6 +15,9 @@ pub struct Orphan {
     pub fuse: OwnedFd,
     /// Its `--generation`: ours must be higher, or file handles could collide.
     pub generation: u64,
+    /// The connection's passthrough bookkeeping (`--pt-fds`), which our workers must
+    /// share with it.
+    pub share: Option<fusefs::PtShare>,
 }
 
 /// Find the orphaned worker(s) serving `mountpoint` and take the connection from one.
@@ -64,10 +67,34 @@ pub fn adopt(mountpoint: &Path) -> Result<Vec<Orphan>> {
                 pid.as_raw_nonzero()
             )
         })?;
+        let share = match arg_after::<String>(&args, b"--pt-fds") {
+            None => None,
+            Some(list) => {
+                let mut fds = Vec::new();
+                for n in list.split(',') {
+                    let n: i32 = n.parse().with_context(|| format!("bad --pt-fds {list}"))?;
+                    fds.push(
+                        pidfd_getfd(&pidfd, n, PidfdGetfdFlags::empty()).with_context(|| {
+                            format!(
+                                "cannot take the passthrough state from orphaned worker {}",
+                                pid.as_raw_nonzero()
+                            )
+                        })?,
+                    );
+                }
+                Some(fusefs::PtShare::from_fds(fds).with_context(|| {
+                    format!(
+                        "orphaned worker {}'s passthrough state",
+                        pid.as_raw_nonzero()
+                    )
+                })?)
+            }
+        };
         found.push(Orphan {
             pid,
             fuse,
             generation,
+            share,
         });
     }
     if found.is_empty() {

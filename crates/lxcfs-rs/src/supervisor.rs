@@ -47,6 +47,8 @@ pub struct Supervisor<'a> {
     exe: PathBuf,
     mountpoint: PathBuf,
     fuse: OwnedFd,
+    /// The connection's passthrough bookkeeping, handed to every worker.
+    share: Option<fusefs::PtShare>,
     /// INIT was answered by some worker: later ones must adopt, not handshake.
     initialized: bool,
     passthrough: bool,
@@ -69,17 +71,23 @@ impl<'a> Supervisor<'a> {
         mountpoint: PathBuf,
         fuse: OwnedFd,
         orphans: Vec<rustix::process::Pid>,
+        share: Option<fusefs::PtShare>,
     ) -> Result<Supervisor<'a>> {
         // The binary on disk now, not this process's image: SIGUSR1 upgrades to it.
         let exe = std::env::current_exe().context("cannot find our own executable")?;
         // Workers inherit the connection by number.
         rustix::io::fcntl_setfd(&fuse, FdFlags::empty())
             .context("cannot share the FUSE descriptor")?;
+        for fd in share.iter().flat_map(|s| s.fds()) {
+            rustix::io::fcntl_setfd(fd, FdFlags::empty())
+                .context("cannot share the passthrough state")?;
+        }
         Ok(Supervisor {
             cli,
             exe,
             mountpoint,
             fuse,
+            share,
             // An adopted connection was initialised by the orphans' first worker.
             initialized: !orphans.is_empty(),
             passthrough: false,
@@ -144,8 +152,21 @@ impl<'a> Supervisor<'a> {
             .arg(write.as_raw_fd().to_string())
             .arg("--generation")
             .arg(self.generation.to_string());
-        if self.initialized {
+        // A first worker that answered INIT and died before saying it serves.
+        let answered = self
+            .share
+            .as_ref()
+            .is_some_and(|s| s.state() != fusefs::PT_STATE_NEW);
+        if self.initialized || answered {
             cmd.arg("--fuse-initialized");
+        }
+        if let Some(share) = &self.share {
+            let fds: Vec<String> = share
+                .fds()
+                .iter()
+                .map(|f| f.as_raw_fd().to_string())
+                .collect();
+            cmd.arg("--pt-fds").arg(fds.join(","));
         }
         if self.passthrough {
             cmd.arg("--passthrough-on");
@@ -415,9 +436,6 @@ fn worker_args(cli: &Cli) -> Vec<String> {
     }
     if cli.enable_cfs {
         a.push("--enable-cfs".into());
-    }
-    if cli.fuse_passthrough {
-        a.push("--fuse-passthrough".into());
     }
     if let Some(t) = cli.threads {
         a.push(format!("--threads={t}"));

@@ -31,6 +31,18 @@ pub fn run(cli: &Cli) -> Result<()> {
         bail!("--worker needs --fuse-fd and --ready-fd (it is started by the supervisor)");
     };
     let fuse = adopt(fuse_fd)?;
+    let share = if cli.pt_fds.is_empty() {
+        None
+    } else {
+        let fds = cli
+            .pt_fds
+            .iter()
+            .map(|&n| adopt(n))
+            .collect::<Result<Vec<_>>>()?;
+        Some(Arc::new(
+            fusefs::PtShare::from_fds(fds).context("the passthrough state")?,
+        ))
+    };
     let mut ready = std::fs::File::from(adopt(ready_fd)?);
 
     let mut opts = crate::options(cli);
@@ -50,8 +62,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         threads: cli.threads(),
         generation: cli.generation,
         initialized: cli.fuse_initialized,
-        passthrough: cli.fuse_passthrough
-            && std::env::var_os("LXCFS_RS_NO_FUSE_PASSTHROUGH").is_none(),
+        passthrough: share,
     };
     let session =
         fusefs::serve(host.clone(), fuse, &cfg).context("cannot serve the FUSE connection")?;

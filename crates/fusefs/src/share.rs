@@ -1,0 +1,347 @@
+//! What every worker serving one FUSE connection must agree on for passthrough: one
+//! memfd and one backing id per virtual file, and how many pure-passthrough opens of
+//! each are live. The supervisor creates it before the first worker and hands the same
+//! descriptors to every worker it starts (and a supervisor that adopts orphaned workers
+//! takes them from them), so a worker that replaces another answers with the ids the
+//! kernel already has attached to the inodes (another id would fail the open, `EIO`)
+//! and never rewrites a memfd a pure open of a dead worker may still be reading.
+//!
+//! The bookkeeping lives in a sealed memfd mapped by every worker, as 64-bit words:
+//!
+//! | word | meaning |
+//! |---|---|
+//! | 0 | [`MAGIC`] |
+//! | 1 | [`STATE_NEW`] until the first worker has answered INIT; then [`STATE_ON`] (ids registered) or [`STATE_OFF`] (no passthrough on this connection) |
+//! | 2 | number of files (the layout below), checked by every process that maps it |
+//! | 4 + 4·i .. | file i (in [`VirtualFile::ALL`] order): backing id (0: none), live pure opens, content version, lock holder pid |
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hostview::{SharedWords, VirtualFile};
+use rustix::fs::{MemfdFlags, SealFlags};
+
+const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsPT1");
+pub const STATE_NEW: u64 = 0;
+pub const STATE_ON: u64 = 1;
+pub const STATE_OFF: u64 = 2;
+const HEADER: usize = 4;
+const PER_FILE: usize = 4;
+const ID: usize = 0;
+const PURE: usize = 1;
+const VERSION: usize = 2;
+const LOCK: usize = 3;
+/// Attempts at the lock before giving up on a pure answer (it is held for a pwrite).
+const LOCK_SPINS: u32 = 200;
+
+fn words_needed() -> usize {
+    HEADER + PER_FILE * VirtualFile::ALL.len()
+}
+
+pub struct PtShare {
+    state_fd: OwnedFd,
+    words: SharedWords,
+    memfds: Vec<File>,
+}
+
+impl PtShare {
+    /// New bookkeeping and memfds for a connection that no worker has served yet.
+    pub fn create() -> std::io::Result<PtShare> {
+        let state = rustix::fs::memfd_create(
+            "lxcfs-rs:passthrough",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        let bytes = (words_needed() * 8).next_multiple_of(4096);
+        rustix::fs::ftruncate(&state, bytes as u64)?;
+        rustix::fs::fcntl_add_seals(
+            &state,
+            SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+        )?;
+        let mut memfds = Vec::new();
+        for f in VirtualFile::ALL {
+            let name = format!("lxcfs-rs:{}", f.name());
+            memfds.push(File::from(rustix::fs::memfd_create(
+                name.as_str(),
+                MemfdFlags::CLOEXEC,
+            )?));
+        }
+        let words = SharedWords::map(&state, words_needed())?;
+        let w = words.words();
+        w[0].store(MAGIC, Ordering::Relaxed);
+        w[2].store(VirtualFile::ALL.len() as u64, Ordering::Relaxed);
+        Ok(PtShare {
+            state_fd: state,
+            words,
+            memfds,
+        })
+    }
+
+    /// The bookkeeping another process created: its descriptors in [`fds`](Self::fds)
+    /// order.
+    pub fn from_fds(mut fds: Vec<OwnedFd>) -> std::io::Result<PtShare> {
+        if fds.len() != 1 + VirtualFile::ALL.len() {
+            return Err(std::io::Error::other(format!(
+                "passthrough state: {} descriptors, this build serves {} files",
+                fds.len().saturating_sub(1),
+                VirtualFile::ALL.len()
+            )));
+        }
+        let memfds = fds.split_off(1).into_iter().map(File::from).collect();
+        let state_fd = fds.remove(0);
+        let words = SharedWords::map(&state_fd, words_needed())?;
+        let w = words.words();
+        if w[0].load(Ordering::Relaxed) != MAGIC
+            || w[2].load(Ordering::Relaxed) != VirtualFile::ALL.len() as u64
+        {
+            return Err(std::io::Error::other(
+                "passthrough state was made by an incompatible lxcfs-rs build",
+            ));
+        }
+        Ok(PtShare {
+            state_fd,
+            words,
+            memfds,
+        })
+    }
+
+    /// The descriptors to hand to another process: the state first, then one memfd per
+    /// file.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        std::iter::once(self.state_fd.as_fd())
+            .chain(self.memfds.iter().map(|m| m.as_fd()))
+            .collect()
+    }
+
+    pub fn state(&self) -> u64 {
+        self.words.words()[1].load(Ordering::Acquire)
+    }
+
+    /// Called once per connection, by the worker that answered INIT, before it serves
+    /// any request: register every memfd (when passthrough was negotiated) and publish
+    /// the ids. A file whose registration fails is served without passthrough for the
+    /// life of the connection, like every file when `negotiated` is false.
+    pub fn register(&self, fuse: BorrowedFd<'_>, negotiated: bool) {
+        if self.state() != STATE_NEW {
+            return;
+        }
+        let mut registered = 0;
+        if negotiated {
+            for (i, memfd) in self.memfds.iter().enumerate() {
+                match fuser::BackingId::create_raw(fuse, memfd) {
+                    Ok(id) => {
+                        self.file(i)[ID].store(u64::from(id), Ordering::Relaxed);
+                        registered += 1;
+                    }
+                    Err(e) => tracing::warn!(
+                        "FUSE passthrough: cannot register a backing file for {} ({e}); \
+                         serving it with direct I/O",
+                        VirtualFile::ALL.get(i).map_or("?", |f| f.name())
+                    ),
+                }
+            }
+        }
+        let state = if registered > 0 { STATE_ON } else { STATE_OFF };
+        self.words.words()[1].store(state, Ordering::Release);
+        if registered > 0 {
+            tracing::info!("FUSE passthrough: {registered} backing files registered");
+        }
+    }
+
+    fn file(&self, i: usize) -> &[AtomicU64] {
+        let start = HEADER + PER_FILE * i;
+        self.words
+            .words()
+            .get(start..start + PER_FILE)
+            .unwrap_or(&[])
+    }
+
+    fn word(&self, i: usize, w: usize) -> Option<&AtomicU64> {
+        self.file(i).get(w)
+    }
+
+    /// File `i`'s backing id, if the connection has one for it.
+    pub fn id(&self, i: usize) -> Option<u32> {
+        if self.state() != STATE_ON {
+            return None;
+        }
+        let id = self.word(i, ID)?.load(Ordering::Relaxed);
+        u32::try_from(id).ok().filter(|&id| id != 0)
+    }
+
+    pub fn pure(&self, i: usize) -> u64 {
+        self.word(i, PURE)
+            .map_or(u64::MAX, |w| w.load(Ordering::Acquire))
+    }
+
+    pub fn add_pure(&self, i: usize) {
+        if let Some(w) = self.word(i, PURE) {
+            w.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// A pure open of file `i` was released (never below zero: a release we could not
+    /// count, for instance after a restart, must not make the count lie low).
+    pub fn release_pure(&self, i: usize) {
+        if let Some(w) = self.word(i, PURE) {
+            let _ = w.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1));
+        }
+    }
+
+    pub fn version(&self, i: usize) -> u64 {
+        self.word(i, VERSION)
+            .map_or(0, |w| w.load(Ordering::Acquire))
+    }
+
+    /// Make memfd `i` hold exactly `content`; the new version on success. The version
+    /// moves first, so a failed write leaves no process believing it knows the content.
+    /// Only under [`lock`](Self::lock) and with no pure open live.
+    pub fn rewrite(&self, i: usize, content: &[u8]) -> std::io::Result<u64> {
+        let (Some(memfd), Some(v)) = (self.memfds.get(i), self.word(i, VERSION)) else {
+            return Err(std::io::Error::other("no such file"));
+        };
+        let version = v.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        memfd.write_all_at(content, 0)?;
+        memfd.set_len(content.len() as u64)?;
+        Ok(version)
+    }
+
+    /// The cross-process lock of file `i`, if it can be had at once or after a short
+    /// spin. A holder that died is replaced (its pid no longer exists).
+    pub fn lock(&self, i: usize) -> Option<LockGuard<'_>> {
+        let w = self.word(i, LOCK)?;
+        let me = u64::from(std::process::id());
+        for spin in 0..LOCK_SPINS {
+            match w.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(LockGuard { word: w, me }),
+                Err(holder) if holder == me => return None,
+                Err(holder) => {
+                    if spin % 50 == 49 && !alive(holder) {
+                        let _ = w.compare_exchange(holder, 0, Ordering::AcqRel, Ordering::Relaxed);
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+        None
+    }
+}
+
+impl std::fmt::Debug for PtShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PtShare")
+            .field("state", &self.state())
+            .field("files", &self.memfds.len())
+            .finish()
+    }
+}
+
+pub struct LockGuard<'a> {
+    word: &'a AtomicU64,
+    me: u64,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .word
+            .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+#[cfg(test)]
+impl PtShare {
+    /// As if a first worker had registered every file.
+    pub fn set_ids_for_test(&self) {
+        for i in 0..VirtualFile::ALL.len() {
+            if let Some(w) = self.word(i, ID) {
+                w.store(100 + i as u64, Ordering::Relaxed);
+            }
+        }
+        self.words.words()[1].store(STATE_ON, Ordering::Release);
+    }
+
+    pub fn memfd_for_test(&self, i: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; 4096];
+        let n = self.memfds[i].read_at(&mut buf, 0).unwrap_or(0);
+        buf.truncate(n);
+        buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_second_process_sees_the_same_words_and_files() {
+        let a = PtShare::create().unwrap();
+        let fds = a
+            .fds()
+            .iter()
+            .map(|f| f.try_clone_to_owned().unwrap())
+            .collect();
+        let b = PtShare::from_fds(fds).unwrap();
+        assert_eq!(b.state(), STATE_NEW);
+        a.file(3)[ID].store(7, Ordering::Relaxed);
+        a.words.words()[1].store(STATE_ON, Ordering::Relaxed);
+        assert_eq!(b.id(3), Some(7));
+        assert_eq!(b.id(4), None);
+        b.add_pure(3);
+        assert_eq!(a.pure(3), 1);
+        a.release_pure(3);
+        a.release_pure(3);
+        assert_eq!(b.pure(3), 0, "never below zero");
+        let v = a.rewrite(3, b"hello").unwrap();
+        assert_eq!(b.version(3), v);
+        let mut buf = [0u8; 8];
+        let n = b.memfds[3].read_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+    }
+
+    #[test]
+    fn the_lock_excludes_and_a_dead_holder_is_replaced() {
+        let a = PtShare::create().unwrap();
+        let g = a.lock(1).unwrap();
+        assert!(a.lock(1).is_none(), "held by this process");
+        drop(g);
+        assert!(a.lock(1).is_some());
+        // A pid that cannot exist holds it: taken over.
+        a.file(1)[LOCK].store(u64::from(u32::MAX >> 1), Ordering::Relaxed);
+        assert!(a.lock(1).is_some());
+    }
+
+    #[test]
+    fn a_wrong_layout_is_refused() {
+        let a = PtShare::create().unwrap();
+        let mut fds: Vec<OwnedFd> = a
+            .fds()
+            .iter()
+            .map(|f| f.try_clone_to_owned().unwrap())
+            .collect();
+        fds.pop();
+        assert!(PtShare::from_fds(fds).is_err());
+        let fds = a
+            .fds()
+            .iter()
+            .map(|f| f.try_clone_to_owned().unwrap())
+            .collect();
+        a.words.words()[0].store(1, Ordering::Relaxed);
+        assert!(PtShare::from_fds(fds).is_err());
+    }
+}
