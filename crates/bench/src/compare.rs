@@ -239,6 +239,9 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         None => sys::default_container_cpus()?,
     };
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (lxcfs_args, same_work) = equal_work(&args.lxcfs_rs_args, &args.lxcfs_args);
+    let mut notes = args.note.clone();
+    notes.extend(same_work);
 
     let mut env = Environment {
         kernel: {
@@ -257,7 +260,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         seconds: args.seconds,
         reps: args.reps,
         view: Vec::new(),
-        notes: args.note.clone(),
+        notes,
         load: (load_average(), String::new()),
     };
 
@@ -284,7 +287,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         Some(p) => Some(Daemon::start(
             "LXCFS",
             p,
-            &args.lxcfs_args,
+            &lxcfs_args,
             &work,
             "lxcfs",
             &intr,
@@ -547,5 +550,42 @@ mod tests {
         assert_eq!(sel[0].kernel, "/proc/stat");
         assert_eq!(sel[1].rel, "sys/devices/system/cpu/online");
         assert!(select_files(&["nope".into()]).is_err());
+    }
+}
+
+/// LXCFS's arguments for the same work as lxcfs-rs's: lxcfs-rs virtualizes loadavg
+/// unless told `--disable-loadavg`, LXCFS only with `-l`, so it gets `-l` unless the
+/// two are already alike. A note for the report when one was added.
+fn equal_work(rs: &[String], lx: &[String]) -> (Vec<String>, Option<String>) {
+    let rs_virtual = !rs.iter().any(|a| a == "--disable-loadavg");
+    let lx_virtual = lx.iter().any(|a| a == "-l" || a == "--enable-loadavg");
+    let mut lx = lx.to_vec();
+    if rs_virtual && !lx_virtual {
+        lx.push("-l".into());
+        return (
+            lx,
+            Some(
+                "LXCFS runs with -l: both daemons virtualize loadavg (lxcfs-rs by default)".into(),
+            ),
+        );
+    }
+    (lx, None)
+}
+
+#[cfg(test)]
+mod equal_work_tests {
+    use super::equal_work;
+
+    #[test]
+    fn lxcfs_gets_l_only_when_lxcfs_rs_virtualizes_loadavg() {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let (lx, note) = equal_work(&[], &[]);
+        assert_eq!(lx, s(&["-l"]));
+        assert!(note.is_some());
+        let (lx, note) = equal_work(&s(&["--disable-loadavg"]), &[]);
+        assert!(lx.is_empty() && note.is_none());
+        let (lx, note) = equal_work(&[], &s(&["-l"]));
+        assert_eq!(lx, s(&["-l"]));
+        assert!(note.is_none());
     }
 }
