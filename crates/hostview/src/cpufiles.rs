@@ -64,9 +64,23 @@ impl StatHistory {
 impl Host {
     /// The reader's CPU view; `None` for the host itself (root of every CPU hierarchy),
     /// which is shown the host's own files.
+    /// The CPUs reader `tid` sees. The `/sys/devices/system/cpu` tree asks on every
+    /// lookup, getattr and readdir (its entries depend on the reader, so the kernel may
+    /// not cache them) and `lscpu` makes hundreds: the view of a container is computed
+    /// once per [`rendercache::FRESH`](crate::rendercache::FRESH), like its renderings.
     pub fn cpu_view(&self, tid: u32) -> Result<Option<CpuView>> {
         let c = self.container(tid)?;
-        self.view_of(&c)
+        if !self.real_root {
+            return self.view_of(&c);
+        }
+        let key = c.key();
+        let now = std::time::Instant::now();
+        if let Some(v) = self.views.get(&key, now) {
+            return Ok(v);
+        }
+        let v = self.view_of(&c)?;
+        self.views.put(key, v.clone(), now);
+        Ok(v)
     }
 
     fn view_of(&self, c: &Container) -> Result<Option<CpuView>> {

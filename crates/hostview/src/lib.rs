@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use procfile::HostMem;
+use procfile::{CpuView, HostMem};
 
 pub use cache::Container;
 pub use cgroup::{Hierarchies, Layout};
@@ -81,6 +81,8 @@ pub struct Host {
     passthrough: AtomicBool,
     stats: cpufiles::StatHistory,
     renders: rendercache::RenderCache,
+    /// CPU views per container identity (see [`Host::cpu_view`]).
+    views: rendercache::Recent<String, Option<CpuView>>,
     loads: loadavg::Loads,
     /// The root is the real `/` (not a fixture): kernel interfaces apply to it.
     real_root: bool,
@@ -112,6 +114,7 @@ impl Host {
             passthrough: AtomicBool::new(false),
             stats: cpufiles::StatHistory::default(),
             renders: rendercache::RenderCache::default(),
+            views: rendercache::Recent::default(),
             loads: loadavg::Loads::default(),
             real_root,
             clk_tck: rustix::param::clock_ticks_per_second().max(1),
@@ -243,17 +246,17 @@ impl Host {
         // Fixture trees change between renders in tests: only the live host is cached.
         let shareable = self.real_root
             && !(file == VirtualFile::Uptime && c.ns.is_some() && c.start_ns.is_none());
-        let key = c.key();
+        let key = (c.key(), file);
         let now = Instant::now();
         if shareable {
-            if let Some(bytes) = self.renders.get(&key, file, now) {
+            if let Some(bytes) = self.renders.get(&key, now) {
                 out.extend_from_slice(&bytes);
                 return Ok(());
             }
         }
         self.render_fresh(file, &c, tid, out)?;
         if shareable {
-            self.renders.put(key, file, out, now);
+            self.renders.put(key, Arc::new(out.clone()), now);
         }
         Ok(())
     }

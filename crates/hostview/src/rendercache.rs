@@ -8,6 +8,7 @@
 //! identity, so two containers never share an entry whatever their limits.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,28 +20,33 @@ const KEEP: Duration = Duration::from_secs(2);
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 65536;
 
-type Entries = HashMap<(String, VirtualFile), (Instant, Arc<Vec<u8>>)>;
+/// Entries with the time each was computed, and the time of the last prune.
+type Timed<K, V> = (HashMap<K, (Instant, V)>, Instant);
 
-pub struct RenderCache {
-    inner: Mutex<(Entries, Instant)>,
+/// Values computed for a container in the last [`FRESH`].
+pub struct Recent<K, V> {
+    inner: Mutex<Timed<K, V>>,
 }
 
-impl Default for RenderCache {
+/// Renderings, per container identity and file.
+pub type RenderCache = Recent<(String, VirtualFile), Arc<Vec<u8>>>;
+
+impl<K, V> Default for Recent<K, V> {
     fn default() -> Self {
-        RenderCache {
+        Recent {
             inner: Mutex::new((HashMap::new(), Instant::now())),
         }
     }
 }
 
-impl RenderCache {
-    pub fn get(&self, key: &str, file: VirtualFile, now: Instant) -> Option<Arc<Vec<u8>>> {
+impl<K: Hash + Eq, V: Clone> Recent<K, V> {
+    pub fn get(&self, key: &K, now: Instant) -> Option<V> {
         let g = self.lock();
-        let (at, bytes) = g.0.get(&(key.to_string(), file))?;
-        (now.saturating_duration_since(*at) < FRESH).then(|| bytes.clone())
+        let (at, v) = g.0.get(key)?;
+        (now.saturating_duration_since(*at) < FRESH).then(|| v.clone())
     }
 
-    pub fn put(&self, key: String, file: VirtualFile, bytes: &[u8], now: Instant) {
+    pub fn put(&self, key: K, value: V, now: Instant) {
         let mut g = self.lock();
         if now.saturating_duration_since(g.1) > PRUNE_EVERY || g.0.len() >= MAX_ENTRIES {
             g.0.retain(|_, (at, _)| now.saturating_duration_since(*at) < KEEP);
@@ -49,14 +55,14 @@ impl RenderCache {
                 g.0.clear();
             }
         }
-        g.0.insert((key, file), (now, Arc::new(bytes.to_vec())));
+        g.0.insert(key, (now, value));
     }
 
     pub fn len(&self) -> usize {
         self.lock().0.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Entries, Instant)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Timed<K, V>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -67,22 +73,22 @@ mod tests {
 
     #[test]
     fn fresh_entries_hit_and_keys_separate_containers() {
-        let c = RenderCache::default();
+        let c: RenderCache = Recent::default();
         let t = Instant::now();
-        c.put("ns:1".into(), VirtualFile::Meminfo, b"a", t);
+        let k = |ns: &str, f| (ns.to_string(), f);
+        c.put(k("ns:1", VirtualFile::Meminfo), Arc::new(b"a".to_vec()), t);
         assert_eq!(
-            c.get("ns:1", VirtualFile::Meminfo, t)
+            c.get(&k("ns:1", VirtualFile::Meminfo), t)
                 .as_deref()
                 .map(Vec::as_slice),
             Some(&b"a"[..])
         );
-        assert!(c.get("ns:2", VirtualFile::Meminfo, t).is_none());
-        assert!(c.get("ns:1", VirtualFile::Stat, t).is_none());
-        assert!(c.get("ns:1", VirtualFile::Meminfo, t + FRESH).is_none());
+        assert!(c.get(&k("ns:2", VirtualFile::Meminfo), t).is_none());
+        assert!(c.get(&k("ns:1", VirtualFile::Stat), t).is_none());
+        assert!(c.get(&k("ns:1", VirtualFile::Meminfo), t + FRESH).is_none());
         c.put(
-            "ns:3".into(),
-            VirtualFile::Stat,
-            b"b",
+            k("ns:3", VirtualFile::Stat),
+            Arc::new(b"b".to_vec()),
             t + KEEP + PRUNE_EVERY + FRESH,
         );
         assert_eq!(c.len(), 1);
