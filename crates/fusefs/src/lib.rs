@@ -137,19 +137,10 @@ impl LxcFs {
         }
     }
 
-    /// Render `src` for this reader; for a container's shared rendering, whose.
-    fn render(&self, req: &Request, src: &Source, buf: &mut Vec<u8>) -> Result<Option<u64>, Errno> {
+    fn render(&self, req: &Request, src: &Source, buf: &mut Vec<u8>) -> Result<(), Errno> {
         match src {
-            Source::Virtual(f) => self
-                .host
-                .render_shared(*f, req.pid(), buf)
-                .map_err(|e| errno(&e)),
-            Source::Host(p) => self
-                .host
-                .root()
-                .read_into(p, buf)
-                .map(|()| None)
-                .map_err(|e| errno(&e)),
+            Source::Virtual(f) => self.host.render(*f, req.pid(), buf).map_err(|e| errno(&e)),
+            Source::Host(p) => self.host.root().read_into(p, buf).map_err(|e| errno(&e)),
         }
     }
 
@@ -302,13 +293,12 @@ impl Filesystem for LxcFs {
                 Err(e) => return reply.error(e),
             };
             let mut buf = Vec::with_capacity(4096);
-            let owner = match self.render(req, &src, &mut buf) {
-                Ok(o) => o,
-                Err(e) => return reply.error(e),
-            };
+            if let Err(e) = self.render(req, &src, &mut buf) {
+                return reply.error(e);
+            }
             let reader = req.pid();
             let choice = match &src {
-                Source::Virtual(f) => self.pt.choose(*f, reader, &buf, owner),
+                Source::Virtual(f) => self.pt.choose(*f, reader, &buf),
                 Source::Host(_) => passthrough::Choice::served(),
             };
             let fh = FileHandle(self.handles.insert(src, buf, choice.mode, reader));

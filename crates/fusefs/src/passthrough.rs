@@ -35,10 +35,7 @@
 //!   kernel serves every read. The memfd is only rewritten when no pure open of the file
 //!   is live, in any worker (the count is shared); an open whose rendering is byte for
 //!   byte what the memfd holds (the same container, within the render cache's lifetime)
-//!   shares it, and so does a newer rendering of the container the memfd was written
-//!   for, within [`SHARE_WITHIN`] of that write: otherwise two readers of one container
-//!   keep the memfd pinned for each other, and every open after each render-cache
-//!   refresh would be served with three round trips.
+//!   shares it.
 //! - **flagged** (`FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO`): reads come to us and are
 //!   served from this open's own snapshot, as with direct I/O.
 //! - **served** (`FOPEN_DIRECT_IO`): files without an id, and the host files.
@@ -107,11 +104,6 @@ pub const PROOF: u8 = 2;
 pub const MEMORY: Duration = Duration::from_secs(3);
 /// A pure open released later than this was held: its thread holds the file.
 pub const HELD: Duration = Duration::from_secs(1);
-/// How old a memfd written for a container may be and still be given to another open
-/// of that container that found it pinned by a live pure open (instead of serving that
-/// open with three round trips). With the render cache's 100 ms, a reader sees data
-/// at most 200 ms old.
-pub const SHARE_WITHIN: Duration = Duration::from_millis(100);
 /// Bound on the per-thread records (each a few dozen bytes).
 const MAX_SEEN: usize = 4096;
 
@@ -215,16 +207,8 @@ impl Passthrough {
     }
 
     /// Decide how to answer an open of `file` by thread `reader` whose rendering is
-    /// `content` (`owner`: the container whose shared rendering it is, see
-    /// `Host::render_shared`); a pure answer has already written the memfd and counted
-    /// itself.
-    pub fn choose(
-        &self,
-        file: VirtualFile,
-        reader: u32,
-        content: &[u8],
-        owner: Option<u64>,
-    ) -> Choice {
+    /// `content`; a pure answer has already written it to the memfd and counted itself.
+    pub fn choose(&self, file: VirtualFile, reader: u32, content: &[u8]) -> Choice {
         let Some(share) = &self.share else {
             return Choice::served();
         };
@@ -253,7 +237,7 @@ impl Passthrough {
             // same bytes: they can share the memfd as it is.
         } else if share.pure(idx) == 0 {
             written.content.clear();
-            match share.rewrite(idx, content, owner.unwrap_or(0)) {
+            match share.rewrite(idx, content) {
                 Ok(v) => {
                     written.version = v;
                     written.content.extend_from_slice(content);
@@ -264,7 +248,7 @@ impl Passthrough {
                     return flagged;
                 }
             }
-        } else if !owner.is_some_and(|o| share.holds_recent(idx, o, SHARE_WITHIN)) {
+        } else {
             return flagged;
         }
         share.add_pure(idx);
@@ -371,7 +355,7 @@ mod tests {
     /// Two clean passes by `reader`, so that its next open may be pure.
     fn prove(pt: &Passthrough, f: VirtualFile, reader: u32) {
         for _ in 0..PROOF {
-            assert_eq!(pt.choose(f, reader, b"x", None).mode, Mode::Flagged);
+            assert_eq!(pt.choose(f, reader, b"x").mode, Mode::Flagged);
             pt.closed(&closed(f, reader, true, false));
         }
     }
@@ -410,7 +394,7 @@ mod tests {
         let pt = Passthrough::new(Some(share()));
         let f = VirtualFile::Meminfo;
         prove(&pt, f, 3);
-        let c = pt.choose(f, 3, b"mine", None);
+        let c = pt.choose(f, 3, b"mine");
         assert_eq!(c.mode, Mode::Pure);
         pt.closed(&Closed {
             mode: Mode::Pure,
@@ -418,17 +402,14 @@ mod tests {
             ..closed(f, 3, false, false)
         });
         pt.released_pure(f);
-        assert_eq!(pt.choose(f, 3, b"mine", None).mode, Mode::Flagged);
+        assert_eq!(pt.choose(f, 3, b"mine").mode, Mode::Flagged);
     }
 
     #[test]
     fn without_a_share_or_an_id_everything_is_served() {
         let pt = Passthrough::new(None);
         assert!(!pt.wanted());
-        assert_eq!(
-            pt.choose(VirtualFile::Stat, 1, b"x", None),
-            Choice::served()
-        );
+        assert_eq!(pt.choose(VirtualFile::Stat, 1, b"x"), Choice::served());
         // A share whose first worker found no passthrough: no ids.
         let s = Arc::new(PtShare::create().unwrap());
         let pt = Passthrough::new(Some(s.clone()));
@@ -438,10 +419,7 @@ mod tests {
 
     fn prove_served(pt: &Passthrough) {
         for _ in 0..=PROOF {
-            assert_eq!(
-                pt.choose(VirtualFile::Stat, 1, b"x", None).mode,
-                Mode::Served
-            );
+            assert_eq!(pt.choose(VirtualFile::Stat, 1, b"x").mode, Mode::Served);
             pt.closed(&closed(VirtualFile::Stat, 1, true, false));
         }
     }
@@ -455,13 +433,13 @@ mod tests {
         for r in [1, 2, 3] {
             prove(&pt, f, r);
         }
-        let a = pt.choose(f, 1, b"container A", None);
+        let a = pt.choose(f, 1, b"container A");
         assert_eq!(a.mode, Mode::Pure);
         assert_ne!(a.id, 0);
         assert_eq!(s.memfd_for_test(i), b"container A");
         // The same bytes share the memfd; other bytes must be served by us.
-        assert_eq!(pt.choose(f, 2, b"container A", None).mode, Mode::Pure);
-        assert_eq!(pt.choose(f, 3, b"container B", None).mode, Mode::Flagged);
+        assert_eq!(pt.choose(f, 2, b"container A").mode, Mode::Pure);
+        assert_eq!(pt.choose(f, 3, b"container B").mode, Mode::Flagged);
         assert_eq!(s.pure(i), 2);
         assert_eq!(s.memfd_for_test(i), b"container A");
         for r in [1, 2, 3] {
@@ -469,28 +447,8 @@ mod tests {
         }
         pt.released_pure(f);
         pt.released_pure(f);
-        assert_eq!(pt.choose(f, 3, b"container B", None).mode, Mode::Pure);
+        assert_eq!(pt.choose(f, 3, b"container B").mode, Mode::Pure);
         assert_eq!(s.memfd_for_test(i), b"container B");
-    }
-
-    #[test]
-    fn a_pinned_memfd_is_shared_with_its_container_for_a_while() {
-        let s = share();
-        let f = VirtualFile::Stat;
-        let i = index(f).unwrap();
-        let pt = Passthrough::new(Some(s.clone()));
-        for r in [1, 2, 3] {
-            prove(&pt, f, r);
-        }
-        assert_eq!(pt.choose(f, 1, b"A at t0", Some(7)).mode, Mode::Pure);
-        // Pinned by that open: a newer rendering of the same container shares it.
-        assert_eq!(pt.choose(f, 2, b"A at t1", Some(7)).mode, Mode::Pure);
-        // Another container's, or nobody's, is served by us.
-        assert_eq!(pt.choose(f, 3, b"B", Some(8)).mode, Mode::Flagged);
-        pt.closed(&closed(f, 3, true, false));
-        assert_eq!(pt.choose(f, 3, b"A at t1", None).mode, Mode::Flagged);
-        assert_eq!(s.memfd_for_test(i), b"A at t0");
-        assert_eq!(s.pure(i), 2);
     }
 
     #[test]
@@ -500,18 +458,18 @@ mod tests {
         let i = index(f).unwrap();
         let old = Passthrough::new(Some(s.clone()));
         prove(&old, f, 1);
-        assert_eq!(old.choose(f, 1, b"A", None).mode, Mode::Pure);
+        assert_eq!(old.choose(f, 1, b"A").mode, Mode::Pure);
         // The old worker dies with that open live; the next one has its own records.
         drop(old);
         let new = Passthrough::new(Some(s.clone()));
         prove(&new, f, 2);
         // Even the same bytes are not shared: it cannot know what the memfd holds.
-        assert_eq!(new.choose(f, 2, b"A", None).mode, Mode::Flagged);
+        assert_eq!(new.choose(f, 2, b"A").mode, Mode::Flagged);
         new.closed(&closed(f, 2, true, false));
         assert_eq!(s.memfd_for_test(i), b"A");
         // The RELEASE of the old open reaches the new worker.
         new.released_pure(f);
-        assert_eq!(new.choose(f, 2, b"B", None).mode, Mode::Pure);
+        assert_eq!(new.choose(f, 2, b"B").mode, Mode::Pure);
         assert_eq!(s.memfd_for_test(i), b"B");
     }
 }

@@ -13,7 +13,7 @@
 //! | 0 | [`MAGIC`] |
 //! | 1 | [`STATE_NEW`] until the first worker has answered INIT; then [`STATE_ON`] (ids registered) or [`STATE_OFF`] (no passthrough on this connection) |
 //! | 2 | number of files (the layout below), checked by every process that maps it |
-//! | 4 + 6·i .. | file i (in [`VirtualFile::ALL`] order): backing id (0: none), live pure opens, content version, lock holder pid, whose rendering the memfd holds (0: unknown), when it was written (`CLOCK_MONOTONIC` ns) |
+//! | 4 + 4·i .. | file i (in [`VirtualFile::ALL`] order): backing id (0: none), live pure opens, content version, lock holder pid |
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -23,18 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hostview::{SharedWords, VirtualFile};
 use rustix::fs::{MemfdFlags, SealFlags};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsPT2");
+const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsPT1");
 pub const STATE_NEW: u64 = 0;
 pub const STATE_ON: u64 = 1;
 pub const STATE_OFF: u64 = 2;
 const HEADER: usize = 4;
-const PER_FILE: usize = 6;
+const PER_FILE: usize = 4;
 const ID: usize = 0;
 const PURE: usize = 1;
 const VERSION: usize = 2;
 const LOCK: usize = 3;
-const OWNER: usize = 4;
-const WRITTEN_AT: usize = 5;
 /// Attempts at the lock before giving up on a pure answer (it is held for a pwrite).
 const LOCK_SPINS: u32 = 200;
 
@@ -196,37 +194,17 @@ impl PtShare {
             .map_or(0, |w| w.load(Ordering::Acquire))
     }
 
-    /// Make memfd `i` hold exactly `content`, the rendering of container `owner` (a
-    /// hash; 0: not a container's shared rendering); the new version on success. The
-    /// version moves first, so a failed write leaves no process believing it knows the
-    /// content. Only under [`lock`](Self::lock) and with no pure open live.
-    pub fn rewrite(&self, i: usize, content: &[u8], owner: u64) -> std::io::Result<u64> {
-        let (Some(memfd), Some(v), Some(o), Some(at)) = (
-            self.memfds.get(i),
-            self.word(i, VERSION),
-            self.word(i, OWNER),
-            self.word(i, WRITTEN_AT),
-        ) else {
+    /// Make memfd `i` hold exactly `content`; the new version on success. The version
+    /// moves first, so a failed write leaves no process believing it knows the content.
+    /// Only under [`lock`](Self::lock) and with no pure open live.
+    pub fn rewrite(&self, i: usize, content: &[u8]) -> std::io::Result<u64> {
+        let (Some(memfd), Some(v)) = (self.memfds.get(i), self.word(i, VERSION)) else {
             return Err(std::io::Error::other("no such file"));
         };
         let version = v.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-        o.store(0, Ordering::Release);
         memfd.write_all_at(content, 0)?;
         memfd.set_len(content.len() as u64)?;
-        at.store(now_ns(), Ordering::Release);
-        o.store(owner, Ordering::Release);
         Ok(version)
-    }
-
-    /// Memfd `i` holds container `owner`'s rendering, written less than `within` ago.
-    /// Only meaningful under [`lock`](Self::lock).
-    pub fn holds_recent(&self, i: usize, owner: u64, within: std::time::Duration) -> bool {
-        let (Some(o), Some(at)) = (self.word(i, OWNER), self.word(i, WRITTEN_AT)) else {
-            return false;
-        };
-        owner != 0
-            && o.load(Ordering::Acquire) == owner
-            && now_ns().saturating_sub(at.load(Ordering::Acquire)) < within.as_nanos() as u64
     }
 
     /// The cross-process lock of file `i`, if it can be had at once or after a short
@@ -270,15 +248,6 @@ impl Drop for LockGuard<'_> {
             .word
             .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
     }
-}
-
-/// `CLOCK_MONOTONIC`, the same in every process.
-fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 fn alive(pid: u64) -> bool {
@@ -338,17 +307,8 @@ mod tests {
         a.release_pure(3);
         a.release_pure(3);
         assert_eq!(b.pure(3), 0, "never below zero");
-        let v = a.rewrite(3, b"hello", 42).unwrap();
+        let v = a.rewrite(3, b"hello").unwrap();
         assert_eq!(b.version(3), v);
-        let s = std::time::Duration::from_secs(60);
-        assert!(b.holds_recent(3, 42, s));
-        assert!(!b.holds_recent(3, 43, s), "another container's");
-        assert!(!b.holds_recent(3, 42, std::time::Duration::ZERO), "too old");
-        a.rewrite(3, b"hello", 0).unwrap();
-        assert!(
-            !b.holds_recent(3, 0, s),
-            "nobody's rendering is never shared"
-        );
         let mut buf = [0u8; 8];
         let n = b.memfds[3].read_at(&mut buf, 0).unwrap();
         assert_eq!(&buf[..n], b"hello");

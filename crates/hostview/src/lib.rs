@@ -210,19 +210,6 @@ impl Host {
     /// data cannot be read the host's file is served and the failure logged once per
     /// container; `Err` only when not even that is possible.
     pub fn render(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
-        self.render_shared(file, tid, out).map(|_| ())
-    }
-
-    /// [`render`](Self::render), also saying whose rendering it is: a hash of the
-    /// container's identity when every reader of that container within the render
-    /// cache's lifetime gets these bytes (`None`: the host's file, or a rendering for
-    /// this reader only).
-    pub fn render_shared(
-        &self,
-        file: VirtualFile,
-        tid: u32,
-        out: &mut Vec<u8>,
-    ) -> Result<Option<u64>> {
         if self.opts.abort_on == Some(file) {
             tracing::error!(
                 "fault injection: aborting while rendering {}",
@@ -232,10 +219,10 @@ impl Host {
         }
         out.clear();
         if self.passthrough() {
-            return self.host_file(file, out).map(|()| None);
+            return self.host_file(file, out);
         }
         match self.render_container(file, tid, out) {
-            Ok(shared) => Ok(shared),
+            Ok(()) => Ok(()),
             Err(e) => {
                 let key = NsId::of(&self.proc, tid)
                     .map(|n| n.0)
@@ -247,17 +234,12 @@ impl Host {
                     );
                 }
                 out.clear();
-                self.host_file(file, out).map(|()| None)
+                self.host_file(file, out)
             }
         }
     }
 
-    fn render_container(
-        &self,
-        file: VirtualFile,
-        tid: u32,
-        out: &mut Vec<u8>,
-    ) -> Result<Option<u64>> {
+    fn render_container(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
         let c = self.container(tid)?;
         // Uptime falls back to the reader's own start when init's is unknown: then the
         // rendering is the reader's, not the container's.
@@ -265,22 +247,18 @@ impl Host {
         let shareable = self.real_root
             && !(file == VirtualFile::Uptime && c.ns.is_some() && c.start_ns.is_none());
         let key = (c.key(), file);
-        let shared = shareable.then(|| {
-            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-            BuildHasherDefault::<DefaultHasher>::default().hash_one(&key)
-        });
         let now = Instant::now();
         if shareable {
             if let Some(bytes) = self.renders.get(&key, now) {
                 out.extend_from_slice(&bytes);
-                return Ok(shared);
+                return Ok(());
             }
         }
         self.render_fresh(file, &c, tid, out)?;
         if shareable {
             self.renders.put(key, Arc::new(out.clone()), now);
         }
-        Ok(shared)
+        Ok(())
     }
 
     fn render_fresh(
