@@ -140,6 +140,29 @@ fn wait_file(p: &Path) {
     });
 }
 
+/// A container script: two clean passes over meminfo, then an open kept (answered with
+/// pure passthrough); prints MemTotal as read through it before and after `go` exists,
+/// touching `ready` in between.
+fn holder_script(ready: &Path, go: &Path) -> String {
+    format!(
+        r#"exec perl -e '
+sub slurp {{ open(my $f, "<", "/proc/meminfo") or die "open: $!"; local $/; my $t = <$f>; close $f; $t }}
+slurp(); slurp();
+open(my $h, "<", "/proc/meminfo") or die "open: $!";
+my $t; sysread($h, $t, 65536);
+print "before: ", ($t =~ /^MemTotal:\s+(\d+)/m)[0], "\n";
+open(my $r, ">", "{ready}"); close $r;
+for (1..3000) {{ last if -e "{go}"; select(undef, undef, undef, 0.02) }}
+sysseek($h, 0, 0); my $u; sysread($h, $u, 65536);
+print "after: ", ($u =~ /^MemTotal:\s+(\d+)/m)[0], "\n";
+close $h;
+'
+"#,
+        ready = ready.display(),
+        go = go.display()
+    )
+}
+
 #[test]
 fn a_polling_reader_is_served_by_the_kernel() {
     require_perl();
@@ -192,24 +215,7 @@ fn a_pure_open_held_across_a_worker_restart() {
     let b = Cgroup::with_memory_limit("pt-hold-b", 384 * MIB);
     let ready = std::env::temp_dir().join(unique("pt-hold-ready"));
     let go = std::env::temp_dir().join(unique("pt-hold-go"));
-    // Two clean passes, then an open kept: answered with pure passthrough.
-    let holder = format!(
-        r#"exec perl -e '
-sub slurp {{ open(my $f, "<", "/proc/meminfo") or die "open: $!"; local $/; my $t = <$f>; close $f; $t }}
-slurp(); slurp();
-open(my $h, "<", "/proc/meminfo") or die "open: $!";
-my $t; sysread($h, $t, 65536);
-print "before: ", ($t =~ /^MemTotal:\s+(\d+)/m)[0], "\n";
-open(my $r, ">", "{ready}"); close $r;
-for (1..3000) {{ last if -e "{go}"; select(undef, undef, undef, 0.02) }}
-sysseek($h, 0, 0); my $u; sysread($h, $u, 65536);
-print "after: ", ($u =~ /^MemTotal:\s+(\d+)/m)[0], "\n";
-close $h;
-'
-"#,
-        ready = ready.display(),
-        go = go.display()
-    );
+    let holder = holder_script(&ready, &go);
     let mnt = d.mnt.clone();
     let a2 = &a;
     std::thread::scope(|s| {
@@ -292,4 +298,57 @@ fn disabled_passthrough_serves_every_read() {
         "the worker wrote only {bytes} bytes for {n} reads of {size} bytes"
     );
     assert!(!d.log_text().contains("backing files registered"));
+}
+
+/// The supervisor is SIGKILLed with a pure open live and the next daemon adopts its
+/// worker: the new supervisor must take the connection's backing files and counts from
+/// the orphan (its own would fail every open with EIO, or rewrite the held memfd).
+#[test]
+fn a_pure_open_held_across_a_supervisor_crash_and_adoption() {
+    require_perl();
+    let mut d = Daemon::start(&[]);
+    let a = Cgroup::with_memory_limit("pt-adopt-a", 128 * MIB);
+    let b = Cgroup::with_memory_limit("pt-adopt-b", 384 * MIB);
+    let ready = std::env::temp_dir().join(unique("pt-adopt-ready"));
+    let go = std::env::temp_dir().join(unique("pt-adopt-go"));
+    let holder = holder_script(&ready, &go);
+    let mnt = d.mnt.clone();
+    let a2 = &a;
+    let orphans = d.workers();
+    std::thread::scope(|s| {
+        let h = s.spawn(move || run(a2, &mnt, &holder));
+        wait_file(&ready);
+        assert_eq!(
+            mem_total(&memfd_meminfo(&d)),
+            Some(A_KB),
+            "{}",
+            d.log_text()
+        );
+        d.stop_with(Signal::KILL);
+        let d2 = d.restart(&[]);
+        poll(DEADLINE, "the orphan to be replaced", || {
+            (!orphans.iter().any(|&p| is_running(p)) && d2.workers().len() == 1).then_some(())
+        });
+        let out = run(&b, &d2.mnt, &loop_script(300, B_KB));
+        assert_all_ok(&out, 300, &d2);
+        assert_eq!(
+            mem_total(&memfd_meminfo(&d2)),
+            Some(A_KB),
+            "{}",
+            d2.log_text()
+        );
+        std::fs::write(&go, b"").unwrap();
+        let text = h.join().unwrap().ok().to_string();
+        assert!(text.contains(&format!("after: {A_KB}")), "{text}");
+        let out = run(&b, &d2.mnt, &loop_script(300, B_KB));
+        assert_all_ok(&out, 300, &d2);
+        assert_eq!(
+            mem_total(&memfd_meminfo(&d2)),
+            Some(B_KB),
+            "{}",
+            d2.log_text()
+        );
+    });
+    let _ = std::fs::remove_file(&ready);
+    let _ = std::fs::remove_file(&go);
 }
