@@ -137,11 +137,22 @@ impl LxcFs {
         }
     }
 
-    fn render(&self, req: &Request, src: &Source, buf: &mut Vec<u8>) -> Result<(), Errno> {
+    /// `src` rendered for this reader.
+    fn render(&self, req: &Request, src: &Source) -> Result<Vec<u8>, Errno> {
+        let mut buf = Vec::with_capacity(4096);
         match src {
-            Source::Virtual(f) => self.host.render(*f, req.pid(), buf).map_err(|e| errno(&e)),
-            Source::Host(p) => self.host.root().read_into(p, buf).map_err(|e| errno(&e)),
+            Source::Virtual(f) => self.host.render(*f, req.pid(), &mut buf),
+            Source::Host(p) => self.host.root().read_into(p, &mut buf),
         }
+        .map_err(|e| errno(&e))?;
+        Ok(buf)
+    }
+
+    /// What inode `ino` shows this reader, and its rendering.
+    fn source_rendered(&self, req: &Request, ino: u64) -> Result<(Source, Vec<u8>), Errno> {
+        let src = self.source(req, ino)?;
+        let buf = self.render(req, &src)?;
+        Ok((src, buf))
     }
 
     /// The passthrough entries of a directory, for this reader.
@@ -288,14 +299,10 @@ impl Filesystem for LxcFs {
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                 return reply.error(Errno::EACCES);
             }
-            let src = match self.source(req, ino.0) {
-                Ok(s) => s,
+            let (src, buf) = match self.source_rendered(req, ino.0) {
+                Ok(r) => r,
                 Err(e) => return reply.error(e),
             };
-            let mut buf = Vec::with_capacity(4096);
-            if let Err(e) = self.render(req, &src, &mut buf) {
-                return reply.error(e);
-            }
             let reader = req.pid();
             let choice = match &src {
                 Source::Virtual(f) => self.pt.choose(*f, reader, &buf),
@@ -328,27 +335,20 @@ impl Filesystem for LxcFs {
             let content = match self.handles.read(fh.0, offset, size) {
                 Read::Serve(c) => c,
                 Read::Rerender(src) => {
-                    let mut buf = Vec::with_capacity(4096);
-                    if let Err(e) = self.render(req, &src, &mut buf) {
-                        return reply.error(e);
-                    }
+                    let buf = match self.render(req, &src) {
+                        Ok(b) => b,
+                        Err(e) => return reply.error(e),
+                    };
                     match self.handles.replace(fh.0, buf) {
                         Some(c) => c,
                         None => return reply.error(Errno::EBADF),
                     }
                 }
                 // A handle a previous worker opened: render it anew for this reader.
-                Read::Unknown => {
-                    let src = match self.source(req, ino.0) {
-                        Ok(s) => s,
-                        Err(e) => return reply.error(e),
-                    };
-                    let mut buf = Vec::with_capacity(4096);
-                    if let Err(e) = self.render(req, &src, &mut buf) {
-                        return reply.error(e);
-                    }
-                    self.handles.adopt(fh.0, src, buf)
-                }
+                Read::Unknown => match self.source_rendered(req, ino.0) {
+                    Ok((src, buf)) => self.handles.adopt(fh.0, src, buf),
+                    Err(e) => return reply.error(e),
+                },
             };
             reply.data(window(&content, offset, size))
         })
