@@ -64,26 +64,31 @@ impl StatHistory {
 impl Host {
     /// The reader's CPU view; `None` for the host itself (root of every CPU hierarchy),
     /// which is shown the host's own files.
-    /// The CPUs reader `tid` sees. The `/sys/devices/system/cpu` tree asks on every
+    /// The CPUs reader `tid` sees.
+    pub fn cpu_view(&self, tid: u32) -> Result<Option<CpuView>> {
+        self.view_of(&*self.container(tid)?)
+    }
+
+    /// The CPUs container `c` sees. The `/sys/devices/system/cpu` tree asks on every
     /// lookup, getattr and readdir (its entries depend on the reader, so the kernel may
     /// not cache them) and `lscpu` makes hundreds: the view of a container is computed
-    /// once per [`rendercache::FRESH`](crate::rendercache::FRESH), like its renderings.
-    pub fn cpu_view(&self, tid: u32) -> Result<Option<CpuView>> {
-        let c = self.container(tid)?;
+    /// once per [`rendercache::FRESH`](crate::rendercache::FRESH), and the CPU files
+    /// rendered in that time use the same one.
+    fn view_of(&self, c: &Container) -> Result<Option<CpuView>> {
         if !self.real_root {
-            return self.view_of(&c);
+            return self.compute_view(c);
         }
         let key = c.key();
         let now = std::time::Instant::now();
         if let Some(v) = self.views.get(&key, now) {
             return Ok(v);
         }
-        let v = self.view_of(&c)?;
+        let v = self.compute_view(c)?;
         self.views.put(key, v.clone(), now);
         Ok(v)
     }
 
-    fn view_of(&self, c: &Container) -> Result<Option<CpuView>> {
+    fn compute_view(&self, c: &Container) -> Result<Option<CpuView>> {
         if cpu::at_root(&self.hier, &c.paths) {
             return Ok(None);
         }
