@@ -32,17 +32,10 @@ fn require_cpu_env() {
     require_env();
     static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
     let r = CHECK.get_or_init(|| {
-        let missing: Vec<&str> = CPU_TOOLS
-            .iter()
-            .copied()
-            .filter(|t| which(t).is_none())
-            .collect();
-        if !missing.is_empty() {
-            return Err(format!(
-                "missing tools: {} (install coreutils, libc-bin, python3, util-linux, procps)",
-                missing.join(", ")
-            ));
-        }
+        require_tools(
+            &CPU_TOOLS,
+            "coreutils, libc-bin, python3, util-linux, procps",
+        )?;
         let online = fs::read_to_string("/sys/devices/system/cpu/online")
             .map_err(|e| format!("read /sys/devices/system/cpu/online: {e}"))?;
         let cpus = fs::read_to_string(Path::new(CGROUP_ROOT).join("cpuset/cpuset.cpus"))

@@ -203,18 +203,18 @@ fn polling_containers_each_read_their_own_values() {
     }
 }
 
-/// The case that kept passthrough off by default: an open the old worker answered with
-/// passthrough is still live when another worker takes over. The new worker must answer
-/// with the same backing (or the kernel fails the open with EIO), and must not rewrite
-/// the memfd that open still reads.
-#[test]
-fn a_pure_open_held_across_a_worker_restart() {
+/// A container holds a pure open of meminfo (its rendering in the memfd) while
+/// `replace` swaps whatever serves the mount (returning the new daemon, if it made
+/// one). Another container then polls through the new server: no EIO (it must answer
+/// with the same backing), its own values, and the held memfd left alone; the holder
+/// still reads its own content, and once it closes, the memfd is free again.
+fn a_pure_open_survives(tag: &str, replace: impl FnOnce(&mut Daemon) -> Option<Daemon>) {
     require_perl();
-    let d = Daemon::start(&[]);
-    let a = Cgroup::with_memory_limit("pt-hold-a", 128 * MIB);
-    let b = Cgroup::with_memory_limit("pt-hold-b", 384 * MIB);
-    let ready = std::env::temp_dir().join(unique("pt-hold-ready"));
-    let go = std::env::temp_dir().join(unique("pt-hold-go"));
+    let mut d = Daemon::start(&[]);
+    let a = Cgroup::with_memory_limit(&format!("{tag}-a"), 128 * MIB);
+    let b = Cgroup::with_memory_limit(&format!("{tag}-b"), 384 * MIB);
+    let ready = std::env::temp_dir().join(unique(&format!("{tag}-ready")));
+    let go = std::env::temp_dir().join(unique(&format!("{tag}-go")));
     let holder = holder_script(&ready, &go);
     let mnt = d.mnt.clone();
     let a2 = &a;
@@ -228,29 +228,33 @@ fn a_pure_open_held_across_a_worker_restart() {
             "{}",
             d.log_text()
         );
-        kill_worker(&d);
-        // Another container polls through the new worker: no EIO, its own values, and
-        // the memfd the held open reads is left alone.
+        let replaced = replace(&mut d);
+        let d = replaced.as_ref().unwrap_or(&d);
         let out = run(&b, &d.mnt, &loop_script(300, B_KB));
-        assert_all_ok(&out, 300, &d);
-        assert_eq!(mem_total(&memfd_meminfo(&d)), Some(A_KB));
+        assert_all_ok(&out, 300, d);
+        assert_eq!(mem_total(&memfd_meminfo(d)), Some(A_KB), "{}", d.log_text());
         std::fs::write(&go, b"").unwrap();
         let out = h.join().unwrap();
         let text = out.ok();
         assert!(text.contains(&format!("before: {A_KB}")), "{text}");
         assert!(text.contains(&format!("after: {A_KB}")), "{text}");
+        // The held open's release reached the new worker: the memfd is free again.
+        let out = run(&b, &d.mnt, &loop_script(300, B_KB));
+        assert_all_ok(&out, 300, d);
+        assert_eq!(mem_total(&memfd_meminfo(d)), Some(B_KB), "{}", d.log_text());
     });
     let _ = std::fs::remove_file(&ready);
     let _ = std::fs::remove_file(&go);
-    // The held open's release reached the new worker: the memfd is free again.
-    let out = run(&b, &d.mnt, &loop_script(300, B_KB));
-    assert_all_ok(&out, 300, &d);
-    assert_eq!(
-        mem_total(&memfd_meminfo(&d)),
-        Some(B_KB),
-        "{}",
-        d.log_text()
-    );
+}
+
+/// The case that kept passthrough off by default: an open the old worker answered with
+/// passthrough is still live when another worker takes over.
+#[test]
+fn a_pure_open_held_across_a_worker_restart() {
+    a_pure_open_survives("pt-hold", |d| {
+        kill_worker(d);
+        None
+    });
 }
 
 /// Two containers poll while the worker is killed twice and upgraded once.
@@ -305,50 +309,13 @@ fn disabled_passthrough_serves_every_read() {
 /// the orphan (its own would fail every open with EIO, or rewrite the held memfd).
 #[test]
 fn a_pure_open_held_across_a_supervisor_crash_and_adoption() {
-    require_perl();
-    let mut d = Daemon::start(&[]);
-    let a = Cgroup::with_memory_limit("pt-adopt-a", 128 * MIB);
-    let b = Cgroup::with_memory_limit("pt-adopt-b", 384 * MIB);
-    let ready = std::env::temp_dir().join(unique("pt-adopt-ready"));
-    let go = std::env::temp_dir().join(unique("pt-adopt-go"));
-    let holder = holder_script(&ready, &go);
-    let mnt = d.mnt.clone();
-    let a2 = &a;
-    let orphans = d.workers();
-    std::thread::scope(|s| {
-        let h = s.spawn(move || run(a2, &mnt, &holder));
-        wait_file(&ready);
-        assert_eq!(
-            mem_total(&memfd_meminfo(&d)),
-            Some(A_KB),
-            "{}",
-            d.log_text()
-        );
+    a_pure_open_survives("pt-adopt", |d| {
+        let orphans = d.workers();
         d.stop_with(Signal::KILL);
         let d2 = d.restart(&[]);
         poll(DEADLINE, "the orphan to be replaced", || {
             (!orphans.iter().any(|&p| is_running(p)) && d2.workers().len() == 1).then_some(())
         });
-        let out = run(&b, &d2.mnt, &loop_script(300, B_KB));
-        assert_all_ok(&out, 300, &d2);
-        assert_eq!(
-            mem_total(&memfd_meminfo(&d2)),
-            Some(A_KB),
-            "{}",
-            d2.log_text()
-        );
-        std::fs::write(&go, b"").unwrap();
-        let text = h.join().unwrap().ok().to_string();
-        assert!(text.contains(&format!("after: {A_KB}")), "{text}");
-        let out = run(&b, &d2.mnt, &loop_script(300, B_KB));
-        assert_all_ok(&out, 300, &d2);
-        assert_eq!(
-            mem_total(&memfd_meminfo(&d2)),
-            Some(B_KB),
-            "{}",
-            d2.log_text()
-        );
+        Some(d2)
     });
-    let _ = std::fs::remove_file(&ready);
-    let _ = std::fs::remove_file(&go);
 }

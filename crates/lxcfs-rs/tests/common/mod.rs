@@ -71,17 +71,7 @@ fn check_env() -> Result<(), String> {
         Ok(_) => return Err("/dev/fuse is not a character device".into()),
         Err(e) => return Err(format!("/dev/fuse is missing ({e}); load the fuse module")),
     }
-    let missing: Vec<&str> = TOOLS
-        .iter()
-        .copied()
-        .filter(|t| which(t).is_none())
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "missing tools: {} (install util-linux and procps)",
-            missing.join(", ")
-        ));
-    }
+    require_tools(&TOOLS, "util-linux and procps")?;
     for c in CONTROLLERS {
         let procs = Path::new(CGROUP_ROOT).join(c).join("cgroup.procs");
         if !procs.exists() {
@@ -92,6 +82,22 @@ fn check_env() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `Err` naming the `tools` not on `PATH`, and the packages (`install`) that have them.
+pub fn require_tools(tools: &[&str], install: &str) -> Result<(), String> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| which(t).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "missing tools: {} (install {install})",
+        missing.join(", ")
+    ))
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {
