@@ -369,10 +369,12 @@ impl Filesystem for LxcFs {
     ) {
         guarded("release", || {
             let closed = self.handles.remove(fh.0);
-            reply.ok();
+            // Learn before answering: the same thread's next OPEN may already be in
+            // another of our threads.
             if let Some(closed) = &closed {
                 self.pt.closed(closed);
             }
+            reply.ok();
             if handles::is_pure(fh.0) {
                 // Also a pure open of a previous worker: its file is the inode's.
                 let file = closed.map(|c| c.file).or_else(|| match tree::node(ino.0) {

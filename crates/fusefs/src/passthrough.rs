@@ -58,7 +58,11 @@
 //!
 //! - a thread's open is pure only after [`PROOF`] earlier opens of that file by that
 //!   thread were each read to the end, never rewound and closed, the last within
-//!   [`MEMORY`], and when it has no other open of the file live;
+//!   [`MEMORY`], and when none of its other live opens of the file is served by us
+//!   (one of those may be held and rewound). Its live *pure* opens don't count: the
+//!   RELEASE of a poller's previous open is asynchronous and often still on its way
+//!   (or in another of our threads) when the next OPEN arrives, and counting it sent
+//!   one open in twenty down the three-round-trip path with two readers;
 //! - a rewind (a read at offset 0 after data was served) or a pure open kept longer than
 //!   [`HELD`] marks the thread as one that holds the file: never pure again for that file
 //!   (until [`MEMORY`] of silence, after which its id may belong to another thread).
@@ -167,7 +171,9 @@ struct Written {
 struct Record {
     clean: u8,
     holds: bool,
+    /// Opens not yet released, and how many of them are pure.
     live: u16,
+    live_pure: u16,
     last: Instant,
 }
 
@@ -252,6 +258,7 @@ impl Passthrough {
             return flagged;
         }
         share.add_pure(idx);
+        self.opened_pure(reader, idx);
         Choice {
             mode: Mode::Pure,
             id,
@@ -278,6 +285,10 @@ impl Passthrough {
         let mut seen = lock(&self.seen);
         if let Some(r) = seen.map.get_mut(&(c.reader, idx)) {
             r.live = r.live.saturating_sub(1);
+            if c.mode == Mode::Pure {
+                r.live_pure = r.live_pure.saturating_sub(1);
+            }
+            r.live_pure = r.live_pure.min(r.live);
             r.holds |= holds;
             if clean {
                 r.clean = r.clean.saturating_add(1);
@@ -300,24 +311,28 @@ impl Passthrough {
                 return false;
             }
         }
-        let r = seen.map.entry((reader, idx)).or_insert(Record {
+        let fresh = Record {
             clean: 0,
             holds: false,
             live: 0,
+            live_pure: 0,
             last: now,
-        });
+        };
+        let r = seen.map.entry((reader, idx)).or_insert(fresh);
         if r.live == 0 && now.duration_since(r.last) >= MEMORY {
             // Forgotten: the thread id may have been reused by another process.
-            *r = Record {
-                clean: 0,
-                holds: false,
-                live: 0,
-                last: now,
-            };
+            *r = fresh;
         }
-        let proven = r.live == 0 && !r.holds && r.clean >= PROOF;
+        let proven = r.live == r.live_pure && !r.holds && r.clean >= PROOF;
         r.live = r.live.saturating_add(1);
         proven
+    }
+
+    /// The open just counted by [`Passthrough::opened`] is answered pure.
+    fn opened_pure(&self, reader: u32, idx: usize) {
+        if let Some(r) = lock(&self.seen).map.get_mut(&(reader, idx)) {
+            r.live_pure = r.live_pure.saturating_add(1).min(r.live);
+        }
     }
 }
 
@@ -387,6 +402,34 @@ mod tests {
         assert!(!pt.opened(7, stat));
         pt.closed(&closed(f, 7, true, false));
         assert!(!pt.opened(7, stat));
+    }
+
+    #[test]
+    fn a_live_pure_open_does_not_block_the_next_but_a_served_one_does() {
+        let pt = Passthrough::new(Some(share()));
+        let f = VirtualFile::Uptime;
+        prove(&pt, f, 5);
+        assert_eq!(pt.choose(f, 5, b"up").mode, Mode::Pure);
+        // Its RELEASE is still on its way: the next open of the poller stays pure.
+        assert_eq!(pt.choose(f, 5, b"up").mode, Mode::Pure);
+        // A new rendering cannot replace the memfd under those two.
+        assert_eq!(pt.choose(f, 5, b"up 2").mode, Mode::Flagged);
+        // That served open may be held and rewound: nothing more is pure while it lives.
+        assert_eq!(pt.choose(f, 5, b"up").mode, Mode::Flagged);
+        let pure = Closed {
+            mode: Mode::Pure,
+            ..closed(f, 5, false, false)
+        };
+        let served = closed(f, 5, true, false);
+        for c in [&pure, &pure, &served] {
+            pt.closed(c);
+        }
+        pt.released_pure(f);
+        pt.released_pure(f);
+        assert_eq!(pt.choose(f, 5, b"up 2").mode, Mode::Flagged);
+        pt.closed(&served);
+        pt.closed(&served);
+        assert_eq!(pt.choose(f, 5, b"up 2").mode, Mode::Pure);
     }
 
     #[test]
