@@ -18,7 +18,9 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 1.0)]
     pub seconds: f64,
     /// Runs per source and cell, interleaved (lxcfs-rs, LXCFS, kernel, lxcfs-rs, ...).
-    #[arg(long, default_value_t = 3)]
+    /// Five, because on a shared or virtual machine a single run can be off by a third
+    /// and the median of three still moves by a tenth between invocations.
+    #[arg(long, default_value_t = 5)]
     pub reps: usize,
     /// Reader counts (concurrent threads in the container).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
