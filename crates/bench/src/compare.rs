@@ -44,6 +44,13 @@ pub struct CompareArgs {
     /// Extra argument for LXCFS (repeatable), e.g. `--lxcfs-arg=-l`.
     #[arg(long = "lxcfs-arg", allow_hyphen_values = true)]
     pub lxcfs_args: Vec<String>,
+    /// Also measure every file with one reader in each of two containers at once (the
+    /// second with twice the memory limit, so that their renderings differ): lxcfs-rs
+    /// has one passthrough backing file per file, which two containers' overlapping
+    /// opens must take turns on, so this is its worst case and the common one on a
+    /// host where many containers poll.
+    #[arg(long)]
+    pub neighbour: bool,
     /// The container's memory limit.
     #[arg(long, default_value_t = 256)]
     pub memory_mib: u64,
@@ -259,6 +266,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         lx_version: lx_exe.as_deref().map(sys::version_of),
         memory_mib: args.memory_mib,
         container_cpus: cpus.clone(),
+        neighbour_mib: args.neighbour.then_some(args.memory_mib * 2),
         seconds: args.seconds,
         reps: args.reps,
         view: Vec::new(),
@@ -325,16 +333,40 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         }
     }
     let mut ctr = Container::start(&exe, &cg, &cdir, &binds, &intr)?;
+    let ndir = work.join("neighbour");
+    let mut neighbour = match env.neighbour_mib {
+        Some(mib) => {
+            let cg = Cgroup::create(
+                &format!("lxcfs-bench-{}-neighbour", std::process::id()),
+                mib * MIB,
+                &cpus,
+            )?;
+            let c = Container::start(&exe, &cg, &ndir, &binds, &intr)?;
+            Some((c, cg))
+        }
+        None => None,
+    };
+    let cells_per_file = args.readers.len() + usize::from(neighbour.is_some());
     eprintln!(
-        "lxcfs-bench: container up (cgroup {}: {} MiB, cpuset {cpus}); {} runs of {} s",
+        "lxcfs-bench: container up (cgroup {}: {} MiB, cpuset {cpus}){}; {} runs of {} s",
         cg.name,
         args.memory_mib,
-        files.len() * args.readers.len() * args.reps * sources.len(),
+        if neighbour.is_some() {
+            " with a neighbour"
+        } else {
+            ""
+        },
+        files.len() * cells_per_file * args.reps * sources.len(),
         args.seconds
     );
     env.view = container_view(&mut ctr, &cdir, &sources, &files, &intr)?;
 
-    let cells = measure_all(args, &files, &sources, &mut ctr, &mut daemons, &cdir, &intr)?;
+    let mut readers = vec![(&mut ctr, cdir.as_path())];
+    if let Some((c, _)) = neighbour.as_mut() {
+        readers.push((c, ndir.as_path()));
+    }
+    let cells = measure_all(args, &files, &sources, readers, &mut daemons, &intr)?;
+    drop(neighbour);
     drop(ctr);
 
     let mut serving = Vec::new();
@@ -412,49 +444,37 @@ fn container_view(
     Ok(view)
 }
 
+/// A container that reads, and the directory its agent bound the files under.
+type Reader<'a> = (&'a mut Container, &'a Path);
+
 fn measure_all(
     args: &CompareArgs,
     files: &[&'static VFile],
     sources: &[Source],
-    ctr: &mut Container,
+    mut ctrs: Vec<Reader<'_>>,
     daemons: &mut Daemons,
-    cdir: &Path,
     intr: &Interrupt,
 ) -> Result<Vec<Cell>> {
-    let timeout = Duration::from_secs_f64(args.seconds * 2.0 + args.warmup_ms as f64 / 1e3 + 60.0);
     let mut cells = Vec::new();
+    let mut plans: Vec<(usize, bool)> = args.readers.iter().map(|&r| (r, false)).collect();
+    if ctrs.len() > 1 {
+        plans.push((1, true));
+    }
     for f in files {
-        for &readers in &args.readers {
-            let mut cell = Cell::new(f.key, readers);
+        for &(readers, pair) in &plans {
+            let (mut cell, n) = if pair {
+                (Cell::pair(f.key, readers), 2)
+            } else {
+                (Cell::new(f.key, readers), 1)
+            };
             for _rep in 0..args.reps {
                 for &src in sources {
                     intr.check()?;
-                    let path = cdir.join(src.key()).join(f.key);
                     let cpu_before = match daemons.get(src) {
                         Some(d) => Some(d.cpu_ticks().with_context(|| d.health())?),
                         None => None,
                     };
-                    let words: Vec<String> = vec![
-                        "read".into(),
-                        "--file".into(),
-                        path.display().to_string(),
-                        "--seconds".into(),
-                        args.seconds.to_string(),
-                        "--threads".into(),
-                        readers.to_string(),
-                        "--warmup-ms".into(),
-                        args.warmup_ms.to_string(),
-                    ];
-                    let (lines, code) = ctr.request(&words, timeout, intr).with_context(|| {
-                        format!("reading {} of {} in the container", f.key, src.label())
-                    })?;
-                    let row = lines
-                        .iter()
-                        .find(|l| !l.starts_with("file\t"))
-                        .with_context(|| {
-                            format!("no result for {} of {} (exit {code})", f.key, src.label())
-                        })?;
-                    let m = Measurement::from_tsv(row)?;
+                    let m = read_at_once(args, f, src, readers, &mut ctrs[..n], intr)?;
                     let cpu_ticks = match (daemons.get(src), cpu_before) {
                         (Some(d), Some(before)) => {
                             Some(d.cpu_ticks().with_context(|| d.health())? - before)
@@ -477,6 +497,49 @@ fn measure_all(
         }
     }
     Ok(cells)
+}
+
+/// One run of `readers` threads on file `f` of `src` in each container, all at once.
+fn read_at_once(
+    args: &CompareArgs,
+    f: &VFile,
+    src: Source,
+    readers: usize,
+    ctrs: &mut [Reader<'_>],
+    intr: &Interrupt,
+) -> Result<Measurement> {
+    let timeout = Duration::from_secs_f64(args.seconds * 2.0 + args.warmup_ms as f64 / 1e3 + 60.0);
+    for (ctr, dir) in ctrs.iter_mut() {
+        let path = dir.join(src.key()).join(f.key);
+        let words: Vec<String> = vec![
+            "read".into(),
+            "--file".into(),
+            path.display().to_string(),
+            "--seconds".into(),
+            args.seconds.to_string(),
+            "--threads".into(),
+            readers.to_string(),
+            "--warmup-ms".into(),
+            args.warmup_ms.to_string(),
+        ];
+        ctr.send(&words)?;
+    }
+    let mut all: Option<Measurement> = None;
+    for (ctr, _) in ctrs.iter_mut() {
+        let (lines, code) = ctr
+            .answer(timeout, intr)
+            .with_context(|| format!("reading {} of {} in the container", f.key, src.label()))?;
+        let row = lines
+            .iter()
+            .find(|l| !l.starts_with("file\t"))
+            .with_context(|| format!("no result for {} of {} (exit {code})", f.key, src.label()))?;
+        let m = Measurement::from_tsv(row)?;
+        all = Some(match all {
+            Some(a) => Measurement::together(&a, &m),
+            None => m,
+        });
+    }
+    all.context("no container to read in")
 }
 
 /// Rounds of `args.containers` short-lived containers reading this daemon's meminfo and

@@ -206,12 +206,23 @@ impl Container {
         timeout: Duration,
         intr: &Interrupt,
     ) -> Result<(Vec<String>, i32)> {
+        self.send(words)?;
+        self.answer(timeout, intr)
+    }
+
+    /// Send one request without waiting for its answer (to run two containers at once).
+    pub fn send(&mut self, words: &[String]) -> Result<()> {
         let stdin = self
             .stdin
             .as_mut()
             .context("the container's stdin is closed")?;
         writeln!(stdin, "{}", words.join("\t"))?;
         stdin.flush()?;
+        Ok(())
+    }
+
+    /// The output lines and exit code of the request sent last.
+    pub fn answer(&mut self, timeout: Duration, intr: &Interrupt) -> Result<(Vec<String>, i32)> {
         let mut lines = Vec::new();
         loop {
             let l = self.next_line(timeout, intr)?;

@@ -70,6 +70,31 @@ impl Measurement {
         }
     }
 
+    /// Two runs at the same time (one per container) as one: their reads together over
+    /// the longer wall time, the higher of their percentiles.
+    pub fn together(a: &Measurement, b: &Measurement) -> Measurement {
+        let ops = a.ops + b.ops;
+        let weighted = |x: f64, y: f64| {
+            if ops == 0 {
+                0.0
+            } else {
+                (x * a.ops as f64 + y * b.ops as f64) / ops as f64
+            }
+        };
+        Measurement {
+            file: a.file.clone(),
+            threads: a.threads + b.threads,
+            ops,
+            seconds: a.seconds.max(b.seconds),
+            p50_us: a.p50_us.max(b.p50_us),
+            p99_us: a.p99_us.max(b.p99_us),
+            mean_us: weighted(a.mean_us, b.mean_us),
+            max_us: a.max_us.max(b.max_us),
+            bytes: a.bytes,
+            error: a.error.clone().or_else(|| b.error.clone()),
+        }
+    }
+
     fn failed(file: &Path, threads: usize, error: String) -> Measurement {
         Measurement {
             file: file.display().to_string(),

@@ -17,6 +17,8 @@ pub struct Environment {
     pub lx_version: Option<String>,
     pub memory_mib: u64,
     pub container_cpus: String,
+    /// The second container's memory limit, with `--neighbour`.
+    pub neighbour_mib: Option<u64>,
     pub seconds: f64,
     pub reps: usize,
     /// What the container saw of each source (MemTotal, online CPUs).
@@ -37,7 +39,10 @@ pub struct Run {
 /// All runs of one file with one reader count, per source (indexed by `Source::index`).
 pub struct Cell {
     pub file: &'static str,
+    /// Readers per container.
     pub readers: usize,
+    /// Containers reading at the same time (1, or 2 with `--neighbour`).
+    pub containers: usize,
     pub runs: [Vec<Run>; 3],
 }
 
@@ -86,8 +91,22 @@ impl Cell {
         Cell {
             file,
             readers,
+            containers: 1,
             runs: [Vec::new(), Vec::new(), Vec::new()],
         }
+    }
+
+    /// The same file read by `readers` in each of two containers at once.
+    pub fn pair(file: &'static str, readers: usize) -> Cell {
+        Cell {
+            containers: 2,
+            ..Cell::new(file, readers)
+        }
+    }
+
+    /// The readers column: `1`, or `1+1` for one reader in each of two containers.
+    pub fn readers_label(&self) -> String {
+        vec![self.readers.to_string(); self.containers].join("+")
     }
 
     fn runs(&self, src: Source) -> &[Run] {
@@ -127,8 +146,12 @@ impl Cell {
         let mut s = format!(
             "{:<10} {} reader{}:",
             self.file,
-            self.readers,
-            if self.readers == 1 { " " } else { "s" }
+            self.readers_label(),
+            if self.readers * self.containers == 1 {
+                " "
+            } else {
+                "s"
+            }
         );
         for &src in sources {
             let v = self
@@ -191,6 +214,14 @@ impl Report {
              namespace, files bind-mounted",
             e.memory_mib, e.container_cpus
         );
+        if let Some(mib) = e.neighbour_mib {
+            let _ = writeln!(
+                s,
+                "- `1+1` rows: a second container (memory limit {mib} MiB, the same cpuset) \
+                 reads the same file through the same source at the same time; ops/s are both \
+                 containers together, p50 and p99 the higher of the two"
+            );
+        }
         for (src, view) in &e.view {
             let _ = writeln!(s, "- the container sees via {}: {view}", src.label());
         }
@@ -215,7 +246,7 @@ impl Report {
                 s,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 c.file,
-                c.readers,
+                c.readers_label(),
                 num(c.median(Source::Rs, ops), 0),
                 lxv(&|| num(c.median(Source::Lxcfs, ops), 0)),
                 num(c.median(Source::Kernel, ops), 0),
@@ -243,7 +274,7 @@ impl Report {
         }
         s.push('\n');
         for c in &self.cells {
-            let _ = write!(s, "| {} | {} |", c.file, c.readers);
+            let _ = write!(s, "| {} | {} |", c.file, c.readers_label());
             for &src in &self.sources {
                 let _ = write!(
                     s,
@@ -399,7 +430,7 @@ impl Report {
                         "{}\t{}\t{}\t{}\t{}\t{}",
                         src.key(),
                         c.file,
-                        c.readers,
+                        c.readers_label(),
                         i,
                         r.cpu_ticks.map_or("-".to_string(), |t| t.to_string()),
                         r.m.tsv()
@@ -436,6 +467,26 @@ mod tests {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn two_containers_are_labelled_and_added_up() {
+        assert_eq!(Cell::new("stat", 2).readers_label(), "2");
+        assert_eq!(Cell::pair("stat", 1).readers_label(), "1+1");
+        let mut a = m(1000, 40.0);
+        a.error = None;
+        let mut b = m(500, 80.0);
+        b.seconds = 1.25;
+        b.error = Some("EIO".into());
+        let t = Measurement::together(&a, &b);
+        assert_eq!(t.ops, 1500);
+        assert_eq!(t.threads, 2);
+        assert_eq!(t.seconds, 1.25);
+        assert_eq!(t.ops_per_s(), 1200.0);
+        assert_eq!((t.p50_us, t.p99_us, t.max_us), (80.0, 160.0, 240.0));
+        // Weighted by reads: (40 * 1000 + 80 * 500) / 1500.
+        assert!((t.mean_us - 160.0 / 3.0).abs() < 1e-9);
+        assert_eq!(t.error.as_deref(), Some("EIO"));
     }
 
     #[test]

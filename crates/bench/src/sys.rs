@@ -97,7 +97,7 @@ pub struct Workdir {
     pub path: PathBuf,
 }
 
-pub const WORK_DIRS: [&str; 3] = ["lxcfs-rs", "lxcfs", "container"];
+pub const WORK_DIRS: [&str; 4] = ["lxcfs-rs", "lxcfs", "container", "neighbour"];
 
 impl Workdir {
     pub fn create() -> Result<Workdir> {
