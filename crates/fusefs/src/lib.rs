@@ -46,6 +46,9 @@ pub struct ServeConfig {
     /// clone would belong to the worker, and the kernel fails the requests queued on
     /// a clone when it is closed, which a dying worker would do.
     pub threads: usize,
+    /// `Some(spin)`: one thread at a time reads requests and polls for `spin` after
+    /// each (fuser's `relay` patch); the others take over before slow work.
+    pub poll: Option<std::time::Duration>,
     /// Which worker this is (1, 2, …): file handles carry it, so a handle opened by a
     /// previous worker is never mistaken for one of ours.
     pub generation: u64,
@@ -477,6 +480,10 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = false;
+    config.relay_spin = cfg.poll;
+    if cfg.poll.is_some() {
+        hostview::set_slow_work_hook(fuser::hand_off);
+    }
     let fs = LxcFs::new(host, cfg.generation, cfg.passthrough.clone());
     let pt = fs.pt.clone();
     let session = if cfg.initialized {
@@ -491,3 +498,6 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
     };
     session.spawn()
 }
+
+#[cfg(test)]
+mod relay_tests;

@@ -17,6 +17,7 @@ mod logonce;
 mod memory;
 pub mod pidns;
 mod rendercache;
+mod slow;
 mod sys;
 mod tasks;
 mod taskstats;
@@ -34,6 +35,7 @@ pub use error::{Error, Result};
 pub use files::VirtualFile;
 pub use fsio::{Dir, DirEntry};
 pub use pidns::{InitResolver, NsId, ResolverKind};
+pub use slow::set_slow_work_hook;
 pub use sys::{SharedWords, adopt_inherited_fd};
 
 use cache::ContainerCache;
@@ -190,6 +192,7 @@ impl Host {
             }
             self.cache.remove(ns);
         }
+        slow::slow_work();
         let init = match self.cache.init_of(ns) {
             Some(i) if NsId::of(&self.proc, i).ok() == Some(ns) => i,
             _ => self.resolver.resolve(&self.proc, tid, ns)?,
@@ -254,6 +257,7 @@ impl Host {
                 return Ok(());
             }
         }
+        slow::slow_work();
         self.render_fresh(file, &c, tid, out)?;
         if shareable {
             self.renders.put(key, Arc::new(out.clone()), now);

@@ -440,6 +440,7 @@ fn worker_args(cli: &Cli) -> Vec<String> {
     if let Some(t) = cli.threads {
         a.push(format!("--threads={t}"));
     }
+    a.push(format!("--fuse-poll-us={}", cli.fuse_poll_us));
     a.push(format!("--init-resolver={}", cli.init_resolver.as_str()));
     a.push(format!("--host-root={}", cli.host_root.display()));
     a

@@ -60,6 +60,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Signals::new([SIGTERM, SIGINT, SIGUSR2]).context("cannot install signal handlers")?;
     let cfg = fusefs::ServeConfig {
         threads: cli.threads(),
+        poll: cli.fuse_poll(),
         generation: cli.generation,
         initialized: cli.fuse_initialized,
         passthrough: share,
@@ -67,10 +68,14 @@ pub fn run(cli: &Cli) -> Result<()> {
     let session =
         fusefs::serve(host.clone(), fuse, &cfg).context("cannot serve the FUSE connection")?;
     tracing::info!(
-        "worker {} (generation {}) serving with {} threads{}",
+        "worker {} (generation {}) serving with {} threads{}{}",
         std::process::id(),
         cfg.generation,
         cfg.threads,
+        match cfg.poll {
+            Some(p) => format!(", one polling for {} µs after each request", p.as_micros()),
+            None => String::new(),
+        },
         if cfg.initialized {
             ", adopted the connection"
         } else {

@@ -93,6 +93,9 @@ mod mnt;
 mod notify;
 mod open_flags;
 mod passthrough;
+#[doc(hidden)]
+pub mod relay;
+pub use crate::relay::hand_off;
 mod poll_events;
 mod read_buf;
 mod rename_flags;

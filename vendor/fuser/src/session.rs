@@ -318,6 +318,7 @@ impl<FS: Filesystem> Session<FS> {
         channels.push(ch);
 
         let mut threads = Vec::with_capacity(n_threads);
+        let relay = config.relay_spin.map(crate::relay::Relay::new);
 
         for (i, ch) in channels.into_iter().enumerate() {
             let thread_name = format!("fuser-{i}");
@@ -327,6 +328,7 @@ impl<FS: Filesystem> Session<FS> {
                 ch,
                 allowed,
                 session_owner,
+                relay: relay.clone(),
             };
             threads.push(
                 thread::Builder::new()
@@ -547,39 +549,80 @@ pub(crate) struct SessionEventLoop<FS: Filesystem> {
     pub(crate) filesystem: Arc<FilesystemHolder<FS>>,
     pub(crate) allowed: SessionACL,
     pub(crate) session_owner: Uid,
+    /// lxcfs-rs patch: see `relay`.
+    pub(crate) relay: Option<Arc<crate::relay::Relay>>,
 }
 
 impl<FS: Filesystem> SessionEventLoop<FS> {
     fn event_loop(&self) -> io::Result<()> {
+        let Some(relay) = &self.relay else {
+            return self.serve(None);
+        };
+        let r = self.serve(Some(relay));
+        // Whatever ended this thread's loop ends the connection for the waiting ones.
+        relay.close();
+        r
+    }
+
+    fn serve(&self, relay: Option<&Arc<crate::relay::Relay>>) -> io::Result<()> {
+        use crate::relay::Role;
         // Buffer for receiving requests from the kernel. Only one is allocated and
         // it is reused immediately after dispatching to conserve memory and allocations.
         let mut buf = FuseReadBuf::new();
         let buf = buf.as_mut();
         loop {
+            let role = match relay {
+                Some(r) if r.leading() => Role::Leader,
+                Some(r) => r.acquire(),
+                None => Role::Helper,
+            };
+            match role {
+                Role::Done => return Ok(()),
+                Role::Leader => {
+                    if let Some(r) = relay {
+                        r.spin(&self.ch);
+                    }
+                }
+                Role::Helper => {}
+            }
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
-            match self.ch.receive_retrying(buf) {
-                Ok(size) => match RequestWithSender::new(self.ch.sender(), &buf[..size]) {
-                    // Dispatch request
-                    Some(req) => {
-                        if let Ok(Operation::Destroy(_)) = req.request.operation() {
-                            req.reply::<ReplyEmpty>().ok();
-                            return Ok(());
-                        } else {
-                            req.dispatch(self)
-                        }
-                    }
-                    // Quit loop on illegal request
-                    None => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "Invalid request",
-                        ));
-                    }
-                },
-                Err(nix::errno::Errno::ENODEV) => return Ok(()),
-                Err(err) => return Err(err.into()),
+            let received = self.ch.receive_retrying(buf);
+            if let (Some(r), Role::Leader) = (relay, role) {
+                r.busy();
             }
+            let done = self.handle(received, buf);
+            if let (Some(r), Role::Leader) = (relay, role) {
+                r.idle();
+            }
+            if let Some(end) = done {
+                return end;
+            }
+        }
+    }
+
+    /// Dispatch what one read returned; `Some` ends the loop.
+    fn handle(&self, received: nix::Result<usize>, buf: &[u8]) -> Option<io::Result<()>> {
+        match received {
+            Ok(size) => match RequestWithSender::new(self.ch.sender(), &buf[..size]) {
+                // Dispatch request
+                Some(req) => {
+                    if let Ok(Operation::Destroy(_)) = req.request.operation() {
+                        req.reply::<ReplyEmpty>().ok();
+                        Some(Ok(()))
+                    } else {
+                        req.dispatch(self);
+                        None
+                    }
+                }
+                // Quit loop on illegal request
+                None => Some(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "Invalid request",
+                ))),
+            },
+            Err(nix::errno::Errno::ENODEV) => Some(Ok(())),
+            Err(err) => Some(Err(err.into())),
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct Config {
     /// This enables more efficient request processing
     /// when multiple threads are used. Requires Linux 4.5+.
     pub clone_fd: bool,
+    /// lxcfs-rs patch: with `Some(spin)`, one thread at a time reads the device and
+    /// polls it for `spin` before blocking (see `relay`); `None`: every thread reads.
+    pub relay_spin: Option<std::time::Duration>,
 }
 
 /// Mount options accepted by the FUSE filesystem type

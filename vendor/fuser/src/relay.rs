@@ -1,0 +1,191 @@
+//! lxcfs-rs patch: one event-loop thread at a time reads `/dev/fuse` (the leader), and
+//! it polls for a moment before it blocks.
+//!
+//! Every thread blocked in `read(2)` on the device sits in the connection's one wait
+//! queue, and every request the kernel queues wakes one of them: on a virtual machine
+//! that wake-up is an inter-processor interrupt paid inside the reader's `open(2)` and
+//! `close(2)` (the asynchronous RELEASE wakes a thread too), tens of microseconds on a
+//! nested one. Here only the leader waits on the device; the other threads wait on a
+//! condition variable, which the kernel's wake-up never touches. After each request the
+//! leader polls the device (`poll(2)` with a zero timeout) for `spin` before it blocks,
+//! so the requests of a burst (an OPEN, then its RELEASE, then the next file's OPEN)
+//! are picked up by a running thread and wake nobody.
+//!
+//! The leader serves what it reads itself. Before work that may take long the file
+//! system calls [`hand_off`], which gives the lead to a waiting thread, so that other
+//! readers are not queued behind it. A leader that stays inside one request longer than
+//! [`STUCK`] without handing off is helped anyway: a watching thread starts reading
+//! beside it.
+//!
+//! Public (hidden) only so that lxcfs-rs can test it: the vendored crate's own tests
+//! need dev-dependencies that are not vendored.
+
+use std::cell::RefCell;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+/// A leader busy this long in one request gets a helper.
+pub const STUCK: Duration = Duration::from_millis(100);
+/// How often the watching thread looks at the leader.
+const WATCH: Duration = Duration::from_millis(250);
+
+#[derive(Debug)]
+pub struct Relay {
+    state: Mutex<State>,
+    turn: Condvar,
+    spin: Duration,
+    epoch: Instant,
+    /// When the leader started its current request, in ns since `epoch` (+1); 0 when it
+    /// is reading.
+    busy_since: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    leader: bool,
+    watchman: bool,
+    closed: bool,
+}
+
+/// How a thread may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The one reader: polls, then blocks.
+    Leader,
+    /// Reads once beside a stuck leader.
+    Helper,
+    /// The connection ended.
+    Done,
+}
+
+thread_local! {
+    static LEADING: RefCell<Option<Arc<Relay>>> = const { RefCell::new(None) };
+}
+
+/// Give the lead to a waiting thread before work that may take long (a no-op on any
+/// thread but the leader, and without a relay).
+pub fn hand_off() {
+    if let Some(relay) = LEADING.with(|l| l.borrow_mut().take()) {
+        relay.release();
+    }
+}
+
+impl Relay {
+    pub fn new(spin: Duration) -> Arc<Relay> {
+        Arc::new(Relay {
+            state: Mutex::new(State::default()),
+            turn: Condvar::new(),
+            spin,
+            epoch: Instant::now(),
+            busy_since: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is three flags set under the lock; a panic cannot leave them torn.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stamp(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn stuck(&self) -> bool {
+        let since = self.busy_since.load(Ordering::Relaxed);
+        since != 0 && self.stamp().saturating_sub(since) > STUCK.as_nanos() as u64
+    }
+
+    /// Wait for the lead (or for a stuck leader to help, or for the end).
+    pub fn acquire(self: &Arc<Self>) -> Role {
+        let mut st = self.lock();
+        let mut watching = false;
+        let role = loop {
+            if st.closed {
+                break Role::Done;
+            }
+            if !st.leader {
+                st.leader = true;
+                LEADING.with(|l| *l.borrow_mut() = Some(self.clone()));
+                break Role::Leader;
+            }
+            if !watching && !st.watchman {
+                st.watchman = true;
+                watching = true;
+            }
+            if watching {
+                st = match self.turn.wait_timeout(st, WATCH) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+                if st.leader && !st.closed && self.stuck() {
+                    break Role::Helper;
+                }
+            } else {
+                st = self.turn.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        if watching {
+            st.watchman = false;
+            // Someone else may watch now.
+            self.turn.notify_one();
+        }
+        role
+    }
+
+    /// Whether this thread still leads (it has not handed off).
+    pub fn leading(&self) -> bool {
+        LEADING.with(|l| l.borrow().is_some())
+    }
+
+    fn release(&self) {
+        self.busy_since.store(0, Ordering::Relaxed);
+        let mut st = self.lock();
+        st.leader = false;
+        drop(st);
+        self.turn.notify_one();
+    }
+
+    /// The connection ended: let every thread go.
+    pub fn close(&self) {
+        LEADING.with(|l| l.borrow_mut().take());
+        let mut st = self.lock();
+        st.closed = true;
+        st.leader = false;
+        drop(st);
+        self.turn.notify_all();
+    }
+
+    /// Poll the device for up to `spin`; true when a request is waiting.
+    pub fn spin<F: AsFd>(&self, dev: &F) -> bool {
+        if self.spin.is_zero() {
+            return false;
+        }
+        let start = Instant::now();
+        loop {
+            let mut fds = [PollFd::new(dev.as_fd(), PollFlags::POLLIN)];
+            match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+                Ok(n) if n > 0 => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+            if start.elapsed() >= self.spin {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// The leader starts serving a request.
+    pub fn busy(&self) {
+        self.busy_since.store(self.stamp(), Ordering::Relaxed);
+    }
+
+    /// The leader is back to reading.
+    pub fn idle(&self) {
+        self.busy_since.store(0, Ordering::Relaxed);
+    }
+}
