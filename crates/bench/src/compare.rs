@@ -51,6 +51,11 @@ pub struct CompareArgs {
     /// host where many containers poll.
     #[arg(long)]
     pub neighbour: bool,
+    /// Pause of each reader between cycles, in µs (0: a tight loop). Paced readers show
+    /// the daemons' CPU per read and latency when reads do not come back to back, as
+    /// with pollers; ops/s then mostly shows the pace.
+    #[arg(long, default_value_t = 0)]
+    pub pause_us: u64,
     /// The container's memory limit.
     #[arg(long, default_value_t = 256)]
     pub memory_mib: u64,
@@ -267,6 +272,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         memory_mib: args.memory_mib,
         container_cpus: cpus.clone(),
         neighbour_mib: args.neighbour.then_some(args.memory_mib * 2),
+        pause_us: args.pause_us,
         seconds: args.seconds,
         reps: args.reps,
         view: Vec::new(),
@@ -521,6 +527,8 @@ fn read_at_once(
             readers.to_string(),
             "--warmup-ms".into(),
             args.warmup_ms.to_string(),
+            "--pause-us".into(),
+            args.pause_us.to_string(),
         ];
         ctr.send(&words)?;
     }

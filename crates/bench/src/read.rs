@@ -28,6 +28,11 @@ pub struct ReadArgs {
     /// Unmeasured single-reader loop before each file (first-read costs, caches).
     #[arg(long, default_value_t = 100)]
     pub warmup_ms: u64,
+    /// Pause of each reader between cycles (not timed): 0 is a tight loop; a pause
+    /// paces the readers like pollers and shows the daemon's cost per read when reads
+    /// do not come back to back.
+    #[arg(long, default_value_t = 0)]
+    pub pause_us: u64,
     /// `json`: one JSON object per file and line; `tsv`: a header line, then one row per file.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
@@ -213,7 +218,8 @@ pub fn run(args: &ReadArgs) -> Result<()> {
     }
     let mut failed = 0;
     for file in &args.files {
-        let m = measure(file, duration, args.threads, warmup);
+        let pause = Duration::from_micros(args.pause_us);
+        let m = measure(file, duration, args.threads, warmup, pause);
         if m.error.is_some() {
             failed += 1;
         }
@@ -253,7 +259,7 @@ struct Reader {
     error: Option<String>,
 }
 
-fn reader(path: &Path, duration: Duration, barrier: &Barrier) -> Reader {
+fn reader(path: &Path, duration: Duration, pause: Duration, barrier: &Barrier) -> Reader {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut lat_ns = Vec::with_capacity(1 << 16);
     let mut bytes = 0;
@@ -276,6 +282,10 @@ fn reader(path: &Path, duration: Duration, barrier: &Barrier) -> Reader {
         if t1 >= deadline {
             break;
         }
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+            t0 = Instant::now();
+        }
     }
     Reader {
         lat_ns,
@@ -287,7 +297,13 @@ fn reader(path: &Path, duration: Duration, barrier: &Barrier) -> Reader {
 }
 
 /// Read `path` with `threads` concurrent readers for `duration`, after a warm-up.
-pub fn measure(path: &Path, duration: Duration, threads: usize, warmup: Duration) -> Measurement {
+pub fn measure(
+    path: &Path,
+    duration: Duration,
+    threads: usize,
+    warmup: Duration,
+    pause: Duration,
+) -> Measurement {
     let mut buf = vec![0u8; BUF_SIZE];
     let warm_end = Instant::now() + warmup;
     loop {
@@ -302,7 +318,7 @@ pub fn measure(path: &Path, duration: Duration, threads: usize, warmup: Duration
     let barrier = Barrier::new(threads);
     let readers: Vec<Reader> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| s.spawn(|| reader(path, duration, &barrier)))
+            .map(|_| s.spawn(|| reader(path, duration, pause, &barrier)))
             .collect();
         handles
             .into_iter()
@@ -425,13 +441,25 @@ mod tests {
             Duration::from_millis(50),
             2,
             Duration::from_millis(5),
+            Duration::ZERO,
         );
         assert!(m.error.is_none(), "{m:?}");
         assert!(m.ops > 0 && m.bytes > 0 && m.p50_us > 0.0 && m.p99_us >= m.p50_us);
+        // A 10 ms pause: at most 6 cycles per thread in 50 ms, and the pause is not timed.
+        let paced = measure(
+            Path::new("/proc/self/stat"),
+            Duration::from_millis(50),
+            2,
+            Duration::ZERO,
+            Duration::from_millis(10),
+        );
+        assert!(paced.ops >= 2 && paced.ops <= 12, "{paced:?}");
+        assert!(paced.p99_us < 10_000.0, "{paced:?}");
         let missing = measure(
             Path::new("/nonexistent/lxcfs-bench"),
             Duration::from_millis(10),
             1,
+            Duration::ZERO,
             Duration::ZERO,
         );
         assert!(missing.error.is_some() && missing.ops == 0);

@@ -19,6 +19,8 @@ pub struct Environment {
     pub container_cpus: String,
     /// The second container's memory limit, with `--neighbour`.
     pub neighbour_mib: Option<u64>,
+    /// Each reader's pause between cycles.
+    pub pause_us: u64,
     pub seconds: f64,
     pub reps: usize,
     /// What the container saw of each source (MemTotal, online CPUs).
@@ -214,6 +216,14 @@ impl Report {
              namespace, files bind-mounted",
             e.memory_mib, e.container_cpus
         );
+        if e.pause_us > 0 {
+            let _ = writeln!(
+                s,
+                "- paced readers: each pauses {} µs between cycles (not timed), so ops/s \
+                 mostly shows the pace",
+                e.pause_us
+            );
+        }
         if let Some(mib) = e.neighbour_mib {
             let _ = writeln!(
                 s,
