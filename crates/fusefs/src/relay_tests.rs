@@ -75,11 +75,49 @@ fn spin_returns_as_soon_as_a_request_waits() {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let r = Relay::new(Duration::from_millis(20));
     let t = Instant::now();
-    assert!(!r.spin(&a));
+    assert!(!r.spin(&a, Duration::from_millis(20)));
     assert!(t.elapsed() >= Duration::from_millis(20));
     std::io::Write::write_all(&mut &b, b"x").unwrap();
     let t = Instant::now();
-    assert!(r.spin(&a));
+    assert!(r.spin(&a, Duration::from_secs(10)));
     assert!(t.elapsed() < Duration::from_millis(20));
-    assert!(!Relay::new(Duration::ZERO).spin(&a));
+    assert!(!r.spin(&a, Duration::ZERO));
+}
+
+const OPEN: u32 = 14;
+const RELEASE: u32 = 18;
+
+#[test]
+fn polling_after_a_release_adapts_to_the_next_request() {
+    let spin = Duration::from_micros(80);
+    let r = Relay::new(spin);
+    // Full budget after an OPEN (its RELEASE follows) and before any request.
+    assert_eq!(r.budget(None), spin);
+    assert_eq!(r.budget(Some(OPEN)), spin);
+    assert_eq!(r.budget(Some(RELEASE)), spin);
+    // Requests a millisecond after each RELEASE: the budget halves, then stops.
+    let slow = Duration::from_millis(1);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        r.learn(Some(RELEASE), slow);
+        seen.push(r.budget(Some(RELEASE)).as_micros());
+    }
+    assert_eq!(seen, [40, 20, 10, 0, 0]);
+    // Whatever follows an OPEN teaches nothing, and the OPEN budget never shrinks.
+    r.learn(Some(OPEN), Duration::from_micros(5));
+    assert_eq!(r.budget(Some(RELEASE)), Duration::ZERO);
+    assert_eq!(r.budget(Some(OPEN)), spin);
+    // Back-to-back requests again: it grows back to the full budget.
+    let fast = Duration::from_micros(5);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        r.learn(Some(RELEASE), fast);
+        seen.push(r.budget(Some(RELEASE)).as_micros());
+    }
+    assert_eq!(seen, [10, 20, 40, 80, 80]);
+    assert_eq!(
+        fuser::relay::opcode(&[0, 0, 0, 0, 18, 0, 0, 0]),
+        Some(18u32.to_le())
+    );
+    assert_eq!(fuser::relay::opcode(&[0; 7]), None);
 }

@@ -183,12 +183,31 @@ fn a_polling_reader_is_served_by_the_kernel() {
     assert_eq!(mem_total(&memfd_meminfo(&d)), Some(A_KB));
 }
 
+/// By default one FUSE thread reads requests and polls between them (fuser's relay
+/// patch): four readers in two containers keep it busy with back-to-back requests.
 #[test]
 fn polling_containers_each_read_their_own_values() {
+    let d = polling_containers("pt", &[]);
+    assert!(
+        d.log_text()
+            .contains("one polling for 50 µs after each request"),
+        "{}",
+        d.log_text()
+    );
+}
+
+/// The same with the classic event loop, every thread reading the device.
+#[test]
+fn polling_containers_each_read_their_own_values_without_the_relay() {
+    let d = polling_containers("pt-classic", &["--fuse-poll-us=0"]);
+    assert!(!d.log_text().contains("one polling"), "{}", d.log_text());
+}
+
+fn polling_containers(tag: &str, args: &[&str]) -> Daemon {
     require_perl();
-    let d = Daemon::start(&[]);
-    let a = Cgroup::with_memory_limit("pt-a", 128 * MIB);
-    let b = Cgroup::with_memory_limit("pt-b", 384 * MIB);
+    let d = Daemon::start(args);
+    let a = Cgroup::with_memory_limit(&format!("{tag}-a"), 128 * MIB);
+    let b = Cgroup::with_memory_limit(&format!("{tag}-b"), 384 * MIB);
     let n = 1500;
     let outs: Vec<Output> = std::thread::scope(|s| {
         let mut hs = Vec::new();
@@ -201,6 +220,7 @@ fn polling_containers_each_read_their_own_values() {
     for out in &outs {
         assert_all_ok(out, n, &d);
     }
+    d
 }
 
 /// A container holds a pure open of meminfo (its rendering in the memfd) while

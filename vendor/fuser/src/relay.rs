@@ -11,6 +11,15 @@
 //! so the requests of a burst (an OPEN, then its RELEASE, then the next file's OPEN)
 //! are picked up by a running thread and wake nobody.
 //!
+//! What follows a request decides how long polling pays. An OPEN is followed by its
+//! RELEASE as soon as the reader has read and closed, so after anything but a RELEASE
+//! (or FORGET) the leader polls for the full `spin`. After a RELEASE the next request
+//! is another reader's, or the same reader's next poll: back to back in a tight loop or
+//! a burst of files, a second later for a poller. That budget adapts: it doubles when
+//! the next request came within `spin` of the RELEASE (polling would catch it) and
+//! halves, down to nothing, when it did not, so an idle or slowly polled daemon spends
+//! the poll once per read, not twice.
+//!
 //! The leader serves what it reads itself. Before work that may take long the file
 //! system calls [`hand_off`], which gives the lead to a waiting thread, so that other
 //! readers are not queued behind it. A leader that stays inside one request longer than
@@ -42,6 +51,23 @@ pub struct Relay {
     /// When the leader started its current request, in ns since `epoch` (+1); 0 when it
     /// is reading.
     busy_since: AtomicU64,
+    /// The polling budget after a RELEASE or FORGET, in ns (see the module doc).
+    after_release: AtomicU64,
+}
+
+/// Requests after which the next one is not the same reader's continuation.
+const FUSE_FORGET: u32 = 2;
+const FUSE_RELEASE: u32 = 18;
+const FUSE_BATCH_FORGET: u32 = 42;
+
+/// The opcode of a request in `buf` (the second word of `fuse_in_header`).
+pub fn opcode(buf: &[u8]) -> Option<u32> {
+    let b: [u8; 4] = buf.get(4..8)?.try_into().ok()?;
+    Some(u32::from_ne_bytes(b))
+}
+
+fn ends_a_burst(op: u32) -> bool {
+    matches!(op, FUSE_RELEASE | FUSE_FORGET | FUSE_BATCH_FORGET)
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +108,7 @@ impl Relay {
             spin,
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
+            after_release: AtomicU64::new(nanos(spin)),
         })
     }
 
@@ -159,9 +186,38 @@ impl Relay {
         self.turn.notify_all();
     }
 
-    /// Poll the device for up to `spin`; true when a request is waiting.
-    pub fn spin<F: AsFd>(&self, dev: &F) -> bool {
-        if self.spin.is_zero() {
+    /// How long to poll after a request with opcode `after` (`None`: no request yet).
+    pub fn budget(&self, after: Option<u32>) -> Duration {
+        match after {
+            Some(op) if ends_a_burst(op) => {
+                Duration::from_nanos(self.after_release.load(Ordering::Relaxed))
+            }
+            _ => self.spin,
+        }
+    }
+
+    /// The request after one with opcode `after` arrived `gap` after that one was
+    /// served: adapt the budget after a RELEASE.
+    pub fn learn(&self, after: Option<u32>, gap: Duration) {
+        if !after.is_some_and(ends_a_burst) {
+            return;
+        }
+        let max = nanos(self.spin);
+        let floor = max / 8;
+        let cur = self.after_release.load(Ordering::Relaxed);
+        let next = if nanos(gap) <= max {
+            cur.saturating_mul(2).clamp(floor, max)
+        } else if cur / 2 < floor {
+            0
+        } else {
+            cur / 2
+        };
+        self.after_release.store(next, Ordering::Relaxed);
+    }
+
+    /// Poll the device for up to `budget`; true when a request is waiting.
+    pub fn spin<F: AsFd>(&self, dev: &F, budget: Duration) -> bool {
+        if budget.is_zero() {
             return false;
         }
         let start = Instant::now();
@@ -172,7 +228,7 @@ impl Relay {
                 Ok(_) => {}
                 Err(_) => return false,
             }
-            if start.elapsed() >= self.spin {
+            if start.elapsed() >= budget {
                 return false;
             }
             std::hint::spin_loop();
@@ -188,4 +244,8 @@ impl Relay {
     pub fn idle(&self) {
         self.busy_since.store(0, Ordering::Relaxed);
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -570,30 +570,44 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
         // it is reused immediately after dispatching to conserve memory and allocations.
         let mut buf = FuseReadBuf::new();
         let buf = buf.as_mut();
+        // The opcode of the last request this thread served as leader, and when.
+        let mut last: Option<(u32, std::time::Instant)> = None;
         loop {
             let role = match relay {
                 Some(r) if r.leading() => Role::Leader,
-                Some(r) => r.acquire(),
+                Some(r) => {
+                    last = None;
+                    r.acquire()
+                }
                 None => Role::Helper,
             };
             match role {
                 Role::Done => return Ok(()),
                 Role::Leader => {
                     if let Some(r) = relay {
-                        r.spin(&self.ch);
+                        r.spin(&self.ch, r.budget(last.map(|l| l.0)));
                     }
                 }
-                Role::Helper => {}
+                Role::Helper => last = None,
             }
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
             let received = self.ch.receive_retrying(buf);
             if let (Some(r), Role::Leader) = (relay, role) {
+                if let Some((op, at)) = last {
+                    r.learn(Some(op), at.elapsed());
+                }
                 r.busy();
             }
+            let op = received
+                .as_ref()
+                .ok()
+                .and_then(|&n| buf.get(..n))
+                .and_then(crate::relay::opcode);
             let done = self.handle(received, buf);
             if let (Some(r), Role::Leader) = (relay, role) {
                 r.idle();
+                last = op.map(|op| (op, std::time::Instant::now()));
             }
             if let Some(end) = done {
                 return end;
