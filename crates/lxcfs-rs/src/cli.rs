@@ -85,7 +85,9 @@ pub struct Cli {
     #[arg(long = "disable-fuse-passthrough")]
     pub disable_fuse_passthrough: bool,
 
-    /// FUSE event-loop threads (default: CPUs, at least 4, at most 16).
+    /// FUSE event-loop threads (default: CPUs, at least 4, at most 16). With
+    /// --fuse-poll-us above 0 one of them reads requests at a time; the others serve
+    /// the slow ones (renderings, new containers) alongside it.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
@@ -93,8 +95,9 @@ pub struct Cli {
     /// microseconds before it sleeps, and it is the only thread waiting on the FUSE
     /// device (the others take over before any request that reads host files). The
     /// requests of a burst (an open and its release, a tool reading several files) then
-    /// wake no thread, which on virtual machines is most of a read's cost. Costs up to
-    /// this much CPU after each burst. 0: every thread waits on the device.
+    /// wake no thread, which on virtual machines is most of a read's cost. After a
+    /// release the poll shrinks to nothing while requests come further apart, so a
+    /// slowly polled daemon does not pay for it. 0: every thread waits on the device.
     #[arg(long = "fuse-poll-us", value_name = "US", default_value_t = 50,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub fuse_poll_us: u64,
