@@ -605,9 +605,13 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                 .and_then(|&n| buf.get(..n))
                 .and_then(crate::relay::opcode);
             let done = self.handle(received, buf);
+            // A leader that handed off during the request must not clear the new
+            // leader's busy stamp (the stuck-leader watch reads it).
             if let (Some(r), Role::Leader) = (relay, role) {
-                r.idle();
-                last = op.map(|op| (op, std::time::Instant::now()));
+                if r.leading() {
+                    r.idle();
+                    last = op.map(|op| (op, std::time::Instant::now()));
+                }
             }
             if let Some(end) = done {
                 return end;
