@@ -380,13 +380,13 @@ impl Filesystem for LxcFs {
             reply.ok();
             if handles::is_pure(fh.0) {
                 // Also a pure open of a previous worker: its file is the inode's.
-                let file = closed.map(|c| c.file).or_else(|| match tree::node(ino.0) {
-                    Some(Node {
-                        kind: Kind::File(f),
-                        ..
-                    }) => Some(*f),
-                    _ => None,
-                });
+                let file =
+                    closed
+                        .map(|c| c.file)
+                        .or_else(|| match tree::node(ino.0).map(|n| n.kind) {
+                            Some(Kind::File(f)) => Some(f),
+                            _ => None,
+                        });
                 if let Some(f) = file {
                     self.pt.released_pure(f);
                 }

@@ -96,28 +96,33 @@ fn polling_after_a_release_adapts_to_the_next_request() {
     assert_eq!(r.budget(Some(OPEN)), spin);
     assert_eq!(r.budget(Some(RELEASE)), spin);
     // Requests a millisecond after each RELEASE: the budget halves, then stops.
-    let slow = Duration::from_millis(1);
-    let mut seen = Vec::new();
-    for _ in 0..5 {
-        r.learn(Some(RELEASE), slow);
-        seen.push(r.budget(Some(RELEASE)).as_micros());
-    }
-    assert_eq!(seen, [40, 20, 10, 0, 0]);
+    assert_eq!(
+        budgets_after_releases(&r, Duration::from_millis(1)),
+        [40, 20, 10, 0, 0]
+    );
     // Whatever follows an OPEN teaches nothing, and the OPEN budget never shrinks.
-    r.learn(Some(OPEN), Duration::from_micros(5));
+    r.learn(OPEN, Duration::from_micros(5));
     assert_eq!(r.budget(Some(RELEASE)), Duration::ZERO);
     assert_eq!(r.budget(Some(OPEN)), spin);
     // Back-to-back requests again: it grows back to the full budget.
-    let fast = Duration::from_micros(5);
-    let mut seen = Vec::new();
-    for _ in 0..5 {
-        r.learn(Some(RELEASE), fast);
-        seen.push(r.budget(Some(RELEASE)).as_micros());
-    }
-    assert_eq!(seen, [10, 20, 40, 80, 80]);
+    assert_eq!(
+        budgets_after_releases(&r, Duration::from_micros(5)),
+        [10, 20, 40, 80, 80]
+    );
     assert_eq!(
         fuser::relay::opcode(&[0, 0, 0, 0, 18, 0, 0, 0]),
         Some(18u32.to_le())
     );
     assert_eq!(fuser::relay::opcode(&[0; 7]), None);
+}
+
+/// The budget after a RELEASE, in µs, after each of five RELEASEs followed by a request
+/// `gap` later.
+fn budgets_after_releases(r: &Relay, gap: Duration) -> Vec<u128> {
+    (0..5)
+        .map(|_| {
+            r.learn(RELEASE, gap);
+            r.budget(Some(RELEASE)).as_micros()
+        })
+        .collect()
 }

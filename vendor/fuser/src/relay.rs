@@ -118,12 +118,12 @@ impl Relay {
     }
 
     fn stamp(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+        nanos(self.epoch.elapsed()).saturating_add(1)
     }
 
     fn stuck(&self) -> bool {
         let since = self.busy_since.load(Ordering::Relaxed);
-        since != 0 && self.stamp().saturating_sub(since) > STUCK.as_nanos() as u64
+        since != 0 && self.stamp().saturating_sub(since) > nanos(STUCK)
     }
 
     /// Wait for the lead (or for a stuck leader to help, or for the end).
@@ -198,8 +198,8 @@ impl Relay {
 
     /// The request after one with opcode `after` arrived `gap` after that one was
     /// served: adapt the budget after a RELEASE.
-    pub fn learn(&self, after: Option<u32>, gap: Duration) {
-        if !after.is_some_and(ends_a_burst) {
+    pub fn learn(&self, after: u32, gap: Duration) {
+        if !ends_a_burst(after) {
             return;
         }
         let max = nanos(self.spin);

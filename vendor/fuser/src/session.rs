@@ -595,7 +595,7 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
             let received = self.ch.receive_retrying(buf);
             if let (Some(r), Role::Leader) = (relay, role) {
                 if let Some((op, at)) = last {
-                    r.learn(Some(op), at.elapsed());
+                    r.learn(op, at.elapsed());
                 }
                 r.busy();
             }
