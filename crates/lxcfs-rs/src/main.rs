@@ -1,6 +1,7 @@
 //! lxcfs-rs: the daemon. Glue only: command line, checks, logging, signals, lifecycle.
 
 mod cli;
+mod logging;
 mod mountpoint;
 mod orphan;
 mod pidfile;
@@ -21,27 +22,21 @@ use hostview::{Host, Options, ResolverKind};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.debug);
-    match run(&cli) {
+    logging::init(cli.debug);
+    let result = run(&cli);
+    logging::flush(EXIT_FLUSH);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the cause chain joined, as an operator reads it in the journal.
-            eprintln!("lxcfs-rs: {e:#}");
+            logging::write_now(&format!("lxcfs-rs: {e:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-}
+/// How long an exiting process waits for its queued log lines to be written.
+pub const EXIT_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn run(cli: &Cli) -> Result<()> {
     preflight::require_root()?;

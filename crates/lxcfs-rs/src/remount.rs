@@ -11,6 +11,7 @@
 //! attach the clone (`move_mount`), and go back.
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -68,7 +69,9 @@ pub fn run(mountpoint: &Path) -> Result<()> {
             }
         }
     }
-    println!(
+    // A closed stdout must not turn a finished remount into a panic.
+    let _ = writeln!(
+        std::io::stdout(),
         "lxcfs-rs: rebound {fixed} files in {namespaces} mount namespaces from {}{}",
         mountpoint.display(),
         if failed > 0 {

@@ -245,6 +245,7 @@ impl<'a> Supervisor<'a> {
                     tracing::warn!(
                         "supervisor: the filesystem was unmounted from outside; exiting"
                     );
+                    crate::logging::flush(crate::EXIT_FLUSH);
                     std::process::exit(0);
                 }
                 self.failures = if lived < STABLE { self.failures + 1 } else { 0 };

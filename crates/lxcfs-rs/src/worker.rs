@@ -108,7 +108,10 @@ fn wait(session: fusefs::BackgroundSession, host: &Host, mut signals: Signals) -
                     );
                 }
                 // Stop at once: requests in flight are resent to our successor.
-                _ => std::process::exit(0),
+                _ => {
+                    crate::logging::flush(crate::EXIT_FLUSH);
+                    std::process::exit(0)
+                }
             }
         }
         if session.guard.is_finished() {

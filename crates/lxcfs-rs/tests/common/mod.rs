@@ -341,6 +341,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra environment variables for the daemon.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_full(args, env, None)
+    }
+
+    /// Like [`Daemon::start`], with the daemon's stderr going to `stderr` instead of the
+    /// log file (which then stays empty).
+    pub fn start_stderr(args: &[&str], stderr: Stdio) -> Daemon {
+        Daemon::start_full(args, &[], Some(stderr))
+    }
+
+    fn start_full(args: &[&str], env: &[(&str, &str)], stderr: Option<Stdio>) -> Daemon {
         require_env();
         let dir = tempfile::Builder::new()
             .prefix(&unique("mnt"))
@@ -355,6 +365,7 @@ impl Daemon {
             &base.join("log"),
             args,
             env,
+            stderr,
         );
         d.dir = Some(dir);
         d.wait_mounted();
@@ -365,7 +376,7 @@ impl Daemon {
     /// log, the same pidfile, and wait until its own mount is there.
     pub fn restart(&self, args: &[&str]) -> Daemon {
         let log = self.log.with_extension(unique("restart"));
-        let mut d = Daemon::spawn(&self.mnt, &self.pidfile, &log, args, &[]);
+        let mut d = Daemon::spawn(&self.mnt, &self.pidfile, &log, args, &[], None);
         d.wait_mounted();
         d
     }
@@ -376,8 +387,10 @@ impl Daemon {
         log: &Path,
         args: &[&str],
         env: &[(&str, &str)],
+        stderr: Option<Stdio>,
     ) -> Daemon {
         let logf = fs::File::create(log).expect("create the daemon log");
+        let stderr = stderr.unwrap_or_else(|| logf.into());
         let child = Command::new(BIN)
             .envs(env.iter().copied())
             .arg("-p")
@@ -387,7 +400,7 @@ impl Daemon {
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(logf)
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
         Daemon {
