@@ -20,8 +20,9 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, Request, SessionACL,
+    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags,
+    PollNotifier, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl,
+    ReplyLseek, ReplyOpen, ReplyPoll, ReplyXattr, Request, SessionACL,
 };
 use hostview::{Host, VirtualFile};
 use procfile::CpuView;
@@ -429,6 +430,72 @@ impl Filesystem for LxcFs {
         reply: ReplyLseek,
     ) {
         guarded("lseek", || reply.error(Errno::ENOSYS))
+    }
+
+    // What a reader may ask beyond open/read/close is answered as the kernel's own /proc
+    // files answer it, and quietly: fuser's defaults log a WARN per request, and any
+    // container could fill the host's journal with them (every Python `open()` probes
+    // `isatty` with TCGETS).
+
+    /// No file here takes an ioctl, like `/proc/meminfo`.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        guarded("ioctl", || reply.error(Errno::ENOTTY))
+    }
+
+    /// Always ready, with the mask the kernel's own file gives (a /proc file: readable
+    /// and writable; a sysfs or PSI file: also `POLLERR | POLLPRI`).
+    fn poll(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _ph: PollNotifier,
+        _events: PollEvents,
+        _flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        guarded("poll", || {
+            let mut ready = PollEvents::POLLIN
+                | PollEvents::POLLOUT
+                | PollEvents::POLLRDNORM
+                | PollEvents::POLLWRNORM;
+            if tree::polls_priority(ino.0) {
+                ready |= PollEvents::POLLERR | PollEvents::POLLPRI;
+            }
+            reply.poll(ready)
+        })
+    }
+
+    /// As the kernel's file: sysfs has no such attribute, /proc supports none.
+    fn getxattr(&self, _req: &Request, ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+        guarded("getxattr", || {
+            reply.error(if tree::in_sys(ino.0) {
+                Errno::ENODATA
+            } else {
+                Errno::EOPNOTSUPP
+            })
+        })
+    }
+
+    /// No attributes: an empty list, as /proc and sysfs give.
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        guarded("listxattr", || {
+            if size == 0 {
+                reply.size(0)
+            } else {
+                reply.data(&[])
+            }
+        })
     }
 
     fn readdir(

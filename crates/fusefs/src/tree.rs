@@ -68,6 +68,24 @@ pub const NODES: &[Node] = &[
     file(203, SYS_CPU, VirtualFile::CpuOffline, "offline"),
 ];
 
+/// Whether the kernel's own file answers `poll` with `POLLERR | POLLPRI` besides
+/// readable and writable: sysfs attributes and PSI files do (a poller waits on them
+/// for a change or a trigger), the other /proc files do not. Inodes outside the static
+/// tree are all below the CPU directory.
+pub fn polls_priority(ino: u64) -> bool {
+    node(ino).is_none_or(|n| n.parent == SYS_CPU || n.parent == PROC_PRESSURE)
+}
+
+/// Whether `ino` stands for a sysfs entry (xattrs: sysfs has none, /proc refuses them).
+pub fn in_sys(ino: u64) -> bool {
+    match node(ino) {
+        None => true,
+        Some(n) if n.ino == SYS => true,
+        Some(n) if n.ino == ROOT => false,
+        Some(n) => in_sys(n.parent),
+    }
+}
+
 pub fn node(ino: u64) -> Option<&'static Node> {
     NODES.iter().find(|n| n.ino == ino)
 }

@@ -8,10 +8,12 @@
 
 mod common;
 
-use std::fs::File;
+use std::fs::{self, File};
+use std::os::fd::AsFd;
 use std::process::Stdio;
 
 use common::*;
+use rustix::io::Errno;
 use rustix::process::Signal;
 
 /// SIGKILL the daemon's worker and wait until a new one serves: each round makes the
@@ -70,4 +72,77 @@ fn a_full_disk_for_the_log_does_not_stop_the_serving() {
     }
     assert_still_serving(&mut d);
     assert!(d.stop().success());
+}
+
+/// What a call on a served file and on the kernel's own file returned, side by side.
+fn same_as_kernel<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    ours: Result<T, Errno>,
+    kernel: Result<T, Errno>,
+) {
+    assert_eq!(
+        ours, kernel,
+        "{what}: lxcfs-rs (left) and the kernel (right)"
+    );
+}
+
+/// The calls a reader makes beyond reading, each answered like the kernel's own file
+/// (the oracle) in direct I/O and passthrough modes, and none of them logged: every
+/// Python `open()` probes `isatty` (TCGETS), `cp` asks for extended attributes.
+#[test]
+fn probing_calls_answer_like_proc_and_log_nothing() {
+    for args in [&[][..], &["--disable-fuse-passthrough"][..]] {
+        let d = Daemon::start(args);
+        for rel in ["proc/meminfo", "proc/stat", "sys/devices/system/cpu/online"] {
+            let ours = File::open(d.path(rel)).unwrap();
+            let kernel = File::open(format!("/{rel}")).unwrap();
+            // Several times: the kernel may remember an answer for the connection.
+            for _ in 0..3 {
+                same_as_kernel(
+                    &format!("tcgetattr {rel}"),
+                    rustix::termios::tcgetattr(ours.as_fd()).map(|_| ()),
+                    rustix::termios::tcgetattr(kernel.as_fd()).map(|_| ()),
+                );
+                same_as_kernel(
+                    &format!("isatty {rel}"),
+                    Ok(rustix::termios::isatty(ours.as_fd())),
+                    Ok(rustix::termios::isatty(kernel.as_fd())),
+                );
+                let revents = |f: &File| {
+                    let mut fds = [rustix::event::PollFd::new(
+                        f,
+                        rustix::event::PollFlags::IN | rustix::event::PollFlags::OUT,
+                    )];
+                    rustix::event::poll(&mut fds, None).map(|n| (n, fds[0].revents()))
+                };
+                same_as_kernel(&format!("poll {rel}"), revents(&ours), revents(&kernel));
+                let mut list = [0u8; 256];
+                same_as_kernel(
+                    &format!("flistxattr {rel}"),
+                    rustix::fs::flistxattr(ours.as_fd(), &mut list[..]),
+                    rustix::fs::flistxattr(kernel.as_fd(), &mut list[..]),
+                );
+                let mut value = [0u8; 64];
+                same_as_kernel(
+                    &format!("fgetxattr {rel}"),
+                    rustix::fs::fgetxattr(ours.as_fd(), "user.test", &mut value[..]),
+                    rustix::fs::fgetxattr(kernel.as_fd(), "user.test", &mut value[..]),
+                );
+            }
+        }
+        let log = d.log_text();
+        let noisy: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("Not Implemented"))
+            .collect();
+        assert!(
+            noisy.is_empty(),
+            "probing calls were logged ({args:?}):\n{}",
+            noisy.join("\n")
+        );
+        assert!(
+            !fs::read_to_string(&d.log).unwrap().contains('\x1b'),
+            "colour escapes in a log that is not a terminal:\n{log}"
+        );
+    }
 }
