@@ -42,12 +42,16 @@ static OVERFLOWED: AtomicU64 = AtomicU64::new(0);
 
 static SENDER: OnceLock<SyncSender<Vec<u8>>> = OnceLock::new();
 
-/// Install the global subscriber: stderr through the queue, colours only on a terminal.
-pub fn init(debug: bool) {
+/// Install the global subscriber: stderr, colours only on a terminal; through the queue
+/// and its writer thread when `queued`, else written at once (a process that must stay
+/// single-threaded: `setns` into a mount namespace refuses a multi-threaded caller).
+pub fn init(debug: bool, queued: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    start_writer();
+    if queued {
+        start_writer();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Queue)

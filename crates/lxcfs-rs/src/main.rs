@@ -22,7 +22,8 @@ use hostview::{Host, Options, ResolverKind};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.debug);
+    // --remount enters containers' mount namespaces: it stays single-threaded.
+    logging::init(cli.debug, !cli.remount);
     let result = run(&cli);
     logging::flush(EXIT_FLUSH);
     match result {

@@ -4,7 +4,7 @@
 //! wait in the kernel until the next worker reads them, and those the dead worker had
 //! taken are put back with `FUSE_NOTIFY_RESEND`.
 //!
-//! It stays single-threaded (it forks workers) and does no filesystem work itself.
+//! It does no filesystem work itself, in one thread (a second only writes its log).
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
