@@ -6,9 +6,7 @@
 mod attr;
 mod handles;
 mod passthrough;
-mod share;
 mod sysfs;
-mod transport;
 mod tree;
 
 use std::ffi::OsStr;
@@ -18,6 +16,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use connection::Shared;
 use fuser::{
     AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags,
@@ -30,8 +29,6 @@ use procfile::CpuView;
 pub use fuser::BackgroundSession;
 use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
-pub use share::{PtShare, STATE_NEW as PT_STATE_NEW};
-pub use transport::{FSTYPE, SOURCE, notify_resend, open_and_mount, unmount};
 use tree::{Kind, Node};
 
 /// Names and attributes of the static tree never change, so the kernel may cache them.
@@ -53,11 +50,13 @@ pub struct ServeConfig {
     /// Which worker this is (1, 2, …): file handles carry it, so a handle opened by a
     /// previous worker is never mistaken for one of ours.
     pub generation: u64,
-    /// The connection's INIT was answered by a previous worker.
+    /// The connection's INIT was answered by a previous worker (an earlier version's
+    /// supervisor says so only on the command line; [`Shared`] says it too).
     pub initialized: bool,
-    /// The connection's passthrough bookkeeping, shared by all its workers (see the
-    /// `passthrough` module); `None` serves every read with direct I/O.
-    pub passthrough: Option<Arc<PtShare>>,
+    /// The state every worker of the connection shares: INIT answered, and the
+    /// passthrough bookkeeping (see the `passthrough` module) when it has memfds;
+    /// without them every read is served with direct I/O.
+    pub shared: Arc<Shared>,
 }
 
 pub struct LxcFs {
@@ -71,7 +70,7 @@ pub struct LxcFs {
 }
 
 impl LxcFs {
-    pub fn new(host: Arc<Host>, generation: u64, passthrough: Option<Arc<PtShare>>) -> LxcFs {
+    pub fn new(host: Arc<Host>, generation: u64, shared: Arc<Shared>) -> LxcFs {
         let sizes = VirtualFile::ALL
             .iter()
             .map(|&f| (f, host.size_hint(f)))
@@ -79,7 +78,9 @@ impl LxcFs {
         LxcFs {
             host,
             handles: Handles::new(generation),
-            pt: Arc::new(Passthrough::new(passthrough)),
+            pt: Arc::new(Passthrough::new(
+                shared.wants_passthrough().then(|| shared.clone()),
+            )),
             inodes: sysfs::Inodes::default(),
             sizes,
             started: SystemTime::now(),
@@ -551,15 +552,17 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
     if cfg.poll.is_some() {
         hostview::set_slow_work_hook(fuser::hand_off);
     }
-    let fs = LxcFs::new(host, cfg.generation, cfg.passthrough.clone());
+    let fs = LxcFs::new(host, cfg.generation, cfg.shared.clone());
     let pt = fs.pt.clone();
-    let session = if cfg.initialized {
+    let session = if cfg.initialized || cfg.shared.initialized() {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
     } else {
         // Backing files can be registered once INIT is answered, and must be before any
         // open is: see `passthrough`.
         let dev = fd.try_clone()?;
         let session = fuser::Session::from_fd(fs, fd, SessionACL::All, config)?;
+        // INIT is answered: a worker started after this one dies must not wait for it.
+        cfg.shared.set_initialized();
         pt.register(dev.as_fd());
         session
     };

@@ -25,7 +25,7 @@
 //! # One id per file for the life of the connection
 //!
 //! The ids and memfds are registered once, by the worker that answers INIT and before
-//! it serves anything, and shared by every later worker ([`PtShare`]). From then on
+//! it serves anything, and shared by every later worker ([`Shared`]). From then on
 //! **every** open of a virtual file carries `FOPEN_PASSTHROUGH` with that file's id, so
 //! answers can never conflict, whatever their order, across any number of workers,
 //! restarts and upgrades. A file without an id (no passthrough on this kernel, or its
@@ -100,7 +100,7 @@ use std::time::{Duration, Instant};
 
 use hostview::VirtualFile;
 
-use crate::share::PtShare;
+use connection::Shared;
 
 /// Clean closes of a file by a thread before its next open of that file may be pure.
 pub const PROOF: u8 = 2;
@@ -152,7 +152,7 @@ pub struct Closed {
 }
 
 pub struct Passthrough {
-    share: Option<Arc<PtShare>>,
+    share: Option<Arc<Shared>>,
     /// `INIT` negotiated passthrough (only known to the worker that answered it).
     negotiated: AtomicBool,
     /// What this worker last wrote to each memfd, and the version it wrote.
@@ -184,7 +184,7 @@ struct Seen {
 
 impl Passthrough {
     /// Without a share, everything is served with direct I/O.
-    pub fn new(share: Option<Arc<PtShare>>) -> Passthrough {
+    pub fn new(share: Option<Arc<Shared>>) -> Passthrough {
         Passthrough {
             share,
             negotiated: AtomicBool::new(false),
@@ -208,7 +208,9 @@ impl Passthrough {
     /// After INIT, before serving: register the backing files (first worker only).
     pub fn register(&self, fuse: std::os::fd::BorrowedFd<'_>) {
         if let Some(share) = &self.share {
-            share.register(fuse, self.negotiated.load(Ordering::Relaxed));
+            share.register(self.negotiated.load(Ordering::Relaxed), |memfd| {
+                fuser::BackingId::create_raw(fuse, memfd)
+            });
         }
     }
 
@@ -361,8 +363,8 @@ mod tests {
         }
     }
 
-    fn share() -> Arc<PtShare> {
-        let s = PtShare::create().unwrap();
+    fn share() -> Arc<Shared> {
+        let s = Shared::create(true).unwrap();
         s.set_ids_for_test();
         Arc::new(s)
     }
@@ -454,7 +456,7 @@ mod tests {
         assert!(!pt.wanted());
         assert_eq!(pt.choose(VirtualFile::Stat, 1, b"x"), Choice::served());
         // A share whose first worker found no passthrough: no ids.
-        let s = Arc::new(PtShare::create().unwrap());
+        let s = Arc::new(Shared::create(true).unwrap());
         let pt = Passthrough::new(Some(s.clone()));
         assert!(pt.wanted());
         prove_served(&pt);

@@ -36,7 +36,6 @@ pub use files::VirtualFile;
 pub use fsio::{Dir, DirEntry};
 pub use pidns::{InitResolver, NsId, ResolverKind};
 pub use slow::set_slow_work_hook;
-pub use sys::{SharedWords, adopt_inherited_fd};
 
 use cache::ContainerCache;
 use cgroup::CgroupPaths;

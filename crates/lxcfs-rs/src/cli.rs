@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
+use connection::ServeOptions;
+use hostview::ResolverKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -127,34 +129,6 @@ pub struct Cli {
     #[arg(long)]
     pub remount: bool,
 
-    /// Internal: run as a worker serving the supervisor's connection.
-    #[arg(long, hide = true)]
-    pub worker: bool,
-
-    /// Internal: the inherited FUSE connection (worker).
-    #[arg(long = "fuse-fd", hide = true)]
-    pub fuse_fd: Option<i32>,
-
-    /// Internal: where the worker reports that it serves.
-    #[arg(long = "ready-fd", hide = true)]
-    pub ready_fd: Option<i32>,
-
-    /// Internal: which worker this is.
-    #[arg(long, hide = true, default_value_t = 1)]
-    pub generation: u64,
-
-    /// Internal: the connection's INIT was answered by an earlier worker.
-    #[arg(long = "fuse-initialized", hide = true)]
-    pub fuse_initialized: bool,
-
-    /// Internal: the connection's FUSE passthrough state and backing memfds (worker).
-    #[arg(long = "pt-fds", hide = true, value_delimiter = ',')]
-    pub pt_fds: Vec<i32>,
-
-    /// Internal: start in pass-through mode (SIGUSR2 state).
-    #[arg(long = "passthrough-on", hide = true)]
-    pub passthrough_on: bool,
-
     /// Print the version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
@@ -168,38 +142,34 @@ pub enum Resolver {
 }
 
 impl Resolver {
-    pub fn as_str(self) -> &'static str {
+    fn kind(self) -> ResolverKind {
         match self {
-            Resolver::Auto => "auto",
-            Resolver::Ioctl => "ioctl",
-            Resolver::Procfs => "procfs",
+            Resolver::Auto => ResolverKind::Auto,
+            Resolver::Ioctl => ResolverKind::Ioctl,
+            Resolver::Procfs => ResolverKind::Procfs,
         }
     }
 }
 
 impl Cli {
-    pub fn loadavg(&self) -> bool {
-        !self.disable_loadavg
-    }
-
     pub fn pidfile(&self) -> PathBuf {
         self.pidfile
             .clone()
             .unwrap_or_else(|| self.runtime_dir.join("lxcfs-rs.pid"))
     }
 
-    /// `None`: the classic event loop (see `--fuse-poll-us`).
-    pub fn fuse_poll(&self) -> Option<std::time::Duration> {
-        (self.fuse_poll_us > 0).then(|| std::time::Duration::from_micros(self.fuse_poll_us))
-    }
-
-    pub fn threads(&self) -> usize {
-        self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(4)
-                .clamp(4, 16)
-        })
+    /// The options its workers serve with.
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            debug: self.debug,
+            disable_loadavg: self.disable_loadavg,
+            disable_swap: self.disable_swap,
+            enable_cfs: self.enable_cfs,
+            threads: self.threads,
+            fuse_poll_us: self.fuse_poll_us,
+            init_resolver: self.init_resolver.kind(),
+            host_root: self.host_root.clone(),
+        }
     }
 
     /// `-o` options split into what we pass to the kernel and what we ignore.

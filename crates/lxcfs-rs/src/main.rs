@@ -10,6 +10,7 @@ mod remount;
 mod supervisor;
 mod worker;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -17,14 +18,27 @@ use clap::Parser;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
-use cli::{Cli, Resolver};
-use hostview::{Host, Options, ResolverKind};
+use cli::Cli;
+use connection::{Shared, WorkerArgs};
+use hostview::Host;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // --remount enters containers' mount namespaces: it stays single-threaded.
-    logging::init(cli.debug, !cli.remount);
-    let result = run(&cli);
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // A worker is started by its supervisor with the hand-off's own command line.
+    let result = if connection::args::is_worker(&args) {
+        match WorkerArgs::from_args(&args) {
+            Ok(w) => {
+                logging::init(w.serve.debug, true);
+                preflight::require_root().and_then(|()| worker::run(&w))
+            }
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        let cli = Cli::parse();
+        // --remount enters containers' mount namespaces: it stays single-threaded.
+        logging::init(cli.debug, !cli.remount);
+        run(&cli)
+    };
     logging::flush(EXIT_FLUSH);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -41,9 +55,6 @@ pub const EXIT_FLUSH: std::time::Duration = std::time::Duration::from_millis(200
 
 fn run(cli: &Cli) -> Result<()> {
     preflight::require_root()?;
-    if cli.worker {
-        return worker::run(cli);
-    }
     if cli.remount {
         return remount::run(&cli.mountpoint);
     }
@@ -61,7 +72,7 @@ fn run(cli: &Cli) -> Result<()> {
     };
 
     // Check the host before mounting, so a bad root fails with its reason here.
-    let host = Host::open(&cli.host_root, options(cli))
+    let host = Host::open(&cli.host_root, worker::host_options(&cli.serve_options()))
         .with_context(|| format!("cannot read the host under {}", cli.host_root.display()))?;
     tracing::info!("lxcfs-rs {} starting", env!("CARGO_PKG_VERSION"));
     tracing::info!("{}", host.features());
@@ -77,21 +88,11 @@ fn run(cli: &Cli) -> Result<()> {
         .context("cannot install signal handlers")?;
     match state {
         mountpoint::State::Free(mountpoint) => {
-            let fuse = fusefs::open_and_mount(&mountpoint, &pass)
+            let fuse = connection::open_and_mount(&mountpoint, &pass)
                 .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
             tracing::info!("mounted {}", mountpoint.display());
-            let share = if cli.disable_fuse_passthrough {
-                None
-            } else {
-                fusefs::PtShare::create()
-                    .inspect_err(|e| {
-                        tracing::warn!(
-                            "cannot set up FUSE passthrough ({e}); serving with direct I/O"
-                        )
-                    })
-                    .ok()
-            };
-            supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new(), share)?.run(signals)
+            let shared = connection_state(!cli.disable_fuse_passthrough)?;
+            supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new(), shared)?.run(signals)
         }
         mountpoint::State::Served(mountpoint) => {
             let mut orphans = adopted.unwrap_or_default();
@@ -114,23 +115,23 @@ fn run(cli: &Cli) -> Result<()> {
             let mut pids = vec![first.pid];
             pids.extend(orphans.into_iter().map(|o| o.pid));
             // The connection keeps the passthrough setting it was mounted with.
-            supervisor::Supervisor::new(cli, mountpoint, first.fuse, pids, first.share)?
+            supervisor::Supervisor::new(cli, mountpoint, first.fuse, pids, first.shared)?
                 .after_generation(generation)
                 .run(signals)
         }
     }
 }
 
-pub fn options(cli: &Cli) -> Options {
-    Options {
-        swap: !cli.disable_swap,
-        cfs: cli.enable_cfs,
-        loadavg: cli.loadavg(),
-        resolver: match cli.init_resolver {
-            Resolver::Auto => ResolverKind::Auto,
-            Resolver::Ioctl => ResolverKind::Ioctl,
-            Resolver::Procfs => ResolverKind::Procfs,
-        },
-        abort_on: None,
+/// The state a new connection's workers share; without the memfds passthrough needs
+/// when they cannot be made.
+fn connection_state(passthrough: bool) -> Result<Shared> {
+    if passthrough {
+        match Shared::create(true) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                tracing::warn!("cannot set up FUSE passthrough ({e}); serving with direct I/O")
+            }
+        }
     }
+    Shared::create(false).context("cannot create the connection's shared state")
 }

@@ -49,7 +49,7 @@ pub fn prepare(path: &Path) -> Result<State> {
     }
     let canonical = std::fs::canonicalize(path)?;
     if let Some((fstype, source)) = live_fuse_mount(&canonical) {
-        if source == fusefs::SOURCE || fstype == fusefs::FSTYPE {
+        if source == connection::SOURCE || fstype == connection::FSTYPE {
             return Ok(State::Served(canonical));
         }
         bail!(
@@ -73,5 +73,5 @@ fn live_fuse_mount(path: &Path) -> Option<(String, String)> {
 
 /// Whether an lxcfs-rs mount is (still) at `path`.
 pub fn is_ours(path: &Path) -> bool {
-    live_fuse_mount(path).is_some_and(|(t, s)| t == fusefs::FSTYPE || s == fusefs::SOURCE)
+    live_fuse_mount(path).is_some_and(|(t, s)| t == connection::FSTYPE || s == connection::SOURCE)
 }

@@ -4,20 +4,22 @@
 //! supervises it from then on, replacing the orphan with a worker of its own.
 
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use connection::{Shared, WorkerArgs};
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
 
 /// A worker of a dead supervisor still serving `mountpoint`.
 pub struct Orphan {
     pub pid: Pid,
     pub fuse: OwnedFd,
-    /// Its `--generation`: ours must be higher, or file handles could collide.
+    /// Its generation: ours must be higher, or file handles could collide.
     pub generation: u64,
-    /// The connection's passthrough bookkeeping (`--pt-fds`), which our workers must
-    /// share with it.
-    pub share: Option<fusefs::PtShare>,
+    /// The connection's shared state, which our workers must share with it (a fresh
+    /// one if it had none to share).
+    pub shared: Shared,
 }
 
 /// Find the orphaned worker(s) serving `mountpoint` and take the connection from one.
@@ -38,14 +40,21 @@ pub fn adopt(mountpoint: &Path) -> Result<Vec<Orphan>> {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let args: Vec<&[u8]> = cmdline
+        let mut argv = cmdline
             .split(|&b| b == 0)
             .filter(|a| !a.is_empty())
-            .collect();
-        let is_worker = args.iter().any(|a| *a == b"--worker")
-            && args.last().is_some_and(|a| *a == want.as_bytes())
-            && args.first().is_some_and(|a| a.ends_with(b"lxcfs-rs"));
-        if !is_worker {
+            .map(std::ffi::OsStr::from_bytes);
+        let is_ours = argv
+            .next()
+            .is_some_and(|a| a.as_bytes().ends_with(b"lxcfs-rs"));
+        let args: Vec<&std::ffi::OsStr> = argv.collect();
+        if !is_ours || !connection::args::is_worker(&args) {
+            continue;
+        }
+        let Ok(worker) = WorkerArgs::from_args(&args) else {
+            continue;
+        };
+        if worker.mountpoint.as_os_str().as_bytes() != want.as_bytes() {
             continue;
         }
         // A worker whose supervisor lives is not ours to take, whatever pidfile that
@@ -56,45 +65,34 @@ pub fn adopt(mountpoint: &Path) -> Result<Vec<Orphan>> {
                 mountpoint.display()
             );
         }
-        let fd_num = arg_after::<i32>(&args, b"--fuse-fd");
-        let Some(fd_num) = fd_num else { continue };
-        let generation = arg_after::<u64>(&args, b"--generation").unwrap_or(0);
         let pidfd = pidfd_open(pid, PidfdFlags::empty())
             .with_context(|| format!("cannot open orphaned worker {}", pid.as_raw_nonzero()))?;
-        let fuse = pidfd_getfd(&pidfd, fd_num, PidfdGetfdFlags::empty()).with_context(|| {
-            format!(
-                "cannot take the FUSE connection from orphaned worker {}",
-                pid.as_raw_nonzero()
-            )
-        })?;
-        let share = match arg_after::<String>(&args, b"--pt-fds") {
-            None => None,
-            Some(list) => {
-                let mut fds = Vec::new();
-                for n in list.split(',') {
-                    let n: i32 = n.parse().with_context(|| format!("bad --pt-fds {list}"))?;
-                    fds.push(
-                        pidfd_getfd(&pidfd, n, PidfdGetfdFlags::empty()).with_context(|| {
-                            format!(
-                                "cannot take the passthrough state from orphaned worker {}",
-                                pid.as_raw_nonzero()
-                            )
-                        })?,
-                    );
-                }
-                Some(fusefs::PtShare::from_fds(fds).with_context(|| {
-                    format!(
-                        "orphaned worker {}'s passthrough state",
-                        pid.as_raw_nonzero()
-                    )
-                })?)
-            }
+        let take = |n: i32, what: &str| {
+            pidfd_getfd(&pidfd, n, PidfdGetfdFlags::empty()).with_context(|| {
+                format!(
+                    "cannot take {what} from orphaned worker {}",
+                    pid.as_raw_nonzero()
+                )
+            })
+        };
+        let fuse = take(worker.fuse_fd, "the FUSE connection")?;
+        let shared = if worker.shared_fds.is_empty() {
+            Shared::create(false).context("cannot create the connection's shared state")?
+        } else {
+            let fds = worker
+                .shared_fds
+                .iter()
+                .map(|&n| take(n, "the connection's shared state"))
+                .collect::<Result<Vec<_>>>()?;
+            Shared::from_fds(fds).with_context(|| {
+                format!("orphaned worker {}'s shared state", pid.as_raw_nonzero())
+            })?
         };
         found.push(Orphan {
             pid,
             fuse,
-            generation,
-            share,
+            generation: worker.generation,
+            shared,
         });
     }
     if found.is_empty() {
@@ -114,12 +112,4 @@ fn parent_supervisor(pid: Pid) -> Option<i32> {
     let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
     let argv0 = cmdline.split(|&b| b == 0).next()?;
     argv0.ends_with(b"lxcfs-rs").then_some(ppid as i32)
-}
-
-/// The value following `flag` in a command line, parsed.
-fn arg_after<T: std::str::FromStr>(args: &[&[u8]], flag: &[u8]) -> Option<T> {
-    args.windows(2)
-        .find(|w| w[0] == flag)
-        .and_then(|w| std::str::from_utf8(w[1]).ok())
-        .and_then(|s| s.parse().ok())
 }

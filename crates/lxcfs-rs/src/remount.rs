@@ -105,7 +105,7 @@ fn stale_mounts(pid: u32) -> Vec<Stale> {
         return Vec::new();
     };
     procfile::mountinfo::entries(&text)
-        .filter(|m| m.fstype == fusefs::FSTYPE || m.source == fusefs::SOURCE)
+        .filter(|m| m.fstype == connection::FSTYPE || m.source == connection::SOURCE)
         .filter(|m| {
             let through = format!("/proc/{pid}/root{}", m.mount_point);
             matches!(

@@ -17,6 +17,8 @@ use rustix::io::FdFlags;
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
+use connection::{Shared, WorkerArgs};
+
 use crate::cli::Cli;
 
 /// A worker that dies sooner than this after starting counts as a failed start.
@@ -47,11 +49,13 @@ pub struct Supervisor<'a> {
     exe: PathBuf,
     mountpoint: PathBuf,
     fuse: OwnedFd,
-    /// The connection's passthrough bookkeeping, handed to every worker.
-    share: Option<fusefs::PtShare>,
-    /// INIT was answered by some worker: later ones must adopt, not handshake.
+    /// The connection's shared state, handed to every worker.
+    shared: Shared,
+    /// Some worker said it serves (or the connection was adopted): a SIGUSR1 may start
+    /// a replacement.
     initialized: bool,
-    passthrough: bool,
+    /// Every reader is served the host's own files (SIGUSR2).
+    host_files: bool,
     generation: u64,
     current: Option<Worker>,
     /// A worker from SIGUSR1 waiting to become ready before the current one goes.
@@ -71,26 +75,29 @@ impl<'a> Supervisor<'a> {
         mountpoint: PathBuf,
         fuse: OwnedFd,
         orphans: Vec<rustix::process::Pid>,
-        share: Option<fusefs::PtShare>,
+        shared: Shared,
     ) -> Result<Supervisor<'a>> {
         // The binary on disk now, not this process's image: SIGUSR1 upgrades to it.
         let exe = std::env::current_exe().context("cannot find our own executable")?;
         // Workers inherit the connection by number.
         rustix::io::fcntl_setfd(&fuse, FdFlags::empty())
             .context("cannot share the FUSE descriptor")?;
-        for fd in share.iter().flat_map(|s| s.fds()) {
+        for fd in shared.fds() {
             rustix::io::fcntl_setfd(fd, FdFlags::empty())
-                .context("cannot share the passthrough state")?;
+                .context("cannot share the connection's state")?;
+        }
+        if !orphans.is_empty() {
+            // An adopted connection was initialised by the orphans' first worker.
+            shared.set_initialized();
         }
         Ok(Supervisor {
             cli,
             exe,
             mountpoint,
             fuse,
-            share,
-            // An adopted connection was initialised by the orphans' first worker.
             initialized: !orphans.is_empty(),
-            passthrough: false,
+            shared,
+            host_files: false,
             generation: 0,
             current: None,
             upgrading: None,
@@ -114,7 +121,7 @@ impl<'a> Supervisor<'a> {
                 match sig {
                     SIGTERM | SIGINT => return self.shutdown(sig),
                     SIGUSR1 => self.begin_upgrade(),
-                    SIGUSR2 => self.toggle_passthrough(),
+                    SIGUSR2 => self.toggle_host_files(),
                     SIGCHLD => {}
                     _ => tracing::info!("supervisor: signal {sig} ignored"),
                 }
@@ -143,35 +150,19 @@ impl<'a> Supervisor<'a> {
         let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         rustix::io::fcntl_setfd(&write, FdFlags::empty())?;
         rustix::fs::fcntl_setfl(&read, rustix::fs::OFlags::NONBLOCK)?;
+        let args = WorkerArgs {
+            fuse_fd: self.fuse.as_raw_fd(),
+            ready_fd: write.as_raw_fd(),
+            generation: self.generation,
+            // Also said by the shared state; on the command line for those who read it.
+            initialized: self.shared.initialized(),
+            shared_fds: self.shared.fds().iter().map(|f| f.as_raw_fd()).collect(),
+            host_files: self.host_files,
+            serve: self.cli.serve_options(),
+            mountpoint: self.mountpoint.clone(),
+        };
         let mut cmd = Command::new(&self.exe);
-        cmd.args(worker_args(self.cli))
-            .arg("--worker")
-            .arg("--fuse-fd")
-            .arg(self.fuse.as_raw_fd().to_string())
-            .arg("--ready-fd")
-            .arg(write.as_raw_fd().to_string())
-            .arg("--generation")
-            .arg(self.generation.to_string());
-        // A first worker that answered INIT and died before saying it serves.
-        let answered = self
-            .share
-            .as_ref()
-            .is_some_and(|s| s.state() != fusefs::PT_STATE_NEW);
-        if self.initialized || answered {
-            cmd.arg("--fuse-initialized");
-        }
-        if let Some(share) = &self.share {
-            let fds: Vec<String> = share
-                .fds()
-                .iter()
-                .map(|f| f.as_raw_fd().to_string())
-                .collect();
-            cmd.arg("--pt-fds").arg(fds.join(","));
-        }
-        if self.passthrough {
-            cmd.arg("--passthrough-on");
-        }
-        cmd.arg(&self.mountpoint);
+        cmd.args(args.to_args());
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot run {}", self.exe.display()))?;
@@ -301,7 +292,7 @@ impl<'a> Supervisor<'a> {
         if !self.resend_supported {
             return;
         }
-        match fusefs::notify_resend(self.fuse.as_fd()) {
+        match connection::notify_resend(self.fuse.as_fd()) {
             Ok(()) => tracing::debug!("supervisor: asked the kernel to resend unanswered requests"),
             Err(e) => {
                 self.resend_supported = false;
@@ -340,11 +331,11 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn toggle_passthrough(&mut self) {
-        self.passthrough = !self.passthrough;
+    fn toggle_host_files(&mut self) {
+        self.host_files = !self.host_files;
         tracing::warn!(
             "supervisor: SIGUSR2: {}",
-            if self.passthrough {
+            if self.host_files {
                 "serving the host's files to every reader"
             } else {
                 "virtualizing again"
@@ -376,7 +367,7 @@ impl<'a> Supervisor<'a> {
             let _ = w.child.kill();
             let _ = w.child.wait();
         }
-        fusefs::unmount(&self.mountpoint)
+        connection::unmount(&self.mountpoint)
             .with_context(|| format!("cannot unmount {}", self.mountpoint.display()))?;
         drop(self.fuse);
         tracing::info!("supervisor: unmounted; exiting");
@@ -421,30 +412,6 @@ fn describe(status: ExitStatus) -> String {
         ),
         _ => "ended".to_string(),
     }
-}
-
-/// The options a worker needs, from ours.
-fn worker_args(cli: &Cli) -> Vec<String> {
-    let mut a = Vec::new();
-    if cli.debug {
-        a.push("--debug".into());
-    }
-    if cli.disable_loadavg {
-        a.push("--disable-loadavg".into());
-    }
-    if cli.disable_swap {
-        a.push("--disable-swap".into());
-    }
-    if cli.enable_cfs {
-        a.push("--enable-cfs".into());
-    }
-    if let Some(t) = cli.threads {
-        a.push(format!("--threads={t}"));
-    }
-    a.push(format!("--fuse-poll-us={}", cli.fuse_poll_us));
-    a.push(format!("--init-resolver={}", cli.init_resolver.as_str()));
-    a.push(format!("--host-root={}", cli.host_root.display()));
-    a
 }
 
 #[cfg(test)]

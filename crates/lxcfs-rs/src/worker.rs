@@ -5,13 +5,14 @@
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 
-use crate::cli::Cli;
-use hostview::Host;
+use connection::{ServeOptions, Shared, WorkerArgs};
+use hostview::{Host, Options};
 
 /// Environment variable for the restart tests: `abort-on=<file>` (e.g. `abort-on=loadavg`)
 /// makes the worker abort whenever it renders that file, like a worker that crashes on
@@ -26,45 +27,43 @@ fn fault() -> Option<hostview::VirtualFile> {
         .find(|f| f.name() == name)
 }
 
-pub fn run(cli: &Cli) -> Result<()> {
-    let (Some(fuse_fd), Some(ready_fd)) = (cli.fuse_fd, cli.ready_fd) else {
-        bail!("--worker needs --fuse-fd and --ready-fd (it is started by the supervisor)");
-    };
-    let fuse = adopt(fuse_fd)?;
-    let share = if cli.pt_fds.is_empty() {
-        None
+pub fn run(args: &WorkerArgs) -> Result<()> {
+    let fuse = adopt(args.fuse_fd)?;
+    let shared = if args.shared_fds.is_empty() {
+        // From a supervisor that shared nothing without passthrough: our own state.
+        Shared::create(false).context("cannot create the connection's state")?
     } else {
-        let fds = cli
-            .pt_fds
+        let fds = args
+            .shared_fds
             .iter()
             .map(|&n| adopt(n))
             .collect::<Result<Vec<_>>>()?;
-        Some(Arc::new(
-            fusefs::PtShare::from_fds(fds).context("the passthrough state")?,
-        ))
+        Shared::from_fds(fds).context("the connection's shared state")?
     };
-    let mut ready = std::fs::File::from(adopt(ready_fd)?);
+    let mut ready = std::fs::File::from(adopt(args.ready_fd)?);
 
-    let mut opts = crate::options(cli);
+    let serve = &args.serve;
+    let mut opts = host_options(serve);
     opts.abort_on = fault();
-    let host = Arc::new(
-        Host::open(&cli.host_root, opts)
-            .with_context(|| format!("cannot read the host under {}", cli.host_root.display()))?,
-    );
-    host.set_passthrough(cli.passthrough_on);
-    if cli.loadavg() {
+    let host =
+        Arc::new(Host::open(&serve.host_root, opts).with_context(|| {
+            format!("cannot read the host under {}", serve.host_root.display())
+        })?);
+    host.set_passthrough(args.host_files);
+    if !serve.disable_loadavg {
         host.start_loadavg()
             .context("cannot start the load average sampler")?;
     }
     let signals =
         Signals::new([SIGTERM, SIGINT, SIGUSR2]).context("cannot install signal handlers")?;
     let cfg = fusefs::ServeConfig {
-        threads: cli.threads(),
-        poll: cli.fuse_poll(),
-        generation: cli.generation,
-        initialized: cli.fuse_initialized,
-        passthrough: share,
+        threads: threads(serve),
+        poll: (serve.fuse_poll_us > 0).then(|| Duration::from_micros(serve.fuse_poll_us)),
+        generation: args.generation,
+        initialized: args.initialized,
+        shared: Arc::new(shared),
     };
+    let adopted = cfg.initialized || cfg.shared.initialized();
     let session =
         fusefs::serve(host.clone(), fuse, &cfg).context("cannot serve the FUSE connection")?;
     tracing::info!(
@@ -76,7 +75,7 @@ pub fn run(cli: &Cli) -> Result<()> {
             Some(p) => format!(", one polling for {} µs after each request", p.as_micros()),
             None => String::new(),
         },
-        if cfg.initialized {
+        if adopted {
             ", adopted the connection"
         } else {
             ""
@@ -87,8 +86,29 @@ pub fn run(cli: &Cli) -> Result<()> {
     wait(session, &host, signals)
 }
 
+/// What the host is read with, from the options a worker serves with.
+pub fn host_options(serve: &ServeOptions) -> Options {
+    Options {
+        swap: !serve.disable_swap,
+        cfs: serve.enable_cfs,
+        loadavg: !serve.disable_loadavg,
+        resolver: serve.init_resolver,
+        abort_on: None,
+    }
+}
+
+/// FUSE threads: as asked, else the CPUs, at least 4, at most 16.
+fn threads(serve: &ServeOptions) -> usize {
+    serve.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(4)
+            .clamp(4, 16)
+    })
+}
+
 fn adopt(n: i32) -> Result<OwnedFd> {
-    hostview::adopt_inherited_fd(n).with_context(|| format!("inherited descriptor {n}"))
+    connection::adopt_inherited_fd(n).with_context(|| format!("inherited descriptor {n}"))
 }
 
 fn wait(session: fusefs::BackgroundSession, host: &Host, mut signals: Signals) -> Result<()> {

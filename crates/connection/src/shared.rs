@@ -1,32 +1,41 @@
-//! What every worker serving one FUSE connection must agree on for passthrough: one
-//! memfd and one backing id per virtual file, and how many pure-passthrough opens of
-//! each are live. The supervisor creates it before the first worker and hands the same
-//! descriptors to every worker it starts (and a supervisor that adopts orphaned workers
-//! takes them from them), so a worker that replaces another answers with the ids the
-//! kernel already has attached to the inodes (another id would fail the open, `EIO`)
-//! and never rewrites a memfd a pure open of a dead worker may still be reading.
+//! What every process serving one FUSE connection must agree on, kept in memory they
+//! all map: whether the connection's INIT was answered (a worker started after that must
+//! not wait for it), and, for FUSE passthrough, one memfd and one backing id per virtual
+//! file and how many pure-passthrough opens of each are live. The supervisor creates it
+//! before the first worker and hands the same descriptors to every worker it starts (a
+//! supervisor that adopts orphaned workers takes them from them), so a worker that
+//! replaces another answers with the ids the kernel already has attached to the inodes
+//! (another id would fail the open, `EIO`) and never rewrites a memfd a pure open of a
+//! dead worker may still be reading.
 //!
-//! The bookkeeping lives in a sealed memfd mapped by every worker, as 64-bit words:
+//! The state lives in a sealed memfd mapped by every worker, as 64-bit words:
 //!
 //! | word | meaning |
 //! |---|---|
 //! | 0 | [`MAGIC`] |
 //! | 1 | [`STATE_NEW`] until the first worker has answered INIT; then [`STATE_ON`] (ids registered) or [`STATE_OFF`] (no passthrough on this connection) |
 //! | 2 | number of files (the layout below), checked by every process that maps it |
+//! | 3 | 1 once INIT was answered (0 in the state of versions that did not keep it) |
 //! | 4 + 4·i .. | file i (in [`VirtualFile::ALL`] order): backing id (0: none), live pure opens, content version, lock holder pid |
+//!
+//! The memfds exist only on a connection that wants passthrough; without them the
+//! descriptors handed on are the state alone.
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hostview::{SharedWords, VirtualFile};
+use hostview::VirtualFile;
+
+use crate::sys::SharedWords;
 use rustix::fs::{MemfdFlags, SealFlags};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsPT1");
 pub const STATE_NEW: u64 = 0;
 pub const STATE_ON: u64 = 1;
 pub const STATE_OFF: u64 = 2;
+const INITIALIZED: usize = 3;
 const HEADER: usize = 4;
 const PER_FILE: usize = 4;
 const ID: usize = 0;
@@ -40,17 +49,18 @@ fn words_needed() -> usize {
     HEADER + PER_FILE * VirtualFile::ALL.len()
 }
 
-pub struct PtShare {
+pub struct Shared {
     state_fd: OwnedFd,
     words: SharedWords,
     memfds: Vec<File>,
 }
 
-impl PtShare {
-    /// New bookkeeping and memfds for a connection that no worker has served yet.
-    pub fn create() -> std::io::Result<PtShare> {
+impl Shared {
+    /// New state for a connection that no worker has served yet, with a memfd per
+    /// file when it is to try FUSE passthrough.
+    pub fn create(passthrough: bool) -> std::io::Result<Shared> {
         let state = rustix::fs::memfd_create(
-            "lxcfs-rs:passthrough",
+            "lxcfs-rs:connection",
             MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
         )?;
         let bytes = (words_needed() * 8).next_multiple_of(4096);
@@ -60,7 +70,7 @@ impl PtShare {
             SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
         )?;
         let mut memfds = Vec::new();
-        for f in VirtualFile::ALL {
+        for f in VirtualFile::ALL.iter().filter(|_| passthrough) {
             let name = format!("lxcfs-rs:{}", f.name());
             memfds.push(File::from(rustix::fs::memfd_create(
                 name.as_str(),
@@ -71,7 +81,7 @@ impl PtShare {
         let w = words.words();
         w[0].store(MAGIC, Ordering::Relaxed);
         w[2].store(VirtualFile::ALL.len() as u64, Ordering::Relaxed);
-        Ok(PtShare {
+        Ok(Shared {
             state_fd: state,
             words,
             memfds,
@@ -80,10 +90,10 @@ impl PtShare {
 
     /// The bookkeeping another process created: its descriptors in [`fds`](Self::fds)
     /// order.
-    pub fn from_fds(mut fds: Vec<OwnedFd>) -> std::io::Result<PtShare> {
-        if fds.len() != 1 + VirtualFile::ALL.len() {
+    pub fn from_fds(mut fds: Vec<OwnedFd>) -> std::io::Result<Shared> {
+        if fds.len() != 1 && fds.len() != 1 + VirtualFile::ALL.len() {
             return Err(std::io::Error::other(format!(
-                "passthrough state: {} descriptors, this build serves {} files",
+                "shared state: {} memfds, this build serves {} files",
                 fds.len().saturating_sub(1),
                 VirtualFile::ALL.len()
             )));
@@ -96,10 +106,10 @@ impl PtShare {
             || w[2].load(Ordering::Relaxed) != VirtualFile::ALL.len() as u64
         {
             return Err(std::io::Error::other(
-                "passthrough state was made by an incompatible lxcfs-rs build",
+                "shared state was made by an incompatible lxcfs-rs build",
             ));
         }
-        Ok(PtShare {
+        Ok(Shared {
             state_fd,
             words,
             memfds,
@@ -118,18 +128,42 @@ impl PtShare {
         self.words.words()[1].load(Ordering::Acquire)
     }
 
+    /// Whether the connection has memfds for passthrough (it was created wanting it).
+    pub fn wants_passthrough(&self) -> bool {
+        !self.memfds.is_empty()
+    }
+
+    /// Whether some worker answered the connection's INIT: later ones must not wait
+    /// for it. Also true once passthrough was settled, which happens at INIT, for the
+    /// state of versions that did not keep the flag.
+    pub fn initialized(&self) -> bool {
+        self.words.words()[INITIALIZED].load(Ordering::Acquire) != 0 || self.state() != STATE_NEW
+    }
+
+    /// Said by the worker that answers INIT, and by a supervisor adopting a connection.
+    pub fn set_initialized(&self) {
+        self.words.words()[INITIALIZED].store(1, Ordering::Release);
+    }
+
     /// Called once per connection, by the worker that answered INIT, before it serves
     /// any request: register every memfd (when passthrough was negotiated) and publish
     /// the ids. A file whose registration fails is served without passthrough for the
     /// life of the connection, like every file when `negotiated` is false.
-    pub fn register(&self, fuse: BorrowedFd<'_>, negotiated: bool) {
+    ///
+    /// `backing` registers one memfd with the connection and returns its id (the
+    /// transport's `FUSE_DEV_IOC_BACKING_OPEN`).
+    pub fn register(
+        &self,
+        negotiated: bool,
+        mut backing: impl FnMut(&File) -> std::io::Result<u32>,
+    ) {
         if self.state() != STATE_NEW {
             return;
         }
         let mut registered = 0;
         if negotiated {
             for (i, memfd) in self.memfds.iter().enumerate() {
-                match fuser::BackingId::create_raw(fuse, memfd) {
+                match backing(memfd) {
                     Ok(id) => {
                         self.file(i)[ID].store(u64::from(id), Ordering::Relaxed);
                         registered += 1;
@@ -228,9 +262,9 @@ impl PtShare {
     }
 }
 
-impl std::fmt::Debug for PtShare {
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PtShare")
+        f.debug_struct("Shared")
             .field("state", &self.state())
             .field("files", &self.memfds.len())
             .finish()
@@ -263,9 +297,10 @@ fn alive(pid: u64) -> bool {
     )
 }
 
-#[cfg(test)]
-impl PtShare {
+/// For the tests of the crates that use the state.
+impl Shared {
     /// As if a first worker had registered every file.
+    #[doc(hidden)]
     pub fn set_ids_for_test(&self) {
         for i in 0..VirtualFile::ALL.len() {
             if let Some(w) = self.word(i, ID) {
@@ -275,6 +310,7 @@ impl PtShare {
         self.words.words()[1].store(STATE_ON, Ordering::Release);
     }
 
+    #[doc(hidden)]
     pub fn memfd_for_test(&self, i: usize) -> Vec<u8> {
         let mut buf = vec![0u8; 4096];
         let n = self.memfds[i].read_at(&mut buf, 0).unwrap_or(0);
@@ -288,15 +324,19 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn a_second_process_sees_the_same_words_and_files() {
-        let a = PtShare::create().unwrap();
-        let fds = a
-            .fds()
+    /// What another process would inherit.
+    fn fds_of(a: &Shared) -> Vec<OwnedFd> {
+        a.fds()
             .iter()
             .map(|f| f.try_clone_to_owned().unwrap())
-            .collect();
-        let b = PtShare::from_fds(fds).unwrap();
+            .collect()
+    }
+
+    #[test]
+    fn a_second_process_sees_the_same_words_and_files() {
+        let a = Shared::create(true).unwrap();
+        let fds = fds_of(&a);
+        let b = Shared::from_fds(fds).unwrap();
         assert_eq!(b.state(), STATE_NEW);
         a.file(3)[ID].store(7, Ordering::Relaxed);
         a.words.words()[1].store(STATE_ON, Ordering::Relaxed);
@@ -315,8 +355,34 @@ mod tests {
     }
 
     #[test]
+    fn initialized_is_shared_with_or_without_passthrough() {
+        for passthrough in [false, true] {
+            let a = Shared::create(passthrough).unwrap();
+            assert_eq!(
+                a.fds().len(),
+                if passthrough {
+                    1 + VirtualFile::ALL.len()
+                } else {
+                    1
+                }
+            );
+            let fds = fds_of(&a);
+            let b = Shared::from_fds(fds).unwrap();
+            assert_eq!(b.wants_passthrough(), passthrough);
+            assert!(!b.initialized());
+            a.set_initialized();
+            assert!(b.initialized());
+        }
+        // An earlier version's state: no flag, but passthrough was settled at INIT.
+        let c = Shared::create(true).unwrap();
+        c.register(false, |_| Ok(1));
+        assert_eq!(c.state(), STATE_OFF);
+        assert!(c.initialized());
+    }
+
+    #[test]
     fn the_lock_excludes_and_a_dead_holder_is_replaced() {
-        let a = PtShare::create().unwrap();
+        let a = Shared::create(true).unwrap();
         let g = a.lock(1).unwrap();
         assert!(a.lock(1).is_none(), "held by this process");
         drop(g);
@@ -328,20 +394,12 @@ mod tests {
 
     #[test]
     fn a_wrong_layout_is_refused() {
-        let a = PtShare::create().unwrap();
-        let mut fds: Vec<OwnedFd> = a
-            .fds()
-            .iter()
-            .map(|f| f.try_clone_to_owned().unwrap())
-            .collect();
+        let a = Shared::create(true).unwrap();
+        let mut fds: Vec<OwnedFd> = fds_of(&a);
         fds.pop();
-        assert!(PtShare::from_fds(fds).is_err());
-        let fds = a
-            .fds()
-            .iter()
-            .map(|f| f.try_clone_to_owned().unwrap())
-            .collect();
+        assert!(Shared::from_fds(fds).is_err());
+        let fds = fds_of(&a);
         a.words.words()[0].store(1, Ordering::Relaxed);
-        assert!(PtShare::from_fds(fds).is_err());
+        assert!(Shared::from_fds(fds).is_err());
     }
 }

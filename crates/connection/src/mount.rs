@@ -1,8 +1,4 @@
-//! The `/dev/fuse` connection, apart from whoever serves it.
-//!
-//! The supervisor opens `/dev/fuse` and mounts with it; the connection lives as long as
-//! any process holds that descriptor, so a worker serving a duplicate of it can die and
-//! be replaced without the mount, and every container's bind mount of it, breaking.
+//! Mounting the connection, unmounting it, and asking the kernel to resend.
 
 use std::ffi::CString;
 use std::io;

@@ -1,0 +1,92 @@
+//! The only module of this crate with `unsafe`: a descriptor inherited by number, and
+//! memory mapped by every process that serves the connection.
+#![allow(unsafe_code)]
+
+use std::os::fd::AsFd;
+
+use rustix::io::Errno;
+
+/// Take ownership of a descriptor inherited from our parent by number (the supervisor
+/// passes the FUSE connection to its workers this way), after checking it is open, and
+/// mark it close-on-exec so it goes no further.
+pub fn adopt_inherited_fd(n: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+    if n < 3 {
+        return Err(Errno::BADF.into());
+    }
+    // SAFETY: `n` is only borrowed for this one fcntl; if it is not an open descriptor
+    // the call fails with EBADF and nothing else happens.
+    let flags = rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(n) })?;
+    // SAFETY: `n` is open (checked above) and was inherited for us; nothing else in this
+    // process refers to it, so taking sole ownership is sound.
+    let fd = unsafe { OwnedFd::from_raw_fd(n) };
+    rustix::io::fcntl_setfd(&fd, flags | rustix::io::FdFlags::CLOEXEC)?;
+    Ok(fd)
+}
+
+/// Words of memory shared between processes: a `MAP_SHARED` mapping of a sealed memfd
+/// (the supervisor creates it, every worker maps the descriptor it inherits). Workers
+/// that serve one FUSE connection keep their common passthrough bookkeeping there.
+pub struct SharedWords {
+    ptr: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+    len: usize,
+}
+
+// SAFETY: the mapping is only reached through `&[AtomicU64]`, which is Sync, and it
+// stays mapped until drop.
+unsafe impl Send for SharedWords {}
+// SAFETY: as above: shared access is only ever atomic.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    /// Map `words` 64-bit words of `fd`, which must be a memfd sealed against
+    /// shrinking and at least that long: a file that could shrink under the mapping
+    /// would make an access fault (`SIGBUS`) instead of failing here.
+    pub fn map<Fd: AsFd>(fd: Fd, words: usize) -> std::io::Result<SharedWords> {
+        use rustix::fs::SealFlags;
+        let bytes = words
+            .checked_mul(8)
+            .filter(|&b| b > 0)
+            .ok_or(Errno::INVAL)?;
+        let seals = rustix::fs::fcntl_get_seals(&fd)?;
+        if !seals.contains(SealFlags::SHRINK) {
+            return Err(std::io::Error::other(
+                "shared memory is not sealed against shrinking",
+            ));
+        }
+        let size = rustix::fs::fstat(&fd)?.st_size;
+        if u64::try_from(size).unwrap_or(0) < bytes as u64 {
+            return Err(std::io::Error::other("shared memory is too small"));
+        }
+        use rustix::mm::{MapFlags, ProtFlags};
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps nothing of
+        // ours; the file is at least `bytes` long and cannot shrink (checked above).
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )?
+        };
+        let ptr = std::ptr::NonNull::new(ptr.cast()).ok_or(Errno::NOMEM)?;
+        Ok(SharedWords { ptr, len: words })
+    }
+
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: `ptr` is a live, page-aligned mapping of `len` words (see `map`) that
+        // outlives the borrow; `AtomicU64` has the size and alignment of `u64`, and every
+        // access to the memory, by us or by another process, is atomic.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`; no borrow of `words()` can
+        // outlive `self`.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len * 8) };
+    }
+}
