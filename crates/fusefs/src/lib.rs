@@ -27,6 +27,10 @@ use hostview::{Host, VirtualFile};
 use procfile::CpuView;
 
 pub use fuser::BackgroundSession;
+/// What the [`Host`] serving a connection calls before slow work: with one thread
+/// reading requests ([`ServeConfig::poll`]), it lets another take over reading; a no-op
+/// on any other thread and without it. Pass it as `Options::before_slow_work`.
+pub use fuser::hand_off;
 use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
 use tree::{Kind, Node};
@@ -549,9 +553,6 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = false;
     config.relay_spin = cfg.poll;
-    if cfg.poll.is_some() {
-        hostview::set_slow_work_hook(fuser::hand_off);
-    }
     let fs = LxcFs::new(host, cfg.generation, cfg.shared.clone());
     let pt = fs.pt.clone();
     let session = if cfg.initialized || cfg.shared.initialized() {

@@ -83,7 +83,7 @@ impl Host {
         if let Some(v) = self.views.get(&key, now) {
             return Ok(v);
         }
-        crate::slow::slow_work();
+        (self.opts.before_slow_work)();
         let v = self.compute_view(c)?;
         self.views.put(key, v.clone(), now);
         Ok(v)

@@ -17,7 +17,6 @@ mod logonce;
 mod memory;
 pub mod pidns;
 mod rendercache;
-mod slow;
 mod sys;
 mod tasks;
 mod taskstats;
@@ -35,14 +34,13 @@ pub use error::{Error, Result};
 pub use files::VirtualFile;
 pub use fsio::{Dir, DirEntry};
 pub use pidns::{InitResolver, NsId, ResolverKind};
-pub use slow::set_slow_work_hook;
 
 use cache::ContainerCache;
 use cgroup::CgroupPaths;
 use logonce::LogOnce;
 
-/// Behaviour switches from the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Behaviour switches from the command line, and what the server needs told.
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Show the container's swap (off with `-u`).
     pub swap: bool,
@@ -52,8 +50,15 @@ pub struct Options {
     pub loadavg: bool,
     pub resolver: ResolverKind,
     /// Fault injection for the restart tests: abort the process when rendering this
-    /// file, like a worker that crashes on a request.
+    /// file, like a worker that crashes on a request. Only debug builds (the tests')
+    /// look at it: a release build's read path carries no fault injection.
     pub abort_on: Option<VirtualFile>,
+    /// Called before each piece of work that reads the host's files (a rendering, a
+    /// namespace resolution, a CPU view: tens of microseconds, more on a big host). The
+    /// FUSE server passes its hand-off here: the thread that reads requests and serves
+    /// the quick ones itself lets another take over reading first, or every other
+    /// container's request would queue behind this one (see fusefs's `serve`).
+    pub before_slow_work: fn(),
 }
 
 impl Default for Options {
@@ -64,6 +69,7 @@ impl Default for Options {
             loadavg: false,
             resolver: ResolverKind::Auto,
             abort_on: None,
+            before_slow_work: || {},
         }
     }
 }
@@ -191,7 +197,7 @@ impl Host {
             }
             self.cache.remove(ns);
         }
-        slow::slow_work();
+        (self.opts.before_slow_work)();
         let init = match self.cache.init_of(ns) {
             Some(i) if NsId::of(&self.proc, i).ok() == Some(ns) => i,
             _ => self.resolver.resolve(&self.proc, tid, ns)?,
@@ -212,6 +218,7 @@ impl Host {
     /// data cannot be read the host's file is served and the failure logged once per
     /// container; `Err` only when not even that is possible.
     pub fn render(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
+        #[cfg(debug_assertions)]
         if self.opts.abort_on == Some(file) {
             tracing::error!(
                 "fault injection: aborting while rendering {}",
@@ -256,7 +263,7 @@ impl Host {
                 return Ok(());
             }
         }
-        slow::slow_work();
+        (self.opts.before_slow_work)();
         self.render_fresh(file, &c, tid, out)?;
         if shareable {
             self.renders.put(key, Arc::new(out.clone()), now);

@@ -94,6 +94,7 @@ pub fn host_options(serve: &ServeOptions) -> Options {
         loadavg: !serve.disable_loadavg,
         resolver: serve.init_resolver,
         abort_on: None,
+        before_slow_work: fusefs::hand_off,
     }
 }
 
