@@ -1,4 +1,4 @@
-//! File attributes: the static tree's, and the host's for passthrough entries.
+//! File attributes: the static tree's, and the host's for mirrored sysfs entries.
 
 use std::time::SystemTime;
 

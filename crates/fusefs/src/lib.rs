@@ -103,13 +103,13 @@ impl LxcFs {
         attr::of_node(n, size, self.started)
     }
 
-    /// The reader's CPU view for the sysfs passthrough; a reader whose container can't
+    /// The reader's CPU view for the mirrored sysfs entries; a reader whose container can't
     /// be resolved sees the host's tree (fail open, as the files do).
     fn view(&self, req: &Request) -> Option<CpuView> {
         self.host.cpu_view(req.pid()).ok().flatten()
     }
 
-    /// Path (as the container names it) of a passthrough inode or of a child of one.
+    /// Path (as the container names it) of a mirrored inode or of a child of one.
     fn dyn_path(&self, parent: u64, name: Option<&str>) -> Option<String> {
         let base = if parent == tree::SYS_CPU {
             None
@@ -124,7 +124,7 @@ impl LxcFs {
         }
     }
 
-    /// Attributes of a passthrough path for this reader.
+    /// Attributes of a mirrored path for this reader.
     fn dyn_attr(&self, req: &Request, rel: &str) -> Result<FileAttr, Errno> {
         let host_rel = sysfs::to_host(rel, self.view(req).as_ref()).ok_or(Errno::ENOENT)?;
         let st = self.host.root().lstat(&host_rel).map_err(|e| errno(&e))?;
@@ -164,7 +164,7 @@ impl LxcFs {
         Ok((src, buf))
     }
 
-    /// The passthrough entries of a directory, for this reader.
+    /// The mirrored entries of a directory, for this reader.
     fn dyn_entries(&self, req: &Request, ino: u64) -> Result<Vec<(u64, FileType, String)>, Errno> {
         let view = self.view(req);
         let rel = if ino == tree::SYS_CPU {

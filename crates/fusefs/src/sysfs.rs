@@ -22,7 +22,7 @@ pub const VIRTUAL: [&str; 4] = ["online", "possible", "present", "offline"];
 const WALK_DEPTH: usize = 8;
 const WALK_ENTRIES: usize = 1 << 20;
 
-/// Inode numbers of passthrough entries are a hash of their path (as the container
+/// Inode numbers of mirrored entries are a hash of their path (as the container
 /// names it), so they are the same in every worker: after a worker is replaced, the
 /// kernel still holds the numbers the previous one gave out, and the new one finds
 /// their paths again by walking the host tree once.
@@ -119,7 +119,7 @@ pub fn to_host(rel: &str, view: Option<&CpuView>) -> Option<String> {
     })
 }
 
-/// Names of the CPU directory's passthrough entries for a reader: the host's entries
+/// Names of the CPU directory's mirrored entries for a reader: the host's entries
 /// other than the virtual lists and the `cpuN` directories, then one `cpuN` per
 /// visible CPU in the reader's numbering.
 pub fn top_entries(host: &[String], view: Option<&CpuView>) -> Vec<String> {

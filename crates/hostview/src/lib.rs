@@ -85,7 +85,8 @@ pub struct Host {
     opts: Options,
     cache: ContainerCache,
     failures: LogOnce,
-    passthrough: AtomicBool,
+    /// Every reader is served the host's own files (SIGUSR2, LXCFS's kill switch).
+    host_files: AtomicBool,
     stats: cpufiles::StatHistory,
     renders: rendercache::RenderCache,
     /// CPU views per container identity (see [`Host::cpu_view`]).
@@ -118,7 +119,7 @@ impl Host {
             opts,
             cache: ContainerCache::default(),
             failures: LogOnce::default(),
-            passthrough: AtomicBool::new(false),
+            host_files: AtomicBool::new(false),
             stats: cpufiles::StatHistory::default(),
             renders: rendercache::RenderCache::default(),
             views: rendercache::Recent::default(),
@@ -128,7 +129,7 @@ impl Host {
         })
     }
 
-    /// The host's root directory (for read-only passthrough of host files).
+    /// The host's root directory (the mirrored sysfs entries are read from it).
     pub fn root(&self) -> &Dir {
         &self.root
     }
@@ -160,12 +161,12 @@ impl Host {
     }
 
     /// Serve host files to everyone (SIGUSR2, LXCFS's kill switch) or stop doing so.
-    pub fn set_passthrough(&self, on: bool) {
-        self.passthrough.store(on, Ordering::Relaxed);
+    pub fn set_serve_host_files(&self, on: bool) {
+        self.host_files.store(on, Ordering::Relaxed);
     }
 
-    pub fn passthrough(&self) -> bool {
-        self.passthrough.load(Ordering::Relaxed)
+    pub fn serves_host_files(&self) -> bool {
+        self.host_files.load(Ordering::Relaxed)
     }
 
     /// Entries held per container: (paths, `/proc/stat` history, recent renderings).
@@ -227,7 +228,7 @@ impl Host {
             std::process::abort();
         }
         out.clear();
-        if self.passthrough() {
+        if self.serves_host_files() {
             return self.host_file(file, out);
         }
         match self.render_container(file, tid, out) {

@@ -1100,11 +1100,11 @@ fn swap_off_host_means_no_swap_for_containers() {
 }
 
 #[test]
-fn passthrough_serves_the_host_files_to_containers() {
+fn the_kill_switch_serves_the_host_files_to_containers() {
     let host = open("v2-unified");
-    host.set_passthrough(true);
+    host.set_serve_host_files(true);
     assert_host_files("v2-unified", &host, 2000);
-    host.set_passthrough(false);
+    host.set_serve_host_files(false);
     assert_meminfo("v2-unified", 2000, &meminfo(&host, 2000), V2_DOCKER);
 }
 

@@ -49,7 +49,7 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         Arc::new(Host::open(&serve.host_root, opts).with_context(|| {
             format!("cannot read the host under {}", serve.host_root.display())
         })?);
-    host.set_passthrough(args.host_files);
+    host.set_serve_host_files(args.host_files);
     if !serve.disable_loadavg {
         host.start_loadavg()
             .context("cannot start the load average sampler")?;
@@ -117,8 +117,8 @@ fn wait(session: fusefs::BackgroundSession, host: &Host, mut signals: Signals) -
         for sig in signals.pending() {
             match sig {
                 SIGUSR2 => {
-                    let on = !host.passthrough();
-                    host.set_passthrough(on);
+                    let on = !host.serves_host_files();
+                    host.set_serve_host_files(on);
                     tracing::warn!(
                         "{}",
                         if on {
