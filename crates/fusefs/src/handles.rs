@@ -15,6 +15,10 @@ use hostview::VirtualFile;
 
 use crate::passthrough::{Closed, Mode};
 
+/// A file's content for one reader: shared by the render cache, the handles that read
+/// it and the passthrough bookkeeping, never copied between them.
+pub type Rendering = Arc<[u8]>;
+
 /// What a handle renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -25,7 +29,7 @@ pub enum Source {
 
 struct Handle {
     file: Source,
-    content: Arc<Vec<u8>>,
+    content: Rendering,
     served: bool,
     mode: Mode,
     /// The thread that opened it (0: unknown).
@@ -37,7 +41,7 @@ struct Handle {
 }
 
 impl Handle {
-    fn new(file: Source, content: Arc<Vec<u8>>, mode: Mode, reader: u32) -> Handle {
+    fn new(file: Source, content: Rendering, mode: Mode, reader: u32) -> Handle {
         Handle {
             file,
             content,
@@ -72,7 +76,7 @@ pub fn is_pure(fh: u64) -> bool {
 /// What a read should do.
 pub enum Read {
     /// Serve this content.
-    Serve(Arc<Vec<u8>>),
+    Serve(Rendering),
     /// A new pass over the file: render it again, then [`Handles::replace`].
     Rerender(Source),
     Unknown,
@@ -88,8 +92,7 @@ impl Handles {
     }
 
     /// Take over a handle another worker opened, with a fresh rendering.
-    pub fn adopt(&self, fh: u64, file: Source, content: Vec<u8>) -> Arc<Vec<u8>> {
-        let content = Arc::new(content);
+    pub fn adopt(&self, fh: u64, file: Source, content: Rendering) -> Rendering {
         let mut h = Handle::new(file, content.clone(), Mode::Served, 0);
         h.served = true;
         self.lock().insert(fh, h);
@@ -97,12 +100,12 @@ impl Handles {
     }
 
     /// A new handle, answered with `mode`, opened by thread `reader`.
-    pub fn insert(&self, file: Source, content: Vec<u8>, mode: Mode, reader: u32) -> u64 {
+    pub fn insert(&self, file: Source, content: Rendering, mode: Mode, reader: u32) -> u64 {
         let seq = (self.next.fetch_add(1, Ordering::Relaxed) + 1) & SEQ_MASK;
         let pure = if mode == Mode::Pure { PURE_BIT } else { 0 };
         let fh = self.generation | pure | seq;
         self.lock()
-            .insert(fh, Handle::new(file, Arc::new(content), mode, reader));
+            .insert(fh, Handle::new(file, content, mode, reader));
         fh
     }
 
@@ -121,8 +124,7 @@ impl Handles {
     }
 
     /// Install a new rendering for a handle (after [`Read::Rerender`]).
-    pub fn replace(&self, fh: u64, content: Vec<u8>) -> Option<Arc<Vec<u8>>> {
-        let content = Arc::new(content);
+    pub fn replace(&self, fh: u64, content: Rendering) -> Option<Rendering> {
         let mut map = self.lock();
         let h = map.get_mut(&fh)?;
         h.content = content.clone();
@@ -185,25 +187,30 @@ mod tests {
         let h = Handles::new(3);
         let a = h.insert(
             Source::Virtual(VirtualFile::Stat),
-            b"first".to_vec(),
+            Rendering::from(&b"first"[..]),
             Mode::Served,
             9,
         );
-        let b = h.insert(Source::Host("x".into()), b"other".to_vec(), Mode::Served, 9);
+        let b = h.insert(
+            Source::Host("x".into()),
+            Rendering::from(&b"other"[..]),
+            Mode::Served,
+            9,
+        );
         assert_ne!(a, b);
         assert_eq!(a >> GEN_SHIFT, 3);
         // A fresh handle serves any offset from the open-time rendering.
-        assert!(matches!(h.read(a, 2, 1), Read::Serve(c) if c.as_slice() == b"first"));
-        assert!(matches!(h.read(a, 4, 1), Read::Serve(c) if c.as_slice() == b"first"));
+        assert!(matches!(h.read(a, 2, 1), Read::Serve(c) if &c[..] == b"first"));
+        assert!(matches!(h.read(a, 4, 1), Read::Serve(c) if &c[..] == b"first"));
         // Back at 0 after serving: a new pass.
         assert!(matches!(
             h.read(a, 0, 4096),
             Read::Rerender(Source::Virtual(VirtualFile::Stat))
         ));
-        h.replace(a, b"second".to_vec());
-        assert!(matches!(h.read(a, 3, 1), Read::Serve(c) if c.as_slice() == b"second"));
+        h.replace(a, Rendering::from(&b"second"[..]));
+        assert!(matches!(h.read(a, 3, 1), Read::Serve(c) if &c[..] == b"second"));
         // The first read of a fresh handle at 0 uses the open-time rendering.
-        assert!(matches!(h.read(b, 0, 4096), Read::Serve(c) if c.as_slice() == b"other"));
+        assert!(matches!(h.read(b, 0, 4096), Read::Serve(c) if &c[..] == b"other"));
         let c = h.remove(a).unwrap();
         assert!(c.rewound && c.reader == 9 && c.mode == Mode::Served);
         assert!(matches!(h.read(a, 0, 1), Read::Unknown));
@@ -217,7 +224,7 @@ mod tests {
         let h = Handles::new(1);
         let a = h.insert(
             Source::Virtual(VirtualFile::Meminfo),
-            b"0123456789".to_vec(),
+            Rendering::from(&b"0123456789"[..]),
             Mode::Flagged,
             5,
         );
@@ -232,8 +239,8 @@ mod tests {
     fn a_pure_handle_says_so_to_any_worker() {
         let h = Handles::new(2);
         let f = Source::Virtual(VirtualFile::Meminfo);
-        let a = h.insert(f.clone(), vec![], Mode::Pure, 1);
-        let b = h.insert(f, vec![], Mode::Flagged, 1);
+        let a = h.insert(f.clone(), Rendering::from(&[][..]), Mode::Pure, 1);
+        let b = h.insert(f, Rendering::from(&[][..]), Mode::Flagged, 1);
         assert!(is_pure(a) && !is_pure(b));
         assert_eq!(a >> GEN_SHIFT, 2);
         assert_ne!(a & SEQ_MASK, b & SEQ_MASK);

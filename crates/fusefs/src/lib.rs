@@ -31,7 +31,7 @@ pub use fuser::BackgroundSession;
 /// reading requests ([`ServeConfig::poll`]), it lets another take over reading; a no-op
 /// on any other thread and without it. Pass it as `Options::before_slow_work`.
 pub use fuser::hand_off;
-use handles::{Handles, Read, Source, window};
+use handles::{Handles, Read, Rendering, Source, window};
 use passthrough::{Mode, Passthrough};
 use tree::{Kind, Node};
 
@@ -147,18 +147,19 @@ impl LxcFs {
     }
 
     /// `src` rendered for this reader.
-    fn render(&self, req: &Request, src: &Source) -> Result<Vec<u8>, Errno> {
-        let mut buf = Vec::with_capacity(4096);
+    fn render(&self, req: &Request, src: &Source) -> Result<Rendering, Errno> {
         match src {
-            Source::Virtual(f) => self.host.render(*f, req.pid(), &mut buf),
-            Source::Host(p) => self.host.root().read_into(p, &mut buf),
+            Source::Virtual(f) => self.host.rendering(*f, req.pid()),
+            Source::Host(p) => {
+                let mut buf = Vec::with_capacity(4096);
+                self.host.root().read_into(p, &mut buf).map(|()| buf.into())
+            }
         }
-        .map_err(|e| errno(&e))?;
-        Ok(buf)
+        .map_err(|e| errno(&e))
     }
 
     /// What inode `ino` shows this reader, and its rendering.
-    fn source_rendered(&self, req: &Request, ino: u64) -> Result<(Source, Vec<u8>), Errno> {
+    fn source_rendered(&self, req: &Request, ino: u64) -> Result<(Source, Rendering), Errno> {
         let src = self.source(req, ino)?;
         let buf = self.render(req, &src)?;
         Ok((src, buf))

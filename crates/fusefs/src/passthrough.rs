@@ -102,6 +102,8 @@ use hostview::VirtualFile;
 
 use connection::Shared;
 
+use crate::handles::Rendering;
+
 /// Clean closes of a file by a thread before its next open of that file may be pure.
 pub const PROOF: u8 = 2;
 /// How long a thread's record of a file is trusted after its last close.
@@ -163,7 +165,8 @@ pub struct Passthrough {
 #[derive(Default)]
 struct Written {
     version: u64,
-    content: Vec<u8>,
+    /// The rendering itself, shared with the handles that read it.
+    content: Option<Rendering>,
 }
 
 /// What a thread did with a file.
@@ -216,7 +219,7 @@ impl Passthrough {
 
     /// Decide how to answer an open of `file` by thread `reader` whose rendering is
     /// `content`; a pure answer has already written it to the memfd and counted itself.
-    pub fn choose(&self, file: VirtualFile, reader: u32, content: &[u8]) -> Choice {
+    pub fn choose(&self, file: VirtualFile, reader: u32, content: &Rendering) -> Choice {
         let Some(share) = &self.share else {
             return Choice::served();
         };
@@ -240,15 +243,19 @@ impl Passthrough {
         let Some(_lock) = share.lock(idx) else {
             return flagged;
         };
-        if written.version == share.version(idx) && written.content == content {
+        let same = written
+            .content
+            .as_ref()
+            .is_some_and(|w| Arc::ptr_eq(w, content) || w[..] == content[..]);
+        if written.version == share.version(idx) && same {
             // Readers of one container within its render cache's lifetime get the
             // same bytes: they can share the memfd as it is.
         } else if share.pure(idx) == 0 {
-            written.content.clear();
+            written.content = None;
             match share.rewrite(idx, content) {
                 Ok(v) => {
                     written.version = v;
-                    written.content.extend_from_slice(content);
+                    written.content = Some(content.clone());
                 }
                 Err(e) => {
                     written.version = 0;
@@ -363,6 +370,11 @@ mod tests {
         }
     }
 
+    /// A rendering of these bytes.
+    fn r(b: &[u8]) -> Rendering {
+        Rendering::from(b)
+    }
+
     fn share() -> Arc<Shared> {
         let s = Shared::create(true).unwrap();
         s.set_ids_for_test();
@@ -372,7 +384,7 @@ mod tests {
     /// Two clean passes by `reader`, so that its next open may be pure.
     fn prove(pt: &Passthrough, f: VirtualFile, reader: u32) {
         for _ in 0..PROOF {
-            assert_eq!(pt.choose(f, reader, b"x").mode, Mode::Flagged);
+            assert_eq!(pt.choose(f, reader, &r(b"x")).mode, Mode::Flagged);
             pt.closed(&closed(f, reader, true, false));
         }
     }
@@ -411,13 +423,13 @@ mod tests {
         let pt = Passthrough::new(Some(share()));
         let f = VirtualFile::Uptime;
         prove(&pt, f, 5);
-        assert_eq!(pt.choose(f, 5, b"up").mode, Mode::Pure);
+        assert_eq!(pt.choose(f, 5, &r(b"up")).mode, Mode::Pure);
         // Its RELEASE is still on its way: the next open of the poller stays pure.
-        assert_eq!(pt.choose(f, 5, b"up").mode, Mode::Pure);
+        assert_eq!(pt.choose(f, 5, &r(b"up")).mode, Mode::Pure);
         // A new rendering cannot replace the memfd under those two.
-        assert_eq!(pt.choose(f, 5, b"up 2").mode, Mode::Flagged);
+        assert_eq!(pt.choose(f, 5, &r(b"up 2")).mode, Mode::Flagged);
         // That served open may be held and rewound: nothing more is pure while it lives.
-        assert_eq!(pt.choose(f, 5, b"up").mode, Mode::Flagged);
+        assert_eq!(pt.choose(f, 5, &r(b"up")).mode, Mode::Flagged);
         let pure = Closed {
             mode: Mode::Pure,
             ..closed(f, 5, false, false)
@@ -428,10 +440,10 @@ mod tests {
         }
         pt.released_pure(f);
         pt.released_pure(f);
-        assert_eq!(pt.choose(f, 5, b"up 2").mode, Mode::Flagged);
+        assert_eq!(pt.choose(f, 5, &r(b"up 2")).mode, Mode::Flagged);
         pt.closed(&served);
         pt.closed(&served);
-        assert_eq!(pt.choose(f, 5, b"up 2").mode, Mode::Pure);
+        assert_eq!(pt.choose(f, 5, &r(b"up 2")).mode, Mode::Pure);
     }
 
     #[test]
@@ -439,7 +451,7 @@ mod tests {
         let pt = Passthrough::new(Some(share()));
         let f = VirtualFile::Meminfo;
         prove(&pt, f, 3);
-        let c = pt.choose(f, 3, b"mine");
+        let c = pt.choose(f, 3, &r(b"mine"));
         assert_eq!(c.mode, Mode::Pure);
         pt.closed(&Closed {
             mode: Mode::Pure,
@@ -447,14 +459,14 @@ mod tests {
             ..closed(f, 3, false, false)
         });
         pt.released_pure(f);
-        assert_eq!(pt.choose(f, 3, b"mine").mode, Mode::Flagged);
+        assert_eq!(pt.choose(f, 3, &r(b"mine")).mode, Mode::Flagged);
     }
 
     #[test]
     fn without_a_share_or_an_id_everything_is_served() {
         let pt = Passthrough::new(None);
         assert!(!pt.wanted());
-        assert_eq!(pt.choose(VirtualFile::Stat, 1, b"x"), Choice::served());
+        assert_eq!(pt.choose(VirtualFile::Stat, 1, &r(b"x")), Choice::served());
         // A share whose first worker found no passthrough: no ids.
         let s = Arc::new(Shared::create(true).unwrap());
         let pt = Passthrough::new(Some(s.clone()));
@@ -464,7 +476,7 @@ mod tests {
 
     fn prove_served(pt: &Passthrough) {
         for _ in 0..=PROOF {
-            assert_eq!(pt.choose(VirtualFile::Stat, 1, b"x").mode, Mode::Served);
+            assert_eq!(pt.choose(VirtualFile::Stat, 1, &r(b"x")).mode, Mode::Served);
             pt.closed(&closed(VirtualFile::Stat, 1, true, false));
         }
     }
@@ -478,13 +490,13 @@ mod tests {
         for r in [1, 2, 3] {
             prove(&pt, f, r);
         }
-        let a = pt.choose(f, 1, b"container A");
+        let a = pt.choose(f, 1, &r(b"container A"));
         assert_eq!(a.mode, Mode::Pure);
         assert_ne!(a.id, 0);
         assert_eq!(s.memfd_for_test(i), b"container A");
         // The same bytes share the memfd; other bytes must be served by us.
-        assert_eq!(pt.choose(f, 2, b"container A").mode, Mode::Pure);
-        assert_eq!(pt.choose(f, 3, b"container B").mode, Mode::Flagged);
+        assert_eq!(pt.choose(f, 2, &r(b"container A")).mode, Mode::Pure);
+        assert_eq!(pt.choose(f, 3, &r(b"container B")).mode, Mode::Flagged);
         assert_eq!(s.pure(i), 2);
         assert_eq!(s.memfd_for_test(i), b"container A");
         for r in [1, 2, 3] {
@@ -492,7 +504,7 @@ mod tests {
         }
         pt.released_pure(f);
         pt.released_pure(f);
-        assert_eq!(pt.choose(f, 3, b"container B").mode, Mode::Pure);
+        assert_eq!(pt.choose(f, 3, &r(b"container B")).mode, Mode::Pure);
         assert_eq!(s.memfd_for_test(i), b"container B");
     }
 
@@ -503,18 +515,18 @@ mod tests {
         let i = index(f).unwrap();
         let old = Passthrough::new(Some(s.clone()));
         prove(&old, f, 1);
-        assert_eq!(old.choose(f, 1, b"A").mode, Mode::Pure);
+        assert_eq!(old.choose(f, 1, &r(b"A")).mode, Mode::Pure);
         // The old worker dies with that open live; the next one has its own records.
         drop(old);
         let new = Passthrough::new(Some(s.clone()));
         prove(&new, f, 2);
         // Even the same bytes are not shared: it cannot know what the memfd holds.
-        assert_eq!(new.choose(f, 2, b"A").mode, Mode::Flagged);
+        assert_eq!(new.choose(f, 2, &r(b"A")).mode, Mode::Flagged);
         new.closed(&closed(f, 2, true, false));
         assert_eq!(s.memfd_for_test(i), b"A");
         // The RELEASE of the old open reaches the new worker.
         new.released_pure(f);
-        assert_eq!(new.choose(f, 2, b"B").mode, Mode::Pure);
+        assert_eq!(new.choose(f, 2, &r(b"B")).mode, Mode::Pure);
         assert_eq!(s.memfd_for_test(i), b"B");
     }
 }

@@ -33,17 +33,50 @@ pub struct Container {
     /// When init started, in ns since boot (`None` for host readers).
     pub start_ns: Option<u64>,
     pub fetched: Instant,
+    key: ContainerKey,
+}
+
+/// What per-container state (renderings, CPU views, `/proc/stat` history, task counts)
+/// is kept under: two containers never share a key, whatever their limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ContainerKey {
+    /// The pid namespace together with its init and that init's start: the kernel
+    /// recycles namespace inode numbers and pids, so a new container can get a dead
+    /// one's of either.
+    Ns { ns: NsId, init: u32, start_ns: u64 },
+    /// A reader in the daemon's own pid namespace: the cgroups it is shown.
+    Host(Arc<str>),
 }
 
 impl Container {
-    /// A key for per-container state: the pid namespace together with its init (the
-    /// kernel recycles namespace inode numbers, so a new container can get a dead
-    /// one's), or for a host reader the cgroups it is shown.
-    pub fn key(&self) -> String {
-        match self.ns {
-            Some(ns) => format!("ns:{}:{}:{}", ns.0, self.init, self.start_ns.unwrap_or(0)),
-            None => format!("host:{:?}", self.paths),
+    pub fn new(
+        init: u32,
+        ns: Option<NsId>,
+        paths: CgroupPaths,
+        start_ns: Option<u64>,
+        fetched: Instant,
+    ) -> Container {
+        let key = match ns {
+            Some(ns) => ContainerKey::Ns {
+                ns,
+                init,
+                start_ns: start_ns.unwrap_or(0),
+            },
+            None => ContainerKey::Host(format!("{paths:?}").into()),
+        };
+        Container {
+            init,
+            ns,
+            paths,
+            start_ns,
+            fetched,
+            key,
         }
+    }
+
+    /// Its key for per-container state, made once when the container was resolved.
+    pub fn key(&self) -> &ContainerKey {
+        &self.key
     }
 }
 
@@ -152,13 +185,13 @@ mod tests {
             v1: Vec::new(),
             v2: None,
         };
-        Arc::new(Container {
+        Arc::new(Container::new(
             init,
-            ns: None,
-            paths: CgroupPaths::parse(&hier, "0::/\n", init).unwrap(),
-            start_ns: None,
-            fetched: at,
-        })
+            None,
+            CgroupPaths::parse(&hier, "0::/\n", init).unwrap(),
+            None,
+            at,
+        ))
     }
 
     #[test]

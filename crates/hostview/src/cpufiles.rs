@@ -10,7 +10,7 @@ use procfile::render::ProcessCounts;
 use crate::tasks::Counts;
 use procfile::{CpuView, StatState};
 
-use crate::cache::Container;
+use crate::cache::{Container, ContainerKey};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::files::VirtualFile;
@@ -33,14 +33,14 @@ struct Entry {
 /// What each container's `/proc/stat` showed last, so the next read only adds to it.
 #[derive(Default)]
 pub(crate) struct StatHistory {
-    map: Mutex<HashMap<String, Entry>>,
+    map: Mutex<HashMap<ContainerKey, Entry>>,
     /// Recent task counts per container, and the highest `last_pid` shown.
-    counts: Mutex<HashMap<String, (Instant, Counts)>>,
+    counts: Mutex<HashMap<ContainerKey, (Instant, Counts)>>,
     last_prune: Mutex<Option<Instant>>,
 }
 
 impl StatHistory {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ContainerKey, Entry>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -78,7 +78,7 @@ impl Host {
         if !self.real_root {
             return self.compute_view(c);
         }
-        let key = c.key();
+        let key = c.key().clone();
         let now = std::time::Instant::now();
         if let Some(v) = self.views.get(&key, now) {
             return Ok(v);
@@ -157,7 +157,7 @@ impl Host {
         let age = c.start_ns.map_or(now, |s| now.saturating_sub(s));
         let t = Instant::now();
         let mut map = self.stats.lock();
-        let k = c.key();
+        let k = c.key().clone();
         // Dead containers' history goes after IDLE, checked every PRUNE_EVERY (and at
         // once when the table is full), so memory follows the live containers.
         let prune = self.stats.prune_due(t) || (map.len() >= MAX_ENTRIES && !map.contains_key(&k));
@@ -176,7 +176,7 @@ impl Host {
     /// The container's task counts, recounted at most once a second; `last_pid` never
     /// decreases, like the kernel's fork counter.
     pub(crate) fn task_counts(&self, c: &Container) -> Result<Counts> {
-        let k = c.key();
+        let k = c.key().clone();
         let t = Instant::now();
         let prev = {
             let map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());

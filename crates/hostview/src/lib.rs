@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use procfile::{CpuView, HostMem};
 
-pub use cache::Container;
+pub use cache::{Container, ContainerKey};
 pub use cgroup::{Hierarchies, Layout};
 pub use error::{Error, Result};
 pub use files::VirtualFile;
@@ -90,7 +90,7 @@ pub struct Host {
     stats: cpufiles::StatHistory,
     renders: rendercache::RenderCache,
     /// CPU views per container identity (see [`Host::cpu_view`]).
-    views: rendercache::Recent<String, Option<CpuView>>,
+    views: rendercache::Recent<ContainerKey, Option<CpuView>>,
     loads: loadavg::Loads,
     /// The root is the real `/` (not a fixture): kernel interfaces apply to it.
     real_root: bool,
@@ -184,13 +184,7 @@ impl Host {
         if ns == self.self_ns {
             // A host reader (or `--pid=host`) is served its own cgroup.
             let paths = CgroupPaths::read(&self.hier, &self.proc, tid)?;
-            return Ok(Arc::new(Container {
-                init: tid,
-                ns: None,
-                paths,
-                start_ns: None,
-                fetched: now,
-            }));
+            return Ok(Arc::new(Container::new(tid, None, paths, None, now)));
         }
         if let Some(c) = self.cache.get(ns, now) {
             if NsId::of(&self.proc, c.init).ok() == Some(ns) {
@@ -204,21 +198,23 @@ impl Host {
             _ => self.resolver.resolve(&self.proc, tid, ns)?,
         };
         let paths = CgroupPaths::read(&self.hier, &self.proc, init)?;
-        let c = Arc::new(Container {
+        let c = Arc::new(Container::new(
             init,
-            ns: Some(ns),
+            Some(ns),
             paths,
-            start_ns: self.start_ns(init),
-            fetched: now,
-        });
+            self.start_ns(init),
+            now,
+        ));
         self.cache.insert(ns, c.clone(), now);
         Ok(c)
     }
 
-    /// Render `file` for reader `tid` into `out` (cleared first). When the container's
-    /// data cannot be read the host's file is served and the failure logged once per
-    /// container; `Err` only when not even that is possible.
-    pub fn render(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
+    /// `file` rendered for reader `tid`. When the container's data cannot be read the
+    /// host's file is served and the failure logged once per container; `Err` only when
+    /// not even that is possible. Renderings of one container within
+    /// [`rendercache::FRESH`] are one shared allocation: every handle that reads it
+    /// holds the same bytes, not a copy.
+    pub fn rendering(&self, file: VirtualFile, tid: u32) -> Result<Arc<[u8]>> {
         #[cfg(debug_assertions)]
         if self.opts.abort_on == Some(file) {
             tracing::error!(
@@ -227,12 +223,11 @@ impl Host {
             );
             std::process::abort();
         }
-        out.clear();
         if self.serves_host_files() {
-            return self.host_file(file, out);
+            return self.host_rendering(file);
         }
-        match self.render_container(file, tid, out) {
-            Ok(()) => Ok(()),
+        match self.render_container(file, tid) {
+            Ok(r) => Ok(r),
             Err(e) => {
                 let key = NsId::of(&self.proc, tid)
                     .map(|n| n.0)
@@ -243,33 +238,47 @@ impl Host {
                         file.host_path()
                     );
                 }
-                out.clear();
-                self.host_file(file, out)
+                self.host_rendering(file)
             }
         }
     }
 
-    fn render_container(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
+    /// [`rendering`](Self::rendering) copied into `out` (cleared first).
+    pub fn render(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
+        let r = self.rendering(file, tid)?;
+        out.clear();
+        out.extend_from_slice(&r);
+        Ok(())
+    }
+
+    fn host_rendering(&self, file: VirtualFile) -> Result<Arc<[u8]>> {
+        let mut out = Vec::with_capacity(4096);
+        self.host_file(file, &mut out)?;
+        Ok(out.into())
+    }
+
+    fn render_container(&self, file: VirtualFile, tid: u32) -> Result<Arc<[u8]>> {
         let c = self.container(tid)?;
         // Uptime falls back to the reader's own start when init's is unknown: then the
         // rendering is the reader's, not the container's.
         // Fixture trees change between renders in tests: only the live host is cached.
         let shareable = self.real_root
             && !(file == VirtualFile::Uptime && c.ns.is_some() && c.start_ns.is_none());
-        let key = (c.key(), file);
+        let key = (c.key().clone(), file);
         let now = Instant::now();
         if shareable {
             if let Some(bytes) = self.renders.get(&key, now) {
-                out.extend_from_slice(&bytes);
-                return Ok(());
+                return Ok(bytes);
             }
         }
         (self.opts.before_slow_work)();
-        self.render_fresh(file, &c, tid, out)?;
+        let mut out = Vec::with_capacity(4096);
+        self.render_fresh(file, &c, tid, &mut out)?;
+        let r: Arc<[u8]> = out.into();
         if shareable {
-            self.renders.put(key, Arc::new(out.clone()), now);
+            self.renders.put(key, r.clone(), now);
         }
-        Ok(())
+        Ok(r)
     }
 
     fn render_fresh(

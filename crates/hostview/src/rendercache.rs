@@ -12,6 +12,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cache::ContainerKey;
 use crate::files::VirtualFile;
 
 pub const FRESH: Duration = Duration::from_millis(100);
@@ -29,7 +30,7 @@ pub struct Recent<K, V> {
 }
 
 /// Renderings, per container identity and file.
-pub type RenderCache = Recent<(String, VirtualFile), Arc<Vec<u8>>>;
+pub type RenderCache = Recent<(ContainerKey, VirtualFile), Arc<[u8]>>;
 
 impl<K, V> Default for Recent<K, V> {
     fn default() -> Self {
@@ -75,20 +76,25 @@ mod tests {
     fn fresh_entries_hit_and_keys_separate_containers() {
         let c: RenderCache = Recent::default();
         let t = Instant::now();
-        let k = |ns: &str, f| (ns.to_string(), f);
-        c.put(k("ns:1", VirtualFile::Meminfo), Arc::new(b"a".to_vec()), t);
+        let k = |ns: u64, f| {
+            let key = ContainerKey::Ns {
+                ns: crate::NsId(ns),
+                init: 1,
+                start_ns: 0,
+            };
+            (key, f)
+        };
+        c.put(k(1, VirtualFile::Meminfo), Arc::from(&b"a"[..]), t);
         assert_eq!(
-            c.get(&k("ns:1", VirtualFile::Meminfo), t)
-                .as_deref()
-                .map(Vec::as_slice),
+            c.get(&k(1, VirtualFile::Meminfo), t).as_deref(),
             Some(&b"a"[..])
         );
-        assert!(c.get(&k("ns:2", VirtualFile::Meminfo), t).is_none());
-        assert!(c.get(&k("ns:1", VirtualFile::Stat), t).is_none());
-        assert!(c.get(&k("ns:1", VirtualFile::Meminfo), t + FRESH).is_none());
+        assert!(c.get(&k(2, VirtualFile::Meminfo), t).is_none());
+        assert!(c.get(&k(1, VirtualFile::Stat), t).is_none());
+        assert!(c.get(&k(1, VirtualFile::Meminfo), t + FRESH).is_none());
         c.put(
-            k("ns:3", VirtualFile::Stat),
-            Arc::new(b"b".to_vec()),
+            k(3, VirtualFile::Stat),
+            Arc::from(&b"b"[..]),
             t + KEEP + PRUNE_EVERY + FRESH,
         );
         assert_eq!(c.len(), 1);
