@@ -24,7 +24,6 @@ use fuser::{
     ReplyLseek, ReplyOpen, ReplyPoll, ReplyXattr, Request, SessionACL,
 };
 use hostview::{Host, VirtualFile};
-use procfile::CpuView;
 
 pub use fuser::BackgroundSession;
 /// What the [`Host`] serving a connection calls before slow work: with one thread
@@ -103,12 +102,6 @@ impl LxcFs {
         attr::of_node(n, size, self.started)
     }
 
-    /// The reader's CPU view for the mirrored sysfs entries; a reader whose container can't
-    /// be resolved sees the host's tree (fail open, as the files do).
-    fn view(&self, req: &Request) -> Option<CpuView> {
-        self.host.cpu_view(req.pid()).ok().flatten()
-    }
-
     /// Path (as the container names it) of a mirrored inode or of a child of one.
     fn dyn_path(&self, parent: u64, name: Option<&str>) -> Option<String> {
         let base = if parent == tree::SYS_CPU {
@@ -126,7 +119,10 @@ impl LxcFs {
 
     /// Attributes of a mirrored path for this reader.
     fn dyn_attr(&self, req: &Request, rel: &str) -> Result<FileAttr, Errno> {
-        let host_rel = sysfs::to_host(rel, self.view(req).as_ref()).ok_or(Errno::ENOENT)?;
+        let host_rel = self
+            .host
+            .cpu_dir_host_path(req.pid(), rel)
+            .ok_or(Errno::ENOENT)?;
         let st = self.host.root().lstat(&host_rel).map_err(|e| errno(&e))?;
         Ok(attr::of_host(self.inodes.intern(rel), &st, self.started))
     }
@@ -140,7 +136,7 @@ impl LxcFs {
             Some(Kind::Dir) => Err(Errno::EISDIR),
             None => self
                 .dyn_path(ino, None)
-                .and_then(|r| sysfs::to_host(&r, self.view(req).as_ref()))
+                .and_then(|r| self.host.cpu_dir_host_path(req.pid(), &r))
                 .map(Source::Host)
                 .ok_or(Errno::ENOENT),
         }
@@ -167,7 +163,6 @@ impl LxcFs {
 
     /// The mirrored entries of a directory, for this reader.
     fn dyn_entries(&self, req: &Request, ino: u64) -> Result<Vec<(u64, FileType, String)>, Errno> {
-        let view = self.view(req);
         let rel = if ino == tree::SYS_CPU {
             String::new()
         } else {
@@ -175,40 +170,19 @@ impl LxcFs {
                 .path(ino, self.host.root())
                 .ok_or(Errno::ENOENT)?
         };
-        let host_rel = if rel.is_empty() {
-            sysfs::HOST_DIR.to_string()
-        } else {
-            sysfs::to_host(&rel, view.as_ref()).ok_or(Errno::ENOENT)?
-        };
-        let host = self.host.root().entries(&host_rel).map_err(|e| errno(&e))?;
-        let join = |n: &str| {
-            if rel.is_empty() {
-                n.to_string()
-            } else {
-                format!("{rel}/{n}")
-            }
-        };
-        let kind_of = |name: &str| {
-            host.iter()
-                .find(|e| e.name == name)
-                .map_or(FileType::Directory, |e| attr::kind(e.kind))
-        };
-        let names: Vec<String> = if rel.is_empty() {
-            let all: Vec<String> = host.iter().map(|e| e.name.clone()).collect();
-            sysfs::top_entries(&all, view.as_ref())
-        } else {
-            host.iter().map(|e| e.name.clone()).collect()
-        };
-        Ok(names
+        let entries = self
+            .host
+            .cpu_dir_entries(req.pid(), &rel)
+            .map_err(|e| errno(&e))?;
+        Ok(entries
             .into_iter()
-            .map(|n| {
-                // Renumbered cpuN directories are named after a host directory.
-                let kind = if sysfs::cpu_index(&n).is_some() && rel.is_empty() {
-                    FileType::Directory
+            .map(|e| {
+                let path = if rel.is_empty() {
+                    e.name.clone()
                 } else {
-                    kind_of(&n)
+                    format!("{rel}/{}", e.name)
                 };
-                (self.inodes.intern(&join(&n)), kind, n)
+                (self.inodes.intern(&path), attr::kind(e.kind), e.name)
             })
             .collect())
     }
@@ -284,7 +258,7 @@ impl Filesystem for LxcFs {
         guarded("readlink", || {
             let host_rel = self
                 .dyn_path(ino.0, None)
-                .and_then(|r| sysfs::to_host(&r, self.view(req).as_ref()));
+                .and_then(|r| self.host.cpu_dir_host_path(req.pid(), &r));
             match host_rel.map(|p| self.host.root().readlink(&p)) {
                 Some(Ok(target)) => reply.data(target.as_bytes()),
                 Some(Err(e)) => reply.error(errno(&e)),

@@ -8,6 +8,7 @@ mod activity;
 pub mod cache;
 pub mod cgroup;
 mod cpu;
+pub mod cpudir;
 mod cpufiles;
 mod error;
 pub mod files;
