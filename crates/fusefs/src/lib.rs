@@ -227,7 +227,7 @@ impl Filesystem for LxcFs {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || {
             if let Some(n) = tree::child(parent.0, name.as_encoded_bytes()) {
-                return reply.entry(&TTL, &self.attr(n), Generation(0));
+                return reply.entry(&TTL, &self.attr(&n), Generation(0));
             }
             let rel = name
                 .to_str()
@@ -244,7 +244,7 @@ impl Filesystem for LxcFs {
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         guarded("getattr", || {
             if let Some(n) = tree::node(ino.0) {
-                return reply.attr(&TTL, &self.attr(n));
+                return reply.attr(&TTL, &self.attr(&n));
             }
             match self.dyn_path(ino.0, None).map(|r| self.dyn_attr(req, &r)) {
                 Some(Ok(a)) => reply.attr(&TTL_PER_READER, &a),

@@ -1,7 +1,10 @@
 //! The static tree: LXCFS's layout (`proc/*`, `sys/devices/system/cpu/*`), so runtimes'
 //! existing bind mounts work unchanged.
 
+use std::sync::LazyLock;
+
 use hostview::VirtualFile;
+use hostview::files::{Spec, TABLE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -34,39 +37,41 @@ const fn dir(ino: u64, parent: u64, name: &'static str) -> Node {
     }
 }
 
-const fn file(ino: u64, parent: u64, f: VirtualFile, name: &'static str) -> Node {
-    Node {
-        ino,
+/// The directories, with their paths; the files in them are hostview's
+/// [`hostview::files::TABLE`], each under the directory of its path.
+const DIRS: [(Node, &str); 7] = [
+    (dir(ROOT, ROOT, ""), ""),
+    (dir(PROC, ROOT, "proc"), "proc"),
+    (dir(SYS, ROOT, "sys"), "sys"),
+    (dir(SYS_DEVICES, SYS, "devices"), "sys/devices"),
+    (dir(SYS_SYSTEM, SYS_DEVICES, "system"), "sys/devices/system"),
+    (dir(SYS_CPU, SYS_SYSTEM, "cpu"), "sys/devices/system/cpu"),
+    (dir(PROC_PRESSURE, PROC, "pressure"), "proc/pressure"),
+];
+
+fn file_node(spec: &'static Spec) -> Option<Node> {
+    let (dir_path, name) = spec.path.rsplit_once('/')?;
+    let parent = DIRS.iter().find(|(_, p)| *p == dir_path)?.0.ino;
+    Some(Node {
+        ino: spec.inode,
         parent,
         name,
-        kind: Kind::File(f),
-    }
+        kind: Kind::File(spec.file),
+    })
 }
 
-pub const NODES: &[Node] = &[
-    dir(ROOT, ROOT, ""),
-    dir(PROC, ROOT, "proc"),
-    dir(SYS, ROOT, "sys"),
-    dir(SYS_DEVICES, SYS, "devices"),
-    dir(SYS_SYSTEM, SYS_DEVICES, "system"),
-    dir(SYS_CPU, SYS_SYSTEM, "cpu"),
-    dir(PROC_PRESSURE, PROC, "pressure"),
-    file(100, PROC, VirtualFile::Cpuinfo, "cpuinfo"),
-    file(101, PROC, VirtualFile::Diskstats, "diskstats"),
-    file(102, PROC, VirtualFile::Loadavg, "loadavg"),
-    file(103, PROC, VirtualFile::Meminfo, "meminfo"),
-    file(104, PROC, VirtualFile::Stat, "stat"),
-    file(105, PROC, VirtualFile::Swaps, "swaps"),
-    file(106, PROC, VirtualFile::Uptime, "uptime"),
-    file(107, PROC_PRESSURE, VirtualFile::PressureCpu, "cpu"),
-    file(108, PROC_PRESSURE, VirtualFile::PressureMemory, "memory"),
-    file(109, PROC_PRESSURE, VirtualFile::PressureIo, "io"),
-    file(110, PROC, VirtualFile::Slabinfo, "slabinfo"),
-    file(200, SYS_CPU, VirtualFile::CpuOnline, "online"),
-    file(201, SYS_CPU, VirtualFile::CpuPossible, "possible"),
-    file(202, SYS_CPU, VirtualFile::CpuPresent, "present"),
-    file(203, SYS_CPU, VirtualFile::CpuOffline, "offline"),
-];
+/// Every node: the directories, then one per served file, built once (every request
+/// looks its inode up here).
+static NODES: LazyLock<Vec<Node>> = LazyLock::new(|| {
+    DIRS.iter()
+        .map(|(n, _)| *n)
+        .chain(TABLE.iter().filter_map(file_node))
+        .collect()
+});
+
+fn nodes() -> impl Iterator<Item = Node> {
+    NODES.iter().copied()
+}
 
 /// Whether the kernel's own file answers `poll` with `POLLERR | POLLPRI` besides
 /// readable and writable: sysfs attributes and PSI files do (a poller waits on them
@@ -86,20 +91,16 @@ pub fn in_sys(ino: u64) -> bool {
     }
 }
 
-pub fn node(ino: u64) -> Option<&'static Node> {
-    NODES.iter().find(|n| n.ino == ino)
+pub fn node(ino: u64) -> Option<Node> {
+    nodes().find(|n| n.ino == ino)
 }
 
-pub fn child(parent: u64, name: &[u8]) -> Option<&'static Node> {
-    NODES
-        .iter()
-        .find(|n| n.parent == parent && n.ino != ROOT && n.name.as_bytes() == name)
+pub fn child(parent: u64, name: &[u8]) -> Option<Node> {
+    nodes().find(|n| n.parent == parent && n.ino != ROOT && n.name.as_bytes() == name)
 }
 
-pub fn children(parent: u64) -> impl Iterator<Item = &'static Node> {
-    NODES
-        .iter()
-        .filter(move |n| n.parent == parent && n.ino != ROOT)
+pub fn children(parent: u64) -> impl Iterator<Item = Node> {
+    nodes().filter(move |n| n.parent == parent && n.ino != ROOT)
 }
 
 #[cfg(test)]
@@ -108,12 +109,13 @@ mod tests {
 
     #[test]
     fn every_file_is_reachable_and_inodes_are_unique() {
+        let all: Vec<Node> = nodes().collect();
         for f in VirtualFile::ALL {
-            let n = NODES.iter().find(|n| n.kind == Kind::File(f));
+            let n = all.iter().find(|n| n.kind == Kind::File(f));
             assert!(n.is_some(), "{f:?} has no node");
         }
-        for (i, a) in NODES.iter().enumerate() {
-            for b in &NODES[i + 1..] {
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
                 assert_ne!(a.ino, b.ino);
             }
             assert!(node(a.parent).is_some_and(|p| p.kind == Kind::Dir));

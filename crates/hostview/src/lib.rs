@@ -32,7 +32,7 @@ use procfile::{CpuView, HostMem};
 pub use cache::{Container, ContainerKey};
 pub use cgroup::{Hierarchies, Layout};
 pub use error::{Error, Result};
-pub use files::VirtualFile;
+pub use files::{Renderer, Spec, VirtualFile};
 pub use fsio::{Dir, DirEntry};
 pub use pidns::{InitResolver, NsId, ResolverKind};
 
@@ -289,21 +289,10 @@ impl Host {
         tid: u32,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        match file {
-            VirtualFile::Meminfo | VirtualFile::Swaps => self.render_memory(file, c, out),
-            VirtualFile::Cpuinfo
-            | VirtualFile::Stat
-            | VirtualFile::Uptime
-            | VirtualFile::CpuOnline
-            | VirtualFile::CpuPossible
-            | VirtualFile::CpuPresent
-            | VirtualFile::CpuOffline => self.render_cpu(file, c, tid, out),
-            VirtualFile::Loadavg
-            | VirtualFile::Diskstats
-            | VirtualFile::PressureCpu
-            | VirtualFile::PressureMemory
-            | VirtualFile::PressureIo
-            | VirtualFile::Slabinfo => self.render_activity(file, c, out),
+        match file.spec().renderer {
+            Renderer::Memory => self.render_memory(file, c, out),
+            Renderer::Cpu => self.render_cpu(file, c, tid, out),
+            Renderer::Activity => self.render_activity(file, c, out),
         }
     }
 
