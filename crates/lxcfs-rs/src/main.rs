@@ -1,6 +1,7 @@
 //! lxcfs-rs: the daemon. Glue only: command line, checks, logging, signals, lifecycle.
 
 mod cli;
+mod crashloop;
 mod logging;
 mod mountpoint;
 mod orphan;

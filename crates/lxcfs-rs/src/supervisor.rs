@@ -20,10 +20,8 @@ use signal_hook::iterator::Signals;
 use connection::{Shared, WorkerArgs};
 
 use crate::cli::Cli;
+use crate::crashloop::{self, CrashLoop};
 
-/// A worker that dies sooner than this after starting counts as a failed start.
-const STABLE: Duration = Duration::from_secs(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a new worker (restart or upgrade) may take to say it serves.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const TICK: Duration = Duration::from_millis(20);
@@ -42,6 +40,8 @@ struct Worker {
     /// Read end of the pipe on which the worker says it serves.
     ready_pipe: std::fs::File,
     ready: bool,
+    /// It serves the host's files because workers kept dying (see `crashloop`).
+    safe: bool,
 }
 
 pub struct Supervisor<'a> {
@@ -64,7 +64,7 @@ pub struct Supervisor<'a> {
     retiring: Vec<Worker>,
     /// Workers of a dead supervisor we took the connection from, to replace.
     orphans: Vec<rustix::process::Pid>,
-    failures: u32,
+    crash: CrashLoop,
     restart_at: Option<Instant>,
     resend_supported: bool,
 }
@@ -103,7 +103,7 @@ impl<'a> Supervisor<'a> {
             upgrading: None,
             retiring: Vec::new(),
             orphans,
-            failures: 0,
+            crash: CrashLoop::default(),
             restart_at: Some(Instant::now()),
             resend_supported: true,
         })
@@ -128,9 +128,10 @@ impl<'a> Supervisor<'a> {
             }
             self.reap()?;
             self.check_ready();
+            self.try_virtualizing_again();
             if self.restart_at.is_some_and(|t| Instant::now() >= t) {
                 self.restart_at = None;
-                match self.spawn() {
+                match self.spawn(self.crash.safe()) {
                     Ok(w) => self.current = Some(w),
                     Err(e) => {
                         tracing::error!("supervisor: cannot start a worker: {e:#}");
@@ -145,7 +146,37 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn spawn(&mut self) -> Result<Worker> {
+    /// In safe mode: start a virtualizing worker when it is time to try one, and leave
+    /// safe mode once one has lasted.
+    fn try_virtualizing_again(&mut self) {
+        let now = Instant::now();
+        if let Some(w) = &self.current {
+            if !w.safe && w.ready && self.crash.serving(w.started.elapsed()) {
+                tracing::warn!(
+                    "supervisor: worker {} has served for {}s: virtualizing again",
+                    w.child.id(),
+                    crashloop::STABLE.as_secs()
+                );
+            }
+        }
+        let safe_serving = self.current.as_ref().is_some_and(|w| w.safe && w.ready);
+        if safe_serving && self.upgrading.is_none() && self.crash.retry_due(now) {
+            tracing::info!("supervisor: trying a virtualizing worker again");
+            match self.spawn(false) {
+                Ok(w) => {
+                    self.crash.retry_started();
+                    self.upgrading = Some(w);
+                }
+                Err(e) => {
+                    tracing::error!("supervisor: cannot start a worker: {e:#}");
+                    self.crash.retry_failed(now);
+                }
+            }
+        }
+    }
+
+    /// Start a worker; a `safe` one serves every reader the host's files.
+    fn spawn(&mut self, safe: bool) -> Result<Worker> {
         self.generation += 1;
         let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         rustix::io::fcntl_setfd(&write, FdFlags::empty())?;
@@ -157,7 +188,7 @@ impl<'a> Supervisor<'a> {
             // Also said by the shared state; on the command line for those who read it.
             initialized: self.shared.initialized(),
             shared_fds: self.shared.fds().iter().map(|f| f.as_raw_fd()).collect(),
-            host_files: self.host_files,
+            host_files: self.host_files || safe,
             serve: self.cli.serve_options(),
             mountpoint: self.mountpoint.clone(),
         };
@@ -168,9 +199,14 @@ impl<'a> Supervisor<'a> {
             .with_context(|| format!("cannot run {}", self.exe.display()))?;
         drop(write);
         tracing::info!(
-            "supervisor: started worker {} (generation {})",
+            "supervisor: started worker {} (generation {}){}",
             child.id(),
-            self.generation
+            self.generation,
+            if safe {
+                ", serving the host's files (safe mode)"
+            } else {
+                ""
+            }
         );
         Ok(Worker {
             child,
@@ -178,6 +214,7 @@ impl<'a> Supervisor<'a> {
             started: Instant::now(),
             ready_pipe: std::fs::File::from(read),
             ready: false,
+            safe,
         })
     }
 
@@ -218,8 +255,12 @@ impl<'a> Supervisor<'a> {
                 old.ready = true;
                 self.retiring.push(old);
             }
+            let retry =
+                self.upgrading.as_ref().is_some_and(|w| !w.safe) && self.crash.safe_retrying();
             self.current = self.upgrading.take();
-            self.failures = 0;
+            if !retry {
+                self.crash.upgraded();
+            }
         }
     }
 
@@ -230,7 +271,7 @@ impl<'a> Supervisor<'a> {
             if let Some(status) = w.child.try_wait()? {
                 died = true;
                 let lived = w.started.elapsed();
-                let (pid, generation) = (w.child.id(), w.generation);
+                let (pid, generation, w_safe) = (w.child.id(), w.generation, w.safe);
                 self.current = None;
                 if status.success() && !self.still_mounted() {
                     tracing::warn!(
@@ -239,8 +280,8 @@ impl<'a> Supervisor<'a> {
                     crate::logging::flush(crate::EXIT_FLUSH);
                     std::process::exit(0);
                 }
-                self.failures = if lived < STABLE { self.failures + 1 } else { 0 };
-                let delay = backoff(self.failures);
+                let next = self.crash.died(w_safe, lived, Instant::now());
+                let delay = next.delay;
                 tracing::error!(
                     "supervisor: worker {pid} (generation {generation}) {} after {:.1}s; {}",
                     describe(status),
@@ -251,10 +292,19 @@ impl<'a> Supervisor<'a> {
                         format!(
                             "starting another in {:.1}s ({} failed starts in a row)",
                             delay.as_secs_f64(),
-                            self.failures
+                            self.crash.failures()
                         )
                     }
                 );
+                if next.entered_safe_mode {
+                    tracing::error!(
+                        "supervisor: {} workers in a row died within {}s: serving every reader \
+                         the host's own files until a virtualizing worker lasts (next try in {}s)",
+                        self.crash.failures(),
+                        crashloop::STABLE.as_secs(),
+                        crashloop::RETRY_FIRST.as_secs()
+                    );
+                }
                 self.restart_at = Some(Instant::now() + delay);
             }
         }
@@ -262,10 +312,13 @@ impl<'a> Supervisor<'a> {
             if let Some(status) = w.child.try_wait()? {
                 died = true;
                 tracing::error!(
-                    "supervisor: upgrade failed: the new worker {} {} before serving; keeping the current one",
+                    "supervisor: the new worker {} {} before serving; keeping the current one",
                     w.child.id(),
                     describe(status)
                 );
+                if !w.safe {
+                    self.crash.retry_failed(Instant::now());
+                }
                 self.upgrading = None;
             }
         }
@@ -306,8 +359,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn schedule_restart(&mut self) {
-        self.failures += 1;
-        self.restart_at = Some(Instant::now() + backoff(self.failures));
+        self.restart_at = Some(Instant::now() + self.crash.start_failed());
     }
 
     fn begin_upgrade(&mut self) {
@@ -323,7 +375,7 @@ impl<'a> Supervisor<'a> {
             "supervisor: SIGUSR1: starting {} to replace the worker",
             self.exe.display()
         );
-        match self.spawn() {
+        match self.spawn(self.crash.safe()) {
             Ok(w) => self.upgrading = Some(w),
             Err(e) => {
                 tracing::error!("supervisor: upgrade failed: {e:#}; keeping the current worker")
@@ -341,9 +393,11 @@ impl<'a> Supervisor<'a> {
                 "virtualizing again"
             }
         );
+        // A safe worker keeps serving the host's files whatever the switch says.
         for w in [self.current.as_ref(), self.upgrading.as_ref()]
             .into_iter()
             .flatten()
+            .filter(|w| !w.safe)
         {
             w.signal(rustix::process::Signal::USR2);
         }
@@ -388,15 +442,6 @@ fn alive(pid: rustix::process::Pid) -> bool {
         .is_some_and(|st| st.state != b'Z' && st.state != b'X')
 }
 
-/// Exponential back-off for workers that keep failing; the first restart is immediate.
-fn backoff(failures: u32) -> Duration {
-    if failures <= 1 {
-        return Duration::ZERO;
-    }
-    let ms = 250u64.saturating_mul(1u64 << (failures - 2).min(16));
-    Duration::from_millis(ms).min(MAX_BACKOFF)
-}
-
 fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -411,19 +456,5 @@ fn describe(status: ExitStatus) -> String {
             }
         ),
         _ => "ended".to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(0), Duration::ZERO);
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_millis(250));
-        assert_eq!(backoff(3), Duration::from_millis(500));
-        assert_eq!(backoff(40), MAX_BACKOFF);
     }
 }

@@ -1,0 +1,236 @@
+//! What the supervisor does when workers keep dying.
+//!
+//! A worker that dies is replaced at once, and the kernel resends the requests it had
+//! taken. If it died *because* of one of them (a bug in rendering some file for some
+//! container), every replacement takes the same request and dies too, and readers of
+//! every container would wait on a crash loop. So after [`SAFE_AFTER`] workers in a row
+//! died young, the next one serves every reader the host's own files (as with SIGUSR2):
+//! no container's data is read, the poisoned request is answered, readers move on. The
+//! supervisor tries a virtualizing worker again after [`RETRY_FIRST`], then at doubling
+//! intervals while the retries die, and leaves safe mode once one lasts [`STABLE`].
+//! Each switch costs readers one worker start (tens of milliseconds), never a back-off.
+//!
+//! Only when safe workers die too (the fault is not in virtualization) does the
+//! supervisor back off, 0.25 s doubling to 30 s, so that nothing spins: then no worker
+//! can answer anything and readers wait until one can.
+
+use std::time::{Duration, Instant};
+
+/// A worker that dies sooner than this after starting died young.
+pub const STABLE: Duration = Duration::from_secs(10);
+/// Workers in a row that died young before the next one is a safe one.
+pub const SAFE_AFTER: u32 = 2;
+/// How long safe mode lasts before a virtualizing worker is tried again.
+pub const RETRY_FIRST: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+pub struct CrashLoop {
+    /// Workers in a row that died young.
+    failures: u32,
+    safe: Option<Safe>,
+}
+
+#[derive(Debug)]
+struct Safe {
+    /// When the current stretch of safe mode began.
+    since: Instant,
+    retry_in: Duration,
+    /// A virtualizing worker is being tried.
+    retrying: bool,
+}
+
+/// What to start after a death.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    pub delay: Duration,
+    /// Start a worker that serves the host's files.
+    pub safe: bool,
+    /// Safe mode began with this death (the caller says so in the log).
+    pub entered_safe_mode: bool,
+}
+
+impl CrashLoop {
+    /// Workers in a row that died young.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Whether new workers are to be safe ones.
+    pub fn safe(&self) -> bool {
+        self.safe.as_ref().is_some_and(|s| !s.retrying)
+    }
+
+    /// The serving worker (a safe one when `was_safe`) died after `lived`.
+    pub fn died(&mut self, was_safe: bool, lived: Duration, now: Instant) -> Restart {
+        self.failures = if lived < STABLE { self.failures + 1 } else { 0 };
+        let mut entered = false;
+        match &mut self.safe {
+            // A virtualizing worker tried out of safe mode died: back to safe mode, and
+            // wait longer before the next try.
+            Some(s) if !was_safe => {
+                s.retrying = false;
+                s.since = now;
+                s.retry_in = (s.retry_in * 2).min(RETRY_MAX);
+            }
+            Some(_) => {}
+            None if self.failures >= SAFE_AFTER => {
+                self.safe = Some(Safe {
+                    since: now,
+                    retry_in: RETRY_FIRST,
+                    retrying: false,
+                });
+                entered = true;
+            }
+            None => {}
+        }
+        let delay = if was_safe {
+            // Not a virtualization fault: nothing serves, so do not spin.
+            backoff(self.failures.saturating_sub(SAFE_AFTER).saturating_add(1))
+        } else {
+            Duration::ZERO
+        };
+        Restart {
+            delay,
+            safe: self.safe(),
+            entered_safe_mode: entered,
+        }
+    }
+
+    /// A worker could not even be started: back off as for a safe worker's death.
+    pub fn start_failed(&mut self) -> Duration {
+        self.failures += 1;
+        backoff(self.failures)
+    }
+
+    /// Whether to try a virtualizing worker now (the serving one is a ready safe one).
+    pub fn retry_due(&self, now: Instant) -> bool {
+        self.safe
+            .as_ref()
+            .is_some_and(|s| !s.retrying && now.saturating_duration_since(s.since) >= s.retry_in)
+    }
+
+    /// Whether a virtualizing worker is being tried out of safe mode.
+    pub fn safe_retrying(&self) -> bool {
+        self.safe.as_ref().is_some_and(|s| s.retrying)
+    }
+
+    pub fn retry_started(&mut self) {
+        if let Some(s) = &mut self.safe {
+            s.retrying = true;
+        }
+    }
+
+    /// A retried virtualizing worker did not even start serving.
+    pub fn retry_failed(&mut self, now: Instant) {
+        if let Some(s) = &mut self.safe {
+            s.retrying = false;
+            s.since = now;
+            s.retry_in = (s.retry_in * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// The serving worker, virtualizing, has lasted `lived`: true when this ends safe
+    /// mode.
+    pub fn serving(&mut self, lived: Duration) -> bool {
+        if lived < STABLE || !self.safe.as_ref().is_some_and(|s| s.retrying) {
+            return false;
+        }
+        self.safe = None;
+        self.failures = 0;
+        true
+    }
+
+    /// A live upgrade's worker serves: whatever came before is forgiven.
+    pub fn upgraded(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Exponential back-off for starts that keep failing; the first is immediate.
+pub fn backoff(failures: u32) -> Duration {
+    if failures <= 1 {
+        return Duration::ZERO;
+    }
+    let ms = 250u64.saturating_mul(1u64 << (failures - 2).min(16));
+    Duration::from_millis(ms).min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YOUNG: Duration = Duration::from_millis(5);
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::ZERO);
+        assert_eq!(backoff(2), Duration::from_millis(250));
+        assert_eq!(backoff(3), Duration::from_millis(500));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_poisoned_request_puts_a_safe_worker_in_place_at_once() {
+        let t = Instant::now();
+        let mut c = CrashLoop::default();
+        let first = c.died(false, YOUNG, t);
+        assert_eq!((first.delay, first.safe), (Duration::ZERO, false));
+        let second = c.died(false, YOUNG, t);
+        assert_eq!(second.delay, Duration::ZERO, "never a back-off for readers");
+        assert!(second.safe && second.entered_safe_mode);
+        assert!(!c.retry_due(t + RETRY_FIRST / 2));
+        assert!(c.retry_due(t + RETRY_FIRST));
+    }
+
+    #[test]
+    fn a_retry_that_dies_doubles_the_wait_and_one_that_lasts_ends_safe_mode() {
+        let t = Instant::now();
+        let mut c = CrashLoop::default();
+        c.died(false, YOUNG, t);
+        c.died(false, YOUNG, t);
+        c.retry_started();
+        assert!(!c.safe(), "the retry is a virtualizing worker");
+        let again = c.died(false, YOUNG, t + RETRY_FIRST);
+        assert!(again.safe && !again.entered_safe_mode);
+        assert_eq!(again.delay, Duration::ZERO);
+        assert!(!c.retry_due(t + RETRY_FIRST * 2));
+        assert!(c.retry_due(t + RETRY_FIRST * 3));
+        c.retry_started();
+        assert!(!c.serving(YOUNG));
+        assert!(c.serving(STABLE));
+        assert!(!c.safe());
+        assert_eq!(c.failures(), 0);
+    }
+
+    #[test]
+    fn safe_workers_that_die_back_off_so_nothing_spins() {
+        let t = Instant::now();
+        let mut c = CrashLoop::default();
+        c.died(false, YOUNG, t);
+        c.died(false, YOUNG, t);
+        let d1 = c.died(true, YOUNG, t).delay;
+        let d2 = c.died(true, YOUNG, t).delay;
+        let d3 = c.died(true, YOUNG, t).delay;
+        assert!(
+            d1 <= d2 && d2 < d3 && d3 > Duration::ZERO,
+            "{d1:?} {d2:?} {d3:?}"
+        );
+        for _ in 0..40 {
+            c.died(true, YOUNG, t);
+        }
+        assert_eq!(c.died(true, YOUNG, t).delay, MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_worker_that_lived_resets_the_count() {
+        let t = Instant::now();
+        let mut c = CrashLoop::default();
+        c.died(false, YOUNG, t);
+        let r = c.died(false, STABLE, t);
+        assert!(!r.safe);
+        assert_eq!(c.failures(), 0);
+    }
+}
