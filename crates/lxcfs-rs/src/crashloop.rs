@@ -1,18 +1,21 @@
 //! What the supervisor does when workers keep dying.
 //!
 //! A worker that dies is replaced at once, and the kernel resends the requests it had
-//! taken. If it died *because* of one of them (a bug in rendering some file for some
-//! container), every replacement takes the same request and dies too, and readers of
+//! taken. If it crashed *because* of one of them (a bug in rendering some file for some
+//! container), every replacement takes the same request and crashes too, and readers of
 //! every container would wait on a crash loop. So after [`SAFE_AFTER`] workers in a row
-//! died young, the next one serves every reader the host's own files (as with SIGUSR2):
+//! crashed young, the next one serves every reader the host's own files (as with SIGUSR2):
 //! no container's data is read, the poisoned request is answered, readers move on. The
 //! supervisor tries a virtualizing worker again after [`RETRY_FIRST`], then at doubling
 //! intervals while the retries die, and leaves safe mode once one lasts [`STABLE`].
 //! Each switch costs readers one worker start (tens of milliseconds), never a back-off.
 //!
-//! Only when safe workers die too (the fault is not in virtualization) does the
+//! Only when safe workers crash too (the fault is not in virtualization) does the
 //! supervisor back off, 0.25 s doubling to 30 s, so that nothing spins: then no worker
 //! can answer anything and readers wait until one can.
+//!
+//! A worker killed from outside (SIGKILL: an operator, the OOM killer; SIGTERM) did not
+//! crash: it is replaced at once and counts for neither.
 
 use std::time::{Duration, Instant};
 
@@ -62,9 +65,26 @@ impl CrashLoop {
         self.safe.as_ref().is_some_and(|s| !s.retrying)
     }
 
-    /// The serving worker (a safe one when `was_safe`) died after `lived`.
-    pub fn died(&mut self, was_safe: bool, lived: Duration, now: Instant) -> Restart {
-        self.failures = if lived < STABLE { self.failures + 1 } else { 0 };
+    /// The serving worker (a safe one when `was_safe`) died after `lived`, by a crash
+    /// of its own (`crashed`) or killed from outside.
+    pub fn died(
+        &mut self,
+        was_safe: bool,
+        crashed: bool,
+        lived: Duration,
+        now: Instant,
+    ) -> Restart {
+        if lived >= STABLE {
+            self.failures = 0;
+        } else if crashed {
+            self.failures += 1;
+        } else {
+            return Restart {
+                delay: Duration::ZERO,
+                safe: self.safe(),
+                entered_safe_mode: false,
+            };
+        }
         let mut entered = false;
         match &mut self.safe {
             // A virtualizing worker tried out of safe mode died: back to safe mode, and
@@ -176,9 +196,9 @@ mod tests {
     fn a_poisoned_request_puts_a_safe_worker_in_place_at_once() {
         let t = Instant::now();
         let mut c = CrashLoop::default();
-        let first = c.died(false, YOUNG, t);
+        let first = c.died(false, true, YOUNG, t);
         assert_eq!((first.delay, first.safe), (Duration::ZERO, false));
-        let second = c.died(false, YOUNG, t);
+        let second = c.died(false, true, YOUNG, t);
         assert_eq!(second.delay, Duration::ZERO, "never a back-off for readers");
         assert!(second.safe && second.entered_safe_mode);
         assert!(!c.retry_due(t + RETRY_FIRST / 2));
@@ -189,11 +209,11 @@ mod tests {
     fn a_retry_that_dies_doubles_the_wait_and_one_that_lasts_ends_safe_mode() {
         let t = Instant::now();
         let mut c = CrashLoop::default();
-        c.died(false, YOUNG, t);
-        c.died(false, YOUNG, t);
+        c.died(false, true, YOUNG, t);
+        c.died(false, true, YOUNG, t);
         c.retry_started();
         assert!(!c.safe(), "the retry is a virtualizing worker");
-        let again = c.died(false, YOUNG, t + RETRY_FIRST);
+        let again = c.died(false, true, YOUNG, t + RETRY_FIRST);
         assert!(again.safe && !again.entered_safe_mode);
         assert_eq!(again.delay, Duration::ZERO);
         assert!(!c.retry_due(t + RETRY_FIRST * 2));
@@ -209,28 +229,39 @@ mod tests {
     fn safe_workers_that_die_back_off_so_nothing_spins() {
         let t = Instant::now();
         let mut c = CrashLoop::default();
-        c.died(false, YOUNG, t);
-        c.died(false, YOUNG, t);
-        let d1 = c.died(true, YOUNG, t).delay;
-        let d2 = c.died(true, YOUNG, t).delay;
-        let d3 = c.died(true, YOUNG, t).delay;
+        c.died(false, true, YOUNG, t);
+        c.died(false, true, YOUNG, t);
+        let d1 = c.died(true, true, YOUNG, t).delay;
+        let d2 = c.died(true, true, YOUNG, t).delay;
+        let d3 = c.died(true, true, YOUNG, t).delay;
         assert!(
             d1 <= d2 && d2 < d3 && d3 > Duration::ZERO,
             "{d1:?} {d2:?} {d3:?}"
         );
         for _ in 0..40 {
-            c.died(true, YOUNG, t);
+            c.died(true, true, YOUNG, t);
         }
-        assert_eq!(c.died(true, YOUNG, t).delay, MAX_BACKOFF);
+        assert_eq!(c.died(true, true, YOUNG, t).delay, MAX_BACKOFF);
     }
 
     #[test]
     fn a_worker_that_lived_resets_the_count() {
         let t = Instant::now();
         let mut c = CrashLoop::default();
-        c.died(false, YOUNG, t);
-        let r = c.died(false, STABLE, t);
+        c.died(false, true, YOUNG, t);
+        let r = c.died(false, true, STABLE, t);
         assert!(!r.safe);
+        assert_eq!(c.failures(), 0);
+    }
+
+    #[test]
+    fn workers_killed_from_outside_never_make_safe_mode() {
+        let t = Instant::now();
+        let mut c = CrashLoop::default();
+        for _ in 0..5 {
+            let r = c.died(false, false, YOUNG, t);
+            assert_eq!((r.delay, r.safe), (Duration::ZERO, false));
+        }
         assert_eq!(c.failures(), 0);
     }
 }

@@ -280,7 +280,9 @@ impl<'a> Supervisor<'a> {
                     crate::logging::flush(crate::EXIT_FLUSH);
                     std::process::exit(0);
                 }
-                let next = self.crash.died(w_safe, lived, Instant::now());
+                let next = self
+                    .crash
+                    .died(w_safe, crashed(status), lived, Instant::now());
                 let delay = next.delay;
                 tracing::error!(
                     "supervisor: worker {pid} (generation {generation}) {} after {:.1}s; {}",
@@ -440,6 +442,15 @@ fn alive(pid: rustix::process::Pid) -> bool {
         .ok()
         .and_then(|s| procfile::pid::parse_stat(&s))
         .is_some_and(|st| st.state != b'Z' && st.state != b'X')
+}
+
+/// Whether a worker ended by a fault of its own, not killed or stopped from outside.
+fn crashed(status: ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(s) => ![libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGHUP].contains(&s),
+        None => !status.success(),
+    }
 }
 
 fn describe(status: ExitStatus) -> String {
