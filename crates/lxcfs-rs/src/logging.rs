@@ -6,9 +6,12 @@
 //! that same broken stderr and took the supervisor and the worker down, and with them
 //! every container's files. So:
 //!
-//! - Handlers never write to stderr themselves: a formatted line goes into a bounded
+//! - When stderr is a pipe, a socket (journald's stream) or a terminal, whose reader can
+//!   stall, handlers never write to it themselves: a formatted line goes into a bounded
 //!   queue ([`QUEUE`] lines) and one thread writes it out. A full queue (the reader is
-//!   stalled) drops the line; a FUSE thread never blocks on the log.
+//!   stalled) drops the line; a FUSE thread never blocks on the log. A regular file or
+//!   a device like /dev/null is written at once: it cannot stall, and a line is in the
+//!   file when the call returns.
 //! - A line the writer cannot write (EPIPE, ENOSPC, EIO) is counted and dropped; the
 //!   next line that can be written is preceded by how many were lost and why.
 //! - Nothing here panics: no `eprintln!`, no `expect`. If the writer thread cannot be
@@ -49,7 +52,7 @@ pub fn init(debug: bool, queued: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    if queued {
+    if queued && may_stall() {
         start_writer();
     }
     tracing_subscriber::fmt()
@@ -86,6 +89,23 @@ pub fn lost() -> (u64, u64) {
         UNWRITABLE.load(Ordering::Relaxed),
         OVERFLOWED.load(Ordering::Relaxed),
     )
+}
+
+/// Whether stderr is something whose reader can stop reading: a pipe, a socket, a
+/// terminal (or something we cannot tell).
+fn may_stall() -> bool {
+    use rustix::fs::FileType;
+    let err = io::stderr();
+    if err.is_terminal() {
+        return true;
+    }
+    match rustix::fs::fstat(&err) {
+        Ok(st) => !matches!(
+            FileType::from_raw_mode(st.st_mode),
+            FileType::RegularFile | FileType::CharacterDevice
+        ),
+        Err(_) => true,
+    }
 }
 
 fn start_writer() {
