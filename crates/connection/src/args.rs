@@ -30,7 +30,12 @@ pub struct ServeOptions {
     pub fuse_poll_us: u64,
     pub init_resolver: ResolverKind,
     pub host_root: PathBuf,
+    /// MiB the open files of one container may hold in the worker.
+    pub max_open_mib: u64,
 }
+
+/// The default of [`ServeOptions::max_open_mib`].
+pub const DEFAULT_MAX_OPEN_MIB: u64 = 64;
 
 impl Default for ServeOptions {
     fn default() -> Self {
@@ -43,6 +48,7 @@ impl Default for ServeOptions {
             fuse_poll_us: 50,
             init_resolver: ResolverKind::Auto,
             host_root: PathBuf::from("/"),
+            max_open_mib: DEFAULT_MAX_OPEN_MIB,
         }
     }
 }
@@ -101,6 +107,7 @@ impl WorkerArgs {
             a.push(format!("--threads={t}").into());
         }
         a.push(format!("--fuse-poll-us={}", self.serve.fuse_poll_us).into());
+        a.push(format!("--max-open-mib={}", self.serve.max_open_mib).into());
         a.push(
             format!(
                 "--init-resolver={}",
@@ -163,6 +170,7 @@ impl WorkerArgs {
                         }
                         b"--threads" => serve.threads = Some(number(name, value)?),
                         b"--fuse-poll-us" => serve.fuse_poll_us = number(name, value)?,
+                        b"--max-open-mib" => serve.max_open_mib = number(name, value)?,
                         b"--init-resolver" => {
                             serve.init_resolver = match value {
                                 b"auto" => ResolverKind::Auto,
@@ -252,6 +260,7 @@ mod tests {
                 fuse_poll_us: 0,
                 init_resolver: ResolverKind::Procfs,
                 host_root: PathBuf::from("/tmp/a root"),
+                max_open_mib: 3,
             },
             mountpoint: PathBuf::from("/var/lib/lxcfs"),
         }

@@ -29,6 +29,8 @@ pub enum Source {
 
 struct Handle {
     file: Source,
+    /// Whose account it is charged to (the reader's pid namespace; 0: unknown).
+    owner: u64,
     content: Rendering,
     served: bool,
     mode: Mode,
@@ -41,9 +43,10 @@ struct Handle {
 }
 
 impl Handle {
-    fn new(file: Source, content: Rendering, mode: Mode, reader: u32) -> Handle {
+    fn new(file: Source, owner: u64, content: Rendering, mode: Mode, reader: u32) -> Handle {
         Handle {
             file,
+            owner,
             content,
             served: false,
             mode,
@@ -58,7 +61,35 @@ impl Handle {
 pub struct Handles {
     generation: u64,
     next: AtomicU64,
-    open: Mutex<HashMap<u64, Handle>>,
+    open: Mutex<Table>,
+    /// Bytes the open handles of one owner may pin (see [`Handles::admits`]).
+    limit: u64,
+}
+
+#[derive(Default)]
+struct Table {
+    handles: HashMap<u64, Handle>,
+    /// Bytes pinned per owner: [`HANDLE_COST`] and the rendering's length per handle
+    /// (a rendering shared by several handles is counted for each: an upper bound).
+    pinned: HashMap<u64, u64>,
+}
+
+/// What a handle costs beyond its rendering: its entry in the table and its share of
+/// the map (`a_handle_is_small` keeps this honest).
+pub const HANDLE_COST: u64 = 256;
+
+fn cost(content: &[u8]) -> u64 {
+    HANDLE_COST + content.len() as u64
+}
+
+impl Table {
+    fn charge(&mut self, owner: u64, add: u64, remove: u64) {
+        let p = self.pinned.entry(owner).or_insert(0);
+        *p = p.saturating_add(add).saturating_sub(remove);
+        if *p == 0 {
+            self.pinned.remove(&owner);
+        }
+    }
 }
 
 /// Handles are `generation << GEN_SHIFT | PURE_BIT (if pure) | n`: unique across the
@@ -83,35 +114,60 @@ pub enum Read {
 }
 
 impl Handles {
-    pub fn new(generation: u64) -> Handles {
+    /// Handles of a worker of `generation`; each owner's may pin `limit` bytes.
+    pub fn new(generation: u64, limit: u64) -> Handles {
         Handles {
             generation: generation << GEN_SHIFT,
             next: AtomicU64::new(0),
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Table::default()),
+            limit,
         }
     }
 
+    /// Whether `owner` may open one more handle of `content`: what its open handles
+    /// pin stays within the limit. Checked before an open is answered, so that one
+    /// container holding handles without end costs the daemon a bounded amount, and
+    /// fails its own opens, not its neighbours'.
+    pub fn admits(&self, owner: u64, content: &[u8]) -> Result<(), u64> {
+        let pinned = self.lock().pinned.get(&owner).copied().unwrap_or(0);
+        if pinned.saturating_add(cost(content)) > self.limit {
+            return Err(pinned);
+        }
+        Ok(())
+    }
+
     /// Take over a handle another worker opened, with a fresh rendering.
-    pub fn adopt(&self, fh: u64, file: Source, content: Rendering) -> Rendering {
-        let mut h = Handle::new(file, content.clone(), Mode::Served, 0);
+    pub fn adopt(&self, fh: u64, file: Source, owner: u64, content: Rendering) -> Rendering {
+        let mut h = Handle::new(file, owner, content.clone(), Mode::Served, 0);
         h.served = true;
-        self.lock().insert(fh, h);
+        let mut t = self.lock();
+        t.charge(owner, cost(&content), 0);
+        t.handles.insert(fh, h);
         content
     }
 
     /// A new handle, answered with `mode`, opened by thread `reader`.
-    pub fn insert(&self, file: Source, content: Rendering, mode: Mode, reader: u32) -> u64 {
+    pub fn insert(
+        &self,
+        file: Source,
+        owner: u64,
+        content: Rendering,
+        mode: Mode,
+        reader: u32,
+    ) -> u64 {
         let seq = (self.next.fetch_add(1, Ordering::Relaxed) + 1) & SEQ_MASK;
         let pure = if mode == Mode::Pure { PURE_BIT } else { 0 };
         let fh = self.generation | pure | seq;
-        self.lock()
-            .insert(fh, Handle::new(file, content, mode, reader));
+        let mut t = self.lock();
+        t.charge(owner, cost(&content), 0);
+        t.handles
+            .insert(fh, Handle::new(file, owner, content, mode, reader));
         fh
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Read {
-        let mut map = self.lock();
-        let Some(h) = map.get_mut(&fh) else {
+        let mut t = self.lock();
+        let Some(h) = t.handles.get_mut(&fh) else {
             return Read::Unknown;
         };
         if offset == 0 && h.served {
@@ -125,16 +181,23 @@ impl Handles {
 
     /// Install a new rendering for a handle (after [`Read::Rerender`]).
     pub fn replace(&self, fh: u64, content: Rendering) -> Option<Rendering> {
-        let mut map = self.lock();
-        let h = map.get_mut(&fh)?;
+        let mut t = self.lock();
+        let h = t.handles.get_mut(&fh)?;
+        let (owner, old) = (h.owner, cost(&h.content));
         h.content = content.clone();
         h.served = true;
+        t.charge(owner, cost(&content), old);
         Some(content)
     }
 
     /// Forget a handle; what it did, for a virtual file.
     pub fn remove(&self, fh: u64) -> Option<Closed> {
-        let h = self.lock().remove(&fh)?;
+        let h = {
+            let mut t = self.lock();
+            let h = t.handles.remove(&fh)?;
+            t.charge(h.owner, 0, cost(&h.content));
+            h
+        };
         match h.file {
             Source::Virtual(file) => Some(Closed {
                 file,
@@ -150,10 +213,15 @@ impl Handles {
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().handles.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Handle>> {
+    #[cfg(test)]
+    fn pinned(&self, owner: u64) -> u64 {
+        self.lock().pinned.get(&owner).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         // Mutations are single map operations; a panic elsewhere cannot leave it torn.
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -184,15 +252,17 @@ mod tests {
 
     #[test]
     fn one_pass_is_one_snapshot_and_rewind_rerenders() {
-        let h = Handles::new(3);
+        let h = Handles::new(3, u64::MAX);
         let a = h.insert(
             Source::Virtual(VirtualFile::Stat),
+            7,
             Rendering::from(&b"first"[..]),
             Mode::Served,
             9,
         );
         let b = h.insert(
             Source::Host("x".into()),
+            7,
             Rendering::from(&b"other"[..]),
             Mode::Served,
             9,
@@ -221,9 +291,10 @@ mod tests {
 
     #[test]
     fn reading_to_the_end_once_is_read_once() {
-        let h = Handles::new(1);
+        let h = Handles::new(1, u64::MAX);
         let a = h.insert(
             Source::Virtual(VirtualFile::Meminfo),
+            7,
             Rendering::from(&b"0123456789"[..]),
             Mode::Flagged,
             5,
@@ -237,12 +308,45 @@ mod tests {
 
     #[test]
     fn a_pure_handle_says_so_to_any_worker() {
-        let h = Handles::new(2);
+        let h = Handles::new(2, u64::MAX);
         let f = Source::Virtual(VirtualFile::Meminfo);
-        let a = h.insert(f.clone(), Rendering::from(&[][..]), Mode::Pure, 1);
-        let b = h.insert(f, Rendering::from(&[][..]), Mode::Flagged, 1);
+        let a = h.insert(f.clone(), 7, Rendering::from(&[][..]), Mode::Pure, 1);
+        let b = h.insert(f, 7, Rendering::from(&[][..]), Mode::Flagged, 1);
         assert!(is_pure(a) && !is_pure(b));
         assert_eq!(a >> GEN_SHIFT, 2);
         assert_ne!(a & SEQ_MASK, b & SEQ_MASK);
+    }
+
+    #[test]
+    fn a_handle_is_small() {
+        // What a handle owns besides its (shared) rendering: the table entry.
+        let entry = std::mem::size_of::<(u64, Handle)>() as u64;
+        assert!(entry * 2 <= HANDLE_COST, "{entry} bytes per entry");
+    }
+
+    #[test]
+    fn what_an_owners_handles_pin_is_capped_and_released() {
+        let r = Rendering::from(&[b'x'; 1000][..]);
+        let h = Handles::new(1, 3 * cost(&r));
+        let f = || Source::Virtual(VirtualFile::Meminfo);
+        let mut open = Vec::new();
+        for _ in 0..3 {
+            assert!(h.admits(7, &r).is_ok());
+            open.push(h.insert(f(), 7, r.clone(), Mode::Served, 1));
+        }
+        assert_eq!(h.admits(7, &r), Err(3 * cost(&r)));
+        // Another owner is not affected.
+        assert!(h.admits(8, &r).is_ok());
+        // A new pass with a longer rendering is charged the difference.
+        let longer = Rendering::from(&[b'y'; 1500][..]);
+        assert!(matches!(h.read(open[0], 0, 10), Read::Serve(_)));
+        assert!(matches!(h.read(open[0], 0, 10), Read::Rerender(_)));
+        h.replace(open[0], longer.clone());
+        assert_eq!(h.pinned(7), 2 * cost(&r) + cost(&longer));
+        for fh in open {
+            h.remove(fh);
+        }
+        assert_eq!(h.pinned(7), 0);
+        assert!(h.admits(7, &r).is_ok());
     }
 }

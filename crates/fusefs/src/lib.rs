@@ -23,14 +23,14 @@ use fuser::{
     PollNotifier, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl,
     ReplyLseek, ReplyOpen, ReplyPoll, ReplyXattr, Request, SessionACL,
 };
-use hostview::{Host, VirtualFile};
+use hostview::{Host, Rendered, VirtualFile};
 
 pub use fuser::BackgroundSession;
 /// What the [`Host`] serving a connection calls before slow work: with one thread
 /// reading requests ([`ServeConfig::poll`]), it lets another take over reading; a no-op
 /// on any other thread and without it. Pass it as `Options::before_slow_work`.
 pub use fuser::hand_off;
-use handles::{Handles, Read, Rendering, Source, window};
+use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
 use tree::{Kind, Node};
 
@@ -60,10 +60,15 @@ pub struct ServeConfig {
     /// passthrough bookkeeping (see the `passthrough` module) when it has memfds;
     /// without them every read is served with direct I/O.
     pub shared: Arc<Shared>,
+    /// Bytes the open files of one container (pid namespace) may hold in this worker;
+    /// past it that container's opens fail with `EMFILE`.
+    pub open_limit: u64,
 }
 
 pub struct LxcFs {
     host: Arc<Host>,
+    /// Bytes the open handles of one container may pin.
+    open_limit: u64,
     handles: Handles,
     pt: Arc<Passthrough>,
     inodes: sysfs::Inodes,
@@ -73,14 +78,15 @@ pub struct LxcFs {
 }
 
 impl LxcFs {
-    pub fn new(host: Arc<Host>, generation: u64, shared: Arc<Shared>) -> LxcFs {
+    pub fn new(host: Arc<Host>, generation: u64, shared: Arc<Shared>, open_limit: u64) -> LxcFs {
         let sizes = VirtualFile::ALL
             .iter()
             .map(|&f| (f, host.size_hint(f)))
             .collect();
         LxcFs {
             host,
-            handles: Handles::new(generation),
+            handles: Handles::new(generation, open_limit),
+            open_limit,
             pt: Arc::new(Passthrough::new(
                 shared.wants_passthrough().then(|| shared.clone()),
             )),
@@ -143,19 +149,22 @@ impl LxcFs {
     }
 
     /// `src` rendered for this reader.
-    fn render(&self, req: &Request, src: &Source) -> Result<Rendering, Errno> {
+    fn render(&self, req: &Request, src: &Source) -> Result<Rendered, Errno> {
         match src {
             Source::Virtual(f) => self.host.rendering(*f, req.pid()),
             Source::Host(p) => {
                 let mut buf = Vec::with_capacity(4096);
-                self.host.root().read_into(p, &mut buf).map(|()| buf.into())
+                self.host.root().read_into(p, &mut buf).map(|()| Rendered {
+                    bytes: buf.into(),
+                    owner: self.host.reader_ns(req.pid()),
+                })
             }
         }
         .map_err(|e| errno(&e))
     }
 
     /// What inode `ino` shows this reader, and its rendering.
-    fn source_rendered(&self, req: &Request, ino: u64) -> Result<(Source, Rendering), Errno> {
+    fn source_rendered(&self, req: &Request, ino: u64) -> Result<(Source, Rendered), Errno> {
         let src = self.source(req, ino)?;
         let buf = self.render(req, &src)?;
         Ok((src, buf))
@@ -187,6 +196,26 @@ impl LxcFs {
             .collect())
     }
 }
+
+/// An open refused because its container's handles pin too much: said at most once
+/// every [`REFUSAL_LOG_EVERY`] for the whole daemon, so that the refused container
+/// cannot flood the log either.
+fn refused_open(owner: u64, pinned: u64, limit: u64) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if last.is_some_and(|t| t.elapsed() < REFUSAL_LOG_EVERY) {
+        return;
+    }
+    *last = Some(std::time::Instant::now());
+    tracing::warn!(
+        "the reader in pid namespace {owner} holds {} KiB of open files here, the limit per \
+         container is {} KiB (--max-open-mib): its opens fail with EMFILE",
+        pinned / 1024,
+        limit / 1024
+    );
+}
+
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Run a handler, turning a panic into `EIO` for that one request (the reply, dropped
 /// unsent during unwinding, answers EIO) instead of killing the event loop, which
@@ -283,16 +312,23 @@ impl Filesystem for LxcFs {
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                 return reply.error(Errno::EACCES);
             }
-            let (src, buf) = match self.source_rendered(req, ino.0) {
+            let (src, r) = match self.source_rendered(req, ino.0) {
                 Ok(r) => r,
                 Err(e) => return reply.error(e),
             };
+            if let Err(pinned) = self.handles.admits(r.owner, &r.bytes) {
+                refused_open(r.owner, pinned, self.open_limit);
+                return reply.error(Errno::EMFILE);
+            }
             let reader = req.pid();
             let choice = match &src {
-                Source::Virtual(f) => self.pt.choose(*f, reader, &buf),
+                Source::Virtual(f) => self.pt.choose(*f, reader, &r.bytes),
                 Source::Host(_) => passthrough::Choice::served(),
             };
-            let fh = FileHandle(self.handles.insert(src, buf, choice.mode, reader));
+            let fh = FileHandle(
+                self.handles
+                    .insert(src, r.owner, r.bytes, choice.mode, reader),
+            );
             let dio = FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH;
             match choice.mode {
                 Mode::Pure => {
@@ -319,18 +355,18 @@ impl Filesystem for LxcFs {
             let content = match self.handles.read(fh.0, offset, size) {
                 Read::Serve(c) => c,
                 Read::Rerender(src) => {
-                    let buf = match self.render(req, &src) {
-                        Ok(b) => b,
+                    let r = match self.render(req, &src) {
+                        Ok(r) => r,
                         Err(e) => return reply.error(e),
                     };
-                    match self.handles.replace(fh.0, buf) {
+                    match self.handles.replace(fh.0, r.bytes) {
                         Some(c) => c,
                         None => return reply.error(Errno::EBADF),
                     }
                 }
                 // A handle a previous worker opened: render it anew for this reader.
                 Read::Unknown => match self.source_rendered(req, ino.0) {
-                    Ok((src, buf)) => self.handles.adopt(fh.0, src, buf),
+                    Ok((src, r)) => self.handles.adopt(fh.0, src, r.owner, r.bytes),
                     Err(e) => return reply.error(e),
                 },
             };
@@ -528,7 +564,7 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = false;
     config.relay_spin = cfg.poll;
-    let fs = LxcFs::new(host, cfg.generation, cfg.shared.clone());
+    let fs = LxcFs::new(host, cfg.generation, cfg.shared.clone(), cfg.open_limit);
     let pt = fs.pt.clone();
     let session = if cfg.initialized || cfg.shared.initialized() {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)

@@ -75,6 +75,16 @@ impl Default for Options {
     }
 }
 
+/// A file rendered for a reader.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Shared with every other reader of the same container within the render cache's
+    /// lifetime.
+    pub bytes: Arc<[u8]>,
+    /// Who holding it is charged to: the reader's pid namespace inode (0: unknown).
+    pub owner: u64,
+}
+
 /// The host as the daemon sees it. Shared by every FUSE thread.
 pub struct Host {
     root: Dir,
@@ -215,9 +225,9 @@ impl Host {
     /// not even that is possible. Renderings of one container within
     /// [`rendercache::FRESH`] are one shared allocation: every handle that reads it
     /// holds the same bytes, not a copy.
-    pub fn rendering(&self, file: VirtualFile, tid: u32) -> Result<Arc<[u8]>> {
+    pub fn rendering(&self, file: VirtualFile, tid: u32) -> Result<Rendered> {
         if self.serves_host_files() {
-            return self.host_rendering(file);
+            return self.host_rendering(file, self.reader_ns(tid));
         }
         // A crash while virtualizing, as the tests inject it.
         #[cfg(debug_assertions)]
@@ -231,36 +241,44 @@ impl Host {
         match self.render_container(file, tid) {
             Ok(r) => Ok(r),
             Err(e) => {
-                let key = NsId::of(&self.proc, tid)
-                    .map(|n| n.0)
-                    .unwrap_or(u64::from(tid));
+                let ns = self.reader_ns(tid);
+                let key = if ns == 0 { u64::from(tid) } else { ns };
                 if self.failures.first(key, error_kind(&e)) {
                     tracing::warn!(
                         "serving the host's {} to reader {tid}: {e}",
                         file.host_path()
                     );
                 }
-                self.host_rendering(file)
+                self.host_rendering(file, ns)
             }
         }
+    }
+
+    /// The reader's pid namespace inode, 0 when it cannot be told.
+    pub fn reader_ns(&self, tid: u32) -> u64 {
+        NsId::of(&self.proc, tid).map_or(0, |n| n.0)
     }
 
     /// [`rendering`](Self::rendering) copied into `out` (cleared first).
     pub fn render(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
         let r = self.rendering(file, tid)?;
         out.clear();
-        out.extend_from_slice(&r);
+        out.extend_from_slice(&r.bytes);
         Ok(())
     }
 
-    fn host_rendering(&self, file: VirtualFile) -> Result<Arc<[u8]>> {
+    fn host_rendering(&self, file: VirtualFile, owner: u64) -> Result<Rendered> {
         let mut out = Vec::with_capacity(4096);
         self.host_file(file, &mut out)?;
-        Ok(out.into())
+        Ok(Rendered {
+            bytes: out.into(),
+            owner,
+        })
     }
 
-    fn render_container(&self, file: VirtualFile, tid: u32) -> Result<Arc<[u8]>> {
+    fn render_container(&self, file: VirtualFile, tid: u32) -> Result<Rendered> {
         let c = self.container(tid)?;
+        let owner = c.ns.unwrap_or(self.self_ns).0;
         // Uptime falls back to the reader's own start when init's is unknown: then the
         // rendering is the reader's, not the container's.
         // Fixture trees change between renders in tests: only the live host is cached.
@@ -270,17 +288,17 @@ impl Host {
         let now = Instant::now();
         if shareable {
             if let Some(bytes) = self.renders.get(&key, now) {
-                return Ok(bytes);
+                return Ok(Rendered { bytes, owner });
             }
         }
         (self.opts.before_slow_work)();
         let mut out = Vec::with_capacity(4096);
         self.render_fresh(file, &c, tid, &mut out)?;
-        let r: Arc<[u8]> = out.into();
+        let bytes: Arc<[u8]> = out.into();
         if shareable {
-            self.renders.put(key, r.clone(), now);
+            self.renders.put(key, bytes.clone(), now);
         }
-        Ok(r)
+        Ok(Rendered { bytes, owner })
     }
 
     fn render_fresh(

@@ -104,6 +104,16 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub fuse_poll_us: u64,
 
+    /// MiB of the daemon's memory that the open files of one container may hold. Each
+    /// open is charged its rendering's size plus 256 bytes until it is closed (an upper
+    /// bound: opens within 100 ms share one rendering), so 20 000 held opens of meminfo
+    /// are charged about 35 MiB. Past the limit that container's opens fail with EMFILE
+    /// ("Too many open files") and the daemon says so, rate limited; other containers
+    /// are not affected.
+    #[arg(long = "max-open-mib", value_name = "MIB", default_value_t = connection::args::DEFAULT_MAX_OPEN_MIB,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_open_mib: u64,
+
     /// How to find a reader's pid-namespace init: the NS_GET_TGID_FROM_PIDNS ioctl
     /// (Linux 6.11+), a /proc walk, or auto (the ioctl when the kernel has it).
     #[arg(long = "init-resolver", value_enum, default_value_t = Resolver::Auto, hide = true)]
@@ -169,6 +179,7 @@ impl Cli {
             fuse_poll_us: self.fuse_poll_us,
             init_resolver: self.init_resolver.kind(),
             host_root: self.host_root.clone(),
+            max_open_mib: self.max_open_mib,
         }
     }
 

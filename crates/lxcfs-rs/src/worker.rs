@@ -62,6 +62,7 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         generation: args.generation,
         initialized: args.initialized,
         shared: Arc::new(shared),
+        open_limit: serve.max_open_mib.saturating_mul(1024 * 1024),
     };
     let adopted = cfg.initialized || cfg.shared.initialized();
     let session =
