@@ -1,0 +1,164 @@
+//! What the CPU end-to-end test crates (`e2e_cpu_view`, `e2e_cpu_busy`) share on top of
+//! the harness in `common`: the check that this host can run them, a daemon, a container
+//! with the daemon's CPU directory bound over its own, and a parsed /proc/stat.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::common::*;
+
+/// Tools these tests run inside containers, beyond the harness's own list.
+pub const CPU_TOOLS: [&str; 8] = [
+    "nproc", "getconf", "python3", "lscpu", "top", "uptime", "taskset", "ls",
+];
+
+/// First line of every container script here: the daemon's CPU directory over the
+/// container's (the harness binds only `online`).
+pub const BIND_SYS_CPU: &str = "mount --bind \"$E2E_MNT/sys/devices/system/cpu\" \
+     /sys/devices/system/cpu || { echo 'cannot bind sys/devices/system/cpu' >&2; exit 97; }\n";
+
+pub fn require_cpu_env() {
+    require_env();
+    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = CHECK.get_or_init(|| {
+        require_tools(
+            &CPU_TOOLS,
+            "coreutils, libc-bin, python3, util-linux, procps",
+        )?;
+        let online = fs::read_to_string("/sys/devices/system/cpu/online")
+            .map_err(|e| format!("read /sys/devices/system/cpu/online: {e}"))?;
+        let cpus = fs::read_to_string(Path::new(CGROUP_ROOT).join("cpuset/cpuset.cpus"))
+            .map_err(|e| format!("read the root cpuset: {e}"))?;
+        for c in [0, 1] {
+            if !list(&online).contains(&c) || !list(&cpus).contains(&c) {
+                return Err(format!(
+                    "CPUs 0 and 1 must be online and in the root cpuset (online {}, cpuset {})",
+                    online.trim(),
+                    cpus.trim()
+                ));
+            }
+        }
+        Ok(())
+    });
+    if let Err(why) = r {
+        panic!("CPU end-to-end tests cannot run here: {why}");
+    }
+}
+
+pub fn daemon(args: &[&str]) -> Daemon {
+    require_cpu_env();
+    Daemon::start(args)
+}
+
+/// Run `script` in a new container of `cg` with the CPU directory bound too.
+pub fn run_cpu(cg: &Cgroup, d: &Daemon, script: &str, env: &[(&str, &str)]) -> Output {
+    run_env(cg, &d.mnt, &format!("{BIND_SYS_CPU}{script}"), env)
+}
+
+/// `0-3,8,10-11` → its members.
+pub fn list(s: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => out.extend(a.parse::<u32>().unwrap()..=b.parse().unwrap()),
+            None => out.push(part.parse().unwrap()),
+        }
+    }
+    out
+}
+
+/// The `cpu` and `cpuN` lines of a /proc/stat.
+#[derive(Debug, Clone)]
+pub struct Stat {
+    pub total: Vec<u64>,
+    pub cpus: Vec<(u32, Vec<u64>)>,
+    pub text: String,
+}
+
+impl Stat {
+    pub fn parse(text: &str) -> Stat {
+        let mut total = None;
+        let mut cpus = Vec::new();
+        for line in text.lines().filter(|l| l.starts_with("cpu")) {
+            let mut f = line.split_ascii_whitespace();
+            let label = f.next().unwrap();
+            let vals: Vec<u64> = f
+                .map(|v| {
+                    v.parse()
+                        .unwrap_or_else(|_| panic!("bad /proc/stat line {line:?}"))
+                })
+                .collect();
+            assert!(vals.len() >= 8, "short /proc/stat line {line:?}");
+            if label == "cpu" {
+                total = Some(vals);
+            } else {
+                cpus.push((label[3..].parse().unwrap(), vals));
+            }
+        }
+        let s = Stat {
+            total: total.unwrap_or_else(|| panic!("no cpu line in:\n{text}")),
+            cpus,
+            text: text.to_string(),
+        };
+        let mut sum = vec![0u64; s.total.len()];
+        for (_, v) in &s.cpus {
+            for (a, b) in sum.iter_mut().zip(v) {
+                *a += b;
+            }
+        }
+        assert_eq!(
+            s.total, sum,
+            "cpu line is the sum of the cpuN lines:\n{text}"
+        );
+        s
+    }
+
+    pub fn ids(&self) -> Vec<u32> {
+        self.cpus.iter().map(|(i, _)| *i).collect()
+    }
+
+    /// user + system of the `cpu` line.
+    pub fn busy(&self) -> u64 {
+        self.total[0] + self.total[2]
+    }
+
+    pub fn idle(&self) -> u64 {
+        self.total[3]
+    }
+}
+
+/// No counter of the `cpu` line, nor of a `cpuN` line present in both, decreased.
+pub fn assert_monotonic(before: &Stat, after: &Stat) {
+    for (i, (a, b)) in before.total.iter().zip(&after.total).enumerate() {
+        assert!(
+            b >= a,
+            "cpu column {i} went from {a} to {b}\nbefore:\n{}\nafter:\n{}",
+            before.text,
+            after.text
+        );
+    }
+    for (id, prev) in &before.cpus {
+        if let Some((_, now)) = after.cpus.iter().find(|(i, _)| i == id) {
+            for (i, (a, b)) in prev.iter().zip(now).enumerate() {
+                assert!(
+                    b >= a,
+                    "cpu{id} column {i} went from {a} to {b}\nbefore:\n{}\nafter:\n{}",
+                    before.text,
+                    after.text
+                );
+            }
+        }
+    }
+}
+
+pub fn cpu_dirs(ls: &[String]) -> Vec<String> {
+    ls.iter()
+        .filter(|n| {
+            n.strip_prefix("cpu")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .cloned()
+        .collect()
+}
