@@ -4,6 +4,7 @@
 //! below this crate so the transport can be patched or swapped without touching it.
 
 mod attr;
+mod backing;
 mod handles;
 mod passthrough;
 mod sysfs;
@@ -332,9 +333,9 @@ impl Filesystem for LxcFs {
             let dio = FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH;
             match choice.mode {
                 Mode::Pure => {
-                    reply.opened_passthrough_raw(fh, FopenFlags::FOPEN_NOFLUSH, choice.id)
+                    backing::reply_passthrough(reply, fh, FopenFlags::FOPEN_NOFLUSH, choice.id)
                 }
-                Mode::Flagged => reply.opened_passthrough_raw(fh, dio, choice.id),
+                Mode::Flagged => backing::reply_passthrough(reply, fh, dio, choice.id),
                 Mode::Served => reply.opened(fh, dio),
             }
         })

@@ -404,19 +404,6 @@ impl ReplyOpen {
         ));
     }
 
-    // lxcfs-rs patch (see vendor/PATCHES.md): answer with a backing id registered by
-    // another process serving the same connection.
-    /// Reply with `FOPEN_PASSTHROUGH` and a raw backing id, as registered with
-    /// [`BackingId::create_raw()`] by any process serving this connection. Nothing here
-    /// can be unsound: the kernel looks the id up in the connection, and an id that is not
-    /// open there fails this open (the opener sees `EIO`).
-    pub fn opened_passthrough_raw(self, fh: ll::FileHandle, flags: FopenFlags, backing_id: u32) {
-        let flags = flags | FopenFlags::FOPEN_PASSTHROUGH;
-        self.reply
-            .send_ll(&ll::ResponseStruct::new_open(fh, flags, backing_id));
-    }
-    // end of lxcfs-rs patch
-
     /// Reply to a request with the given error code
     pub fn error(self, err: Errno) {
         self.reply.error(err);
