@@ -1,6 +1,6 @@
 //! The relay patch of the vendored fuser (one reading thread at a time, polling before
-//! it blocks), tested here: the vendored crate's own tests need dev-dependencies that
-//! are not vendored.
+//! it blocks), tested here, where `cargo test --workspace` runs it (the vendored crate's
+//! own unit tests run apart: `vendor/PATCHES.md`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
