@@ -26,8 +26,8 @@
 //! [`STUCK`] without handing off is helped anyway: a watching thread starts reading
 //! beside it.
 //!
-//! Public (hidden) only so that lxcfs-rs can test it: the vendored crate's own tests
-//! need dev-dependencies that are not vendored.
+//! Public (hidden) so that lxcfs-rs tests it against its own event loop
+//! (`crates/fusefs/src/relay_tests.rs`).
 
 use std::cell::RefCell;
 use std::os::fd::AsFd;
