@@ -313,6 +313,10 @@ impl Filesystem for LxcFs {
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                 return reply.error(Errno::EACCES);
             }
+            // /proc and sysfs files refuse O_DIRECT; so do we, rather than pretend.
+            if flags.0 & libc::O_DIRECT != 0 {
+                return reply.error(Errno::EINVAL);
+            }
             let (src, r) = match self.source_rendered(req, ino.0) {
                 Ok(r) => r,
                 Err(e) => return reply.error(e),

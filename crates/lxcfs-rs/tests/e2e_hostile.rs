@@ -265,3 +265,116 @@ open(sys.argv[2], "w").write(open("/proc/meminfo").readline())
     );
     assert!(again.contains("524288"), "{again}");
 }
+
+/// The other calls a reader may make on a served file, each answered as the kernel's
+/// own file answers it (success or the same errno), in direct I/O and passthrough
+/// modes; the data calls also return the bytes a plain read returns.
+#[test]
+fn transfer_lock_and_open_flags_answer_like_proc() {
+    use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags, StatxFlags};
+    for args in [&[][..], &["--disable-fuse-passthrough"][..]] {
+        let d = Daemon::start(args);
+        let rel = "proc/meminfo";
+        let ours_path = d.path(rel);
+        let kernel_path = std::path::PathBuf::from(format!("/{rel}"));
+        let expected_len = fs::read(&ours_path).unwrap().len();
+        for (name, flags) in [
+            ("O_DIRECT", OFlags::RDONLY | OFlags::DIRECT),
+            ("O_PATH", OFlags::PATH),
+            ("O_NOATIME", OFlags::RDONLY | OFlags::NOATIME),
+        ] {
+            let open = |p: &std::path::Path| {
+                rustix::fs::open(p, flags | OFlags::CLOEXEC, Mode::empty()).map(|_| ())
+            };
+            same_as_kernel(
+                &format!("open {name}"),
+                open(&ours_path),
+                open(&kernel_path),
+            );
+        }
+        let ours = File::open(&ours_path).unwrap();
+        let kernel = File::open(&kernel_path).unwrap();
+        same_as_kernel(
+            "flock",
+            rustix::fs::flock(&ours, FlockOperation::NonBlockingLockShared),
+            rustix::fs::flock(&kernel, FlockOperation::NonBlockingLockShared),
+        );
+        same_as_kernel(
+            "fallocate",
+            rustix::fs::fallocate(&ours, FallocateFlags::empty(), 0, 4096),
+            rustix::fs::fallocate(&kernel, FallocateFlags::empty(), 0, 4096),
+        );
+        same_as_kernel(
+            "statx",
+            rustix::fs::statx(
+                &ours,
+                "",
+                rustix::fs::AtFlags::EMPTY_PATH,
+                StatxFlags::BASIC_STATS,
+            )
+            .map(|_| ()),
+            rustix::fs::statx(
+                &kernel,
+                "",
+                rustix::fs::AtFlags::EMPTY_PATH,
+                StatxFlags::BASIC_STATS,
+            )
+            .map(|_| ()),
+        );
+        // sendfile and copy_file_range into a file: the whole content, as read gives it.
+        let sink = tempfile::tempfile().unwrap();
+        let mut total = 0;
+        loop {
+            let n = rustix::fs::sendfile(&sink, &ours, None, 65536).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, expected_len, "sendfile {args:?}");
+        let sink2 = tempfile::tempfile().unwrap();
+        let copied = rustix::fs::copy_file_range(
+            &File::open(&ours_path).unwrap(),
+            None,
+            &sink2,
+            None,
+            65536,
+        );
+        let copied_kernel = rustix::fs::copy_file_range(
+            &File::open(&kernel_path).unwrap(),
+            None,
+            &sink2,
+            None,
+            65536,
+        );
+        assert_eq!(
+            copied.map(|n| n > 0),
+            copied_kernel.map(|n| n > 0),
+            "copy_file_range {args:?}: lxcfs-rs (left) and the kernel (right)"
+        );
+        // splice into a pipe.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let src = File::open(&ours_path).unwrap();
+        let n = rustix::pipe::splice(
+            &src,
+            None,
+            &w,
+            None,
+            65536,
+            rustix::pipe::SpliceFlags::empty(),
+        )
+        .unwrap();
+        let mut buf = vec![0u8; 65536];
+        let got = rustix::io::read(&r, &mut buf).unwrap();
+        assert!(
+            n > 0 && got == n,
+            "splice {args:?}: {n} spliced, {got} read"
+        );
+        assert!(buf.starts_with(b"MemTotal:"), "splice {args:?}");
+        assert!(
+            d.log_text().lines().all(|l| !l.contains("WARN")),
+            "{}",
+            d.log_text()
+        );
+    }
+}
