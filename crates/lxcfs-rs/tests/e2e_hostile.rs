@@ -333,15 +333,10 @@ fn transfer_lock_and_open_flags_answer_like_proc() {
         }
         assert_eq!(total, expected_len, "sendfile {args:?}");
         let sink2 = tempfile::tempfile().unwrap();
-        let copied = rustix::fs::copy_file_range(
-            &File::open(&ours_path).unwrap(),
-            None,
-            &sink2,
-            None,
-            65536,
-        );
+        let copied =
+            rustix::fs::copy_file_range(File::open(&ours_path).unwrap(), None, &sink2, None, 65536);
         let copied_kernel = rustix::fs::copy_file_range(
-            &File::open(&kernel_path).unwrap(),
+            File::open(&kernel_path).unwrap(),
             None,
             &sink2,
             None,
