@@ -730,10 +730,13 @@ fn container_command(cg: &Cgroup, mnt: &Path, inner: &str, env: &[(&str, &str)])
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(
-            "for f in $E2E_PROCS; do echo $$ > \"$f\" || exit 98; done\n\
+            // One path a line: group names may hold spaces (never a newline).
+            "printf '%s\\n' \"$E2E_PROCS\" | while IFS= read -r f; do\n\
+               echo $$ > \"$f\" || exit 98\n\
+             done || exit 98\n\
              exec unshare -p -f -m --propagation private sh -c \"$E2E_INNER\"",
         )
-        .env("E2E_PROCS", procs.join(" "))
+        .env("E2E_PROCS", procs.join("\n"))
         .env("E2E_INNER", inner)
         .env("E2E_MNT", mnt)
         .env("TERM", "dumb")

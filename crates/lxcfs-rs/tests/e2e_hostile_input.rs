@@ -1,0 +1,121 @@
+//! End to end: what a container controls and the daemon parses — its processes' names
+//! (in `/proc/<pid>/stat`), its cgroups' names (in `/proc/<pid>/cgroup`) and depth —
+//! never misleads or stalls the daemon: the container still gets its own values.
+//!
+//! Needs root, /dev/fuse and writable cgroup v1 hierarchies: fails, saying why, without.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The first field of `/proc/uptime` as the container reads it.
+fn uptime_secs(text: &str) -> f64 {
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no uptime in {text:?}"))
+}
+
+/// An init and a child whose names hold `)`, spaces, a newline and a byte that is not
+/// UTF-8 (the kernel keeps 15 bytes of it): uptime is still the container's age (the
+/// daemon finds init's start time after the last `)`), loadavg and stat still count
+/// the container's tasks, meminfo its limit.
+#[test]
+fn hostile_process_names_do_not_mislead_the_daemon() {
+    let d = Daemon::start(&[]);
+    let cg = Cgroup::with_memory_limit("names", 200 * MIB);
+    let out = run(
+        &cg,
+        &d.mnt,
+        "printf 'x) (y z\\n\\377)' > /proc/self/comm\n\
+         sh -c 'printf \") R 1 2 3 \\n\" > /proc/self/comm; sleep 30' &\n\
+         sleep 0.2\n\
+         printf 'comm=%s\\n' \"$(tr -c '[:print:]' '?' < /proc/$$/comm)\"\n\
+         cat /proc/uptime /proc/loadavg\n\
+         head -n1 /proc/meminfo\n\
+         grep procs_running /proc/stat\n\
+         kill $! 2>/dev/null",
+    );
+    let text = out.ok();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("comm=") && l.contains(")")),
+        "the names were not set: {text}"
+    );
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("comm="));
+    let _comm = lines.next().unwrap();
+    let uptime = uptime_secs(lines.next().unwrap());
+    assert!(
+        uptime < 30.0,
+        "uptime {uptime} is not the container's age:\n{text}"
+    );
+    let loadavg: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(loadavg.len(), 5, "{text}");
+    let (running, total) = loadavg[3].split_once('/').unwrap();
+    let total: u32 = total.parse().unwrap();
+    assert!(
+        running.parse::<u32>().unwrap() >= 1 && (3..20).contains(&total),
+        "{text}"
+    );
+    assert_eq!(meminfo_get(text, "MemTotal"), Some(200 * 1024), "{text}");
+    assert!(text.contains("procs_running"), "{text}");
+}
+
+/// A cgroup whose name has spaces, a backslash and `:` (the kernel refuses newlines in
+/// cgroup names): `/proc/<pid>/cgroup` shows it raw, and the daemon still opens it.
+#[test]
+fn hostile_cgroup_names_are_followed_exactly() {
+    let d = Daemon::start(&[]);
+    let cg = Cgroup::with_memory_limit("a b\\c:d \\040e", 176 * MIB);
+    let out = run(
+        &cg,
+        &d.mnt,
+        "cat /proc/self/cgroup | grep memory; head -n1 /proc/meminfo",
+    );
+    let text = out.ok();
+    assert!(text.contains("a b\\c:d \\040e"), "{text}");
+    assert_eq!(meminfo_get(text, "MemTotal"), Some(176 * 1024), "{text}");
+}
+
+/// A container 100 cgroups deep, with the tightest limit half way: its meminfo shows
+/// that limit, and reading it takes no longer than a shallow neighbour's.
+#[test]
+fn a_container_nested_100_deep_gets_its_effective_limit() {
+    let d = Daemon::start(&[]);
+    let top = Cgroup::v1("deep", &[]);
+    let mut chain = Vec::new();
+    let mut current: Option<Cgroup> = None;
+    for level in 0..100 {
+        let limit = if level == 50 {
+            vec![("memory", "memory.limit_in_bytes", "150994944")]
+        } else {
+            Vec::new()
+        };
+        let next = match &current {
+            None => top.child(&format!("l{level}"), &limit),
+            Some(c) => c.child(&format!("l{level}"), &limit),
+        };
+        if let Some(c) = current.replace(next) {
+            chain.push(c);
+        }
+    }
+    let deepest = current.unwrap();
+    let t = Instant::now();
+    let out = run(&deepest, &d.mnt, "head -n1 /proc/meminfo");
+    assert_eq!(
+        meminfo_get(out.ok(), "MemTotal"),
+        Some(144 * 1024),
+        "{}",
+        out.ok()
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+    // Drop the groups deepest first: a parent with children cannot be removed.
+    drop(deepest);
+    while let Some(c) = chain.pop() {
+        drop(c);
+    }
+}
