@@ -561,9 +561,21 @@ impl Filesystem for LxcFs {
     }
 }
 
-/// Serve the connection behind `fd` from background threads until it ends (unmounted
-/// and no bind mount left, or aborted).
-pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<BackgroundSession> {
+/// A connection ready to be served: INIT answered (or adopted) and the backing files
+/// registered, in the calling thread; no thread started yet, so the caller may still
+/// drop what its serving threads must not have.
+pub struct Connected(fuser::Session<LxcFs>);
+
+impl Connected {
+    /// Serve from background threads until the connection ends (unmounted and no bind
+    /// mount left, or aborted).
+    pub fn spawn(self) -> io::Result<BackgroundSession> {
+        self.0.spawn()
+    }
+}
+
+/// Take up the connection behind `fd` (see [`Connected`]).
+pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Connected> {
     let mut config = Config::default();
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads.max(1));
@@ -583,7 +595,7 @@ pub fn serve(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Back
         pt.register(dev.as_fd());
         session
     };
-    session.spawn()
+    Ok(Connected(session))
 }
 
 #[cfg(test)]

@@ -45,16 +45,12 @@ static OVERFLOWED: AtomicU64 = AtomicU64::new(0);
 
 static SENDER: OnceLock<SyncSender<Vec<u8>>> = OnceLock::new();
 
-/// Install the global subscriber: stderr, colours only on a terminal; through the queue
-/// and its writer thread when `queued`, else written at once (a process that must stay
-/// single-threaded: `setns` into a mount namespace refuses a multi-threaded caller).
-pub fn init(debug: bool, queued: bool) {
+/// Install the global subscriber: stderr, colours only on a terminal, each line
+/// written at once until [`start_queue`].
+pub fn init(debug: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    if queued && may_stall() {
-        start_writer();
-    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Queue)
@@ -105,6 +101,16 @@ fn may_stall() -> bool {
             FileType::RegularFile | FileType::CharacterDevice
         ),
         Err(_) => true,
+    }
+}
+
+/// From now on, queue lines for a writer thread when stderr can stall. Called once the
+/// process may have threads: not by `--remount` (`setns` into a mount namespace
+/// refuses a multi-threaded caller), and by a worker only after it dropped its
+/// capabilities (threads inherit them).
+pub fn start_queue() {
+    if may_stall() {
+        start_writer();
     }
 }
 

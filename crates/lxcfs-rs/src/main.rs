@@ -7,6 +7,7 @@ mod mountpoint;
 mod orphan;
 mod pidfile;
 mod preflight;
+mod privileges;
 mod remount;
 mod supervisor;
 mod worker;
@@ -29,15 +30,18 @@ fn main() -> ExitCode {
     let result = if connection::args::is_worker(&args) {
         match WorkerArgs::from_args(&args) {
             Ok(w) => {
-                logging::init(w.serve.debug, true);
+                logging::init(w.serve.debug);
                 preflight::require_root().and_then(|()| worker::run(&w))
             }
             Err(e) => Err(e.into()),
         }
     } else {
         let cli = Cli::parse();
+        logging::init(cli.debug);
         // --remount enters containers' mount namespaces: it stays single-threaded.
-        logging::init(cli.debug, !cli.remount);
+        if !cli.remount {
+            logging::start_queue();
+        }
         run(&cli)
     };
     logging::flush(EXIT_FLUSH);

@@ -50,10 +50,6 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
             format!("cannot read the host under {}", serve.host_root.display())
         })?);
     host.set_serve_host_files(args.host_files);
-    if !serve.disable_loadavg {
-        host.start_loadavg()
-            .context("cannot start the load average sampler")?;
-    }
     let signals =
         Signals::new([SIGTERM, SIGINT, SIGUSR2]).context("cannot install signal handlers")?;
     let cfg = fusefs::ServeConfig {
@@ -65,10 +61,20 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         open_limit: serve.max_open_mib.saturating_mul(1024 * 1024),
     };
     let adopted = cfg.initialized || cfg.shared.initialized();
-    let session =
-        fusefs::serve(host.clone(), fuse, &cfg).context("cannot serve the FUSE connection")?;
+    let connected =
+        fusefs::connect(host.clone(), fuse, &cfg).context("cannot take up the FUSE connection")?;
+    // Still one thread: every thread started from here on has only what serving needs.
+    crate::privileges::drop_to_serving()?;
+    crate::logging::start_queue();
+    if !serve.disable_loadavg {
+        host.start_loadavg()
+            .context("cannot start the load average sampler")?;
+    }
+    let session = connected
+        .spawn()
+        .context("cannot serve the FUSE connection")?;
     tracing::info!(
-        "worker {} (generation {}) serving with {} threads{}{}",
+        "worker {} (generation {}) serving with {} threads{}{}; capabilities kept: {}",
         std::process::id(),
         cfg.generation,
         cfg.threads,
@@ -80,7 +86,8 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
             ", adopted the connection"
         } else {
             ""
-        }
+        },
+        crate::privileges::describe()
     );
     let _ = ready.write_all(b"R");
     drop(ready);

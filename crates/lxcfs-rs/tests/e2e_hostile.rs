@@ -373,3 +373,50 @@ fn transfer_lock_and_open_flags_answer_like_proc() {
         );
     }
 }
+
+/// The serving worker keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, in every one
+/// of its threads, with no_new_privs; and with that it still serves a container whose
+/// readers are not root, and one in its own user namespace.
+#[test]
+fn the_worker_serves_with_two_capabilities() {
+    let d = Daemon::start(&[]);
+    let worker = d.workers()[0];
+    let kept = (1u64 << 2) | (1u64 << 19); // CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE
+    for task in fs::read_dir(format!("/proc/{worker}/task")).unwrap() {
+        let status = fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap()
+        };
+        for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+            assert_eq!(
+                u64::from_str_radix(&field(set), 16).unwrap(),
+                kept,
+                "{set} of a worker thread:\n{status}"
+            );
+        }
+        assert_eq!(field("CapInh:"), "0000000000000000");
+        assert_eq!(field("NoNewPrivs:"), "1");
+    }
+    let cg = Cgroup::with_memory_limit("unprivileged", 160 * MIB);
+    let out = run(
+        &cg,
+        &d.mnt,
+        "setpriv --reuid=65534 --regid=65534 --clear-groups head -n1 /proc/meminfo\n\
+         unshare -U -r head -n1 /proc/meminfo\n\
+         setpriv --reuid=65534 --regid=65534 --clear-groups cat /proc/loadavg",
+    );
+    let text = out.ok();
+    assert_eq!(
+        text.lines().filter(|l| l.contains("163840")).count(),
+        2,
+        "a non-root reader and a user-namespaced one get the container's limit:\n{text}"
+    );
+    assert!(
+        d.log_text()
+            .contains("capabilities kept: DAC_READ_SEARCH | SYS_PTRACE")
+    );
+}
