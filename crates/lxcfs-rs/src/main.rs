@@ -9,6 +9,7 @@ mod pidfile;
 mod preflight;
 mod privileges;
 mod remount;
+mod sandbox;
 mod supervisor;
 mod worker;
 

@@ -64,7 +64,13 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     let connected =
         fusefs::connect(host.clone(), fuse, &cfg).context("cannot take up the FUSE connection")?;
     // Still one thread: every thread started from here on has only what serving needs.
-    crate::privileges::drop_to_serving()?;
+    // Serving unconfined beats not serving: a kernel that refuses either is logged.
+    if let Err(e) = crate::privileges::drop_to_serving() {
+        tracing::error!("worker keeps its capabilities: {e:#}");
+    }
+    let confined = crate::sandbox::confine()
+        .inspect_err(|e| tracing::error!("worker serves without a system call filter: {e:#}"))
+        .is_ok();
     crate::logging::start_queue();
     if !serve.disable_loadavg {
         host.start_loadavg()
@@ -74,7 +80,8 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         .spawn()
         .context("cannot serve the FUSE connection")?;
     tracing::info!(
-        "worker {} (generation {}) serving with {} threads{}{}; capabilities kept: {}",
+        "worker {} (generation {}) serving with {} threads{}{}; capabilities kept: {}; \
+         system calls allowed: {} (0: no filter)",
         std::process::id(),
         cfg.generation,
         cfg.threads,
@@ -87,7 +94,12 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         } else {
             ""
         },
-        crate::privileges::describe()
+        crate::privileges::describe(),
+        if confined {
+            crate::sandbox::allowed_names().len()
+        } else {
+            0
+        }
     );
     let _ = ready.write_all(b"R");
     drop(ready);

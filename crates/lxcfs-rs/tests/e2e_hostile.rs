@@ -375,10 +375,10 @@ fn transfer_lock_and_open_flags_answer_like_proc() {
 }
 
 /// The serving worker keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, in every one
-/// of its threads, with no_new_privs; and with that it still serves a container whose
-/// readers are not root, and one in its own user namespace.
+/// of its threads, with no_new_privs and the system call filter; and with that it still
+/// serves a container whose readers are not root, and one in its own user namespace.
 #[test]
-fn the_worker_serves_with_two_capabilities() {
+fn the_worker_serves_with_two_capabilities_and_a_syscall_filter() {
     let d = Daemon::start(&[]);
     let worker = d.workers()[0];
     let kept = (1u64 << 2) | (1u64 << 19); // CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE
@@ -400,6 +400,7 @@ fn the_worker_serves_with_two_capabilities() {
         }
         assert_eq!(field("CapInh:"), "0000000000000000");
         assert_eq!(field("NoNewPrivs:"), "1");
+        assert_eq!(field("Seccomp:"), "2", "filter mode in every thread");
     }
     let cg = Cgroup::with_memory_limit("unprivileged", 160 * MIB);
     let out = run(
