@@ -9,7 +9,8 @@
 //!
 //! - `read<TAB>args...`: runs `lxcfs-bench read args... --format tsv` as its child (so the
 //!   readers are inside the container) and copies its output;
-//! - `cat<TAB>path`: prints the file.
+//! - `cat<TAB>path`: prints the file;
+//! - `soak<TAB>seconds<TAB>memtotal<TAB>dir`: polls like `top` and reports (see `soak`).
 //!
 //! Every answer ends with a line `--end-- <exit code>`. The agent exits at EOF.
 
@@ -85,6 +86,10 @@ pub fn agent(args: &AgentArgs) -> Result<()> {
                     .context("cannot run lxcfs-bench read")?;
                 out.write_all(&child.stdout)?;
                 child.status.code().unwrap_or(-1)
+            }
+            Some("soak") => {
+                let rest: Vec<&str> = words.collect();
+                crate::soak::poll_in_container(&rest, &mut out)?
             }
             Some("cat") => match words.next().map(fs::read_to_string) {
                 Some(Ok(text)) => {

@@ -9,6 +9,8 @@
 //!   bind-mounted as a runtime does), runs `read` in it against each source, interleaved,
 //!   and prints the tables. It also measures daemon CPU per read and RSS after serving
 //!   many short-lived containers, and cleans everything up, on errors and Ctrl-C too.
+//! - `soak` is the fleet-scale run: hundreds of containers polling like `top` for
+//!   minutes while the lxcfs-rs worker is killed every minute, then the same for LXCFS.
 //! - `agent`, `spawn` and `once` are internal: the container's init, the launcher of
 //!   short-lived containers, and what each of those runs.
 
@@ -16,6 +18,7 @@ mod compare;
 mod container;
 mod read;
 mod report;
+mod soak;
 mod sys;
 
 use std::process::ExitCode;
@@ -35,6 +38,9 @@ enum Cmd {
     Read(read::ReadArgs),
     /// Mount lxcfs-rs and LXCFS side by side and compare them from inside a container (root).
     Compare(Box<compare::CompareArgs>),
+    /// Many containers polling like `top` for minutes, lxcfs-rs's worker killed every
+    /// minute, then the same against LXCFS: failed and wrong reads, latency, CPU, RSS.
+    Soak(soak::SoakArgs),
     /// Internal: init of the benchmark container (pid 1 of a new pid + mount namespace).
     #[command(hide = true)]
     Agent(container::AgentArgs),
@@ -51,6 +57,7 @@ fn main() -> ExitCode {
     let result = match &cli.cmd {
         Cmd::Read(a) => read::run(a),
         Cmd::Compare(a) => compare::run(a),
+        Cmd::Soak(a) => soak::run(a),
         Cmd::Agent(a) => container::agent(a),
         Cmd::Spawn(a) => container::spawn(a),
         Cmd::Once(a) => container::once(a),

@@ -344,7 +344,7 @@ fn reaped_children_ticks(pid: u32) -> Result<u64> {
 }
 
 /// Live child processes of `pid` (`/proc/<pid>/task/*/children`).
-fn children(pid: u32) -> Vec<u32> {
+pub fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

@@ -1,0 +1,366 @@
+//! `soak`: a host's worth of containers polling like `top`, for minutes, with the
+//! lxcfs-rs worker killed once a minute; then the same load against LXCFS.
+//!
+//! Each container (its own v1 cgroup with its own memory limit, a new pid + mount
+//! namespace, the files bind-mounted) runs one poller as pid 1's child that, once a
+//! second, opens, reads and closes `meminfo`, `stat`, `uptime` and `loadavg`, checks what
+//! it read (its own `MemTotal`, well-formed lines) and keeps a latency histogram. At the
+//! end each poller reports its counts; the orchestrator adds the daemon's CPU time over
+//! the run and its RSS once warmed up and at the end, and prints one row per daemon.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::container::Container;
+use crate::sys::{self, Cgroup, Daemon, Interrupt, Workdir};
+
+const MIB: u64 = 1024 * 1024;
+/// The files a `top`-like poller reads, by bind target name and path in the mount.
+const FILES: [(&str, &str); 4] = [
+    ("meminfo", "proc/meminfo"),
+    ("stat", "proc/stat"),
+    ("uptime", "proc/uptime"),
+    ("loadavg", "proc/loadavg"),
+];
+/// Latency buckets: quarter powers of two of a microsecond, up to about 17 minutes.
+const BUCKETS: usize = 120;
+
+#[derive(clap::Args, Debug)]
+pub struct SoakArgs {
+    /// Containers polling at once.
+    #[arg(long, default_value_t = 500)]
+    pub containers: usize,
+    /// Minutes of polling per daemon.
+    #[arg(long, default_value_t = 3.0)]
+    pub minutes: f64,
+    /// Kill the lxcfs-rs worker (SIGKILL) this often, in seconds (0: never).
+    #[arg(long, default_value_t = 60)]
+    pub kill_every: u64,
+    /// Seconds of polling before the first RSS sample (caches, the load sampler).
+    #[arg(long, default_value_t = 20)]
+    pub warmup: u64,
+    /// The lxcfs-rs binary.
+    #[arg(long, default_value = "target/release/lxcfs-rs")]
+    pub lxcfs_rs: PathBuf,
+    /// The LXCFS binary [default: /usr/bin/lxcfs, skipped when missing].
+    #[arg(long)]
+    pub lxcfs: Option<PathBuf>,
+    /// Measure lxcfs-rs only.
+    #[arg(long, conflicts_with = "lxcfs")]
+    pub no_lxcfs: bool,
+}
+
+/// What the pollers of one daemon saw, and what it cost.
+struct Row {
+    name: &'static str,
+    reads: u64,
+    failed: u64,
+    wrong: u64,
+    hist: Vec<u64>,
+    cpu_percent: f64,
+    rss_start_kib: u64,
+    rss_end_kib: u64,
+    kills: u32,
+    first_problem: Option<String>,
+}
+
+pub fn run(args: &SoakArgs) -> Result<()> {
+    let intr = Interrupt::install()?;
+    if !rustix::process::geteuid().is_root() {
+        bail!("soak must run as root: it mounts FUSE filesystems and creates cgroups");
+    }
+    Cgroup::check_v1()?;
+    if args.containers == 0 || !(args.minutes.is_finite() && args.minutes > 0.0) {
+        bail!("--containers and --minutes must be positive");
+    }
+    let rs_exe = fs::canonicalize(&args.lxcfs_rs)
+        .with_context(|| format!("no lxcfs-rs binary at {}", args.lxcfs_rs.display()))?;
+    let lx_exe = match (&args.lxcfs, args.no_lxcfs) {
+        (_, true) => None,
+        (Some(p), false) => Some(fs::canonicalize(p)?),
+        (None, false) if Path::new("/usr/bin/lxcfs").exists() => {
+            Some(PathBuf::from("/usr/bin/lxcfs"))
+        }
+        (None, false) => None,
+    };
+    let exe = std::env::current_exe().context("cannot find my own executable")?;
+    let cpus = sys::default_container_cpus()?;
+    let work = Workdir::create()?;
+    let mut rows = Vec::new();
+    let rs_args: Vec<String> = Vec::new();
+    rows.push(soak_one(
+        "lxcfs-rs", &rs_exe, &rs_args, args, &exe, &cpus, &work, &intr, true,
+    )?);
+    if let Some(lx) = &lx_exe {
+        // Equal work: LXCFS virtualizes loadavg only with -l.
+        let lx_args = vec!["-l".to_string()];
+        rows.push(soak_one(
+            "LXCFS", lx, &lx_args, args, &exe, &cpus, &work, &intr, false,
+        )?);
+    }
+    print_report(args, &rows);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn soak_one(
+    name: &'static str,
+    daemon_exe: &Path,
+    daemon_args: &[String],
+    args: &SoakArgs,
+    exe: &Path,
+    cpus: &str,
+    work: &Workdir,
+    intr: &Interrupt,
+    kill_workers: bool,
+) -> Result<Row> {
+    let dir = name.to_lowercase();
+    let d = Daemon::start(name, daemon_exe, daemon_args, work, &dir, intr)?;
+    eprintln!("lxcfs-bench soak: {name}: starting {} containers", args.containers);
+    let mut cgroups = Vec::new();
+    let mut containers = Vec::new();
+    for i in 0..args.containers {
+        // Limits differ between neighbours, so a reading of another's is caught.
+        let mib = 64 + (i as u64 % 512);
+        let cg = Cgroup::create(
+            &format!("lxcfs-bench-soak-{}-{dir}-{i}", std::process::id()),
+            mib * MIB,
+            cpus,
+        )?;
+        let binds: Vec<(String, PathBuf)> = FILES
+            .iter()
+            .map(|(key, rel)| (key.to_string(), d.mnt.join(rel)))
+            .collect();
+        let cdir = work.join(&format!("{dir}-c{i}"));
+        fs::create_dir_all(&cdir)?;
+        let ctr = Container::start(exe, &cg, &cdir, &binds, intr)?;
+        cgroups.push(cg);
+        containers.push((ctr, mib * 1024, cdir));
+    }
+    let seconds = (args.minutes * 60.0).round() as u64;
+    for (ctr, kib, cdir) in &mut containers {
+        ctr.send(&[
+            "soak".into(),
+            seconds.to_string(),
+            kib.to_string(),
+            cdir.display().to_string(),
+        ])?;
+    }
+    let start = Instant::now();
+    let cpu_start = d.cpu_ticks()?;
+    let mut rss_start = None;
+    let mut kills = 0;
+    let mut next_kill = Duration::from_secs(args.kill_every);
+    while start.elapsed() < Duration::from_secs(seconds) {
+        intr.check()?;
+        std::thread::sleep(Duration::from_millis(200));
+        if rss_start.is_none() && start.elapsed() >= Duration::from_secs(args.warmup) {
+            rss_start = Some(d.rss_kib()?);
+        }
+        if kill_workers && args.kill_every > 0 && start.elapsed() >= next_kill {
+            for w in sys::children(d.pid()) {
+                sys::signal(w, rustix::process::Signal::KILL);
+            }
+            kills += 1;
+            next_kill += Duration::from_secs(args.kill_every);
+        }
+    }
+    let rss_end = d.rss_kib()?;
+    let cpu = d.cpu_ticks()?.saturating_sub(cpu_start);
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut row = Row {
+        name,
+        reads: 0,
+        failed: 0,
+        wrong: 0,
+        hist: vec![0; BUCKETS],
+        cpu_percent: 100.0 * sys::ticks_to_ms(cpu) / 1000.0 / elapsed,
+        rss_start_kib: rss_start.unwrap_or(rss_end),
+        rss_end_kib: rss_end,
+        kills,
+        first_problem: None,
+    };
+    for (ctr, _, _) in &mut containers {
+        let (lines, _) = ctr.answer(Duration::from_secs(60), intr)?;
+        for l in lines {
+            merge(&mut row, &l);
+        }
+    }
+    drop(containers);
+    drop(cgroups);
+    drop(d);
+    Ok(row)
+}
+
+/// Add one poller's report (`soak <reads> <failed> <wrong> <bucket counts...>`, then
+/// maybe `problem <text>`) to the row.
+fn merge(row: &mut Row, line: &str) {
+    if let Some(p) = line.strip_prefix("problem ") {
+        row.first_problem.get_or_insert_with(|| p.to_string());
+        return;
+    }
+    let mut w = line.split_whitespace();
+    if w.next() != Some("soak") {
+        return;
+    }
+    let mut n = || w.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    row.reads += n();
+    row.failed += n();
+    row.wrong += n();
+    for b in row.hist.iter_mut() {
+        *b += n();
+    }
+}
+
+fn bucket(us: f64) -> usize {
+    ((us.max(1.0).log2() * 4.0) as usize).min(BUCKETS - 1)
+}
+
+/// The upper bound of the bucket holding quantile `q`, in µs.
+fn quantile(hist: &[u64], q: f64) -> f64 {
+    let total: u64 = hist.iter().sum();
+    let want = (total as f64 * q).ceil() as u64;
+    let mut seen = 0;
+    for (i, &c) in hist.iter().enumerate() {
+        seen += c;
+        if seen >= want && c > 0 {
+            return 2f64.powf((i + 1) as f64 / 4.0);
+        }
+    }
+    0.0
+}
+
+fn print_report(args: &SoakArgs, rows: &[Row]) {
+    println!("### lxcfs-bench soak\n");
+    println!(
+        "- {} containers, each polling meminfo, stat, uptime and loadavg once a second for \
+         {} min; the lxcfs-rs worker SIGKILLed every {} s; LXCFS runs with -l",
+        args.containers, args.minutes, args.kill_every
+    );
+    println!(
+        "- RSS start is taken after {} s of polling; latency is open + read + close, from \
+         inside the containers (quarter-power-of-two buckets: upper bounds)\n",
+        args.warmup
+    );
+    println!(
+        "| daemon | reads | failed | wrong | p50 µs | p99 µs | daemon CPU, % of a core | RSS start | RSS end | worker kills |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} MiB | {:.1} MiB | {} |",
+            r.name,
+            r.reads,
+            r.failed,
+            r.wrong,
+            quantile(&r.hist, 0.5),
+            quantile(&r.hist, 0.99),
+            r.cpu_percent,
+            r.rss_start_kib as f64 / 1024.0,
+            r.rss_end_kib as f64 / 1024.0,
+            r.kills
+        );
+    }
+    if let [rs, lx] = rows {
+        if lx.cpu_percent > 0.0 {
+            println!("\ndaemon CPU lxcfs-rs/LXCFS: {:.2}", rs.cpu_percent / lx.cpu_percent);
+        }
+    }
+    for r in rows {
+        if let Some(p) = &r.first_problem {
+            println!("\nfirst problem seen with {}: {p}", r.name);
+        }
+    }
+}
+
+/// The poller, in the container (the agent's `soak` request): `seconds`, the expected
+/// `MemTotal` in kB, and the directory the files are bound under.
+pub fn poll_in_container(words: &[&str], out: &mut impl Write) -> Result<i32> {
+    let [seconds, kib, dir] = words else {
+        bail!("soak wants SECONDS MEMTOTAL_KB DIR");
+    };
+    let seconds: u64 = seconds.parse()?;
+    let want = format!("{kib} kB");
+    let dir = Path::new(dir);
+    let (mut reads, mut failed, mut wrong) = (0u64, 0u64, 0u64);
+    let mut hist = vec![0u64; BUCKETS];
+    let mut problem: Option<String> = None;
+    // Spread the pollers over the second, as independent `top`s would be.
+    let offset = u64::from(std::process::id()) % 1000;
+    std::thread::sleep(Duration::from_millis(offset));
+    let start = Instant::now();
+    let mut tick = 0u64;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        for (key, _) in FILES {
+            let t = Instant::now();
+            let r = fs::read(dir.join(key));
+            hist[bucket(t.elapsed().as_secs_f64() * 1e6)] += 1;
+            reads += 1;
+            match r {
+                Err(e) => {
+                    failed += 1;
+                    problem.get_or_insert_with(|| format!("{key}: {e}"));
+                }
+                Ok(bytes) => {
+                    if let Err(why) = check(key, &bytes, &want) {
+                        wrong += 1;
+                        problem.get_or_insert_with(|| format!("{key}: {why}"));
+                    }
+                }
+            }
+        }
+        tick += 1;
+        let next = start + Duration::from_secs(tick);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    write!(out, "soak {reads} {failed} {wrong}")?;
+    for b in hist {
+        write!(out, " {b}")?;
+    }
+    writeln!(out)?;
+    if let Some(p) = problem {
+        writeln!(out, "problem {}", p.replace('\n', " "))?;
+    }
+    Ok(0)
+}
+
+/// What a container must see: its own memory limit, well-formed files.
+fn check(key: &str, bytes: &[u8], want_memtotal: &str) -> Result<(), String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    let first = text.lines().next().unwrap_or("");
+    let ok = match key {
+        "meminfo" => first.starts_with("MemTotal:") && first.ends_with(want_memtotal),
+        "stat" => first.starts_with("cpu "),
+        "uptime" => first.split_whitespace().count() == 2,
+        "loadavg" => first.split_whitespace().count() == 5,
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("unexpected first line {first:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_the_buckets() {
+        let mut h = vec![0u64; BUCKETS];
+        for us in [10.0, 10.0, 10.0, 1000.0] {
+            h[bucket(us)] += 1;
+        }
+        let p50 = quantile(&h, 0.5);
+        assert!((10.0..14.0).contains(&p50), "{p50}");
+        let p99 = quantile(&h, 0.99);
+        assert!((1000.0..1200.0).contains(&p99), "{p99}");
+        assert!(check("meminfo", b"MemTotal:  65536 kB\n", "65536 kB").is_ok());
+        assert!(check("meminfo", b"MemTotal:  99 kB\n", "65536 kB").is_err());
+    }
+}
