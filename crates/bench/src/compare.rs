@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::container::{Container, run_in_cgroup};
+use crate::daemons::{DaemonArgs, equal_work};
 use crate::read::Measurement;
 use crate::report::{Cell, Environment, Report, Round, Run, Serving};
 use crate::sys::{self, Cgroup, Daemon, Interrupt, Workdir};
@@ -29,21 +30,8 @@ pub struct CompareArgs {
     /// diskstats, swaps, cpu-online.
     #[arg(long, value_delimiter = ',')]
     pub files: Vec<String>,
-    /// The lxcfs-rs binary (build it with `cargo build --release -p lxcfs-rs`).
-    #[arg(long, default_value = "target/release/lxcfs-rs")]
-    pub lxcfs_rs: PathBuf,
-    /// The LXCFS binary [default: /usr/bin/lxcfs, skipped when missing].
-    #[arg(long)]
-    pub lxcfs: Option<PathBuf>,
-    /// Do not run LXCFS.
-    #[arg(long, conflicts_with = "lxcfs")]
-    pub no_lxcfs: bool,
-    /// Extra argument for lxcfs-rs (repeatable), e.g. `--lxcfs-rs-arg=--threads=8`.
-    #[arg(long = "lxcfs-rs-arg", allow_hyphen_values = true)]
-    pub lxcfs_rs_args: Vec<String>,
-    /// Extra argument for LXCFS (repeatable), e.g. `--lxcfs-arg=-l`.
-    #[arg(long = "lxcfs-arg", allow_hyphen_values = true)]
-    pub lxcfs_args: Vec<String>,
+    #[command(flatten)]
+    pub daemons: DaemonArgs,
     /// Also measure every file with one reader in each of two containers at once (the
     /// second with twice the memory limit, so that their renderings differ): lxcfs-rs
     /// has one passthrough backing file per file, which two containers' overlapping
@@ -166,7 +154,6 @@ impl Source {
     }
 }
 
-const DEFAULT_LXCFS: &str = "/usr/bin/lxcfs";
 const MIB: u64 = 1024 * 1024;
 
 /// The two daemons; dropped (stopped, unmounted) after the container and the cgroup.
@@ -227,33 +214,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         bail!("--reps and every --readers count must be at least 1");
     }
     let files = select_files(&args.files)?;
-    let rs_exe = fs::canonicalize(&args.lxcfs_rs).with_context(|| {
-        format!(
-            "no lxcfs-rs binary at {} (cargo build --release -p lxcfs-rs, or pass --lxcfs-rs)",
-            args.lxcfs_rs.display()
-        )
-    })?;
-    let lx_exe = match (&args.lxcfs, args.no_lxcfs) {
-        (_, true) => None,
-        (Some(p), false) => Some(
-            fs::canonicalize(p).with_context(|| format!("no LXCFS binary at {}", p.display()))?,
-        ),
-        (None, false) if Path::new(DEFAULT_LXCFS).exists() => Some(PathBuf::from(DEFAULT_LXCFS)),
-        (None, false) => {
-            eprintln!(
-                "lxcfs-bench: {DEFAULT_LXCFS} is missing (apt-get install lxcfs): \
-                 measuring lxcfs-rs and the kernel only"
-            );
-            None
-        }
-    };
+    let (rs_exe, lx_exe) = args.daemons.binaries()?;
     let exe = std::env::current_exe().context("cannot find my own executable")?;
     let cpus = match &args.cpus {
         Some(c) => sys::format_cpu_list(&sys::parse_cpu_list(c)?),
         None => sys::default_container_cpus()?,
     };
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (lxcfs_args, same_work) = equal_work(&args.lxcfs_rs_args, &args.lxcfs_args);
+    let (lxcfs_args, same_work) = equal_work(&args.daemons.lxcfs_rs_args, &args.daemons.lxcfs_args);
     let mut notes = args.note.clone();
     notes.extend(same_work);
 
@@ -294,7 +262,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     let rs = Daemon::start(
         "lxcfs-rs",
         &rs_exe,
-        &args.lxcfs_rs_args,
+        &args.daemons.lxcfs_rs_args,
         &work,
         "lxcfs-rs",
         &intr,
@@ -623,42 +591,5 @@ mod tests {
         assert_eq!(sel[0].kernel, "/proc/stat");
         assert_eq!(sel[1].rel, "sys/devices/system/cpu/online");
         assert!(select_files(&["nope".into()]).is_err());
-    }
-}
-
-/// LXCFS's arguments for the same work as lxcfs-rs's: lxcfs-rs virtualizes loadavg
-/// unless told `--disable-loadavg`, LXCFS only with `-l`, so it gets `-l` unless the
-/// two are already alike. A note for the report when one was added.
-fn equal_work(rs: &[String], lx: &[String]) -> (Vec<String>, Option<String>) {
-    let rs_virtual = !rs.iter().any(|a| a == "--disable-loadavg");
-    let lx_virtual = lx.iter().any(|a| a == "-l" || a == "--enable-loadavg");
-    let mut lx = lx.to_vec();
-    if rs_virtual && !lx_virtual {
-        lx.push("-l".into());
-        return (
-            lx,
-            Some(
-                "LXCFS runs with -l: both daemons virtualize loadavg (lxcfs-rs by default)".into(),
-            ),
-        );
-    }
-    (lx, None)
-}
-
-#[cfg(test)]
-mod equal_work_tests {
-    use super::equal_work;
-
-    #[test]
-    fn lxcfs_gets_l_only_when_lxcfs_rs_virtualizes_loadavg() {
-        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        let (lx, note) = equal_work(&[], &[]);
-        assert_eq!(lx, s(&["-l"]));
-        assert!(note.is_some());
-        let (lx, note) = equal_work(&s(&["--disable-loadavg"]), &[]);
-        assert!(lx.is_empty() && note.is_none());
-        let (lx, note) = equal_work(&[], &s(&["-l"]));
-        assert_eq!(lx, s(&["-l"]));
-        assert!(note.is_none());
     }
 }

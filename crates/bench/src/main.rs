@@ -16,6 +16,7 @@
 
 mod compare;
 mod container;
+mod daemons;
 mod read;
 mod report;
 mod soak;

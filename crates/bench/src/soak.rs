@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::container::Container;
+use crate::daemons::{DaemonArgs, equal_work};
 use crate::sys::{self, Cgroup, Daemon, Interrupt, Workdir};
 
 const MIB: u64 = 1024 * 1024;
@@ -43,15 +44,8 @@ pub struct SoakArgs {
     /// Seconds of polling before the first RSS sample (caches, the load sampler).
     #[arg(long, default_value_t = 20)]
     pub warmup: u64,
-    /// The lxcfs-rs binary.
-    #[arg(long, default_value = "target/release/lxcfs-rs")]
-    pub lxcfs_rs: PathBuf,
-    /// The LXCFS binary [default: /usr/bin/lxcfs, skipped when missing].
-    #[arg(long)]
-    pub lxcfs: Option<PathBuf>,
-    /// Measure lxcfs-rs only.
-    #[arg(long, conflicts_with = "lxcfs")]
-    pub no_lxcfs: bool,
+    #[command(flatten)]
+    pub daemons: DaemonArgs,
 }
 
 /// What the pollers of one daemon saw, and what it cost.
@@ -77,27 +71,24 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     if args.containers == 0 || !(args.minutes.is_finite() && args.minutes > 0.0) {
         bail!("--containers and --minutes must be positive");
     }
-    let rs_exe = fs::canonicalize(&args.lxcfs_rs)
-        .with_context(|| format!("no lxcfs-rs binary at {}", args.lxcfs_rs.display()))?;
-    let lx_exe = match (&args.lxcfs, args.no_lxcfs) {
-        (_, true) => None,
-        (Some(p), false) => Some(fs::canonicalize(p)?),
-        (None, false) if Path::new("/usr/bin/lxcfs").exists() => {
-            Some(PathBuf::from("/usr/bin/lxcfs"))
-        }
-        (None, false) => None,
-    };
+    let (rs_exe, lx_exe) = args.daemons.binaries()?;
+    let (lx_args, _) = equal_work(&args.daemons.lxcfs_rs_args, &args.daemons.lxcfs_args);
     let exe = std::env::current_exe().context("cannot find my own executable")?;
     let cpus = sys::default_container_cpus()?;
     let work = Workdir::create()?;
     let mut rows = Vec::new();
-    let rs_args: Vec<String> = Vec::new();
     rows.push(soak_one(
-        "lxcfs-rs", &rs_exe, &rs_args, args, &exe, &cpus, &work, &intr, true,
+        "lxcfs-rs",
+        &rs_exe,
+        &args.daemons.lxcfs_rs_args,
+        args,
+        &exe,
+        &cpus,
+        &work,
+        &intr,
+        true,
     )?);
     if let Some(lx) = &lx_exe {
-        // Equal work: LXCFS virtualizes loadavg only with -l.
-        let lx_args = vec!["-l".to_string()];
         rows.push(soak_one(
             "LXCFS", lx, &lx_args, args, &exe, &cpus, &work, &intr, false,
         )?);
@@ -120,7 +111,10 @@ fn soak_one(
 ) -> Result<Row> {
     let dir = name.to_lowercase();
     let d = Daemon::start(name, daemon_exe, daemon_args, work, &dir, intr)?;
-    eprintln!("lxcfs-bench soak: {name}: starting {} containers", args.containers);
+    eprintln!(
+        "lxcfs-bench soak: {name}: starting {} containers",
+        args.containers
+    );
     let mut cgroups = Vec::new();
     let mut containers = Vec::new();
     for i in 0..args.containers {
@@ -238,8 +232,9 @@ fn print_report(args: &SoakArgs, rows: &[Row]) {
     println!("### lxcfs-bench soak\n");
     println!(
         "- {} containers, each polling meminfo, stat, uptime and loadavg once a second for \
-         {} min; the lxcfs-rs worker SIGKILLed every {} s; LXCFS runs with -l",
-        args.containers, args.minutes, args.kill_every
+         {} min; the lxcfs-rs worker SIGKILLed every {} s; lxcfs-rs arguments {:?}; LXCFS \
+         runs with -l",
+        args.containers, args.minutes, args.kill_every, args.daemons.lxcfs_rs_args
     );
     println!(
         "- RSS start is taken after {} s of polling; latency is open + read + close, from \
@@ -267,7 +262,10 @@ fn print_report(args: &SoakArgs, rows: &[Row]) {
     }
     if let [rs, lx] = rows {
         if lx.cpu_percent > 0.0 {
-            println!("\ndaemon CPU lxcfs-rs/LXCFS: {:.2}", rs.cpu_percent / lx.cpu_percent);
+            println!(
+                "\ndaemon CPU lxcfs-rs/LXCFS: {:.2}",
+                rs.cpu_percent / lx.cpu_percent
+            );
         }
     }
     for r in rows {
