@@ -119,3 +119,66 @@ fn a_container_nested_100_deep_gets_its_effective_limit() {
         drop(c);
     }
 }
+
+/// A runtime moves a running container to another group and removes the old one: its
+/// reads are never errors (right after, a rendering of the old group's may still be
+/// shared for 100 ms, and the old group's paths, cached for a second, fail over to the
+/// host's file), and then show the new group's limit.
+#[test]
+fn a_container_moved_out_of_a_removed_cgroup_gets_the_new_one() {
+    let d = Daemon::start(&[]);
+    let old = Cgroup::with_memory_limit("moved-from", 192 * MIB);
+    let new = Cgroup::with_memory_limit("moved-to", 224 * MIB);
+    let ctr = Running::start(&old, &d.mnt);
+    assert!(ctr.exec("head -n1 /proc/meminfo").ok().contains("196608"));
+    for pid in old.pids() {
+        for procs in new.procs_files() {
+            std::fs::write(procs, pid.to_string()).unwrap();
+        }
+    }
+    // Its processes are gone from it: dropping it only removes the directories.
+    drop(old);
+    let right_after = ctr.exec("head -n1 /proc/meminfo");
+    let total = meminfo_get(right_after.ok(), "MemTotal");
+    assert!(
+        [
+            Some(192 * 1024),
+            Some(224 * 1024),
+            Some(host_mem_total_kb())
+        ]
+        .contains(&total),
+        "right after the move: {:?}",
+        right_after.ok()
+    );
+    poll(DEADLINE, "the new group's limit", || {
+        let out = ctr.exec("head -n1 /proc/meminfo");
+        (meminfo_get(out.ok(), "MemTotal") == Some(224 * 1024)).then_some(())
+    });
+    assert!(!d.log_text().contains("panic"), "{}", d.log_text());
+}
+
+/// Containers whose init exits while another of their processes is reading: the
+/// namespace dies with its readers mid-request. The daemon keeps serving, promptly.
+#[test]
+fn containers_dying_mid_read_leave_the_daemon_serving() {
+    let mut d = Daemon::start(&[]);
+    let cg = Cgroup::with_memory_limit("dying", 128 * MIB);
+    for i in 0..30 {
+        let out = run(
+            &cg,
+            &d.mnt,
+            &format!(
+                "(while :; do cat /proc/meminfo /proc/stat /proc/uptime /proc/loadavg \
+                 >/dev/null; done) &\nsleep 0.0{}\nexit 0",
+                i % 10
+            ),
+        );
+        assert!(out.status.success(), "{} {}", out.stdout, out.stderr);
+    }
+    let t = Instant::now();
+    let out = run(&cg, &d.mnt, "head -n1 /proc/meminfo");
+    assert_eq!(meminfo_get(out.ok(), "MemTotal"), Some(128 * 1024));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(d.alive(), "{}", d.log_text());
+    assert!(!d.log_text().contains("panic"), "{}", d.log_text());
+}
