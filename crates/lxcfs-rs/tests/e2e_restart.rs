@@ -188,6 +188,13 @@ fn a_worker_crashing_on_every_request_never_stalls_readers() {
     });
     // ...until the poisoned request comes again.
     timed_read("the poisoned file read again");
+    // The read may have been answered by the safe worker still on its way out; the
+    // next safe worker follows the retry's crash.
+    poll(
+        DEADLINE,
+        "a safe worker again after the retry's crash",
+        || (d.log_text().matches("(safe mode)").count() >= 2).then_some(()),
+    );
     let log = d.log_text();
     let starts = log.matches("started worker").count();
     assert!(
