@@ -7,22 +7,22 @@ mod attr;
 mod backing;
 mod handles;
 mod passthrough;
+mod serve;
 mod sysfs;
 mod tree;
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use connection::Shared;
 use fuser::{
-    AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags,
     PollNotifier, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl,
-    ReplyLseek, ReplyOpen, ReplyPoll, ReplyXattr, Request, SessionACL,
+    ReplyLseek, ReplyOpen, ReplyPoll, ReplyXattr, Request,
 };
 use hostview::{Host, Rendered, VirtualFile};
 
@@ -33,6 +33,7 @@ pub use fuser::BackgroundSession;
 pub use fuser::hand_off;
 use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
+pub use serve::{Connected, ServeConfig, connect};
 use tree::{Kind, Node};
 
 /// Names and attributes of the static tree never change, so the kernel may cache them.
@@ -40,31 +41,6 @@ const TTL: Duration = Duration::from_secs(3600);
 /// Entries below the CPU directory depend on who asks (its `cpuN` set), so the kernel
 /// must ask us on every lookup rather than hand one container's answer to another.
 const TTL_PER_READER: Duration = Duration::ZERO;
-
-/// How a worker serves the connection.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    /// Event-loop threads. They share the one descriptor rather than cloning it: a
-    /// clone would belong to the worker, and the kernel fails the requests queued on
-    /// a clone when it is closed, which a dying worker would do.
-    pub threads: usize,
-    /// `Some(spin)`: one thread at a time reads requests and polls for `spin` after
-    /// each (fuser's `relay` patch); the others take over before slow work.
-    pub poll: Option<std::time::Duration>,
-    /// Which worker this is (1, 2, …): file handles carry it, so a handle opened by a
-    /// previous worker is never mistaken for one of ours.
-    pub generation: u64,
-    /// The connection's INIT was answered by a previous worker (an earlier version's
-    /// supervisor says so only on the command line; [`Shared`] says it too).
-    pub initialized: bool,
-    /// The state every worker of the connection shares: INIT answered, and the
-    /// passthrough bookkeeping (see the `passthrough` module) when it has memfds;
-    /// without them every read is served with direct I/O.
-    pub shared: Arc<Shared>,
-    /// Bytes the open files of one container (pid namespace) may hold in this worker;
-    /// past it that container's opens fail with `EMFILE`.
-    pub open_limit: u64,
-}
 
 pub struct LxcFs {
     host: Arc<Host>,
@@ -559,43 +535,6 @@ impl Filesystem for LxcFs {
             reply.ok();
         })
     }
-}
-
-/// A connection ready to be served: INIT answered (or adopted) and the backing files
-/// registered, in the calling thread; no thread started yet, so the caller may still
-/// drop what its serving threads must not have.
-pub struct Connected(fuser::Session<LxcFs>);
-
-impl Connected {
-    /// Serve from background threads until the connection ends (unmounted and no bind
-    /// mount left, or aborted).
-    pub fn spawn(self) -> io::Result<BackgroundSession> {
-        self.0.spawn()
-    }
-}
-
-/// Take up the connection behind `fd` (see [`Connected`]).
-pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Connected> {
-    let mut config = Config::default();
-    config.acl = SessionACL::All;
-    config.n_threads = Some(cfg.threads.max(1));
-    config.clone_fd = false;
-    config.relay_spin = cfg.poll;
-    let fs = LxcFs::new(host, cfg.generation, cfg.shared.clone(), cfg.open_limit);
-    let pt = fs.pt.clone();
-    let session = if cfg.initialized || cfg.shared.initialized() {
-        fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
-    } else {
-        // Backing files can be registered once INIT is answered, and must be before any
-        // open is: see `passthrough`.
-        let dev = fd.try_clone()?;
-        let session = fuser::Session::from_fd(fs, fd, SessionACL::All, config)?;
-        // INIT is answered: a worker started after this one dies must not wait for it.
-        cfg.shared.set_initialized();
-        pt.register(dev.as_fd());
-        session
-    };
-    Ok(Connected(session))
 }
 
 #[cfg(test)]
