@@ -104,21 +104,24 @@ fn may_stall() -> bool {
     }
 }
 
-/// From now on, queue lines for a writer thread when stderr can stall. Called once the
-/// process may have threads: not by `--remount` (`setns` into a mount namespace
-/// refuses a multi-threaded caller), and by a worker only after it dropped its
-/// capabilities (threads inherit them).
-pub fn start_queue() {
+/// From now on, queue lines for a writer thread when stderr can stall; the thread runs
+/// `confine` first (a worker's writer drops its capabilities and installs the system
+/// call filter on itself, as the worker's other threads get them). Not for `--remount`:
+/// `setns` into a mount namespace refuses a multi-threaded caller.
+pub fn start_queue(confine: fn()) {
     if may_stall() {
-        start_writer();
+        start_writer(confine);
     }
 }
 
-fn start_writer() {
+fn start_writer(confine: fn()) {
     let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
     if std::thread::Builder::new()
         .name("log".into())
-        .spawn(move || drain(rx))
+        .spawn(move || {
+            confine();
+            drain(rx)
+        })
         .is_ok()
     {
         let _ = SENDER.set(tx);

@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         match WorkerArgs::from_args(&args) {
             Ok(w) => {
                 logging::init(w.serve.debug);
+                // From its first line on, a stalled log reader cannot block the worker.
+                logging::start_queue(worker::confine_this_thread);
                 preflight::require_root().and_then(|()| worker::run(&w))
             }
             Err(e) => Err(e.into()),
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
         logging::init(cli.debug);
         // --remount enters containers' mount namespaces: it stays single-threaded.
         if !cli.remount {
-            logging::start_queue();
+            logging::start_queue(|| {});
         }
         run(&cli)
     };

@@ -2,8 +2,9 @@
 //!
 //! A worker runs as root with every capability until its connection is set up (the
 //! first worker registers the FUSE passthrough backing files, which needs
-//! `CAP_SYS_ADMIN`). Then, before it starts any other thread (capabilities belong to a
-//! thread; new threads inherit the creator's), it keeps only:
+//! `CAP_SYS_ADMIN`). Then, before it starts its serving threads (capabilities belong to
+//! a thread; new threads inherit the creator's), it keeps only (its log writer, started
+//! earlier, drops to the same on itself):
 //!
 //! - `CAP_SYS_PTRACE`: a reader's pid namespace (`/proc/<tid>/ns/pid`) and its init's
 //!   `/proc/<pid>/` files are opened under ptrace access rules; readers in containers

@@ -71,7 +71,6 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     let confined = crate::sandbox::confine()
         .inspect_err(|e| tracing::error!("worker serves without a system call filter: {e:#}"))
         .is_ok();
-    crate::logging::start_queue();
     if !serve.disable_loadavg {
         host.start_loadavg()
             .context("cannot start the load average sampler")?;
@@ -104,6 +103,14 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     let _ = ready.write_all(b"R");
     drop(ready);
     wait(session, &host, signals)
+}
+
+/// For a thread the worker starts before it drops its privileges (its log writer):
+/// what every serving thread has, installed on this thread alone. A failure is said by
+/// the worker's own attempt later.
+pub fn confine_this_thread() {
+    let _ = crate::privileges::drop_to_serving();
+    let _ = crate::sandbox::confine();
 }
 
 /// What the host is read with, from the options a worker serves with.

@@ -52,6 +52,21 @@ fn a_log_reader_that_goes_away_does_not_stop_the_serving() {
     // CLOEXEC: the daemon must not inherit (and so keep alive) the reading end.
     let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let mut d = Daemon::start_stderr(&[], Stdio::from(writer));
+    // With stderr a pipe the worker has a log writer thread, confined like the others.
+    let worker = d.workers()[0];
+    let threads = fs::read_dir(format!("/proc/{worker}/task"))
+        .unwrap()
+        .count();
+    assert!(
+        fs::read_dir(format!("/proc/{worker}/task"))
+            .unwrap()
+            .any(|t| fs::read_to_string(t.unwrap().path().join("comm"))
+                .unwrap()
+                .trim()
+                == "log"),
+        "no log thread among {threads}"
+    );
+    assert_every_thread_confined(worker);
     // The reader of the log goes away (`| tee` killed, a journal stream restarting).
     drop(reader);
     for _ in 0..3 {
@@ -374,13 +389,9 @@ fn transfer_lock_and_open_flags_answer_like_proc() {
     }
 }
 
-/// The serving worker keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, in every one
-/// of its threads, with no_new_privs and the system call filter; and with that it still
-/// serves a container whose readers are not root, and one in its own user namespace.
-#[test]
-fn the_worker_serves_with_two_capabilities_and_a_syscall_filter() {
-    let d = Daemon::start(&[]);
-    let worker = d.workers()[0];
+/// Every thread of `worker` keeps only CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, with
+/// no_new_privs and the system call filter.
+fn assert_every_thread_confined(worker: u32) {
     let kept = (1u64 << 2) | (1u64 << 19); // CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE
     for task in fs::read_dir(format!("/proc/{worker}/task")).unwrap() {
         let status = fs::read_to_string(task.unwrap().path().join("status")).unwrap();
@@ -402,6 +413,15 @@ fn the_worker_serves_with_two_capabilities_and_a_syscall_filter() {
         assert_eq!(field("NoNewPrivs:"), "1");
         assert_eq!(field("Seccomp:"), "2", "filter mode in every thread");
     }
+}
+
+/// The serving worker keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, in every one
+/// of its threads, with no_new_privs and the system call filter; and with that it still
+/// serves a container whose readers are not root, and one in its own user namespace.
+#[test]
+fn the_worker_serves_with_two_capabilities_and_a_syscall_filter() {
+    let d = Daemon::start(&[]);
+    assert_every_thread_confined(d.workers()[0]);
     let cg = Cgroup::with_memory_limit("unprivileged", 160 * MIB);
     let out = run(
         &cg,
