@@ -88,6 +88,17 @@ impl Shared {
         })
     }
 
+    /// What a worker's supervisor handed on: its descriptors, or none from a supervisor
+    /// of a version that shared nothing when it ran without passthrough (then a state of
+    /// our own, without passthrough).
+    pub fn from_fds_or_new(fds: Vec<OwnedFd>) -> std::io::Result<Shared> {
+        if fds.is_empty() {
+            Shared::create(false)
+        } else {
+            Shared::from_fds(fds)
+        }
+    }
+
     /// The bookkeeping another process created: its descriptors in [`fds`](Self::fds)
     /// order.
     pub fn from_fds(mut fds: Vec<OwnedFd>) -> std::io::Result<Shared> {

@@ -44,12 +44,10 @@ struct Safe {
     retrying: bool,
 }
 
-/// What to start after a death.
+/// When to start the next worker after a death (what kind: [`CrashLoop::safe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Restart {
     pub delay: Duration,
-    /// Start a worker that serves the host's files.
-    pub safe: bool,
     /// Safe mode began with this death (the caller says so in the log).
     pub entered_safe_mode: bool,
 }
@@ -81,7 +79,6 @@ impl CrashLoop {
         } else {
             return Restart {
                 delay: Duration::ZERO,
-                safe: self.safe(),
                 entered_safe_mode: false,
             };
         }
@@ -113,7 +110,6 @@ impl CrashLoop {
         };
         Restart {
             delay,
-            safe: self.safe(),
             entered_safe_mode: entered,
         }
     }
@@ -197,10 +193,10 @@ mod tests {
         let t = Instant::now();
         let mut c = CrashLoop::default();
         let first = c.died(false, true, YOUNG, t);
-        assert_eq!((first.delay, first.safe), (Duration::ZERO, false));
+        assert_eq!((first.delay, c.safe()), (Duration::ZERO, false));
         let second = c.died(false, true, YOUNG, t);
         assert_eq!(second.delay, Duration::ZERO, "never a back-off for readers");
-        assert!(second.safe && second.entered_safe_mode);
+        assert!(c.safe() && second.entered_safe_mode);
         assert!(!c.retry_due(t + RETRY_FIRST / 2));
         assert!(c.retry_due(t + RETRY_FIRST));
     }
@@ -214,7 +210,7 @@ mod tests {
         c.retry_started();
         assert!(!c.safe(), "the retry is a virtualizing worker");
         let again = c.died(false, true, YOUNG, t + RETRY_FIRST);
-        assert!(again.safe && !again.entered_safe_mode);
+        assert!(c.safe() && !again.entered_safe_mode);
         assert_eq!(again.delay, Duration::ZERO);
         assert!(!c.retry_due(t + RETRY_FIRST * 2));
         assert!(c.retry_due(t + RETRY_FIRST * 3));
@@ -250,7 +246,7 @@ mod tests {
         let mut c = CrashLoop::default();
         c.died(false, true, YOUNG, t);
         let r = c.died(false, true, STABLE, t);
-        assert!(!r.safe);
+        assert!(!r.entered_safe_mode && !c.safe());
         assert_eq!(c.failures(), 0);
     }
 
@@ -260,7 +256,7 @@ mod tests {
         let mut c = CrashLoop::default();
         for _ in 0..5 {
             let r = c.died(false, false, YOUNG, t);
-            assert_eq!((r.delay, r.safe), (Duration::ZERO, false));
+            assert_eq!((r.delay, c.safe()), (Duration::ZERO, false));
         }
         assert_eq!(c.failures(), 0);
     }

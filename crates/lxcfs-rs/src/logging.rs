@@ -80,7 +80,7 @@ pub fn write_now(line: &str) {
 }
 
 /// Lines lost so far and not yet reported: (could not be written, queue was full).
-pub fn lost() -> (u64, u64) {
+fn lost() -> (u64, u64) {
     (
         UNWRITABLE.load(Ordering::Relaxed),
         OVERFLOWED.load(Ordering::Relaxed),

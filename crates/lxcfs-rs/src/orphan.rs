@@ -76,18 +76,13 @@ pub fn adopt(mountpoint: &Path) -> Result<Vec<Orphan>> {
             })
         };
         let fuse = take(worker.fuse_fd, "the FUSE connection")?;
-        let shared = if worker.shared_fds.is_empty() {
-            Shared::create(false).context("cannot create the connection's shared state")?
-        } else {
-            let fds = worker
-                .shared_fds
-                .iter()
-                .map(|&n| take(n, "the connection's shared state"))
-                .collect::<Result<Vec<_>>>()?;
-            Shared::from_fds(fds).with_context(|| {
-                format!("orphaned worker {}'s shared state", pid.as_raw_nonzero())
-            })?
-        };
+        let fds = worker
+            .shared_fds
+            .iter()
+            .map(|&n| take(n, "the connection's shared state"))
+            .collect::<Result<Vec<_>>>()?;
+        let shared = Shared::from_fds_or_new(fds)
+            .with_context(|| format!("orphaned worker {}'s shared state", pid.as_raw_nonzero()))?;
         found.push(Orphan {
             pid,
             fuse,

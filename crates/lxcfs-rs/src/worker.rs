@@ -29,17 +29,12 @@ fn fault() -> Option<hostview::VirtualFile> {
 
 pub fn run(args: &WorkerArgs) -> Result<()> {
     let fuse = adopt(args.fuse_fd)?;
-    let shared = if args.shared_fds.is_empty() {
-        // From a supervisor that shared nothing without passthrough: our own state.
-        Shared::create(false).context("cannot create the connection's state")?
-    } else {
-        let fds = args
-            .shared_fds
-            .iter()
-            .map(|&n| adopt(n))
-            .collect::<Result<Vec<_>>>()?;
-        Shared::from_fds(fds).context("the connection's shared state")?
-    };
+    let fds = args
+        .shared_fds
+        .iter()
+        .map(|&n| adopt(n))
+        .collect::<Result<Vec<_>>>()?;
+    let shared = Shared::from_fds_or_new(fds).context("the connection's shared state")?;
     let mut ready = std::fs::File::from(adopt(args.ready_fd)?);
 
     let serve = &args.serve;
@@ -95,7 +90,7 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         },
         crate::privileges::describe(),
         if confined {
-            crate::sandbox::allowed_names().len()
+            crate::sandbox::ALLOWED.len()
         } else {
             0
         }
