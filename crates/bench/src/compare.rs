@@ -201,7 +201,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if !Path::new("/dev/fuse").exists() {
         bail!("/dev/fuse is missing (modprobe fuse)");
     }
-    Cgroup::check_v1()?;
+    Cgroup::check()?;
     for tool in ["sh", "unshare"] {
         if which(tool).is_none() {
             bail!("{tool} is not in PATH (install util-linux)");
@@ -323,7 +323,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     let cells_per_file = args.readers.len() + usize::from(neighbour.is_some());
     eprintln!(
         "lxcfs-bench: container up (cgroup {}: {} MiB, cpuset {cpus}){}; {} runs of {} s",
-        cg.name,
+        cg.name(),
         args.memory_mib,
         if neighbour.is_some() {
             " with a neighbour"

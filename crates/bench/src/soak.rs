@@ -67,7 +67,7 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     if !rustix::process::geteuid().is_root() {
         bail!("soak must run as root: it mounts FUSE filesystems and creates cgroups");
     }
-    Cgroup::check_v1()?;
+    Cgroup::check()?;
     if args.containers == 0 || !(args.minutes.is_finite() && args.minutes > 0.0) {
         bail!("--containers and --minutes must be positive");
     }

@@ -3,7 +3,7 @@
 //! `/proc` and `/sys`.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use procfile::mountinfo::unescape;
+use procfile::CpuSet;
 use rustix::mount::{UnmountFlags, unmount};
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
+use testkit::cgroup::{Group, Layout, Limit, root_cpus};
+pub use testkit::proc::{children, cpu_ticks, reaped_children_ticks, rss_kib, ticks_to_ms};
 
 /// Set by SIGINT, SIGTERM and SIGHUP; long waits poll it and give up, and the guards clean
 /// up as the error unwinds. A second SIGINT exits at once (no cleanup).
@@ -70,10 +72,9 @@ pub fn poll<T>(
     }
 }
 
+/// Send `sig` if `pid` is still there (a process that is gone needs no signal).
 pub fn signal(pid: u32, sig: Signal) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-        let _ = kill_process(pid, sig);
-    }
+    let _ = testkit::proc::signal(pid, sig);
 }
 
 /// Wait for a child for at most `timeout`; kill it (SIGKILL) if it is still there.
@@ -144,22 +145,8 @@ impl Drop for Workdir {
 // ---------------------------------------------------------------------------------------
 // Mounts
 
-/// Is there a FUSE mount at `path` (as listed in our mountinfo)?
 pub fn fuse_mounted_at(path: &Path) -> bool {
-    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    text.lines().any(|l| {
-        let Some((pre, post)) = l.split_once(" - ") else {
-            return false;
-        };
-        pre.split(' ').nth(4).is_some_and(|m| unescape(m) == want)
-            && post
-                .split(' ')
-                .next()
-                .is_some_and(|t| t.starts_with("fuse"))
-    })
+    testkit::mounts::is_mounted(path)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -295,64 +282,6 @@ impl Drop for Daemon {
     }
 }
 
-pub fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    // Fields after "(comm) ": state is field 3, utime 14 and stime 15.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .with_context(|| format!("bad /proc/{pid}/stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| -> Result<u64> {
-        f.get(i)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("no field {} in /proc/{pid}/stat", i + 3))
-    };
-    Ok(get(11)? + get(12)?)
-}
-
-/// cutime + cstime: CPU of the children `pid` has waited for.
-fn reaped_children_ticks(pid: u32) -> Result<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Ok(get(13) + get(14))
-}
-
-/// Live child processes of `pid` (`/proc/<pid>/task/*/children`).
-pub fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
-pub fn ticks_to_ms(ticks: u64) -> f64 {
-    ticks as f64 * 1000.0 / rustix::param::clock_ticks_per_second() as f64
-}
-
-pub fn rss_kib(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
-}
-
 /// `--version` of a binary, first non-empty line of stdout or stderr.
 pub fn version_of(exe: &Path) -> String {
     Command::new(exe)
@@ -372,72 +301,32 @@ pub fn version_of(exe: &Path) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// cgroups (v1 hierarchies: this is what the hosts of the project's CI have)
+// cgroups (the host's layout: v1, hybrid or pure v2)
 
-pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-pub const CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"];
-
-/// A group of the same name in each v1 hierarchy; on drop its processes (all ours) are
+/// A group at the root of the host's hierarchies; on drop its processes (all ours) are
 /// killed and the directories removed.
-pub struct Cgroup {
-    pub name: String,
-    /// One directory per hierarchy (co-mounted controllers share one).
-    dirs: Vec<PathBuf>,
-}
+pub struct Cgroup(Group);
 
 impl Cgroup {
-    pub fn check_v1() -> Result<()> {
-        for c in CONTROLLERS {
-            let procs = Path::new(CGROUP_ROOT).join(c).join("cgroup.procs");
-            if !procs.exists() {
-                bail!(
-                    "no cgroup v1 {c} hierarchy ({} is missing): the benchmark needs a v1 or \
-                     hybrid cgroup host",
-                    procs.display()
-                );
-            }
-        }
-        Ok(())
+    /// Whether this host's cgroups can hold the benchmark's containers.
+    pub fn check() -> Result<()> {
+        Layout::host()
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("the benchmark cannot make cgroups here: {e}"))
     }
 
     pub fn create(name: &str, memory_limit: u64, cpus: &str) -> Result<Cgroup> {
-        let mut cg = Cgroup {
-            name: name.to_string(),
-            dirs: Vec::new(),
-        };
-        for c in CONTROLLERS {
-            let hierarchy = fs::canonicalize(Path::new(CGROUP_ROOT).join(c))?;
-            let dir = hierarchy.join(name);
-            if cg.dirs.contains(&dir) {
-                continue;
-            }
-            fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            cg.dirs.push(dir);
-        }
-        let root = Path::new(CGROUP_ROOT);
-        cg.write("memory", "memory.limit_in_bytes", &memory_limit.to_string())?;
-        let mems = fs::read_to_string(root.join("cpuset/cpuset.mems"))?;
-        cg.write("cpuset", "cpuset.cpus", cpus)?;
-        cg.write("cpuset", "cpuset.mems", mems.trim())?;
-        Ok(cg)
+        let limits = [Limit::Memory(memory_limit), Limit::cpus(cpus)];
+        Ok(Cgroup(Group::create(name, &limits)?))
     }
 
-    fn write(&self, controller: &str, file: &str, value: &str) -> Result<()> {
-        let p = Path::new(CGROUP_ROOT)
-            .join(controller)
-            .join(&self.name)
-            .join(file);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("cannot open {}", p.display()))?;
-        f.write_all(value.as_bytes())
-            .with_context(|| format!("cannot write {value:?} to {}", p.display()))
+    pub fn name(&self) -> &str {
+        &self.0.rel
     }
 
     /// The `cgroup.procs` files a process writes itself into to join the group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+        self.0.procs_files()
     }
 
     /// `sh` that joins this group, then execs `program args`, in its own process group.
@@ -459,106 +348,34 @@ impl Cgroup {
             .process_group(0);
         cmd
     }
-
-    fn pids(&self) -> Vec<u32> {
-        let mut all: Vec<u32> = self
-            .procs_files()
-            .iter()
-            .filter_map(|p| fs::read_to_string(p).ok())
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<u32>>()
-            })
-            .collect();
-        all.sort_unstable();
-        all.dedup();
-        all
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let start = Instant::now();
-        loop {
-            let pids = self.pids();
-            if pids.is_empty() {
-                break;
-            }
-            for p in pids {
-                signal(p, Signal::KILL);
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                eprintln!("lxcfs-bench: processes survive in cgroup {}", self.name);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for dir in &self.dirs {
-            loop {
-                match fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if start.elapsed() > Duration::from_secs(10) => {
-                        eprintln!("lxcfs-bench: rmdir {}: {e}", dir.display());
-                        break;
-                    }
-                    // Exiting tasks leave the group a moment after they vanish from procs.
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
 // CPU lists
 
-pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let a: u32 = a.parse().with_context(|| format!("bad CPU list {s:?}"))?;
-        let b: u32 = b.parse().with_context(|| format!("bad CPU list {s:?}"))?;
-        if a > b {
-            bail!("bad CPU list {s:?}");
-        }
-        out.extend(a..=b);
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
+pub fn parse_cpu_list(s: &str) -> Result<CpuSet> {
+    CpuSet::parse(s).with_context(|| format!("bad CPU list {s:?}"))
 }
 
-pub fn format_cpu_list(cpus: &[u32]) -> String {
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j {
-            cpus[i].to_string()
-        } else {
-            format!("{}-{}", cpus[i], cpus[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
+pub fn format_cpu_list(cpus: &CpuSet) -> String {
+    let mut out = Vec::new();
+    procfile::render::cpu_list(cpus, &mut out);
+    String::from_utf8_lossy(&out).trim().to_string()
 }
 
 /// The container's default cpuset: the host's CPUs but the first (when there are two or
 /// more), so that the virtual CPU files differ from the host's and the daemons must filter
 /// and renumber.
 pub fn default_container_cpus() -> Result<String> {
-    let host = fs::read_to_string(Path::new(CGROUP_ROOT).join("cpuset/cpuset.cpus"))
-        .context("cannot read the root cpuset")?;
-    let cpus = parse_cpu_list(&host)?;
-    Ok(match cpus.as_slice() {
-        [] => bail!("the root cpuset has no CPUs"),
-        [only] => only.to_string(),
-        [_, rest @ ..] => format_cpu_list(rest),
+    let host = root_cpus().context("cannot read the root cpuset")?;
+    let mut rest = CpuSet::default();
+    for c in host.iter().skip(1) {
+        rest.insert(c);
+    }
+    Ok(match (host.iter().next(), rest.is_empty()) {
+        (None, _) => bail!("the root cpuset has no CPUs"),
+        (Some(only), true) => only.to_string(),
+        (Some(_), false) => format_cpu_list(&rest),
     })
 }
 
@@ -569,18 +386,12 @@ mod tests {
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-2,4,6-7\n").unwrap(), [0, 1, 2, 4, 6, 7]);
-        assert_eq!(format_cpu_list(&[0, 1, 2, 4, 6, 7]), "0-2,4,6-7");
-        assert_eq!(format_cpu_list(&[1]), "1");
+        let set = parse_cpu_list("0-2,4,6-7\n").unwrap();
+        assert_eq!(set.iter().collect::<Vec<_>>(), [0, 1, 2, 4, 6, 7]);
+        assert_eq!(format_cpu_list(&set), "0-2,4,6-7");
+        assert_eq!(format_cpu_list(&parse_cpu_list("1").unwrap()), "1");
         assert!(parse_cpu_list("3-1").is_err());
         assert!(parse_cpu_list("x").is_err());
-    }
-
-    #[test]
-    fn own_cpu_time_and_rss() {
-        let me = std::process::id();
-        cpu_ticks(me).unwrap();
-        assert!(rss_kib(me).unwrap() > 0);
     }
 
     #[test]

@@ -89,14 +89,16 @@ fn busy_half_cpu(args: &[&str], cpuset: &str, pin: &str) {
     let d = daemon(args);
     let mut ratios = Vec::new();
     for _ in 0..3 {
-        let cg = Cgroup::v1(
+        let cg = Cgroup::new(
             "busy",
             &[
-                ("cpuset", "cpuset.cpus", cpuset),
-                ("cpu", "cpu.cfs_period_us", "10000"),
-                ("cpu", "cpu.cfs_quota_us", "5000"),
+                Limit::cpus(cpuset),
+                Limit::Quota {
+                    quota_us: 5000,
+                    period_us: 10_000,
+                },
                 // Ahead of everything else on this shared machine, up to its quota.
-                ("cpu", "cpu.shares", "262144"),
+                Limit::Shares(262_144),
             ],
         );
         let usage = cg.dir("cpuacct").join("cpuacct.usage");
@@ -192,7 +194,7 @@ fn busy_loop_in_a_half_cpu_container_quota_view_looks_busy() {
 #[test]
 fn cpuset_change_while_running_keeps_stat_monotonic() {
     let d = daemon(&[]);
-    let cg = Cgroup::v1("cpuset-change", &[("cpuset", "cpuset.cpus", "0-1")]);
+    let cg = Cgroup::new("cpuset-change", &[Limit::cpus("0-1")]);
     let c = Running::start(&cg, &d.mnt);
     c.exec(&format!(
         "mount --bind '{}' /sys/devices/system/cpu",
@@ -219,7 +221,7 @@ fn cpuset_change_while_running_keeps_stat_monotonic() {
     assert_monotonic(&prev, &next);
     prev = next;
 
-    cg.write("cpuset", "cpuset.cpus", "1");
+    cg.set(&Limit::cpus("1"));
     let last = poll(DEADLINE, "/proc/stat to show only cpu1", || {
         let now = read();
         assert_monotonic(&prev, &now);

@@ -20,6 +20,12 @@ use std::fs;
 use common::*;
 use cpu_kit::*;
 
+/// A CFS quota of half a CPU.
+const HALF_A_CPU: Limit = Limit::Quota {
+    quota_us: 50_000,
+    period_us: 100_000,
+};
+
 fn processors(cpuinfo: &str) -> Vec<u32> {
     cpuinfo
         .lines()
@@ -121,7 +127,7 @@ fn look(cg: &Cgroup, d: &Daemon) -> Seen {
 #[test]
 fn one_cpu_cpuset_is_one_cpu_for_every_tool() {
     let d = daemon(&[]);
-    let cg = Cgroup::v1("cpuset1", &[("cpuset", "cpuset.cpus", "1")]);
+    let cg = Cgroup::new("cpuset1", &[Limit::cpus("1")]);
     let v = look(&cg, &d);
     assert_eq!(v.nproc, "1", "nproc");
     assert_eq!(v.nproc_all, "1", "nproc --all");
@@ -153,13 +159,7 @@ fn one_cpu_cpuset_is_one_cpu_for_every_tool() {
 #[test]
 fn quota_view_shows_one_cpu_as_cpu0() {
     let d = daemon(&["--enable-cfs"]);
-    let cg = Cgroup::v1(
-        "cfs-half",
-        &[
-            ("cpuset", "cpuset.cpus", "0-1"),
-            ("cpu", "cpu.cfs_quota_us", "50000"),
-        ],
-    );
+    let cg = Cgroup::new("cfs-half", &[Limit::cpus("0-1"), HALF_A_CPU]);
     let v = look(&cg, &d);
     assert_eq!(
         v.nproc, "2",
@@ -182,13 +182,7 @@ fn quota_view_shows_one_cpu_as_cpu0() {
     assert_eq!(v.offline, "1\n");
 
     // Renumbered: host cpu1 alone is shown as cpu0, with cpu1's own block and files.
-    let cg = Cgroup::v1(
-        "cfs-half-cpu1",
-        &[
-            ("cpuset", "cpuset.cpus", "1"),
-            ("cpu", "cpu.cfs_quota_us", "50000"),
-        ],
-    );
+    let cg = Cgroup::new("cfs-half-cpu1", &[Limit::cpus("1"), HALF_A_CPU]);
     let out = run_cpu(
         &cg,
         &d,
@@ -215,8 +209,8 @@ fn quota_view_shows_one_cpu_as_cpu0() {
 #[test]
 fn two_containers_see_their_own_cpu_directories() {
     let d = daemon(&[]);
-    let a = Cgroup::v1("own0", &[("cpuset", "cpuset.cpus", "0")]);
-    let b = Cgroup::v1("own1", &[("cpuset", "cpuset.cpus", "1")]);
+    let a = Cgroup::new("own0", &[Limit::cpus("0")]);
+    let b = Cgroup::new("own1", &[Limit::cpus("1")]);
     let ca = Running::start(&a, &d.mnt);
     let cb = Running::start(&b, &d.mnt);
     let bind = format!(
@@ -244,7 +238,7 @@ fn two_containers_see_their_own_cpu_directories() {
 #[test]
 fn uptime_starts_at_zero_with_the_container() {
     let d = daemon(&[]);
-    let cg = Cgroup::v1("uptime", &[("cpuset", "cpuset.cpus", "1")]);
+    let cg = Cgroup::new("uptime", &[Limit::cpus("1")]);
     let out = run_cpu(&cg, &d, "cat /proc/uptime; echo ---; uptime", &[]);
     let s = sections(out.ok());
     let mut f = s[0].split_whitespace();
@@ -268,7 +262,7 @@ fn uptime_starts_at_zero_with_the_container() {
 #[test]
 fn stat_counters_never_decrease_between_reads() {
     let d = daemon(&[]);
-    let cg = Cgroup::v1("stat-mono", &[("cpuset", "cpuset.cpus", "0-1")]);
+    let cg = Cgroup::new("stat-mono", &[Limit::cpus("0-1")]);
     let out = run_cpu(
         &cg,
         &d,
@@ -299,7 +293,7 @@ fn stat_counters_never_decrease_between_reads() {
 #[test]
 fn rereading_an_open_stat_at_offset_0_renders_anew() {
     let d = daemon(&[]);
-    let cg = Cgroup::v1("reread", &[("cpuset", "cpuset.cpus", "1")]);
+    let cg = Cgroup::new("reread", &[Limit::cpus("1")]);
     // What top does: keep /proc/stat open, rewind, read again.
     let out = run_cpu(
         &cg,

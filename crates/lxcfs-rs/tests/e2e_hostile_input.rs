@@ -86,12 +86,12 @@ fn hostile_cgroup_names_are_followed_exactly() {
 #[test]
 fn a_container_nested_100_deep_gets_its_effective_limit() {
     let d = Daemon::start(&[]);
-    let top = Cgroup::v1("deep", &[]);
+    let top = Cgroup::new("deep", &[]);
     let mut chain = Vec::new();
     let mut current: Option<Cgroup> = None;
     for level in 0..100 {
         let limit = if level == 50 {
-            vec![("memory", "memory.limit_in_bytes", "150994944")]
+            vec![Limit::Memory(150_994_944)]
         } else {
             Vec::new()
         };

@@ -33,7 +33,7 @@ fn refused(args: &[&str], mnt: &Path, pidfile: &Path) -> Output {
     }
     let _cleanup = Cleanup(mnt, fuse_mounts_at(mnt).iter().map(|m| m.id).collect());
     run_deadline(
-        Command::new(BIN)
+        Command::new(lxcfs_rs())
             .arg("-p")
             .arg(pidfile)
             .args(args)

@@ -146,20 +146,20 @@ fn cache_and_slab_fit_in_what_the_container_uses() {
 #[test]
 fn nested_limits_take_the_minimum_over_ancestors() {
     let d = Daemon::start(&[]);
-    let gib = (1024 * MIB).to_string();
-    let mib200 = (200 * MIB).to_string();
+    let gib = Limit::Memory(1024 * MIB);
+    let mib200 = Limit::Memory(200 * MIB);
 
     // Parent tighter than the child.
     let parent = Cgroup::with_memory_limit("nest-p", 200 * MIB);
-    let child = parent.child("c", &[("memory", "memory.limit_in_bytes", &gib)]);
+    let child = parent.child("c", std::slice::from_ref(&gib));
     let out = run(&child, &d.mnt, "free -k; echo ---; cat /proc/meminfo");
     let s = sections(out.ok());
     assert_eq!(free_total(&s[0]), 204_800, "parent 200 MiB, child 1 GiB");
     assert_eq!(meminfo_value(&s[1], "MemTotal"), 204_800);
 
     // Child tighter than the parent.
-    let parent2 = Cgroup::v1("nest-q", &[("memory", "memory.limit_in_bytes", &gib)]);
-    let child2 = parent2.child("c", &[("memory", "memory.limit_in_bytes", &mib200)]);
+    let parent2 = Cgroup::new("nest-q", &[gib]);
+    let child2 = parent2.child("c", &[mib200]);
     let out = run(&child2, &d.mnt, "cat /proc/meminfo");
     assert_eq!(
         meminfo_value(out.ok(), "MemTotal"),

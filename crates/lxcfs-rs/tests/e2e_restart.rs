@@ -248,7 +248,7 @@ fn remount_revives_a_running_containers_files_after_both_processes_died() {
 
     let d2 = d.restart(&[]);
     let out = run_deadline(
-        std::process::Command::new(BIN)
+        std::process::Command::new(lxcfs_rs())
             .arg("--remount")
             .arg(&d2.mnt),
         DEADLINE,

@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::common::*;
+use procfile::CpuSet;
 
 /// Tools these tests run inside containers, beyond the harness's own list.
 pub const CPU_TOOLS: [&str; 8] = [
@@ -29,14 +29,15 @@ pub fn require_cpu_env() {
         )?;
         let online = fs::read_to_string("/sys/devices/system/cpu/online")
             .map_err(|e| format!("read /sys/devices/system/cpu/online: {e}"))?;
-        let cpus = fs::read_to_string(Path::new(CGROUP_ROOT).join("cpuset/cpuset.cpus"))
-            .map_err(|e| format!("read the root cpuset: {e}"))?;
+        let online_set = CpuSet::parse(&online).ok_or_else(|| format!("online: {online:?}"))?;
+        let cpus = testkit::cgroup::root_cpus().map_err(|e| format!("the root cpuset: {e}"))?;
         for c in [0, 1] {
-            if !list(&online).contains(&c) || !list(&cpus).contains(&c) {
+            if !online_set.contains(c) || !cpus.contains(c) {
                 return Err(format!(
-                    "CPUs 0 and 1 must be online and in the root cpuset (online {}, cpuset {})",
+                    "CPUs 0 and 1 must be online and in the root cpuset (online {}, cpuset \
+                     has {} CPUs)",
                     online.trim(),
-                    cpus.trim()
+                    cpus.len()
                 ));
             }
         }
@@ -55,18 +56,6 @@ pub fn daemon(args: &[&str]) -> Daemon {
 /// Run `script` in a new container of `cg` with the CPU directory bound too.
 pub fn run_cpu(cg: &Cgroup, d: &Daemon, script: &str, env: &[(&str, &str)]) -> Output {
     run_env(cg, &d.mnt, &format!("{BIND_SYS_CPU}{script}"), env)
-}
-
-/// `0-3,8,10-11` → its members.
-pub fn list(s: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => out.extend(a.parse::<u32>().unwrap()..=b.parse().unwrap()),
-            None => out.push(part.parse().unwrap()),
-        }
-    }
-    out
 }
 
 pub use testkit::procstat::{Stat, assert_monotonic};
