@@ -84,6 +84,17 @@ impl Dir {
         String::from_utf8(buf).map_err(|_| Error::parse(self.path_of(rel)))
     }
 
+    /// Like [`Dir::read_string`], for files that hold a process name among numbers
+    /// (`/proc/<pid>/stat`, `status`): the name is whatever bytes the process chose, so
+    /// bytes that are not UTF-8 are replaced instead of failing the read; the numbers
+    /// around it are what callers parse.
+    pub fn read_lossy(&self, rel: &str) -> Result<String> {
+        let mut buf = Vec::with_capacity(512);
+        self.read_into(rel, &mut buf)?;
+        Ok(String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
     /// Like [`Dir::read_string`], but a missing file is `Ok(None)`.
     pub fn read_optional(&self, rel: &str) -> Result<Option<String>> {
         match self.read_string(rel) {

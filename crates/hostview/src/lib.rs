@@ -332,7 +332,7 @@ impl Host {
 
     /// When `pid` started, in ns since boot (field 22 of `/proc/<pid>/stat`).
     pub(crate) fn start_ns(&self, pid: u32) -> Option<u64> {
-        let text = self.proc.read_string(&format!("{pid}/stat")).ok()?;
+        let text = self.proc.read_lossy(&format!("{pid}/stat")).ok()?;
         let ticks = procfile::pid::parse_stat(&text)?.starttime;
         let ns = u128::from(ticks) * 1_000_000_000 / u128::from(self.clk_tck);
         u64::try_from(ns).ok()

@@ -179,7 +179,7 @@ impl Host {
             .filter_map(procfile::value::parse_u64)
             .filter(|tid| {
                 self.proc
-                    .read_string(&format!("{tid}/stat"))
+                    .read_lossy(&format!("{tid}/stat"))
                     .ok()
                     .and_then(|s| procfile::pid::parse_stat(&s))
                     .is_some_and(|st| st.state == b'R' || st.state == b'D')

@@ -142,6 +142,6 @@ fn scan_for_init(proc: &Dir, ns: NsId) -> Option<u32> {
 }
 
 fn read_status(proc: &Dir, pid: u32) -> Result<procfile::pid::ProcStatus> {
-    let text = proc.read_string(&format!("{pid}/status"))?;
+    let text = proc.read_lossy(&format!("{pid}/status"))?;
     Ok(parse_status(&text))
 }

@@ -79,7 +79,7 @@ pub fn count(
                 break;
             }
             // Tasks exit all the time; a vanished one is simply not counted.
-            let Ok(status) = proc.read_string(&format!("{tid}/status")) else {
+            let Ok(status) = proc.read_lossy(&format!("{tid}/status")) else {
                 continue;
             };
             counts.total += 1;

@@ -23,10 +23,20 @@ fn uptime_secs(text: &str) -> f64 {
 /// An init and a child whose names hold `)`, spaces, a newline and a byte that is not
 /// UTF-8 (the kernel keeps 15 bytes of it): uptime is still the container's age (the
 /// daemon finds init's start time after the last `)`), loadavg and stat still count
-/// the container's tasks, meminfo its limit.
+/// the container's tasks, meminfo its limit. With each way of finding the reader's init:
+/// the `/proc` walk reads those names in `status` (before kernel 6.11 it is the only way).
 #[test]
 fn hostile_process_names_do_not_mislead_the_daemon() {
-    let d = Daemon::start(&[]);
+    hostile_process_names(&[]);
+}
+
+#[test]
+fn hostile_process_names_do_not_mislead_the_procfs_resolver() {
+    hostile_process_names(&["--init-resolver", "procfs"]);
+}
+
+fn hostile_process_names(args: &[&str]) {
+    let d = Daemon::start(args);
     let cg = Cgroup::with_memory_limit("names", 200 * MIB);
     let out = run(
         &cg,
@@ -71,11 +81,7 @@ fn hostile_process_names_do_not_mislead_the_daemon() {
 fn hostile_cgroup_names_are_followed_exactly() {
     let d = Daemon::start(&[]);
     let cg = Cgroup::with_memory_limit("a b\\c:d \\040e", 176 * MIB);
-    let out = run(
-        &cg,
-        &d.mnt,
-        "cat /proc/self/cgroup | grep memory; head -n1 /proc/meminfo",
-    );
+    let out = run(&cg, &d.mnt, "cat /proc/self/cgroup; head -n1 /proc/meminfo");
     let text = out.ok();
     assert!(text.contains("a b\\c:d \\040e"), "{text}");
     assert_eq!(meminfo_get(text, "MemTotal"), Some(176 * 1024), "{text}");
