@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # PID 1 of the cgroup2 test VM (copied to /init of the initramfs by scripts/cgroup2-vm-test).
 # Brings up the bare machine (devices, /proc, /sys, modules, swap), runs /suite.sh and
-# powers off. Everything cgroup-related is the suite's job, as on a real host where the
+# /rust-e2e.sh and powers off. Everything cgroup-related is the suite's job, as on a real host where the
 # init system and the container runtime do it.
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
@@ -37,5 +37,8 @@ echo "vm: kernel $(uname -r), $(nproc) cpus, $(awk '/^MemTotal/{print $2" kB RAM
 	"swap $(awk '/^SwapTotal/{print $2" kB"}' /proc/meminfo), cmdline: $(cat /proc/cmdline)"
 sh /suite.sh
 echo "vm: suite exited $?, uptime $(cut -d' ' -f1 /proc/uptime)s"
+# Then the Rust end-to-end binaries, on the same host (the shell suite cleaned up).
+sh /rust-e2e.sh
+echo "vm: rust e2e exited $?, uptime $(cut -d' ' -f1 /proc/uptime)s"
 sync
 poweroff -f

@@ -1,11 +1,11 @@
 //! End to end: /proc/stat under real CPU load in containers — a busy loop that saturates
 //! its container's CFS quota must look busy in `top`, /proc/stat's busy time following
 //! the cgroup's usage and its idle time only what the quota left unused; and a cpuset
-//! changed under a running container keeps the counters monotonic. Real cgroup v1 groups,
+//! changed under a running container keeps the counters monotonic. Real cgroups (v1 or v2),
 //! a new pid + mount namespace, every file bind-mounted as a runtime does, plus the
 //! daemon's `sys/devices/system/cpu` over the container's `/sys/devices/system/cpu`.
 //!
-//! Needs root, /dev/fuse, writable cgroup v1 hierarchies, a host with at least 2 CPUs and
+//! Needs root, /dev/fuse, writable cgroups (v1, hybrid or v2), a host with at least 2 CPUs and
 //! `nproc`, `getconf`, `python3`, `lscpu`, `top`, `uptime`, `taskset`, `ls`: fails,
 //! saying why, without.
 
@@ -21,39 +21,71 @@ use cpu_kit::*;
 struct Sample {
     /// The container's /proc/uptime, s.
     up: f64,
-    /// `cpuacct.usage`: the scheduler's exact run time, ns.
+    /// The scheduler's exact run time, ns (`cpuacct.usage`, `cpu.stat` usage_usec).
     usage: u64,
-    /// user + system summed over `cpuacct.usage_all` (tick-sampled, what /proc/stat is
-    /// made of), in ticks.
+    /// User + system time, what /proc/stat's busy is made of, in ticks: summed over
+    /// `cpuacct.usage_all` (tick-sampled) on v1, `cpu.stat` user_usec + system_usec on v2.
     usage_all: u64,
-    stat: Option<Stat>,
+    stat: Stat,
 }
 
-/// Prints the container's uptime, its cgroup's usage and usage_all, and /proc/stat.
+/// Prints the container's uptime, its cgroup's usage (v1: cpuacct.usage and usage_all;
+/// v2: cpu.stat, and /dev/null), and /proc/stat.
 const SAMPLE: &str = "cat /proc/uptime \"$USAGE\" \"$USAGE_ALL\" /proc/stat";
+
+/// The files [`SAMPLE`] reads for `cg`'s usage, as `USAGE` and `USAGE_ALL`.
+fn usage_files(cg: &Cgroup) -> [(&'static str, String); 2] {
+    let (usage, all) = match cg.layout {
+        Layout::V1 => (
+            cg.dir("cpuacct").join("cpuacct.usage"),
+            cg.dir("cpuacct").join("cpuacct.usage_all"),
+        ),
+        Layout::V2 => (cg.dir("cpu").join("cpu.stat"), "/dev/null".into()),
+    };
+    [
+        ("USAGE", usage.display().to_string()),
+        ("USAGE_ALL", all.display().to_string()),
+    ]
+}
 
 fn sample(t: &str) -> Sample {
     let lines: Vec<&str> = t.lines().collect();
     let up = lines[0].split_whitespace().next().unwrap().parse().unwrap();
-    let usage = lines[1].trim().parse().unwrap();
-    assert_eq!(lines[2], "cpu user system", "usage_all header:\n{t}");
-    let rows: Vec<Vec<u64>> = lines[3..]
+    let stat_at = lines
         .iter()
-        .map(|l| {
-            l.split_whitespace()
-                .map(|v| v.parse().ok())
-                .collect::<Option<Vec<u64>>>()
+        // /proc/stat's "cpu  <user> ..." (usage_all's header is "cpu user system")
+        .position(|l| {
+            l.starts_with("cpu ")
+                && l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|v| v.parse::<u64>().is_ok())
         })
-        .take_while(|r| r.as_ref().is_some_and(|r| r.len() == 3))
-        .flatten()
-        .collect();
-    let ns: u64 = rows.iter().map(|r| r[1] + r[2]).sum();
-    let rest = lines[3 + rows.len()..].join("\n");
+        .unwrap_or_else(|| panic!("no /proc/stat in the sample:\n{t}"));
+    let acct = &lines[1..stat_at];
+    let (usage, usage_all) = if acct[0].starts_with("usage_usec ") {
+        let get = |k: &str| -> u64 {
+            acct.iter()
+                .find_map(|l| l.strip_prefix(k)?.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in cpu.stat:\n{t}"))
+        };
+        let busy_us = get("user_usec ") + get("system_usec ");
+        (get("usage_usec ") * 1000, busy_us / 10_000)
+    } else {
+        assert_eq!(acct[1], "cpu user system", "usage_all header:\n{t}");
+        let ns: u64 = acct[2..]
+            .iter()
+            .map(|l| {
+                let r: Vec<u64> = l.split_whitespace().map(|v| v.parse().unwrap()).collect();
+                r[1] + r[2]
+            })
+            .sum();
+        (acct[0].trim().parse().unwrap(), ns / 10_000_000)
+    };
     Sample {
         up,
         usage,
-        usage_all: ns / 10_000_000,
-        stat: (!rest.is_empty()).then(|| Stat::parse(&(rest + "\n"))),
+        usage_all,
+        stat: Stat::parse(&(lines[stat_at..].join("\n") + "\n")),
     }
 }
 
@@ -101,8 +133,7 @@ fn busy_half_cpu(args: &[&str], cpuset: &str, pin: &str) {
                 Limit::Shares(262_144),
             ],
         );
-        let usage = cg.dir("cpuacct").join("cpuacct.usage");
-        let usage_all = cg.dir("cpuacct").join("cpuacct.usage_all");
+        let [(k1, usage), (k2, usage_all)] = usage_files(&cg);
         let out = run_cpu(
             &cg,
             &d,
@@ -115,11 +146,7 @@ fn busy_half_cpu(args: &[&str], cpuset: &str, pin: &str) {
                  {SAMPLE}\n\
                  kill $loop"
             ),
-            &[
-                ("PIN", pin),
-                ("USAGE", usage.to_str().unwrap()),
-                ("USAGE_ALL", usage_all.to_str().unwrap()),
-            ],
+            &[("PIN", pin), (k1, &usage), (k2, &usage_all)],
         );
         let s = sections(out.ok());
         assert_eq!(s.len(), 4, "{}", out.stdout);
@@ -131,11 +158,11 @@ fn busy_half_cpu(args: &[&str], cpuset: &str, pin: &str) {
         let (w0, w1) = (sample(&s[0]), sample(&s[2]));
         let ratio = (w1.usage - w0.usage) as f64 / 1e9 / (0.5 * (w1.up - w0.up));
 
-        // /proc/stat over 2 s. Its user/system come from usage_all, which the kernel
-        // samples at ticks, so they are compared with that, and idle with what the
-        // capacity of 0.5 CPU leaves of it.
+        // /proc/stat over 2 s. Its user/system come from usage_all (v1, sampled at
+        // ticks) or cpu.stat's user + system (v2), so they are compared with that, and
+        // idle with what the capacity of 0.5 CPU leaves of it.
         let (p0, p1) = (sample(&s[2]), sample(&s[3]));
-        let (st0, st1) = (p0.stat.unwrap(), p1.stat.unwrap());
+        let (st0, st1) = (p0.stat, p1.stat);
         assert_monotonic(&st0, &st1);
         let wall = ((p1.up - p0.up) * 100.0).round() as i64;
         let used = (p1.usage_all - p0.usage_all) as i64;

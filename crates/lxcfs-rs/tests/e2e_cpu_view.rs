@@ -2,11 +2,11 @@
 //! /sys/devices/system/cpu directory) as real tools inside containers see it — the CPU
 //! count every tool reports, the ids in every file, each container's own CPU directory,
 //! an uptime that starts with the container, and /proc/stat counters that never go back
-//! between reads. Real cgroup v1 groups with a cpuset and a CFS quota, a new pid + mount
+//! between reads. Real cgroups (v1 or v2) with a cpuset and a CFS quota, a new pid + mount
 //! namespace, every file bind-mounted as a runtime does, plus the daemon's
 //! `sys/devices/system/cpu` over the container's `/sys/devices/system/cpu`.
 //!
-//! Needs root, /dev/fuse, writable cgroup v1 hierarchies, a host with at least 2 CPUs and
+//! Needs root, /dev/fuse, writable cgroups (v1, hybrid or v2), a host with at least 2 CPUs and
 //! `nproc`, `getconf`, `python3`, `lscpu`, `top`, `uptime`, `taskset`, `ls`: fails,
 //! saying why, without.
 

@@ -2,7 +2,7 @@
 //! (in `/proc/<pid>/stat`), its cgroups' names (in `/proc/<pid>/cgroup`) and depth —
 //! never misleads or stalls the daemon: the container still gets its own values.
 //!
-//! Needs root, /dev/fuse and writable cgroup v1 hierarchies: fails, saying why, without.
+//! Needs root, /dev/fuse and writable cgroups (v1, hybrid or v2): fails, saying why, without.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

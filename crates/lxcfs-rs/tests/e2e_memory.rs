@@ -1,7 +1,7 @@
-//! End to end: /proc/meminfo and /proc/swaps as containers (real cgroup v1 groups, a new
+//! End to end: /proc/meminfo and /proc/swaps as containers (real cgroups, v1 or v2, a new
 //! pid + mount namespace, the files bind-mounted over /proc) and host readers see them.
 //!
-//! Needs root, /dev/fuse and writable cgroup v1 hierarchies: fails, saying why, without.
+//! Needs root, /dev/fuse and writable cgroups (v1, hybrid or v2): fails, saying why, without.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

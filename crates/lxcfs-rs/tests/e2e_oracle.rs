@@ -1,7 +1,7 @@
 //! End to end, side by side with the reference: Debian's LXCFS mounted next to lxcfs-rs,
 //! both read from inside the same container, must agree where the reference is right.
 //!
-//! Needs root, /dev/fuse, writable cgroup v1 hierarchies and `lxcfs` (the Debian package):
+//! Needs root, /dev/fuse, writable cgroups (v1, hybrid or v2) and `lxcfs` (the Debian package):
 //! fails, saying why, without.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

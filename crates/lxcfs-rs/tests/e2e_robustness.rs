@@ -1,6 +1,6 @@
 //! End to end: readers that die mid-request, and many short-lived containers.
 //!
-//! Needs root, /dev/fuse and writable cgroup v1 hierarchies: fails, saying why, without.
+//! Needs root, /dev/fuse and writable cgroups (v1, hybrid or v2): fails, saying why, without.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
