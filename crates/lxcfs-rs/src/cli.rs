@@ -133,6 +133,14 @@ pub struct Cli {
     #[arg(long = "skip-namespace-check")]
     pub skip_namespace_check: bool,
 
+    /// On SIGTERM or SIGINT, exit without unmounting: the worker keeps serving, as
+    /// after a crash of this process, and the next lxcfs-rs started on MOUNTPOINT adopts
+    /// it. The packaged systemd unit uses it so that `systemctl restart` and `stop` then
+    /// `start` never break containers' files. To stop serving, `umount MOUNTPOINT` after
+    /// the exit: the worker ends when the last bind mount of it is gone.
+    #[arg(long = "keep-serving-on-exit")]
+    pub keep_serving_on_exit: bool,
+
     /// Rebind the files of the live lxcfs-rs at MOUNTPOINT inside every running
     /// container whose binds of it are dead (after the daemon and its worker both died
     /// and lxcfs-rs was started again), then exit.

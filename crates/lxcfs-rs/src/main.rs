@@ -4,6 +4,7 @@ mod cli;
 mod crashloop;
 mod logging;
 mod mountpoint;
+mod notify;
 mod orphan;
 mod pidfile;
 mod preflight;

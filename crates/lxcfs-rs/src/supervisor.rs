@@ -21,6 +21,7 @@ use connection::{Shared, WorkerArgs};
 
 use crate::cli::Cli;
 use crate::crashloop::{self, CrashLoop};
+use crate::notify::{self, Notifier};
 
 /// How long a new worker (restart or upgrade) may take to say it serves.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -67,6 +68,12 @@ pub struct Supervisor<'a> {
     crash: CrashLoop,
     restart_at: Option<Instant>,
     resend_supported: bool,
+    notifier: Notifier,
+    /// READY=1 was sent: later workers are news for STATUS= only.
+    announced: bool,
+    /// RELOADING=1 was sent for a SIGUSR1 upgrade: READY=1 must follow, whether the
+    /// new worker serves or the old one keeps serving.
+    reloading: bool,
 }
 
 impl<'a> Supervisor<'a> {
@@ -106,6 +113,9 @@ impl<'a> Supervisor<'a> {
             crash: CrashLoop::default(),
             restart_at: Some(Instant::now()),
             resend_supported: true,
+            notifier: Notifier::default(),
+            announced: false,
+            reloading: false,
         })
     }
 
@@ -194,6 +204,8 @@ impl<'a> Supervisor<'a> {
         };
         let mut cmd = Command::new(&self.exe);
         cmd.args(args.to_args());
+        // Only the supervisor speaks for the service (see `notify`).
+        cmd.env_remove(notify::ENV);
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot run {}", self.exe.display()))?;
@@ -219,6 +231,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn check_ready(&mut self) {
+        let mut now_serving = None;
         for w in [self.current.as_mut(), self.upgrading.as_mut()]
             .into_iter()
             .flatten()
@@ -230,6 +243,7 @@ impl<'a> Supervisor<'a> {
             if matches!(w.ready_pipe.read(&mut b), Ok(1)) {
                 w.ready = true;
                 self.initialized = true;
+                now_serving = Some((w.child.id(), w.generation, w.safe));
                 tracing::info!("supervisor: worker {} is serving", w.child.id());
                 for pid in &self.orphans {
                     tracing::info!(
@@ -261,6 +275,22 @@ impl<'a> Supervisor<'a> {
             if !retry {
                 self.crash.upgraded();
             }
+        }
+        if let Some((pid, generation, safe)) = now_serving {
+            let status =
+                notify::serving(&self.mountpoint, pid, generation, self.host_files || safe);
+            self.announce(&status);
+        }
+    }
+
+    /// A worker serves: READY=1 the first time and after RELOADING=1, else news.
+    fn announce(&mut self, status: &str) {
+        if !self.announced || self.reloading {
+            self.notifier.ready(status);
+            self.announced = true;
+            self.reloading = false;
+        } else {
+            self.notifier.status(status);
         }
     }
 
@@ -313,15 +343,19 @@ impl<'a> Supervisor<'a> {
         if let Some(w) = self.upgrading.as_mut() {
             if let Some(status) = w.child.try_wait()? {
                 died = true;
-                tracing::error!(
-                    "supervisor: the new worker {} {} before serving; keeping the current one",
+                let line = format!(
+                    "the new worker {} {} before serving; keeping the current one",
                     w.child.id(),
                     describe(status)
                 );
+                tracing::error!("supervisor: {line}");
                 if !w.safe {
                     self.crash.retry_failed(Instant::now());
                 }
                 self.upgrading = None;
+                if self.reloading {
+                    self.reload_failed(&line);
+                }
             }
         }
         let orphans = self.orphans.len();
@@ -377,12 +411,38 @@ impl<'a> Supervisor<'a> {
             "supervisor: SIGUSR1: starting {} to replace the worker",
             self.exe.display()
         );
+        self.reloading = true;
+        self.notifier.reloading(&format!(
+            "live upgrade: starting {} to serve {}",
+            self.exe.display(),
+            self.mountpoint.display()
+        ));
         match self.spawn(self.crash.safe()) {
             Ok(w) => self.upgrading = Some(w),
             Err(e) => {
-                tracing::error!("supervisor: upgrade failed: {e:#}; keeping the current worker")
+                let line = format!("upgrade failed: {e:#}; keeping the current worker");
+                tracing::error!("supervisor: {line}");
+                self.reload_failed(&line);
             }
         }
+    }
+
+    /// The reload is over, though the old worker still serves: systemd waits for
+    /// READY=1 after RELOADING=1, and STATUS= says what went wrong.
+    fn reload_failed(&mut self, why: &str) {
+        let serving = self
+            .current
+            .as_ref()
+            .map(|w| (w.child.id(), w.generation, w.safe));
+        let status = match serving {
+            Some((pid, generation, safe)) => format!(
+                "{why}; {}",
+                notify::serving(&self.mountpoint, pid, generation, self.host_files || safe)
+            ),
+            None => why.to_string(),
+        };
+        self.reloading = false;
+        self.notifier.ready(&status);
     }
 
     fn toggle_host_files(&mut self) {
@@ -408,6 +468,13 @@ impl<'a> Supervisor<'a> {
     /// Stop workers, unmount, and close the connection so that bind mounts left in
     /// containers fail at once rather than hang.
     fn shutdown(mut self, sig: i32) -> Result<()> {
+        if self.cli.keep_serving_on_exit {
+            return self.leave_serving(sig);
+        }
+        self.notifier.stopping(&format!(
+            "stopping: unmounting {}",
+            self.mountpoint.display()
+        ));
         tracing::info!("supervisor: signal {sig}: unmounting");
         let mut all: Vec<Worker> = self.retiring.drain(..).collect();
         all.extend(self.current.take());
@@ -427,6 +494,38 @@ impl<'a> Supervisor<'a> {
             .with_context(|| format!("cannot unmount {}", self.mountpoint.display()))?;
         drop(self.fuse);
         tracing::info!("supervisor: unmounted; exiting");
+        Ok(())
+    }
+
+    /// `--keep-serving-on-exit`: go as if we had crashed, leaving the mount and our
+    /// serving worker to the next lxcfs-rs on this mountpoint, which adopts them
+    /// (`orphan`). A worker not yet serving is stopped: nobody would wait for it.
+    fn leave_serving(mut self, sig: i32) -> Result<()> {
+        let serving = self
+            .current
+            .as_ref()
+            .filter(|w| w.ready)
+            .map(|w| w.child.id());
+        let what = match serving {
+            Some(pid) => format!("worker {pid} keeps serving"),
+            None => "nothing serves it until lxcfs-rs starts again".to_string(),
+        };
+        self.notifier.stopping(&format!(
+            "exiting; {what} {} for the next lxcfs-rs to adopt",
+            self.mountpoint.display()
+        ));
+        tracing::info!(
+            "supervisor: signal {sig}: exiting without unmounting ({what} {})",
+            self.mountpoint.display()
+        );
+        if let Some(w) = self.upgrading.take() {
+            w.signal(rustix::process::Signal::TERM);
+        }
+        if serving.is_none() {
+            if let Some(w) = &self.current {
+                w.signal(rustix::process::Signal::TERM);
+            }
+        }
         Ok(())
     }
 
