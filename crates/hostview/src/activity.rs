@@ -145,7 +145,7 @@ impl Host {
         self.host_instead(
             VirtualFile::Slabinfo,
             out,
-            "no cgroup v1 memory.kmem.slabinfo for it (cgroup v2 keeps none)",
+            "no cgroup v1 memory.kmem.slabinfo with content for its group (cgroup v2 keeps none)",
         )
     }
 }
