@@ -498,17 +498,15 @@ impl<'a> Supervisor<'a> {
     }
 
     /// `--keep-serving-on-exit`: go as if we had crashed, leaving the mount and our
-    /// serving worker to the next lxcfs-rs on this mountpoint, which adopts them
-    /// (`orphan`). A worker not yet serving is stopped: nobody would wait for it.
+    /// worker to the next lxcfs-rs on this mountpoint, which adopts them (`orphan`).
+    /// The current worker stays even if it has not said it serves yet: it may serve
+    /// already (its ready byte can be a tick away), and it is adopted either way. An
+    /// upgrade in flight is abandoned while the current worker serves on.
     fn leave_serving(mut self, sig: i32) -> Result<()> {
-        let serving = self
-            .current
-            .as_ref()
-            .filter(|w| w.ready)
-            .map(|w| w.child.id());
-        let what = match serving {
-            Some(pid) => format!("worker {pid} keeps serving"),
-            None => "nothing serves it until lxcfs-rs starts again".to_string(),
+        self.check_ready();
+        let what = match (&self.current, &self.upgrading) {
+            (Some(w), _) | (None, Some(w)) => format!("worker {} keeps serving", w.child.id()),
+            (None, None) => "nothing serves it until lxcfs-rs starts again".to_string(),
         };
         self.notifier.stopping(&format!(
             "exiting; {what} {} for the next lxcfs-rs to adopt",
@@ -518,11 +516,8 @@ impl<'a> Supervisor<'a> {
             "supervisor: signal {sig}: exiting without unmounting ({what} {})",
             self.mountpoint.display()
         );
-        if let Some(w) = self.upgrading.take() {
-            w.signal(rustix::process::Signal::TERM);
-        }
-        if serving.is_none() {
-            if let Some(w) = &self.current {
+        if self.current.is_some() {
+            if let Some(w) = self.upgrading.take() {
                 w.signal(rustix::process::Signal::TERM);
             }
         }
