@@ -318,10 +318,15 @@ fn version_of(pid: u32) -> (Option<String>, bool) {
         .ok()
         .filter(|o| o.status.success())
         .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
+            // LXCFS prints its version, quoted, on stderr.
+            let out = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&out)
                 .lines()
                 .next()
-                // LXCFS prints its version quoted.
                 .map(|l| l.trim().trim_matches('"').to_string())
         })
         .filter(|v| !v.is_empty());
