@@ -23,7 +23,9 @@ runs a worker process that serves it: a worker that crashes is replaced within a
 the containers noticing. SIGTERM or SIGINT unmounts and exits; SIGUSR1 replaces the worker with \
 the binary now on disk (live upgrade); SIGUSR2 toggles serving the host's own files to everyone.",
     after_help = "Example: lxcfs-rs /var/lib/lxcfs\n\
-Docker:  docker run -v /var/lib/lxcfs/proc/meminfo:/proc/meminfo:ro … (see README)"
+Docker:  docker run -v /var/lib/lxcfs/proc/meminfo:/proc/meminfo:ro … (see README)\n\
+Check:   lxcfs-rs check [MOUNTPOINT] [--pid PID] [--json] reports what this host offers and who \
+serves MOUNTPOINT (lxcfs-rs check --help)"
 )]
 pub struct Cli {
     /// Where to mount (LXCFS's usual place is /var/lib/lxcfs). Must exist and be a directory.
