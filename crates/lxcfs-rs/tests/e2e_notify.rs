@@ -148,6 +148,24 @@ fn read_now(mnt: &Path) {
     assert!(text.starts_with("MemTotal:"), "meminfo: {text:?}");
 }
 
+/// The worker's FUSE threads run (fuser names them `fuser-N`): it serves. Checked the
+/// moment READY=1 arrives, before any read (a read would only wait for the worker), so
+/// a READY=1 sent before the worker serves fails here.
+fn assert_serving_threads(worker: u32) {
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{worker}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        names.iter().any(|n| n == "fuser-0"),
+        "READY=1 named worker {worker}, whose threads are {names:?}: not serving yet"
+    );
+}
+
 fn worker_in(status: &str) -> u32 {
     status
         .split_once("(worker ")
@@ -165,13 +183,14 @@ fn ready_only_when_serving_then_reloading_ready_on_sigusr1_and_stopping_on_sigte
     // Start: the first message is READY=1, and the mount serves the moment it arrives.
     let ready = m.next();
     assert_eq!(get(&ready, "READY"), Some("1"), "first message: {ready:?}");
-    read_now(&mnt);
     let status = get(&ready, "STATUS").expect("STATUS= with READY=1");
+    let first = worker_in(status);
+    assert_serving_threads(first);
+    read_now(&mnt);
     assert!(
         status.starts_with(&format!("serving {} (worker ", mnt.display())),
         "{status}"
     );
-    let first = worker_in(status);
     assert_eq!(worker_pids(pid), vec![first]);
     // Workers do not speak for the service.
     let environ = std::fs::read(format!("/proc/{first}/environ")).unwrap();
@@ -204,8 +223,9 @@ fn ready_only_when_serving_then_reloading_ready_on_sigusr1_and_stopping_on_sigte
         Some("1"),
         "after RELOADING: {ready:?}"
     );
-    read_now(&mnt);
     let second = worker_in(get(&ready, "STATUS").expect("STATUS="));
+    assert_serving_threads(second);
+    read_now(&mnt);
     assert_ne!(second, first, "READY=1 before the new worker served");
     assert!(is_running(second));
     common::poll(DEADLINE, "the old worker to exit", || {
