@@ -28,13 +28,20 @@ fn main() -> Result<()> {
     for d in [&man, &completions] {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    let mut cmd = cli::Cli::command();
+    let cmd = cli::Cli::command();
     write_man(&cmd, &man.join("lxcfs-rs.1"))?;
     // `check` has a command line of its own (main.rs dispatches on its name).
     let check = check::Args::command()
         .name("lxcfs-rs-check")
         .bin_name("lxcfs-rs check");
     write_man(&check, &man.join("lxcfs-rs-check.1"))?;
+    // Completions know `check` as a subcommand; the daemon's own parser never sees it
+    // (main.rs dispatches on the first argument), so this shape exists only here.
+    let mut cmd = cmd
+        .subcommand(check::Args::command().name("check"))
+        .args_conflicts_with_subcommands(true)
+        .subcommand_negates_reqs(true)
+        .disable_help_subcommand(true);
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd, "lxcfs-rs", &completions)
             .with_context(|| format!("cannot write the {shell} completion"))?;
