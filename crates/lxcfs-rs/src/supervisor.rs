@@ -23,6 +23,8 @@ use crate::cli::Cli;
 use crate::crashloop::{self, CrashLoop};
 use crate::notify::{self, Notifier};
 
+mod service;
+
 /// How long a new worker (restart or upgrade) may take to say it serves.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const TICK: Duration = Duration::from_millis(20);
@@ -283,17 +285,6 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// A worker serves: READY=1 the first time and after RELOADING=1, else news.
-    fn announce(&mut self, status: &str) {
-        if !self.announced || self.reloading {
-            self.notifier.ready(status);
-            self.announced = true;
-            self.reloading = false;
-        } else {
-            self.notifier.status(status);
-        }
-    }
-
     /// Collect exited workers; after any exit, requests it had read are resent.
     fn reap(&mut self) -> Result<()> {
         let mut died = false;
@@ -427,24 +418,6 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// The reload is over, though the old worker still serves: systemd waits for
-    /// READY=1 after RELOADING=1, and STATUS= says what went wrong.
-    fn reload_failed(&mut self, why: &str) {
-        let serving = self
-            .current
-            .as_ref()
-            .map(|w| (w.child.id(), w.generation, w.safe));
-        let status = match serving {
-            Some((pid, generation, safe)) => format!(
-                "{why}; {}",
-                notify::serving(&self.mountpoint, pid, generation, self.host_files || safe)
-            ),
-            None => why.to_string(),
-        };
-        self.reloading = false;
-        self.notifier.ready(&status);
-    }
-
     fn toggle_host_files(&mut self) {
         self.host_files = !self.host_files;
         tracing::warn!(
@@ -494,33 +467,6 @@ impl<'a> Supervisor<'a> {
             .with_context(|| format!("cannot unmount {}", self.mountpoint.display()))?;
         drop(self.fuse);
         tracing::info!("supervisor: unmounted; exiting");
-        Ok(())
-    }
-
-    /// `--keep-serving-on-exit`: go as if we had crashed, leaving the mount and our
-    /// worker to the next lxcfs-rs on this mountpoint, which adopts them (`orphan`).
-    /// The current worker stays even if it has not said it serves yet: it may serve
-    /// already (its ready byte can be a tick away), and it is adopted either way. An
-    /// upgrade in flight is abandoned while the current worker serves on.
-    fn leave_serving(mut self, sig: i32) -> Result<()> {
-        self.check_ready();
-        let what = match (&self.current, &self.upgrading) {
-            (Some(w), _) | (None, Some(w)) => format!("worker {} keeps serving", w.child.id()),
-            (None, None) => "nothing serves it until lxcfs-rs starts again".to_string(),
-        };
-        self.notifier.stopping(&format!(
-            "exiting; {what} {} for the next lxcfs-rs to adopt",
-            self.mountpoint.display()
-        ));
-        tracing::info!(
-            "supervisor: signal {sig}: exiting without unmounting ({what} {})",
-            self.mountpoint.display()
-        );
-        if self.current.is_some() {
-            if let Some(w) = self.upgrading.take() {
-                w.signal(rustix::process::Signal::TERM);
-            }
-        }
         Ok(())
     }
 
