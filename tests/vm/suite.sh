@@ -720,6 +720,9 @@ check_worker_restart() {
 	wait $_bg 2>/dev/null
 }
 
+# `lxcfs-rs check` (check_lxcfs_check)
+. /check.sh
+
 # ------------------------------------------------------------------ main
 setup_host
 setup_cgroups
@@ -750,6 +753,7 @@ if start_daemon pass2 --pidfile "$PIDFILE"; then
 	esac
 	expect_eq "pass2: pidfile holds the daemon's pid" "$DPID" "$(cat "$PIDFILE" 2>&1)"
 	resolver_checks pass2
+	check_lxcfs_check pass2
 	check_cpu_views pass2
 	check_worker_restart pass2
 	stop_daemon pass2

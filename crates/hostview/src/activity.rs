@@ -23,17 +23,27 @@ impl Host {
                 self.render_pressure(file, c, out)
             }
             VirtualFile::Slabinfo => self.render_slabinfo(c, out),
-            _ => self.host_file(file, out),
+            _ => self.host_instead(file, out, "not an activity file"),
         }
     }
 
     fn render_loadavg(&self, c: &Container, out: &mut Vec<u8>) -> Result<()> {
-        let path = tasks::container_path(&self.hier, &c.paths);
-        let (Some(path), true) = (path, self.loads.running()) else {
-            return self.host_file(VirtualFile::Loadavg, out);
+        let Some(path) = tasks::container_path(&self.hier, &c.paths) else {
+            return self.host_instead(VirtualFile::Loadavg, out, "no cgroup to count its tasks in");
         };
+        if !self.loads.running() {
+            return self.host_instead(
+                VirtualFile::Loadavg,
+                out,
+                "the load sampler is off (--disable-loadavg)",
+            );
+        }
         if path == "." {
-            return self.host_file(VirtualFile::Loadavg, out);
+            return self.host_instead(
+                VirtualFile::Loadavg,
+                out,
+                "its cgroup is the root: the host's load is its own",
+            );
         }
         // A container younger than one sampling interval has no sample yet: load 0.
         let load = self.loads.get(path).unwrap_or_default();
@@ -50,7 +60,11 @@ impl Host {
 
     fn render_diskstats(&self, c: &Container, out: &mut Vec<u8>) -> Result<()> {
         let Some(io) = self.container_io(c)? else {
-            return self.host_file(VirtualFile::Diskstats, out);
+            return self.host_instead(
+                VirtualFile::Diskstats,
+                out,
+                "no io (blkio) controller, or its io cgroup is the root",
+            );
         };
         let host = self.root.read_string(VirtualFile::Diskstats.host_path())?;
         diskstats::render(&host, &io, out);
@@ -86,10 +100,14 @@ impl Host {
     /// container has none.
     fn render_pressure(&self, file: VirtualFile, c: &Container, out: &mut Vec<u8>) -> Result<()> {
         let (Some(v2), Some(path)) = (self.hier.v2.as_ref(), c.paths.unified()) else {
-            return self.host_file(file, out);
+            return self.host_instead(
+                file,
+                out,
+                "no cgroup2 hierarchy: per-cgroup pressure is only kept there",
+            );
         };
         if path == "." {
-            return self.host_file(file, out);
+            return self.host_instead(file, out, "its cgroup2 group is the root");
         }
         let name = match file {
             VirtualFile::PressureCpu => "cpu.pressure",
@@ -101,7 +119,11 @@ impl Host {
                 out.extend_from_slice(text.as_bytes());
                 Ok(())
             }
-            None => self.host_file(file, out),
+            None => self.host_instead(
+                file,
+                out,
+                "its cgroup2 group has no pressure file (kernel without per-cgroup PSI, or psi=0)",
+            ),
         }
     }
 
@@ -120,6 +142,10 @@ impl Host {
                 }
             }
         }
-        self.host_file(VirtualFile::Slabinfo, out)
+        self.host_instead(
+            VirtualFile::Slabinfo,
+            out,
+            "no cgroup v1 memory.kmem.slabinfo with content for its group (cgroup v2 keeps none)",
+        )
     }
 }

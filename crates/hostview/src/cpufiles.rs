@@ -105,7 +105,11 @@ impl Host {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let Some(view) = self.view_of(c)? else {
-            return self.host_file(file, out);
+            return self.host_instead(
+                file,
+                out,
+                "its CPU cgroups are the roots: the host's CPUs are its own",
+            );
         };
         match file {
             VirtualFile::Cpuinfo => {
@@ -136,16 +140,20 @@ impl Host {
                 // Uptime is the container's age: a host reader gets the host's. When
                 // init's start can't be read, the reader's own start keeps it sane.
                 if c.ns.is_none() {
-                    return self.host_file(file, out);
+                    return self.host_instead(
+                        file,
+                        out,
+                        "a reader in the host's pid namespace: the host's uptime is its own",
+                    );
                 }
                 let Some(start) = c.start_ns.or_else(|| self.start_ns(reader)) else {
-                    return self.host_file(file, out);
+                    return self.host_instead(file, out, "its init's start time cannot be read");
                 };
                 let now = self.boottime_ns()?;
                 let state = self.advance_stat(c, &view)?;
                 procfile::render::uptime(now.saturating_sub(start), state.total().idle, out);
             }
-            _ => return self.host_file(file, out),
+            _ => return self.host_instead(file, out, "not a CPU file"),
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ mod cpu;
 pub mod cpudir;
 mod cpufiles;
 mod error;
+mod explain;
 pub mod files;
 mod fsio;
 mod loadavg;
@@ -32,6 +33,7 @@ use procfile::{CpuView, HostMem};
 pub use cache::{Container, ContainerKey};
 pub use cgroup::{Hierarchies, Layout};
 pub use error::{Error, Result};
+pub use explain::Source;
 pub use files::{Renderer, Spec, VirtualFile};
 pub use fsio::{Dir, DirEntry};
 pub use pidns::{InitResolver, NsId, ResolverKind};
@@ -155,6 +157,11 @@ impl Host {
 
     pub fn resolver(&self) -> InitResolver {
         self.resolver
+    }
+
+    /// The kernel has `NS_GET_TGID_FROM_PIDNS` (Linux 6.11+).
+    pub fn has_pidns_ioctl(&self) -> bool {
+        self.ioctl_available
     }
 
     /// One line for the start-up log: what the kernel offers and what we use.
@@ -317,7 +324,11 @@ impl Host {
 
     fn render_memory(&self, file: VirtualFile, c: &Container, out: &mut Vec<u8>) -> Result<()> {
         let Some(view) = memory::read(&self.hier, &c.paths)? else {
-            return self.host_file(file, out);
+            return self.host_instead(
+                file,
+                out,
+                "no memory controller, or its memory cgroup is the root: the host's values are its own",
+            );
         };
         let text = self.root.read_string("proc/meminfo")?;
         let host =

@@ -23,7 +23,9 @@ runs a worker process that serves it: a worker that crashes is replaced within a
 the containers noticing. SIGTERM or SIGINT unmounts and exits; SIGUSR1 replaces the worker with \
 the binary now on disk (live upgrade); SIGUSR2 toggles serving the host's own files to everyone.",
     after_help = "Example: lxcfs-rs /var/lib/lxcfs\n\
-Docker:  docker run -v /var/lib/lxcfs/proc/meminfo:/proc/meminfo:ro … (see README)"
+Docker:  docker run -v /var/lib/lxcfs/proc/meminfo:/proc/meminfo:ro … (see README)\n\
+Check:   lxcfs-rs check [MOUNTPOINT] [--pid PID] [--json] reports what this host offers and who \
+serves MOUNTPOINT (lxcfs-rs check --help)"
 )]
 pub struct Cli {
     /// Where to mount (LXCFS's usual place is /var/lib/lxcfs). Must exist and be a directory.
@@ -132,6 +134,14 @@ pub struct Cli {
     /// readers must then live in pid namespaces below ours).
     #[arg(long = "skip-namespace-check")]
     pub skip_namespace_check: bool,
+
+    /// On SIGTERM or SIGINT, exit without unmounting: the worker keeps serving, as
+    /// after a crash of this process, and the next lxcfs-rs started on MOUNTPOINT adopts
+    /// it. The packaged systemd unit uses it so that `systemctl restart` and `stop` then
+    /// `start` never break containers' files. To stop serving, `umount MOUNTPOINT` after
+    /// the exit: the worker ends when the last bind mount of it is gone.
+    #[arg(long = "keep-serving-on-exit")]
+    pub keep_serving_on_exit: bool,
 
     /// Rebind the files of the live lxcfs-rs at MOUNTPOINT inside every running
     /// container whose binds of it are dead (after the daemon and its worker both died

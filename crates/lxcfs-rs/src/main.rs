@@ -1,9 +1,11 @@
 //! lxcfs-rs: the daemon. Glue only: command line, checks, logging, signals, lifecycle.
 
+mod check;
 mod cli;
 mod crashloop;
 mod logging;
 mod mountpoint;
+mod notify;
 mod orphan;
 mod pidfile;
 mod preflight;
@@ -38,6 +40,12 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e.into()),
         }
+    } else if args.first().is_some_and(|a| a == "check") {
+        // Its own command line (see `check`); a mountpoint named "check" is ./check.
+        let check = check::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs check")).chain(args.into_iter().skip(1)),
+        );
+        return ExitCode::from(check::run(&check));
     } else {
         let cli = Cli::parse();
         logging::init(cli.debug);

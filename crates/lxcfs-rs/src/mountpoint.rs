@@ -52,6 +52,16 @@ pub fn prepare(path: &Path) -> Result<State> {
         if source == connection::SOURCE || fstype == connection::FSTYPE {
             return Ok(State::Served(canonical));
         }
+        // Debian's lxcfs package serves the same default mountpoint; mounting over it
+        // would hide it from new containers while old ones keep LXCFS's files.
+        if fstype == "fuse.lxcfs" || source == "lxcfs" {
+            bail!(
+                "{} is served by LXCFS; lxcfs-rs does not mount over another daemon. To switch, \
+                 stop and disable LXCFS (systemctl disable --now lxcfs; containers started with \
+                 its files need a restart), then start lxcfs-rs",
+                canonical.display()
+            );
+        }
         bail!(
             "{} is already a live {fstype} mount (from {source}); unmount it first",
             canonical.display()

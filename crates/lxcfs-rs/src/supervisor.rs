@@ -21,6 +21,9 @@ use connection::{Shared, WorkerArgs};
 
 use crate::cli::Cli;
 use crate::crashloop::{self, CrashLoop};
+use crate::notify::{self, Notifier};
+
+mod service;
 
 /// How long a new worker (restart or upgrade) may take to say it serves.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -67,6 +70,12 @@ pub struct Supervisor<'a> {
     crash: CrashLoop,
     restart_at: Option<Instant>,
     resend_supported: bool,
+    notifier: Notifier,
+    /// READY=1 was sent: later workers are news for STATUS= only.
+    announced: bool,
+    /// RELOADING=1 was sent for a SIGUSR1 upgrade: READY=1 must follow, whether the
+    /// new worker serves or the old one keeps serving.
+    reloading: bool,
 }
 
 impl<'a> Supervisor<'a> {
@@ -106,6 +115,9 @@ impl<'a> Supervisor<'a> {
             crash: CrashLoop::default(),
             restart_at: Some(Instant::now()),
             resend_supported: true,
+            notifier: Notifier::default(),
+            announced: false,
+            reloading: false,
         })
     }
 
@@ -194,6 +206,8 @@ impl<'a> Supervisor<'a> {
         };
         let mut cmd = Command::new(&self.exe);
         cmd.args(args.to_args());
+        // Only the supervisor speaks for the service (see `notify`).
+        cmd.env_remove(notify::ENV);
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot run {}", self.exe.display()))?;
@@ -219,6 +233,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn check_ready(&mut self) {
+        let mut now_serving = None;
         for w in [self.current.as_mut(), self.upgrading.as_mut()]
             .into_iter()
             .flatten()
@@ -230,6 +245,7 @@ impl<'a> Supervisor<'a> {
             if matches!(w.ready_pipe.read(&mut b), Ok(1)) {
                 w.ready = true;
                 self.initialized = true;
+                now_serving = Some((w.child.id(), w.generation, w.safe));
                 tracing::info!("supervisor: worker {} is serving", w.child.id());
                 for pid in &self.orphans {
                     tracing::info!(
@@ -261,6 +277,11 @@ impl<'a> Supervisor<'a> {
             if !retry {
                 self.crash.upgraded();
             }
+        }
+        if let Some((pid, generation, safe)) = now_serving {
+            let status =
+                notify::serving(&self.mountpoint, pid, generation, self.host_files || safe);
+            self.announce(&status);
         }
     }
 
@@ -313,15 +334,19 @@ impl<'a> Supervisor<'a> {
         if let Some(w) = self.upgrading.as_mut() {
             if let Some(status) = w.child.try_wait()? {
                 died = true;
-                tracing::error!(
-                    "supervisor: the new worker {} {} before serving; keeping the current one",
+                let line = format!(
+                    "the new worker {} {} before serving; keeping the current one",
                     w.child.id(),
                     describe(status)
                 );
+                tracing::error!("supervisor: {line}");
                 if !w.safe {
                     self.crash.retry_failed(Instant::now());
                 }
                 self.upgrading = None;
+                if self.reloading {
+                    self.reload_failed(&line);
+                }
             }
         }
         let orphans = self.orphans.len();
@@ -377,10 +402,18 @@ impl<'a> Supervisor<'a> {
             "supervisor: SIGUSR1: starting {} to replace the worker",
             self.exe.display()
         );
+        self.reloading = true;
+        self.notifier.reloading(&format!(
+            "live upgrade: starting {} to serve {}",
+            self.exe.display(),
+            self.mountpoint.display()
+        ));
         match self.spawn(self.crash.safe()) {
             Ok(w) => self.upgrading = Some(w),
             Err(e) => {
-                tracing::error!("supervisor: upgrade failed: {e:#}; keeping the current worker")
+                let line = format!("upgrade failed: {e:#}; keeping the current worker");
+                tracing::error!("supervisor: {line}");
+                self.reload_failed(&line);
             }
         }
     }
@@ -408,6 +441,13 @@ impl<'a> Supervisor<'a> {
     /// Stop workers, unmount, and close the connection so that bind mounts left in
     /// containers fail at once rather than hang.
     fn shutdown(mut self, sig: i32) -> Result<()> {
+        if self.cli.keep_serving_on_exit {
+            return self.leave_serving(sig);
+        }
+        self.notifier.stopping(&format!(
+            "stopping: unmounting {}",
+            self.mountpoint.display()
+        ));
         tracing::info!("supervisor: signal {sig}: unmounting");
         let mut all: Vec<Worker> = self.retiring.drain(..).collect();
         all.extend(self.current.take());

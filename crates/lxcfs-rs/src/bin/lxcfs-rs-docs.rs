@@ -1,0 +1,57 @@
+//! `lxcfs-rs-docs OUTDIR`: writes the man pages and shell completions the Debian package
+//! ships, from the same clap definitions the daemon parses, so they never drift from
+//! `--help`. Built only with the `docs` feature; `scripts/deb` runs it before packaging.
+
+// The command lines, read from their own files (the daemon is a binary, with no library
+// to import). Only their clap definitions are used here.
+#[allow(dead_code)]
+#[path = "../check/args.rs"]
+mod check;
+#[allow(dead_code)]
+#[path = "../cli.rs"]
+mod cli;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+fn main() -> Result<()> {
+    let out = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .context("usage: lxcfs-rs-docs OUTDIR")?;
+    let man = out.join("man");
+    let completions = out.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let cmd = cli::Cli::command();
+    write_man(&cmd, &man.join("lxcfs-rs.1"))?;
+    // `check` has a command line of its own (main.rs dispatches on its name).
+    let check = check::Args::command()
+        .name("lxcfs-rs-check")
+        .bin_name("lxcfs-rs check");
+    write_man(&check, &man.join("lxcfs-rs-check.1"))?;
+    // Completions know `check` as a subcommand; the daemon's own parser never sees it
+    // (main.rs dispatches on the first argument), so this shape exists only here.
+    let mut cmd = cmd
+        .subcommand(check::Args::command().name("check"))
+        .args_conflicts_with_subcommands(true)
+        .subcommand_negates_reqs(true)
+        .disable_help_subcommand(true);
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd, "lxcfs-rs", &completions)
+            .with_context(|| format!("cannot write the {shell} completion"))?;
+    }
+    Ok(())
+}
+
+fn write_man(cmd: &clap::Command, path: &Path) -> Result<()> {
+    let mut f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut f)
+        .with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,119 @@
+//! End to end: LXCFS and lxcfs-rs both default to /var/lib/lxcfs. While LXCFS serves a
+//! mountpoint, lxcfs-rs refuses it with one line saying how to switch (the packaged
+//! unit then fails instead of hiding LXCFS's mount), and `check` names LXCFS and its
+//! version.
+//!
+//! Needs root, /dev/fuse and Debian's `lxcfs` (installed by .ci/run as the oracle):
+//! fails, saying why, without.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rustix::process::Signal;
+
+/// Debian's LXCFS on a fresh mountpoint, stopped and unmounted on drop.
+struct Lxcfs {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Lxcfs {
+    fn mnt(&self) -> std::path::PathBuf {
+        std::fs::canonicalize(self.dir.path()).unwrap().join("mnt")
+    }
+}
+
+impl Drop for Lxcfs {
+    fn drop(&mut self) {
+        let _ = signal(self.child.id(), Signal::TERM);
+        if wait_deadline(&mut self.child, Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        force_unmount(&self.mnt());
+    }
+}
+
+fn start_lxcfs() -> Lxcfs {
+    require_env();
+    let bin = which("lxcfs").unwrap_or_else(|| {
+        panic!("Debian's lxcfs is not installed (apt-get install lxcfs; .ci/run does)")
+    });
+    let dir = tempfile::Builder::new()
+        .prefix(&unique("coexist"))
+        .tempdir()
+        .unwrap();
+    std::fs::create_dir(dir.path().join("mnt")).unwrap();
+    let child = Command::new(bin)
+        .arg("-p")
+        .arg(dir.path().join("lxcfs.pid"))
+        .arg(dir.path().join("mnt"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lxcfs");
+    let l = Lxcfs { child, dir };
+    let mnt = l.mnt();
+    poll(DEADLINE, "LXCFS to mount", || {
+        (is_mounted(&mnt) && std::fs::File::open(mnt.join("proc/meminfo")).is_ok()).then_some(())
+    });
+    l
+}
+
+#[test]
+fn lxcfs_rs_refuses_a_mountpoint_lxcfs_serves_and_check_names_lxcfs() {
+    let l = start_lxcfs();
+    let mnt = l.mnt();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_deadline(
+        Command::new(lxcfs_rs())
+            .arg("-p")
+            .arg(dir.path().join("pid"))
+            .arg(&mnt)
+            .env_remove("RUST_LOG"),
+        DEADLINE,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].contains("is served by LXCFS")
+            && lines[0].contains("systemctl disable --now lxcfs"),
+        "{}",
+        lines[0]
+    );
+    // LXCFS still serves, alone.
+    assert_eq!(fuse_mounts_at(&mnt).len(), 1);
+    assert!(
+        std::fs::read_to_string(mnt.join("proc/meminfo"))
+            .unwrap()
+            .starts_with("MemTotal:")
+    );
+
+    let out = run_deadline(
+        Command::new(lxcfs_rs()).args(["check", "--json"]).arg(&mnt),
+        DEADLINE,
+    );
+    let r: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    let m = &r["mount"];
+    assert_eq!(m["state"], "lxcfs", "{m:#}");
+    assert_eq!(m["daemon"]["pid"], l.child.id());
+    // What the running binary says: Debian's lxcfs prints its version quoted, on stderr.
+    let v = run_deadline(
+        Command::new(which("lxcfs").unwrap()).arg("--version"),
+        DEADLINE,
+    );
+    let want = v.stderr.trim().trim_matches('"');
+    assert!(
+        !want.is_empty(),
+        "lxcfs --version printed nothing on stderr"
+    );
+    assert_eq!(m["daemon"]["version"], want, "{m:#}");
+}
