@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR2};
@@ -73,6 +73,13 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     let session = connected
         .spawn()
         .context("cannot serve the FUSE connection")?;
+    // The ready byte tells the supervisor (and through it systemd's READY=1) that the
+    // mount serves: wait until the reading threads run, not only until they are asked
+    // for. A request sent before that waits in the kernel, so this is about what READY
+    // promises, and a slow machine only delays it.
+    if !reader_threads_run(Duration::from_secs(2)) {
+        tracing::warn!("no FUSE reader thread seen after 2 s; saying ready anyway");
+    }
     tracing::info!(
         "worker {} (generation {}) serving with {} threads{}{}; capabilities kept: {}; \
          system calls allowed: {} (0: no filter)",
@@ -98,6 +105,26 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     let _ = ready.write_all(b"R");
     drop(ready);
     wait(session, &host, signals)
+}
+
+/// Whether the first of fuser's reading threads (`fuser-0`, named by itself once it
+/// runs) shows up in this process within `limit`.
+fn reader_threads_run(limit: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        let seen = std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| {
+            tasks.flatten().any(|t| {
+                std::fs::read(t.path().join("comm")).is_ok_and(|c| c.trim_ascii() == b"fuser-0")
+            })
+        });
+        if seen {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// For a thread the worker starts before it drops its privileges (its log writer):
