@@ -489,7 +489,8 @@ count_words() { set -- $1; echo $#; }
 hundredths() { echo "$1" | awk '{ printf "%d", $1 * 100 + 0.5 }'; }
 
 # check_cpu LABEL CGROUP IDS ONLINE OFFLINE HOSTIDS: the container sees CPUs IDS
-# ("0 1"), online/possible/present ONLINE ("0-1"), offline OFFLINE; with HOSTIDS (not
+# ("0 1"), online/possible/present ONLINE ("0-1"), offline OFFLINE (always empty: the
+# container's machine has only the CPUs it sees, offline ⊆ possible); with HOSTIDS (not
 # "-"), its cpuinfo blocks are the host's blocks of those CPUs, every field unchanged
 # but the processor number.
 check_cpu() {
@@ -554,8 +555,8 @@ check_cpu_views() {
 	local _l
 	_l=$1
 	# default view: the cpuset, host ids kept
-	check_cpu "$_l ctr (cpuset 0)" "$C" "0" 0 1 "0"
-	check_cpu "$_l cpu1 (cpuset 1)" "$C1" "1" 1 0 "1"
+	check_cpu "$_l ctr (cpuset 0)" "$C" "0" 0 "" "0"
+	check_cpu "$_l cpu1 (cpuset 1)" "$C1" "1" 1 "" "1"
 	check_cpu "$_l quota (0.5 CPU, cpuset 0-1)" "$Q" "0 1" 0-1 "" "0 1"
 	check_cpu "$_l nested (1.5 CPU from the parent)" "$N" "0 1" 0-1 "" "0 1"
 }
@@ -564,9 +565,9 @@ check_cpu_views_cfs() {
 	local _l
 	_l=$1
 	# --enable-cfs: min(ceil(quota/period), |cpuset|, host CPUs), numbered 0..n-1
-	check_cpu "$_l ctr (cpuset 0, 0.5 CPU)" "$C" "0" 0 1 -
-	check_cpu "$_l cpu1 (cpuset 1, 1.5 CPU from the parent)" "$C1" "0" 0 1 -
-	check_cpu "$_l quota (0.5 CPU, cpuset 0-1)" "$Q" "0" 0 1 -
+	check_cpu "$_l ctr (cpuset 0, 0.5 CPU)" "$C" "0" 0 "" -
+	check_cpu "$_l cpu1 (cpuset 1, 1.5 CPU from the parent)" "$C1" "0" 0 "" -
+	check_cpu "$_l quota (0.5 CPU, cpuset 0-1)" "$Q" "0" 0 "" -
 	check_cpu "$_l nested (1.5 CPU from the parent)" "$N" "0 1" 0-1 "" -
 }
 

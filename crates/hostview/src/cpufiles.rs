@@ -116,12 +116,18 @@ impl Host {
                 let host = self.root.read_string(file.host_path())?;
                 procfile::render::cpuinfo(&host, &view, out);
             }
-            VirtualFile::CpuOnline | VirtualFile::CpuPossible | VirtualFile::CpuPresent => {
-                procfile::render::cpu_list(&view.shown_set(), out);
-            }
-            VirtualFile::CpuOffline => {
-                let possible = cpu::host_cpus(&self.root, "possible")?;
-                procfile::render::cpu_list(&view.offline_set(&possible), out);
+            VirtualFile::CpuOnline
+            | VirtualFile::CpuPossible
+            | VirtualFile::CpuPresent
+            | VirtualFile::CpuOffline => {
+                let l = view.sysfs_lists();
+                let list = match file {
+                    VirtualFile::CpuOnline => &l.online,
+                    VirtualFile::CpuPossible => &l.possible,
+                    VirtualFile::CpuPresent => &l.present,
+                    _ => &l.offline,
+                };
+                procfile::render::cpu_list(list, out);
             }
             VirtualFile::Stat => {
                 let host = self.root.read_string(file.host_path())?;

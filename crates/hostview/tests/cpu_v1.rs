@@ -25,7 +25,7 @@ const V1_C1_USAGE: &str = "sys/fs/cgroup/cpu,cpuacct/lxc/c1/cpuacct.usage_all";
 fn v1_default_view_keeps_host_ids_everywhere() {
     let root = fixture("cpu-v1");
     let host = open(&root, false);
-    assert_one_view(&host, V1_C1, &[0, 1, 2, 3, 8, 10, 11], "4-7,9\n");
+    assert_one_view(&host, V1_C1, &[0, 1, 2, 3, 8, 10, 11]);
     assert_eq!(
         render(&host, VirtualFile::CpuOnline, V1_C1),
         "0-3,8,10-11\n"
@@ -43,7 +43,7 @@ fn v1_default_view_keeps_host_ids_everywhere() {
         );
     }
     // A quota does not limit the count without --enable-cfs.
-    assert_one_view(&host, V1_C2, &[10, 11], "0-9\n");
+    assert_one_view(&host, V1_C2, &[10, 11]);
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn v1_cpuset_change_keeps_counters_monotonic() {
     assert_eq!(narrow.ids(), [8]);
     assert_monotonic(&wide, &narrow);
     assert!(narrow.cpu(8)[0] >= wide.cpu(8)[0] + 50);
-    assert_one_view(&host, V1_C1, &[8], "0-7,9-11\n");
+    assert_one_view(&host, V1_C1, &[8]);
 
     for f in ["cpuset.cpus", "cpuset.effective_cpus"] {
         write(root, &format!("{V1_C1_CPUSET}/{f}"), "0-3,8,10-11\n");
@@ -202,9 +202,9 @@ fn v1_quota_view_shows_the_first_ceil_quota_cpus_renumbered() {
     let root = fixture("cpu-v1");
     let host = open(&root, true);
     // c1: no quota of its own, /lxc's 1.5 CPUs → 2 CPUs, host 0 and 1.
-    assert_one_view(&host, V1_C1, &[0, 1], "2-11\n");
+    assert_one_view(&host, V1_C1, &[0, 1]);
     // c2: its own 0.5 CPU (tighter than /lxc) → 1 CPU: host 10 shown as 0.
-    assert_one_view(&host, V1_C2, &[0], "1-11\n");
+    assert_one_view(&host, V1_C2, &[0]);
     let cpuinfo = render(&host, VirtualFile::Cpuinfo, V1_C2);
     assert_eq!(field(&cpuinfo, 0, "apicid"), "20", "host cpu10's block");
     assert_eq!(field(&cpuinfo, 0, "core id"), "10");

@@ -29,7 +29,7 @@ const V2_CTR: &str = "sys/fs/cgroup/kubepods/pod1/ctr";
 #[test]
 fn v2_default_view_uses_cpuset_cpus_effective() {
     let host = open(&fixture("cpu-v2"), false);
-    assert_one_view(&host, V2_READER, &[2, 3, 4, 5], "0-1,6-7\n");
+    assert_one_view(&host, V2_READER, &[2, 3, 4, 5]);
     let cpuinfo = render(&host, VirtualFile::Cpuinfo, V2_READER);
     assert_eq!(field(&cpuinfo, 5, "apicid"), "10");
 }
@@ -55,7 +55,7 @@ fn v2_stat_spreads_cpu_stat_over_the_visible_cpus() {
 fn v2_quota_view_is_the_tightest_cpu_max_renumbered() {
     let host = open(&fixture("cpu-v2"), true);
     // ⌈1.5⌉ = 2: host 2 and 3 shown as 0 and 1.
-    assert_one_view(&host, V2_READER, &[0, 1], "2-7\n");
+    assert_one_view(&host, V2_READER, &[0, 1]);
     let cpuinfo = render(&host, VirtualFile::Cpuinfo, V2_READER);
     assert_eq!(field(&cpuinfo, 0, "apicid"), "4");
     assert_eq!(field(&cpuinfo, 1, "apicid"), "6");
@@ -114,7 +114,7 @@ const HY_USAGE: &str = "sys/fs/cgroup/cpuacct/lxcfs-rs-test-T/cpuacct.usage_all"
 fn hybrid_one_cpu_keeps_its_host_id() {
     let root = fixture("cpu-hybrid");
     let host = open(&root, false);
-    assert_one_view(&host, HY_READER, &[1], "0\n");
+    assert_one_view(&host, HY_READER, &[1]);
     // 100 s old, 0.5 CPU: 50 s of capacity; cpu1's 30 s + 5 s and cpu0's 4 s + 1 s
     // (from before the cpuset was narrowed) all land on cpu1.
     let st = stat(&host, HY_READER);
@@ -136,7 +136,7 @@ fn hybrid_one_cpu_keeps_its_host_id() {
 #[test]
 fn hybrid_quota_view_shows_cpu1_as_cpu0() {
     let host = open(&fixture("cpu-hybrid"), true);
-    assert_one_view(&host, HY_READER, &[0], "1\n");
+    assert_one_view(&host, HY_READER, &[0]);
     let cpuinfo = render(&host, VirtualFile::Cpuinfo, HY_READER);
     assert_eq!(field(&cpuinfo, 0, "apicid"), "2", "host cpu1's block");
     let st = stat(&host, HY_READER);
@@ -183,24 +183,23 @@ const EDGE_PARTIAL: u32 = 6600;
 #[test]
 fn edge_empty_cpuset_inherits_the_nearest_ancestor() {
     let host = open(&fixture("cpu-edge"), false);
-    // /edge/empty's cpuset is empty; /edge's effective is 2-3. offline: the rest of
-    // the host's possible 0-7.
-    assert_one_view(&host, EDGE_EMPTY, &[2, 3], "0-1,4-7\n");
+    // /edge/empty's cpuset is empty; /edge's effective is 2-3.
+    assert_one_view(&host, EDGE_EMPTY, &[2, 3]);
 }
 
 #[test]
 fn edge_cpuset_is_limited_to_online_cpus() {
     let host = open(&fixture("cpu-edge"), false);
-    assert_one_view(&host, EDGE_PARTIAL, &[4, 5], "0-3,6-7\n");
+    assert_one_view(&host, EDGE_PARTIAL, &[4, 5]);
     // Every CPU of the cpuset offline: all online CPUs rather than none.
-    assert_one_view(&host, EDGE_OFFLINE, &[0, 1, 2, 3, 4, 5], "6-7\n");
+    assert_one_view(&host, EDGE_OFFLINE, &[0, 1, 2, 3, 4, 5]);
 }
 
 #[test]
 fn edge_quota_larger_than_the_cpuset() {
     let host = open(&fixture("cpu-edge"), true);
     // 8 CPUs of quota, cpuset 0-1 (only cpuset.cpus, no effective_cpus): 2 CPUs.
-    assert_one_view(&host, EDGE_BIGQUOTA, &[0, 1], "2-7\n");
+    assert_one_view(&host, EDGE_BIGQUOTA, &[0, 1]);
     // Capacity is the 2 CPUs, not 8: 500 s each; 16 s user and 4 s system spread.
     let st = stat(&host, EDGE_BIGQUOTA);
     assert_eq!(st.line(0), line(0, 8 * S, 2 * S, 500 * S));
@@ -272,7 +271,7 @@ const BIG_READER: u32 = 8001;
 fn big_host_with_a_four_cpu_cpuset() {
     let root = fixture("cpu-256");
     let host = open(&root, false);
-    assert_one_view(&host, BIG_READER, &[128, 129, 130, 131], "0-127,132-255\n");
+    assert_one_view(&host, BIG_READER, &[128, 129, 130, 131]);
     assert_eq!(
         render(&host, VirtualFile::CpuOnline, BIG_READER),
         "128-131\n"
@@ -304,7 +303,7 @@ fn big_host_with_a_four_cpu_cpuset() {
 #[test]
 fn big_host_quota_view() {
     let host = open(&fixture("cpu-256"), true);
-    assert_one_view(&host, BIG_READER, &[0, 1], "2-255\n");
+    assert_one_view(&host, BIG_READER, &[0, 1]);
     let cpuinfo = render(&host, VirtualFile::Cpuinfo, BIG_READER);
     assert_eq!(field(&cpuinfo, 0, "apicid"), "256");
     assert_eq!(field(&cpuinfo, 1, "apicid"), "258");

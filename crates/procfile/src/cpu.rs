@@ -166,22 +166,29 @@ impl CpuView {
         s
     }
 
-    /// `offline`: the host's possible CPUs the container does not see, in its numbering.
-    pub fn offline_set(&self, host_possible: &CpuSet) -> CpuSet {
+    /// The lists of `/sys/devices/system/cpu`. The container's machine has exactly the
+    /// CPUs it sees: `possible`, `present` and `online` are the shown CPUs and `offline`
+    /// is empty. The kernel keeps `offline` ⊆ `possible` and `online` ∪ `offline` =
+    /// `present` ⊆ `possible`, and htop and lscpu rely on it: listing the host's other
+    /// CPUs as offline (outside `possible`) showed them phantom rows.
+    pub fn sysfs_lists(&self) -> SysfsLists {
         let shown = self.shown_set();
-        let mut s = CpuSet::default();
-        if self.renumbered {
-            let total = u32::try_from(host_possible.len()).unwrap_or(u32::MAX);
-            for id in u32::try_from(self.len()).unwrap_or(u32::MAX)..total {
-                s.insert(id);
-            }
-        } else {
-            for id in host_possible.iter().filter(|&c| !shown.contains(c)) {
-                s.insert(id);
-            }
+        SysfsLists {
+            online: shown.clone(),
+            possible: shown.clone(),
+            present: shown,
+            offline: CpuSet::default(),
         }
-        s
     }
+}
+
+/// What `online`, `possible`, `present` and `offline` list (see [`CpuView::sysfs_lists`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysfsLists {
+    pub online: CpuSet,
+    pub possible: CpuSet,
+    pub present: CpuSet,
+    pub offline: CpuSet,
 }
 
 #[cfg(test)]
@@ -216,7 +223,9 @@ mod tests {
         let v = CpuView::new(&set("0-11"), Some(&set("0-3,8,10-11")), None, false);
         assert_eq!(v.host_ids(), &[0, 1, 2, 3, 8, 10, 11]);
         assert_eq!(v.shown_set().to_string(), "0-3,8,10-11");
-        assert_eq!(v.offline_set(&set("0-11")).to_string(), "4-7,9");
+        let l = v.sysfs_lists();
+        assert_eq!(l.possible.to_string(), "0-3,8,10-11");
+        assert_eq!(l.offline.to_string(), "");
         assert_eq!(v.host_id_of(8), Some(8));
         assert_eq!(v.host_id_of(4), None);
         assert_eq!(v.capacity_milli(), 7000);
@@ -229,7 +238,8 @@ mod tests {
         assert_eq!(v.host_ids(), &[2, 3]);
         assert_eq!(v.shown_set().to_string(), "0-1");
         assert_eq!(v.host_id_of(1), Some(3));
-        assert_eq!(v.offline_set(&set("0-7")).to_string(), "2-7");
+        assert_eq!(v.sysfs_lists().present.to_string(), "0-1");
+        assert_eq!(v.sysfs_lists().offline.to_string(), "");
         assert_eq!(v.capacity_milli(), 1500);
         // Quota larger than the cpuset: the cpuset wins.
         let v = CpuView::new(

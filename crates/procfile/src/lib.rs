@@ -19,7 +19,7 @@ pub mod pid;
 pub mod render;
 pub mod value;
 
-pub use cpu::{CpuQuota, CpuView};
+pub use cpu::{CpuQuota, CpuView, SysfsLists};
 pub use cpuset::CpuSet;
 pub use cpustat::{CpuUsage, StatState};
 pub use memory::{HostMem, MemStat, MemValues, MemoryView, SwapView};

@@ -63,10 +63,22 @@ proptest! {
             prop_assert!(online.contains(h) || online.is_empty());
             prop_assert_eq!(v.host_id_of(v.shown_id(slot)), Some(h));
         }
-        let offline = v.offline_set(&online);
-        for c in offline.iter() {
-            prop_assert!(!v.shown_set().contains(c));
+        // The kernel's own invariants of /sys/devices/system/cpu, which htop and lscpu
+        // rely on: offline ⊆ possible, online ∪ offline = present ⊆ possible, online
+        // and offline disjoint; and what is online is what the other files show.
+        let l = v.sysfs_lists();
+        for c in l.offline.iter() {
+            prop_assert!(l.possible.contains(c) && !l.online.contains(c));
         }
+        let mut union = l.online.clone();
+        for c in l.offline.iter() {
+            union.insert(c);
+        }
+        prop_assert_eq!(&union, &l.present);
+        for c in l.present.iter() {
+            prop_assert!(l.possible.contains(c));
+        }
+        prop_assert_eq!(&l.online, &v.shown_set());
         prop_assert!(v.capacity_milli() <= v.len() as u64 * 1000);
         if let (true, Some(q)) = (cfs, q) {
             prop_assert!(v.len() as u64 <= q.cpus_ceil().max(1));
