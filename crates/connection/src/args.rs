@@ -25,6 +25,8 @@ pub struct ServeOptions {
     pub disable_loadavg: bool,
     pub disable_swap: bool,
     pub enable_cfs: bool,
+    /// Serve the host's /proc/uptime (ps, pgrep --older and psutil need it).
+    pub host_uptime: bool,
     /// FUSE threads; `None`: the worker's default for its CPUs.
     pub threads: Option<usize>,
     pub fuse_poll_us: u64,
@@ -44,6 +46,7 @@ impl Default for ServeOptions {
             disable_loadavg: false,
             disable_swap: false,
             enable_cfs: false,
+            host_uptime: false,
             threads: None,
             fuse_poll_us: 50,
             init_resolver: ResolverKind::Auto,
@@ -99,6 +102,7 @@ impl WorkerArgs {
         flag(self.serve.disable_loadavg, "--disable-loadavg");
         flag(self.serve.disable_swap, "--disable-swap");
         flag(self.serve.enable_cfs, "--enable-cfs");
+        flag(self.serve.host_uptime, "--host-uptime");
         if !self.shared_fds.is_empty() {
             let list: Vec<String> = self.shared_fds.iter().map(|f| f.to_string()).collect();
             a.push(format!("--shared-fds={}", list.join(",")).into());
@@ -154,6 +158,7 @@ impl WorkerArgs {
                 b"--disable-loadavg" => serve.disable_loadavg = true,
                 b"-u" | b"--disable-swap" => serve.disable_swap = true,
                 b"--enable-cfs" => serve.enable_cfs = true,
+                b"--host-uptime" => serve.host_uptime = true,
                 _ => {
                     let Some(value) = inline.or_else(|| it.next()) else {
                         return err(format!("{} without a value", lossy(name)));
@@ -256,6 +261,7 @@ mod tests {
                 disable_loadavg: true,
                 disable_swap: true,
                 enable_cfs: true,
+                host_uptime: true,
                 threads: Some(3),
                 fuse_poll_us: 0,
                 init_resolver: ResolverKind::Procfs,

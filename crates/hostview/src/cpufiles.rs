@@ -152,6 +152,13 @@ impl Host {
                         "a reader in the host's pid namespace: the host's uptime is its own",
                     );
                 }
+                if self.opts.host_uptime {
+                    return self.host_instead(
+                        file,
+                        out,
+                        "--host-uptime: process ages (ps, psutil) count from the host's boot",
+                    );
+                }
                 let Some(start) = c.start_ns.or_else(|| self.start_ns(reader)) else {
                     return self.host_instead(file, out, "its init's start time cannot be read");
                 };

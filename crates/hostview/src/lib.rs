@@ -51,6 +51,8 @@ pub struct Options {
     pub cfs: bool,
     /// `-l`: per-container load average.
     pub loadavg: bool,
+    /// `--host-uptime`: every reader gets the host's /proc/uptime.
+    pub host_uptime: bool,
     pub resolver: ResolverKind,
     /// Fault injection for the restart tests: abort the process when rendering this
     /// file, like a worker that crashes on a request. Only debug builds (the tests')
@@ -70,6 +72,7 @@ impl Default for Options {
             swap: true,
             cfs: false,
             loadavg: false,
+            host_uptime: false,
             resolver: ResolverKind::Auto,
             abort_on: None,
             before_slow_work: || {},

@@ -58,6 +58,14 @@ pub struct Cli {
     #[arg(long = "enable-cfs")]
     pub enable_cfs: bool,
 
+    /// Serve the host's /proc/uptime instead of the container's age. ps (ELAPSED, %CPU),
+    /// pgrep --older and psutil's create_time compute process ages from uptime and the
+    /// start times in /proc/<pid>/stat, which count from the host's boot: with the
+    /// container's age they come out wrong. Costs `uptime` and `top` showing the host's
+    /// uptime.
+    #[arg(long = "host-uptime")]
+    pub host_uptime: bool,
+
     /// Accepted for LXCFS compatibility: lxcfs-rs validates its per-container cache
     /// through /proc whatever this says.
     #[arg(long = "enable-pidfd")]
@@ -185,6 +193,7 @@ impl Cli {
             disable_loadavg: self.disable_loadavg,
             disable_swap: self.disable_swap,
             enable_cfs: self.enable_cfs,
+            host_uptime: self.host_uptime,
             threads: self.threads,
             fuse_poll_us: self.fuse_poll_us,
             init_resolver: self.init_resolver.kind(),
