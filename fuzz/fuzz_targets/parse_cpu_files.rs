@@ -21,5 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     render::cpuinfo(&s, &view, &mut out);
     render::stat(&s, &st, 100, &ProcessCounts::default(), &mut out);
+    let scaled = ProcessCounts {
+        lifetime: Some((1, 3)),
+        ..ProcessCounts::default()
+    };
+    render::stat(&s, &st, 100, &scaled, &mut out);
     render::uptime(u64::MAX, u64::MAX, &mut out);
 });

@@ -133,12 +133,18 @@ impl Host {
                 let host = self.root.read_string(file.host_path())?;
                 let state = self.advance_stat(c, &view)?;
                 let counts = self.task_counts(c)?;
+                let now = self.boottime_ns()?;
                 let procs = ProcessCounts {
                     processes: counts.last_pid,
                     // The reader is running as far as it knows (the kernel counts it);
                     // while it waits for us it is asleep in the count.
                     procs_running: Some(counts.running.max(1)),
                     procs_blocked: Some(counts.blocked),
+                    // intr, ctxt and softirq since the container started (see there).
+                    lifetime: c
+                        .ns
+                        .and(c.start_ns)
+                        .map(|start| (now.saturating_sub(start), now)),
                 };
                 procfile::render::stat(&host, &state, self.clk_tck, &procs, out);
             }

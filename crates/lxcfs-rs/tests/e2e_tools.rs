@@ -93,3 +93,54 @@ fn by_default_uptime_is_the_containers_age_and_ps_cannot_use_it() {
         );
     }
 }
+
+/// vmstat's first line divides /proc/stat's event counts by the time /proc/stat says
+/// the CPUs ran. Those counts are the host's since its boot, scaled to the container's
+/// share of that time, so the rates come out as the host's average rates, not the host's
+/// whole history spread over the container's few seconds (56 252 181 interrupts a second
+/// before).
+#[test]
+fn vmstats_first_line_shows_plausible_rates() {
+    require_tools(&["vmstat"], "procps").unwrap();
+    let d = Daemon::start(&[]);
+    let cg = Cgroup::new("vmstat", &[Limit::Memory(128 * MIB), Limit::cpus("0")]);
+    let out = run(&cg, &d.mnt, "sleep 1; vmstat 1 1");
+    let text = out.ok();
+    // "procs ... system ... cpu" / " r  b swpd ... in cs us sy id ..." / values
+    let header: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    let values: Vec<u64> = text
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let col = |name: &str| values[header.iter().position(|h| *h == name).unwrap()];
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let host_count = |key: &str| -> u64 {
+        stat.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let up: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+    // The host's average rates, per CPU of the host and for all of them: the container
+    // (one CPU) sees somewhere in between; 5x for what vmstat's rounding and the
+    // container's idle accounting add.
+    for (col_name, key) in [("in", "intr "), ("cs", "ctxt ")] {
+        let host_rate = host_count(key) as f64 / up;
+        let seen = col(col_name) as f64;
+        assert!(
+            seen <= 5.0 * host_rate * cpus + 100.0,
+            "vmstat's {col_name} is {seen}/s; the host averages {host_rate:.0}/s\n{text}"
+        );
+    }
+}
