@@ -94,7 +94,14 @@ impl Host {
             return Ok(None);
         }
         let online = cpu::host_cpus(&self.root, "online")?;
-        cpu::view(&self.hier, &c.paths, &online, self.opts.cfs).map(Some)
+        cpu::view(
+            &self.hier,
+            &c.paths,
+            &online,
+            self.opts.cfs,
+            self.opts.cpu_shares,
+        )
+        .map(Some)
     }
 
     pub(crate) fn render_cpu(

@@ -51,6 +51,8 @@ pub struct Options {
     pub cfs: bool,
     /// `-l`: per-container load average.
     pub loadavg: bool,
+    /// `--enable-cpu-shares`: CPU count bounded by ⌈shares / 1024⌉ too.
+    pub cpu_shares: bool,
     /// `--host-uptime`: every reader gets the host's /proc/uptime.
     pub host_uptime: bool,
     pub resolver: ResolverKind,
@@ -72,6 +74,7 @@ impl Default for Options {
             swap: true,
             cfs: false,
             loadavg: false,
+            cpu_shares: false,
             host_uptime: false,
             resolver: ResolverKind::Auto,
             abort_on: None,

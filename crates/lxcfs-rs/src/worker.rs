@@ -140,6 +140,7 @@ pub fn host_options(serve: &ServeOptions) -> Options {
     Options {
         swap: !serve.disable_swap,
         cfs: serve.enable_cfs,
+        cpu_shares: serve.enable_cpu_shares,
         host_uptime: serve.host_uptime,
         loadavg: !serve.disable_loadavg,
         resolver: serve.init_resolver,

@@ -332,3 +332,32 @@ print(a, end=\"\"); print(\"---\"); print(b, end=\"\")\n'",
         b.text
     );
 }
+
+/// `--enable-cpu-shares`: a container whose cgroup has the shares Kubernetes writes for
+/// a request of one CPU sees one CPU in every file and tool, renumbered as cpu0; one
+/// with two CPUs' worth sees both. Without the flag, shares change nothing.
+#[test]
+fn cpu_shares_bound_the_count_when_asked() {
+    let d = daemon(&["--enable-cpu-shares"]);
+    let one = Cgroup::new("shares1", &[Limit::cpus("0-1"), Limit::Shares(1024)]);
+    let v = look(&one, &d);
+    assert_eq!(v.onln, "1", "getconf _NPROCESSORS_ONLN");
+    assert_eq!(v.conf, "1", "getconf _NPROCESSORS_CONF");
+    assert_eq!(v.python, "1", "os.cpu_count()");
+    assert_eq!(lscpu_value(&v.lscpu, "CPU(s)"), "1", "lscpu:\n{}", v.lscpu);
+    assert_eq!(processors(&v.cpuinfo), [0], "cpuinfo:\n{}", v.cpuinfo);
+    assert_eq!(v.stat.ids(), [0], "stat:\n{}", v.stat.text);
+    assert_eq!(cpu_dirs(&v.ls), ["cpu0"], "ls: {:?}", v.ls);
+    assert_eq!(v.online, "0\n");
+    let two = Cgroup::new("shares2", &[Limit::cpus("0-1"), Limit::Shares(2048)]);
+    let v = look(&two, &d);
+    assert_eq!(v.onln, "2", "getconf _NPROCESSORS_ONLN");
+    assert_eq!(v.online, "0-1\n");
+
+    let plain = daemon(&[]);
+    let v = look(&one, &plain);
+    assert_eq!(
+        v.onln, "2",
+        "without the flag, shares do not limit the count"
+    );
+}
