@@ -54,13 +54,7 @@ fn ps_elapsed_time_is_right_with_host_uptime() {
         "a process started 2 s ago is {age} s old for ps"
     );
     let uptime: f64 = s[1].split_whitespace().next().unwrap().parse().unwrap();
-    let host: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host: f64 = host_uptime_secs();
     assert!(
         (host - uptime).abs() < 30.0,
         "--host-uptime: the container's uptime {uptime} is not the host's {host}"
@@ -83,13 +77,7 @@ fn by_default_uptime_is_the_containers_age_and_ps_cannot_use_it() {
     let s = sections(out.ok());
     let uptime: f64 = s[1].split_whitespace().next().unwrap().parse().unwrap();
     assert!(uptime < 30.0, "a fresh container's uptime is {uptime} s");
-    let host: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host: f64 = host_uptime_secs();
     if host > 60.0 {
         assert_ne!(
             etime_secs(&s[0]).map(|a| a <= 30),
@@ -130,13 +118,7 @@ fn vmstats_first_line_shows_plausible_rates() {
             .and_then(|v| v.parse().ok())
             .unwrap()
     };
-    let up: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let up: f64 = host_uptime_secs();
     let cpus = std::thread::available_parallelism().unwrap().get() as f64;
     // The host's average rates, per CPU of the host and for all of them: the container
     // (one CPU) sees somewhere in between; 5x for what vmstat's rounding and the
