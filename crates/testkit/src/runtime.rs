@@ -385,6 +385,9 @@ fn unmount_under(dir: &Path) {
 pub struct Podman {
     dir: tempfile::TempDir,
     pub image: String,
+    /// `--cgroup-parent` of its containers: with the cgroupfs manager Podman leaves
+    /// `<parent>/conmon` behind (`/libpod_parent/conmon` without one), so drop removes it.
+    cgroup_parent: String,
 }
 
 impl Podman {
@@ -396,6 +399,7 @@ impl Podman {
         let p = Podman {
             dir,
             image: format!("localhost/{}", unique("busybox")),
+            cgroup_parent: unique("podman"),
         };
         let tar = p.dir.path().join("rootfs.tar");
         rootfs.tarball(&tar);
@@ -434,6 +438,7 @@ impl Podman {
                     "--ulimit",
                     "nproc=1024:1024",
                 ])
+                .arg(format!("--cgroup-parent=/{}", self.cgroup_parent))
                 .args(flags)
                 .arg(&self.image)
                 .args(["/bin/sh", "-c", script]),
@@ -456,5 +461,7 @@ impl Drop for Podman {
                 .status();
         }
         unmount_under(self.dir.path());
+        remove_cgroups(&format!("{}/conmon", self.cgroup_parent));
+        remove_cgroups(&self.cgroup_parent);
     }
 }
