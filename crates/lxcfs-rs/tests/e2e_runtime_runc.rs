@@ -1,7 +1,8 @@
 //! runc (Debian's 1.1.5) runs busybox containers with the binds of the CDI spec's
 //! default device, made from `runc spec` as a user would: it accepts them, refuses the
 //! pressure files under /proc (which is why the default device leaves them out), and
-//! the container's tools show its limits. Reads survive a worker kill and a live upgrade.
+//! the container's tools (busybox's, and procps free and lscpu from the host's /usr bound
+//! read-only) show its limits. Reads survive a worker kill and a live upgrade.
 //!
 //! Needs root, /dev/fuse, cgroups, runc and busybox-static (`.ci/run` installs them):
 //! fails, saying why, without.
@@ -48,6 +49,17 @@ fn top_mem_total_kib(top: &str) -> u64 {
     num(" used") + num(" free")
 }
 
+/// lscpu's `CPU(s):` and `On-line CPU(s) list:` values.
+fn lscpu(out: &str) -> (&str, &str) {
+    let value = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {key} in lscpu's output:\n{out}"))
+    };
+    (value("CPU(s):"), value("On-line CPU(s) list:"))
+}
+
 const TOOLS_SCRIPT: &str = r#"
 echo "== meminfo"; head -3 /proc/meminfo
 echo "== nproc"; nproc
@@ -60,6 +72,7 @@ echo "== swaps"; cat /proc/swaps
 echo "== top"; top -bn1 | head -3
 echo "== busybox free"; free
 echo "== procps free"; /usr/bin/free -k
+echo "== lscpu"; /usr/bin/lscpu | grep -E '^(CPU\(s\)|On-line CPU\(s\) list):'
 echo "== end"
 "#;
 
@@ -114,6 +127,8 @@ fn runc_with_the_default_device_shows_the_containers_memory_and_cpus() {
     );
     // procps free (4.0, Debian 12) reads /proc/meminfo: the container's.
     assert_eq!(free_total(part(text, "procps free")), 256 * 1024, "{text}");
+    // util-linux lscpu reads the CPU directory: one CPU, host id 1.
+    assert_eq!(lscpu(part(text, "lscpu")), ("1", "1"), "{text}");
 }
 
 #[test]
@@ -132,6 +147,7 @@ fn runc_with_a_half_cpu_quota_and_enable_cfs_shows_one_cpu() {
     assert_eq!(part(&text, "cpudirs").trim(), "1", "{text}");
     assert_eq!(part(&text, "processors").trim(), "1", "{text}");
     assert_eq!(part(&text, "statcpus").trim(), "1", "{text}");
+    assert_eq!(lscpu(part(&text, "lscpu")), ("1", "0"), "{text}");
     // busybox nproc asks sched_getaffinity, which a quota does not change.
     let host_cpus = std::thread::available_parallelism().unwrap().get();
     assert_eq!(part(&text, "nproc").trim(), host_cpus.to_string(), "{text}");
