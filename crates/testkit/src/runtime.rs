@@ -597,3 +597,113 @@ impl Drop for Dockerd {
         remove_cgroups(&self.cgroup_parent);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// LXC
+
+/// An LXC container (Debian's lxc 5.0) of the busybox rootfs, with a config written
+/// here and its own lxcpath, run to completion with `lxc-execute`. Drop removes its
+/// directory and the cgroups LXC leaves.
+pub struct Lxc {
+    dir: tempfile::TempDir,
+    pub name: String,
+    lines: Vec<String>,
+}
+
+impl Lxc {
+    /// No network (`lxc.net.0.type = empty`), the kernel's /proc and a read-only /sys
+    /// as LXC mounts them, a /dev of its own.
+    pub fn new(rootfs: &Rootfs) -> Lxc {
+        let name = unique("lxc");
+        let dir = tempfile::Builder::new()
+            .prefix(&name)
+            .tempdir()
+            .expect("create the lxcpath");
+        fs::create_dir(dir.path().join(&name)).expect("create the container's dir");
+        let lines = vec![
+            format!("lxc.uts.name = {name}"),
+            format!("lxc.rootfs.path = dir:{}", rootfs.path.display()),
+            "lxc.net.0.type = empty".into(),
+            "lxc.mount.auto = proc:mixed sys:ro cgroup:mixed".into(),
+            "lxc.autodev = 1".into(),
+        ];
+        Lxc { dir, name, lines }
+    }
+
+    /// A config line as `lxc.container.conf(5)` writes it.
+    pub fn line(&mut self, line: &str) -> &mut Self {
+        self.lines.push(line.to_string());
+        self
+    }
+
+    /// Memory limit and cpuset in the keys of this host's memory hierarchy (v1
+    /// `lxc.cgroup.*`, v2 `lxc.cgroup2.*`).
+    pub fn limits(&mut self, memory: u64, cpus: &str) -> &mut Self {
+        if Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+            self.line(&format!("lxc.cgroup.memory.limit_in_bytes = {memory}"));
+            self.line(&format!("lxc.cgroup.cpuset.cpus = {cpus}"))
+        } else {
+            self.line(&format!("lxc.cgroup2.memory.max = {memory}"));
+            self.line(&format!("lxc.cgroup2.cpuset.cpus = {cpus}"))
+        }
+    }
+
+    /// The binds of a CDI device as `lxc.mount.entry` lines (destinations relative to
+    /// the rootfs; created when the rootfs lacks them).
+    pub fn cdi(&mut self, mounts: &[CdiMount]) -> &mut Self {
+        for m in mounts {
+            let create = if Path::new(&m.host_path).is_dir() {
+                "dir"
+            } else {
+                "file"
+            };
+            self.line(&format!(
+                "lxc.mount.entry = {} {} none bind,ro,create={create} 0 0",
+                m.host_path,
+                m.container_path.trim_start_matches('/')
+            ));
+        }
+        self
+    }
+
+    /// `lxc-execute` of `sh -c script`, to completion.
+    pub fn run(&self, script: &str, timeout: Duration) -> Output {
+        fs::write(
+            self.dir.path().join(&self.name).join("config"),
+            self.lines.join("\n") + "\n",
+        )
+        .expect("write the LXC config");
+        run_deadline(
+            Command::new("lxc-execute")
+                .arg("-n")
+                .arg(&self.name)
+                .arg("-P")
+                .arg(self.dir.path())
+                .arg("-o")
+                .arg(self.dir.path().join("log"))
+                .args(["-l", "INFO", "--", "/bin/sh", "-c", script]),
+            timeout,
+        )
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Lxc {
+    fn drop(&mut self) {
+        let _ = Command::new("lxc-stop")
+            .args(["-k", "-n", &self.name, "-P"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        unmount_under(self.dir.path());
+        for c in ["payload", "monitor"] {
+            remove_cgroups(&format!("lxc.{c}.{}", self.name));
+        }
+        // Where LXC's monitor moves itself on exit; shared, so only when empty.
+        remove_cgroups("lxc.pivot");
+    }
+}
