@@ -1,5 +1,6 @@
 //! lxcfs-rs: the daemon. Glue only: command line, checks, logging, signals, lifecycle.
 
+mod cdi;
 mod check;
 mod cli;
 mod crashloop;
@@ -46,6 +47,12 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs check")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(check::run(&check));
+    } else if args.first().is_some_and(|a| a == "cdi") {
+        // Likewise its own command line; a mountpoint named "cdi" is ./cdi.
+        let cdi = cdi::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs cdi")).chain(args.into_iter().skip(1)),
+        );
+        return ExitCode::from(cdi::run(&cdi));
     } else {
         let cli = Cli::parse();
         logging::init(cli.debug);

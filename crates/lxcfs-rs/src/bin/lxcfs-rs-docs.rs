@@ -5,6 +5,9 @@
 // The command lines, read from their own files (the daemon is a binary, with no library
 // to import). Only their clap definitions are used here.
 #[allow(dead_code)]
+#[path = "../cdi/args.rs"]
+mod cdi;
+#[allow(dead_code)]
 #[path = "../check/args.rs"]
 mod check;
 #[allow(dead_code)]
@@ -35,10 +38,15 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-check")
         .bin_name("lxcfs-rs check");
     write_man(&check, &man.join("lxcfs-rs-check.1"))?;
-    // Completions know `check` as a subcommand; the daemon's own parser never sees it
+    let cdi = cdi::Args::command()
+        .name("lxcfs-rs-cdi")
+        .bin_name("lxcfs-rs cdi");
+    write_man(&cdi, &man.join("lxcfs-rs-cdi.1"))?;
+    // Completions know `check` and `cdi` as subcommands; the daemon's own parser never sees it
     // (main.rs dispatches on the first argument), so this shape exists only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
+        .subcommand(cdi::Args::command().name("cdi"))
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)
         .disable_help_subcommand(true);
