@@ -30,7 +30,7 @@ pub use fuser::BackgroundSession;
 /// What the [`Host`] serving a connection calls before slow work: with one thread
 /// reading requests ([`ServeConfig::poll`]), it lets another take over reading; a no-op
 /// on any other thread and without it. Pass it as `Options::before_slow_work`.
-pub use fuser::hand_off;
+pub use fuser::{drain, hand_off};
 use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
 pub use serve::{Connected, ServeConfig, connect};

@@ -179,8 +179,18 @@ fn wait(session: fusefs::BackgroundSession, host: &Host, mut signals: Signals) -
                         }
                     );
                 }
-                // Stop at once: requests in flight are resent to our successor.
+                // Take no more requests and answer the ones taken, then go: before
+                // Linux 6.9 the kernel cannot resend a request a dead worker had read,
+                // and its reader would wait until interrupted. A request that hangs
+                // does not keep us past a second (from 6.9 on it is resent).
                 _ => {
+                    fusefs::drain();
+                    let start = std::time::Instant::now();
+                    while !session.guard.is_finished()
+                        && start.elapsed() < std::time::Duration::from_secs(1)
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
                     crate::logging::flush(crate::EXIT_FLUSH);
                     std::process::exit(0)
                 }
