@@ -270,8 +270,10 @@ fn a_container_with_twenty_thousand_tasks_is_counted_in_bounded_time() {
     assert!(total > THREADS, "loadavg counts {total} tasks: {loadavg}");
     for l in text.lines() {
         let us: u64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+        // Alone, a recount took 30 ms in the debug build, 94 ms beside the rest of the
+        // suite; reading every task's status, as before, took 1.6 s.
         assert!(
-            us < 50_000,
+            us < 250_000,
             "{l}: a recount of {THREADS} tasks took {us} µs"
         );
     }
