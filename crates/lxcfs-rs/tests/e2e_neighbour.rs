@@ -106,10 +106,10 @@ struct Deep(Vec<Cgroup>);
 
 impl Deep {
     fn new(tag: &str, depth: usize) -> Deep {
-        let mut chain = vec![Cgroup::v1(tag, &[])];
+        let mut chain = vec![Cgroup::new(tag, &[])];
         for level in 0..depth {
             let limit = if level + 1 == depth {
-                vec![("memory", "memory.limit_in_bytes", "201326592")]
+                vec![Limit::Memory(201_326_592)]
             } else {
                 Vec::new()
             };
