@@ -115,6 +115,9 @@ pub struct Host {
     real_root: bool,
     /// USER_HZ: the unit of `/proc/stat` and of start times in `/proc/<pid>/stat`.
     clk_tck: u64,
+    /// The kernel's task counter for `/proc/stat`'s and `/proc/loadavg`'s task counts
+    /// (real host with taskstats only); one count at a time, each a few round trips.
+    task_counter: std::sync::Mutex<Option<taskstats::Taskstats>>,
 }
 
 impl Host {
@@ -145,6 +148,11 @@ impl Host {
             loads: loadavg::Loads::default(),
             real_root,
             clk_tck: rustix::param::clock_ticks_per_second().max(1),
+            task_counter: std::sync::Mutex::new(
+                real_root
+                    .then(taskstats::Taskstats::open)
+                    .and_then(std::result::Result::ok),
+            ),
         })
     }
 
