@@ -27,7 +27,7 @@ pub struct ServeOptions {
     pub enable_cfs: bool,
     /// CPU count bounded by the container's cpu shares too.
     pub enable_cpu_shares: bool,
-    /// Serve the host's /proc/uptime (ps, pgrep --older and psutil need it).
+    /// Serve the host's /proc/uptime (ps and pgrep --older need it).
     pub host_uptime: bool,
     /// FUSE threads; `None`: the worker's default for its CPUs.
     pub threads: Option<usize>,

@@ -66,11 +66,10 @@ pub struct Cli {
     #[arg(long = "enable-cpu-shares")]
     pub enable_cpu_shares: bool,
 
-    /// Serve the host's /proc/uptime instead of the container's age. ps (ELAPSED, %CPU),
-    /// pgrep --older and psutil's create_time compute process ages from uptime and the
-    /// start times in /proc/<pid>/stat, which count from the host's boot: with the
-    /// container's age they come out wrong. Costs `uptime` and `top` showing the host's
-    /// uptime.
+    /// Serve the host's /proc/uptime instead of the container's age. ps (ELAPSED, %CPU)
+    /// and pgrep --older compute process ages from uptime and the start times in
+    /// /proc/<pid>/stat, which count from the host's boot: with the container's age they
+    /// come out wrong. Costs `uptime` and `top` showing the host's uptime.
     #[arg(long = "host-uptime")]
     pub host_uptime: bool,
 
