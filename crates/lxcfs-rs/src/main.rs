@@ -13,6 +13,7 @@ mod preflight;
 mod privileges;
 mod remount;
 mod sandbox;
+mod status;
 mod supervisor;
 mod worker;
 
@@ -47,6 +48,11 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs check")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(check::run(&check));
+    } else if args.first().is_some_and(|a| a == "status") {
+        let status = status::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs status")).chain(args.into_iter().skip(1)),
+        );
+        return ExitCode::from(status::run(&status));
     } else {
         let cli = Cli::parse();
         logging::init(cli.debug, cli.log_format == cli::LogFormat::Json);

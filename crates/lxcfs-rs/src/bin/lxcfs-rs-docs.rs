@@ -10,6 +10,9 @@ mod check;
 #[allow(dead_code)]
 #[path = "../cli.rs"]
 mod cli;
+#[allow(dead_code)]
+#[path = "../status/args.rs"]
+mod status;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -35,10 +38,15 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-check")
         .bin_name("lxcfs-rs check");
     write_man(&check, &man.join("lxcfs-rs-check.1"))?;
+    let status = status::Args::command()
+        .name("lxcfs-rs-status")
+        .bin_name("lxcfs-rs status");
+    write_man(&status, &man.join("lxcfs-rs-status.1"))?;
     // Completions know `check` as a subcommand; the daemon's own parser never sees it
     // (main.rs dispatches on the first argument), so this shape exists only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
+        .subcommand(status::Args::command().name("status"))
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)
         .disable_help_subcommand(true);
