@@ -317,7 +317,8 @@ impl Filesystem for LxcFs {
     /// tree is always direct I/O.
     ///
     /// Timed from the handler's start to the reply, per file (the request's time in the
-    /// kernel's queue is not ours to see).
+    /// kernel's queue is not ours to see); the latency is recorded just after the reply,
+    /// so a scrape may see an open counted a few microseconds before its latency.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let start = Instant::now();
         let file = counted_as(ino.0);
@@ -360,6 +361,8 @@ impl Filesystem for LxcFs {
                 Mode::Flagged => OpenMode::Flagged,
                 Mode::Served => OpenMode::Direct,
             };
+            // Counted before the reply: whoever saw the open answered sees it counted.
+            self.counters.opened(file, mode);
             match choice.mode {
                 Mode::Pure => {
                     backing::reply_passthrough(reply, fh, FopenFlags::FOPEN_NOFLUSH, choice.id)
@@ -367,7 +370,6 @@ impl Filesystem for LxcFs {
                 Mode::Flagged => backing::reply_passthrough(reply, fh, dio, choice.id),
                 Mode::Served => reply.opened(fh, dio),
             }
-            self.counters.opened(file, mode);
         });
         self.counters.observe(file, Op::Open, start.elapsed());
     }
@@ -418,8 +420,8 @@ impl Filesystem for LxcFs {
                     }
                 },
             };
-            reply.data(window(&content, offset, size));
             self.counters.read(file);
+            reply.data(window(&content, offset, size));
         });
         self.counters.observe(file, Op::Read, start.elapsed());
     }
