@@ -25,6 +25,8 @@ pub struct ServeOptions {
     pub disable_loadavg: bool,
     pub disable_swap: bool,
     pub enable_cfs: bool,
+    /// CPU count bounded by the container's cpu shares too.
+    pub enable_cpu_shares: bool,
     /// Serve the host's /proc/uptime (ps, pgrep --older and psutil need it).
     pub host_uptime: bool,
     /// FUSE threads; `None`: the worker's default for its CPUs.
@@ -48,6 +50,7 @@ impl Default for ServeOptions {
             disable_loadavg: false,
             disable_swap: false,
             enable_cfs: false,
+            enable_cpu_shares: false,
             host_uptime: false,
             threads: None,
             fuse_poll_us: 50,
@@ -108,6 +111,7 @@ impl WorkerArgs {
         flag(self.serve.disable_loadavg, "--disable-loadavg");
         flag(self.serve.disable_swap, "--disable-swap");
         flag(self.serve.enable_cfs, "--enable-cfs");
+        flag(self.serve.enable_cpu_shares, "--enable-cpu-shares");
         flag(self.serve.host_uptime, "--host-uptime");
         if !self.shared_fds.is_empty() {
             let list: Vec<String> = self.shared_fds.iter().map(|f| f.to_string()).collect();
@@ -171,6 +175,7 @@ impl WorkerArgs {
                 b"--disable-loadavg" => serve.disable_loadavg = true,
                 b"-u" | b"--disable-swap" => serve.disable_swap = true,
                 b"--enable-cfs" => serve.enable_cfs = true,
+                b"--enable-cpu-shares" => serve.enable_cpu_shares = true,
                 b"--host-uptime" => serve.host_uptime = true,
                 _ => {
                     let Some(value) = inline.or_else(|| it.next()) else {
@@ -284,6 +289,7 @@ mod tests {
                 disable_loadavg: true,
                 disable_swap: true,
                 enable_cfs: true,
+                enable_cpu_shares: true,
                 host_uptime: true,
                 threads: Some(3),
                 fuse_poll_us: 0,

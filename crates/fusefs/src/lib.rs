@@ -7,6 +7,7 @@ mod attr;
 mod backing;
 mod handles;
 mod passthrough;
+mod seek;
 mod serve;
 mod sysfs;
 mod tree;
@@ -31,7 +32,7 @@ pub use fuser::BackgroundSession;
 /// What the [`Host`] serving a connection calls before slow work: with one thread
 /// reading requests ([`ServeConfig::poll`]), it lets another take over reading; a no-op
 /// on any other thread and without it. Pass it as `Options::before_slow_work`.
-pub use fuser::hand_off;
+pub use fuser::{drain, hand_off};
 use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
 pub use serve::{Connected, ServeConfig, connect};
@@ -486,18 +487,31 @@ impl Filesystem for LxcFs {
         })
     }
 
-    /// `SEEK_DATA`/`SEEK_HOLE` (asked by `cp` and `grep`): ENOSYS once makes the kernel
-    /// use its generic lseek for this connection from then on.
+    /// `SEEK_DATA`/`SEEK_HOLE` (asked by `cp` and `grep`), as the kernel's file answers
+    /// them (see the `seek` module).
     fn lseek(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         _fh: FileHandle,
-        _offset: i64,
-        _whence: i32,
+        offset: i64,
+        whence: i32,
         reply: ReplyLseek,
     ) {
-        guarded("lseek", || reply.error(Errno::ENOSYS))
+        guarded("lseek", || {
+            let size = match tree::node(ino.0) {
+                Some(n) => Ok(self.attr(&n).size),
+                None => self
+                    .dyn_path(ino.0, None)
+                    .ok_or(Errno::ENOENT)
+                    .and_then(|r| self.dyn_attr(req, &r))
+                    .map(|a| a.size),
+            };
+            match size.and_then(|s| seek::data_or_hole(tree::in_sys(ino.0), s, offset, whence)) {
+                Ok(o) => reply.offset(o),
+                Err(e) => reply.error(e),
+            }
+        })
     }
 
     // What a reader may ask beyond open/read/close is answered as the kernel's own /proc

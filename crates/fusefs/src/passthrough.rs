@@ -79,12 +79,13 @@
 //!
 //! # mmap
 //!
-//! The kernel's own /proc files refuse `mmap`. An open carrying the flag maps the
-//! memfd, i.e. the most recent pure open's rendering, which may be another
-//! container's; a private mapping of a direct-I/O file (LXCFS's way) goes through the
-//! inode's page cache, which all containers share, so neither design keeps a process
-//! that maps these files to its own container. `--disable-fuse-passthrough` removes
-//! the memfd from the picture.
+//! The kernel's own /proc files refuse `mmap` (`EIO`). FUSE never asks us: an open
+//! carrying the flag (pure or flagged) maps the memfd, i.e. the most recent pure open's
+//! rendering, which may be another container's, or an empty file (`SIGBUS`); a private
+//! mapping of a direct-I/O file goes through the inode's page cache, which all
+//! containers share. No kernel interface lets us refuse it: a backing file must be a
+//! regular file we can fill, and those allow read-only mappings. The README's "Limits"
+//! says so; `--disable-fuse-passthrough` takes the memfd out of the picture.
 //!
 //! # Falling back
 //!

@@ -27,10 +27,51 @@ pub fn view(
     paths: &CgroupPaths,
     host_online: &CpuSet,
     cfs: bool,
+    shares: bool,
 ) -> Result<CpuView> {
     let cpuset = effective_cpuset(hier, paths)?;
     let quota = effective_quota(hier, paths)?;
-    Ok(CpuView::new(host_online, cpuset.as_ref(), quota, cfs))
+    let view = CpuView::new(host_online, cpuset.as_ref(), quota, cfs);
+    Ok(
+        match shares
+            .then(|| effective_shares(hier, paths))
+            .transpose()?
+            .flatten()
+        {
+            Some(s) => view.at_most(procfile::cpu::shares_cpus(s)),
+            None => view,
+        },
+    )
+}
+
+/// The container's cpu shares (`--enable-cpu-shares`): v1 `cpu.shares`, or v2
+/// `cpu.weight` mapped back to shares, the smallest over its cgroup and the ones above.
+/// Kubernetes writes a container's request on its cgroup and sums on the pod's and the
+/// QoS class's, so the smallest is the container's; and a cgroup below it that nobody
+/// set (systemd's `init.scope` in the container, weight 100) does not hide it. `None`
+/// without the cpu controller.
+fn effective_shares(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<u64>> {
+    let (Some(backend), Some((dir, path))) = (
+        hier.backend(Controller::Cpu),
+        paths.locate(hier, Controller::Cpu),
+    ) else {
+        return Ok(None);
+    };
+    let (name, from_file): (&str, fn(u64) -> u64) = match backend {
+        Backend::V1(_) => ("cpu.shares", |s| s),
+        Backend::V2 => ("cpu.weight", procfile::cpu::weight_to_shares),
+    };
+    let mut least: Option<u64> = None;
+    // Not the root's: v1 gives it 1024 shares, which say nothing.
+    for p in ancestors(path).take_while(|p| *p != ".") {
+        let rel = format!("{p}/{name}");
+        if let Some(s) = dir.read_optional(&rel)? {
+            let v = parse_u64(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+            let shares = from_file(v);
+            least = Some(least.map_or(shares, |l| l.min(shares)));
+        }
+    }
+    Ok(least)
 }
 
 /// The nearest non-empty cpuset up the tree (an empty `cpuset.cpus` means "inherit").

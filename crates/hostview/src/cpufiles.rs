@@ -94,7 +94,14 @@ impl Host {
             return Ok(None);
         }
         let online = cpu::host_cpus(&self.root, "online")?;
-        cpu::view(&self.hier, &c.paths, &online, self.opts.cfs).map(Some)
+        cpu::view(
+            &self.hier,
+            &c.paths,
+            &online,
+            self.opts.cfs,
+            self.opts.cpu_shares,
+        )
+        .map(Some)
     }
 
     pub(crate) fn render_cpu(
@@ -214,7 +221,22 @@ impl Host {
                 return Ok(counts);
             }
         }
-        let mut counts = tasks::count(&self.hier, &c.paths, &self.proc, c.ns.is_some())?;
+        // One count at a time: a container with thousands of tasks must not occupy
+        // every serving thread at once (their readers would all wait behind it).
+        let mut counter = self.task_counter.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, counts)) = self.recent_counts(&k) {
+            if Instant::now().saturating_duration_since(at) < COUNTS_TTL {
+                return Ok(counts);
+            }
+        }
+        let mut counts = tasks::count(
+            &self.hier,
+            &c.paths,
+            &self.proc,
+            c.ns.is_some(),
+            counter.as_mut(),
+        )?;
+        drop(counter);
         if let (Some(new), Some((_, old))) = (counts.last_pid, prev) {
             counts.last_pid = Some(new.max(old.last_pid.unwrap_or(0)));
         }
@@ -224,6 +246,12 @@ impl Host {
         }
         map.insert(k, (t, counts));
         Ok(counts)
+    }
+
+    /// The last count of a container and when it was made.
+    fn recent_counts(&self, k: &ContainerKey) -> Option<(Instant, Counts)> {
+        let map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(k).copied()
     }
 
     /// Nanoseconds since boot, from the root's `proc/uptime` (CLOCK_BOOTTIME based),

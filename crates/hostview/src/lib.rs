@@ -51,6 +51,8 @@ pub struct Options {
     pub cfs: bool,
     /// `-l`: per-container load average.
     pub loadavg: bool,
+    /// `--enable-cpu-shares`: CPU count bounded by ⌈shares / 1024⌉ too.
+    pub cpu_shares: bool,
     /// `--host-uptime`: every reader gets the host's /proc/uptime.
     pub host_uptime: bool,
     pub resolver: ResolverKind,
@@ -72,6 +74,7 @@ impl Default for Options {
             swap: true,
             cfs: false,
             loadavg: false,
+            cpu_shares: false,
             host_uptime: false,
             resolver: ResolverKind::Auto,
             abort_on: None,
@@ -127,6 +130,9 @@ pub struct Host {
     real_root: bool,
     /// USER_HZ: the unit of `/proc/stat` and of start times in `/proc/<pid>/stat`.
     clk_tck: u64,
+    /// The kernel's task counter for `/proc/stat`'s and `/proc/loadavg`'s task counts
+    /// (real host with taskstats only); one count at a time, each a few round trips.
+    task_counter: std::sync::Mutex<Option<taskstats::Taskstats>>,
 }
 
 impl Host {
@@ -157,6 +163,11 @@ impl Host {
             loads: loadavg::Loads::default(),
             real_root,
             clk_tck: rustix::param::clock_ticks_per_second().max(1),
+            task_counter: std::sync::Mutex::new(
+                real_root
+                    .then(taskstats::Taskstats::open)
+                    .and_then(std::result::Result::ok),
+            ),
         })
     }
 

@@ -1,17 +1,27 @@
 //! Counting a container's tasks: `/proc/stat`'s process lines and `/proc/loadavg`'s
 //! `running/total last_pid`.
+//!
+//! The cost of a count is bounded whatever the container does. With taskstats (every
+//! real host with `CONFIG_TASKSTATS`) the kernel counts each cgroup's task states in one
+//! netlink round trip, and we read, per cgroup, its task list (for the total) and one
+//! task's `status` (the highest host tid's, for `last_pid`): the cost grows with the
+//! number of cgroups (at most [`MAX_CGROUPS`]), not of tasks. Without it, one `status`
+//! per task is read, for at most [`MAX_TASKS`] tasks.
 
 use procfile::pid::{parse_status, status_state};
 
 use crate::cgroup::{Backend, CgroupPaths, Controller, Hierarchies};
 use crate::error::Result;
 use crate::fsio::Dir;
+use crate::taskstats::Taskstats;
 
 /// A container with more tasks than this is counted partially: the counts are gauges
 /// and must not make one read take seconds.
 const MAX_TASKS: usize = 16384;
 /// Sub-cgroups deeper than this below the container are not visited.
 pub const MAX_DEPTH: usize = 32;
+/// Cgroups of one container visited per count; past it, the counts are partial.
+pub const MAX_CGROUPS: usize = 1024;
 
 /// What a container's tasks look like right now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,42 +67,63 @@ pub fn container_path<'p>(hier: &Hierarchies, paths: &'p CgroupPaths) -> Option<
     }
 }
 
-/// Count the tasks in the container's cgroup subtree.
+/// Count the tasks in the container's cgroup subtree, with the kernel's per-cgroup
+/// counts when `kernel` is given (and works for a cgroup), else through `/proc`.
 pub fn count(
     hier: &Hierarchies,
     paths: &CgroupPaths,
     proc: &Dir,
     in_own_ns: bool,
+    mut kernel: Option<&mut Taskstats>,
 ) -> Result<Counts> {
     let (Some((_, dir, list)), Some(path)) = (hierarchy(hier), container_path(hier, paths)) else {
         return Ok(Counts::default());
     };
     let mut counts = Counts::default();
     let mut last_pid = 0u64;
+    let mut visited = 0;
     let mut stack = vec![(path.to_string(), 0usize)];
     while let Some((cg, depth)) = stack.pop() {
+        if visited >= MAX_CGROUPS {
+            break;
+        }
+        visited += 1;
         let Some(text) = dir.read_optional(&format!("{cg}/{list}"))? else {
             continue;
         };
-        for tid in text.lines().filter_map(procfile::value::parse_u64) {
-            if counts.total as usize >= MAX_TASKS {
-                break;
+        let tids = text.lines().filter_map(procfile::value::parse_u64);
+        let by_kernel = kernel
+            .as_deref_mut()
+            .and_then(|t| kernel_counts(t, dir, &cg));
+        if let Some((running, blocked)) = by_kernel {
+            counts.running += running;
+            counts.blocked += blocked;
+            let mut newest = None;
+            for tid in tids {
+                counts.total += 1;
+                newest = newest.max(Some(tid));
             }
-            // Tasks exit all the time; a vanished one is simply not counted.
-            let Ok(status) = proc.read_lossy(&format!("{tid}/status")) else {
-                continue;
-            };
-            counts.total += 1;
-            match status_state(&status) {
-                Some(b'R') => counts.running += 1,
-                Some(b'D') => counts.blocked += 1,
-                _ => {}
+            // Pids are allocated in every namespace level at once, in sequence: the
+            // newest host tid carries the newest pid of the container's numbering.
+            if let Some(Ok(status)) = newest.map(|t| proc.read_lossy(&format!("{t}/status"))) {
+                last_pid = last_pid.max(inner_pid(&status));
             }
-            // Tasks of the cgroup outside any nested pid namespace (the runtime's
-            // `unshare`, a `--pid=host` helper) would leak host pids.
-            let st = parse_status(&status);
-            if let (Some(inner), true) = (st.nspid_inner, st.nspid_depth > 1) {
-                last_pid = last_pid.max(u64::from(inner));
+        } else {
+            for tid in tids {
+                if counts.total as usize >= MAX_TASKS {
+                    break;
+                }
+                // Tasks exit all the time; a vanished one is simply not counted.
+                let Ok(status) = proc.read_lossy(&format!("{tid}/status")) else {
+                    continue;
+                };
+                counts.total += 1;
+                match status_state(&status) {
+                    Some(b'R') => counts.running += 1,
+                    Some(b'D') => counts.blocked += 1,
+                    _ => {}
+                }
+                last_pid = last_pid.max(inner_pid(&status));
             }
         }
         if depth < MAX_DEPTH {
@@ -105,4 +136,29 @@ pub fn count(
     }
     counts.last_pid = (in_own_ns && last_pid > 0).then_some(last_pid);
     Ok(counts)
+}
+
+/// A task's pid in its innermost pid namespace, 0 for tasks of the cgroup outside any
+/// nested pid namespace (the runtime's `unshare`, a `--pid=host` helper), whose host
+/// pids would leak.
+fn inner_pid(status: &str) -> u64 {
+    let st = parse_status(status);
+    match (st.nspid_inner, st.nspid_depth > 1) {
+        (Some(inner), true) => u64::from(inner),
+        _ => 0,
+    }
+}
+
+/// Running (R) and uninterruptible (D) tasks of one cgroup, counted by the kernel.
+fn kernel_counts(t: &mut Taskstats, dir: &Dir, cg: &str) -> Option<(u64, u64)> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let fd = openat(
+        dir.fd(),
+        cg,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let stats = t.cgroup(&fd).ok()?;
+    Some((stats.running, stats.uninterruptible))
 }

@@ -70,12 +70,25 @@ fn v1_first_stat_is_the_containers_usage_per_cpu() {
         assert_eq!(st.line(id), line(id, u + su, s + ss, cap), "cpu{id}");
     }
     assert_eq!(st.ids(), [0, 1, 2, 3, 8, 10, 11]);
-    // Host lines pass through, process lines are the container's: 3001 and 3003 (in a
-    // child cgroup) run, 3002 is in D, the highest pid in its namespace is 42.
+    // btime passes through; the host's event counts are scaled to the container's
+    // share of the host's uptime (init started at 4000 s of 5000: a fifth); process
+    // lines are the container's: 3001 and 3003 (in a child cgroup) run, 3002 is in D,
+    // the highest pid in its namespace is 42.
     let host_stat = host_file(&root, VirtualFile::Stat);
-    for key in ["intr ", "ctxt ", "btime ", "softirq "] {
-        let want = host_stat.lines().find(|l| l.starts_with(key)).unwrap();
-        assert!(st.text.lines().any(|l| l == want), "{key} passes through");
+    let btime = host_stat.lines().find(|l| l.starts_with("btime ")).unwrap();
+    assert!(st.text.lines().any(|l| l == btime), "btime passes through");
+    for key in ["intr ", "ctxt ", "softirq "] {
+        let host_line = host_stat.lines().find(|l| l.starts_with(key)).unwrap();
+        let want: Vec<String> = host_line[key.len()..]
+            .split_whitespace()
+            .map(|v| (v.parse::<u64>().unwrap() / 5).to_string())
+            .collect();
+        let want = format!("{key}{}", want.join(" "));
+        assert!(
+            st.text.lines().any(|l| l == want),
+            "{key}: want {want:?} in\n{}",
+            st.text
+        );
     }
     assert_eq!(st.value("procs_running"), 2);
     assert_eq!(st.value("procs_blocked"), 1);

@@ -58,6 +58,14 @@ pub struct Cli {
     #[arg(long = "enable-cfs")]
     pub enable_cfs: bool,
 
+    /// Limit the CPU count by the container's cpu shares too: ⌈shares / 1024⌉ CPUs (v2:
+    /// cpu.weight mapped back to shares), renumbered 0..n-1 in every CPU file. For
+    /// Kubernetes pods with a CPU request and no limit; off by default because a
+    /// request is a floor, not a ceiling, and a container with the default 1024 shares
+    /// (v2: weight 100, about 2.5 CPUs) is counted as asking for that.
+    #[arg(long = "enable-cpu-shares")]
+    pub enable_cpu_shares: bool,
+
     /// Serve the host's /proc/uptime instead of the container's age. ps (ELAPSED, %CPU),
     /// pgrep --older and psutil's create_time compute process ages from uptime and the
     /// start times in /proc/<pid>/stat, which count from the host's boot: with the
@@ -231,6 +239,7 @@ impl Cli {
             disable_loadavg: self.disable_loadavg,
             disable_swap: self.disable_swap,
             enable_cfs: self.enable_cfs,
+            enable_cpu_shares: self.enable_cpu_shares,
             host_uptime: self.host_uptime,
             threads: self.threads,
             fuse_poll_us: self.fuse_poll_us,

@@ -1,5 +1,6 @@
 //! lxcfs-rs: the daemon. Glue only: command line, checks, logging, signals, lifecycle.
 
+mod cdi;
 mod check;
 mod cli;
 mod crashloop;
@@ -53,6 +54,12 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs status")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(status::run(&status));
+    } else if args.first().is_some_and(|a| a == "cdi") {
+        // Likewise its own command line; a mountpoint named "cdi" is ./cdi.
+        let cdi = cdi::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs cdi")).chain(args.into_iter().skip(1)),
+        );
+        return ExitCode::from(cdi::run(&cdi));
     } else {
         let cli = Cli::parse();
         logging::init(cli.debug, cli.log_format == cli::LogFormat::Json);

@@ -71,7 +71,7 @@ pub fn prepare(path: &Path) -> Result<State> {
 }
 
 /// Type and source of the topmost mount at `path` if it is a FUSE filesystem.
-fn live_fuse_mount(path: &Path) -> Option<(String, String)> {
+pub fn live_fuse_mount(path: &Path) -> Option<(String, String)> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let target = path.to_str()?;
     procfile::mountinfo::entries(&text)

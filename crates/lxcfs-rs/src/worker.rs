@@ -157,6 +157,7 @@ pub fn host_options(serve: &ServeOptions) -> Options {
     Options {
         swap: !serve.disable_swap,
         cfs: serve.enable_cfs,
+        cpu_shares: serve.enable_cpu_shares,
         host_uptime: serve.host_uptime,
         loadavg: !serve.disable_loadavg,
         resolver: serve.init_resolver,
@@ -201,8 +202,18 @@ fn wait(
                         }
                     );
                 }
-                // Stop at once: requests in flight are resent to our successor.
+                // Take no more requests and answer the ones taken, then go: before
+                // Linux 6.9 the kernel cannot resend a request a dead worker had read,
+                // and its reader would wait until interrupted. A request that hangs
+                // does not keep us past a second (from 6.9 on it is resent).
                 _ => {
+                    fusefs::drain();
+                    let start = std::time::Instant::now();
+                    while !session.guard.is_finished()
+                        && start.elapsed() < std::time::Duration::from_secs(1)
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
                     crate::logging::flush(crate::EXIT_FLUSH);
                     std::process::exit(0)
                 }

@@ -39,22 +39,22 @@ fn ps_elapsed_time_is_right_with_host_uptime() {
     let out = run(
         &cg,
         &d.mnt,
-        "sleep 300 & p=$!\nsleep 2\nps -o etime= -p $p; echo ---; cat /proc/uptime\nkill $p",
+        "sleep 300 & p=$!\nsleep 2\nps -o etime= -p $p; echo ---; cat /proc/uptime; echo ---\n\
+         pgrep --older 1 -x sleep\nkill $p",
     );
     let s = sections(out.ok());
+    assert!(
+        s[2].lines().count() == 1,
+        "pgrep --older 1 finds the 2 s old sleep: {:?}",
+        s[2]
+    );
     let age = etime_secs(&s[0]).unwrap_or_else(|| panic!("ps -o etime: {:?}", s[0]));
     assert!(
         (1..=30).contains(&age),
         "a process started 2 s ago is {age} s old for ps"
     );
     let uptime: f64 = s[1].split_whitespace().next().unwrap().parse().unwrap();
-    let host: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host: f64 = host_uptime_secs();
     assert!(
         (host - uptime).abs() < 30.0,
         "--host-uptime: the container's uptime {uptime} is not the host's {host}"
@@ -77,13 +77,7 @@ fn by_default_uptime_is_the_containers_age_and_ps_cannot_use_it() {
     let s = sections(out.ok());
     let uptime: f64 = s[1].split_whitespace().next().unwrap().parse().unwrap();
     assert!(uptime < 30.0, "a fresh container's uptime is {uptime} s");
-    let host: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host: f64 = host_uptime_secs();
     if host > 60.0 {
         assert_ne!(
             etime_secs(&s[0]).map(|a| a <= 30),
@@ -124,13 +118,7 @@ fn vmstats_first_line_shows_plausible_rates() {
             .and_then(|v| v.parse().ok())
             .unwrap()
     };
-    let up: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let up: f64 = host_uptime_secs();
     let cpus = std::thread::available_parallelism().unwrap().get() as f64;
     // The host's average rates, per CPU of the host and for all of them: the container
     // (one CPU) sees somewhere in between; 5x for what vmstat's rounding and the
@@ -143,4 +131,48 @@ fn vmstats_first_line_shows_plausible_rates() {
             "vmstat's {col_name} is {seen}/s; the host averages {host_rate:.0}/s\n{text}"
         );
     }
+}
+
+/// psutil (Debian's, with Debian's python3), as monitoring agents use it: the
+/// container's CPUs and memory, and process start times right (they come from /proc/stat's btime, the host's, and the start
+/// ticks, not from uptime).
+#[test]
+fn psutil_sees_the_container() {
+    require_tools(&["python3"], "python3").unwrap();
+    let d = Daemon::start(&[]);
+    let cg = Cgroup::new("psutil", &[Limit::Memory(256 * MIB), Limit::cpus("1")]);
+    let out = run(
+        &cg,
+        &d.mnt,
+        "mount --bind \"$E2E_MNT/sys/devices/system/cpu\" /sys/devices/system/cpu\n\
+         /usr/bin/python3 -c 'import psutil, os, time\n\
+         p = psutil.Process(os.getpid())\n\
+         print(psutil.cpu_count(), psutil.virtual_memory().total)\n\
+         print(round(time.time() - p.create_time()), round(psutil.boot_time()))\n\
+         print(psutil.cpu_percent(interval=0.5) <= 100.0)'",
+    );
+    assert!(
+        !out.stderr.contains("No module named"),
+        "Debian's python3 has no psutil (apt-get install python3-psutil): {}",
+        out.stderr
+    );
+    let text = out.ok();
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["1", &(256 * MIB).to_string()], "{text}");
+    let age: i64 = lines[1][0].parse().unwrap();
+    assert!((0..30).contains(&age), "create_time is {age} s ago\n{text}");
+    let btime: i64 = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let boot: i64 = lines[1][1].parse().unwrap();
+    assert!((boot - btime).abs() <= 1, "boot_time {boot}, btime {btime}");
+    assert_eq!(lines[2], ["True"], "{text}");
 }

@@ -64,6 +64,21 @@ impl CpuQuota {
 }
 
 /// The CPUs one container sees.
+/// The CPUs a cgroup's cpu shares ask for (`--enable-cpu-shares`): ⌈shares / 1024⌉, at
+/// least 1. Kubernetes writes a CPU request of n CPUs as n × 1024 shares.
+pub fn shares_cpus(shares: u64) -> u64 {
+    shares.div_ceil(1024).max(1)
+}
+
+/// v1 shares from a v2 `cpu.weight`, inverting the conversion runc, crun and Kubernetes
+/// use (`weight = 1 + (shares − 2) × 9999 / 262142`); rounded up, so that the weight of
+/// n × 1024 shares maps back to n CPUs.
+pub fn weight_to_shares(weight: u64) -> u64 {
+    let w = u128::from(weight.clamp(1, 10_000));
+    let s = 2 + ((w - 1) * 262_142).div_ceil(9_999);
+    u64::try_from(s).unwrap_or(262_144)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuView {
     /// Host ids of the visible CPUs, ascending.
@@ -114,6 +129,19 @@ impl CpuView {
     }
 
     /// Number of CPUs shown (at least 1).
+    /// At most `n` CPUs (at least 1), shown as 0..n−1 like the quota view, and no more
+    /// capacity than they have: every CPU file follows from the same count.
+    pub fn at_most(mut self, n: u64) -> CpuView {
+        let n = usize::try_from(n.max(1)).unwrap_or(usize::MAX);
+        if n < self.host_ids.len() {
+            self.host_ids.truncate(n);
+            self.renumbered = true;
+            let full = (n as u64).saturating_mul(1000);
+            self.capacity_milli = self.capacity_milli.min(full);
+        }
+        self
+    }
+
     pub fn len(&self) -> usize {
         self.host_ids.len()
     }
@@ -265,5 +293,53 @@ mod tests {
         assert_eq!(v.len(), 4);
         let v = CpuView::new(&set(""), None, None, false);
         assert_eq!(v.host_ids(), &[0]);
+    }
+
+    #[test]
+    fn shares_and_weights_give_the_requested_cpus() {
+        assert_eq!(shares_cpus(2), 1);
+        assert_eq!(shares_cpus(512), 1);
+        assert_eq!(shares_cpus(1024), 1);
+        assert_eq!(shares_cpus(1025), 2);
+        assert_eq!(shares_cpus(2048), 2);
+        assert_eq!(shares_cpus(262_144), 256);
+        // What runtimes write for n × 1024 shares maps back to n CPUs.
+        for shares in [
+            2u64, 512, 1024, 1025, 1536, 2048, 3072, 4096, 10_240, 262_144,
+        ] {
+            let weight = 1 + (shares - 2) * 9999 / 262_142;
+            assert_eq!(
+                shares_cpus(weight_to_shares(weight)),
+                shares_cpus(shares),
+                "shares {shares}, weight {weight}"
+            );
+        }
+        // The kernel's default weight, 100, is about 2.5 CPUs' worth of shares.
+        assert_eq!(shares_cpus(weight_to_shares(100)), 3);
+        assert_eq!(weight_to_shares(0), 2);
+        assert_eq!(weight_to_shares(u64::MAX), 262_144);
+    }
+
+    #[test]
+    fn at_most_renumbers_and_caps_the_capacity() {
+        let v = CpuView::new(&set("0-3"), Some(&set("1-3")), None, false).at_most(2);
+        assert_eq!(v.host_ids(), &[1, 2]);
+        assert!(v.renumbered());
+        assert_eq!(v.shown_set().to_string(), "0-1");
+        assert_eq!(v.capacity_milli(), 2000);
+        // A quota tighter than the count keeps its capacity.
+        let q = CpuQuota::new(50_000, 100_000);
+        let v = CpuView::new(&set("0-3"), None, q, false).at_most(2);
+        assert_eq!(v.capacity_milli(), 500);
+        // Never more CPUs than the view had, never none.
+        let v = CpuView::new(&set("0-1"), None, None, false).at_most(8);
+        assert_eq!(v.host_ids(), &[0, 1]);
+        assert!(!v.renumbered());
+        assert_eq!(
+            CpuView::new(&set("0-1"), None, None, false)
+                .at_most(0)
+                .len(),
+            1
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! - [`mounts`], [`proc`]: mountinfo and `/proc/<pid>` readers;
 //! - [`procstat`]: the one `/proc/stat` parser of the tests;
 //! - [`e2e`]: the end-to-end harness (a mounted daemon, containers), which panics with
-//!   what failed.
+//!   what failed;
+//! - [`runtime`]: real runtimes (runc, Podman) with a busybox rootfs and the CDI spec.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,3 +15,4 @@ pub mod e2e;
 pub mod mounts;
 pub mod proc;
 pub mod procstat;
+pub mod runtime;

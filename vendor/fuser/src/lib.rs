@@ -95,7 +95,7 @@ mod open_flags;
 mod passthrough;
 #[doc(hidden)]
 pub mod relay;
-pub use crate::relay::hand_off;
+pub use crate::relay::{drain, hand_off};
 mod poll_events;
 mod read_buf;
 mod rename_flags;

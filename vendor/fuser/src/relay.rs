@@ -31,7 +31,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,33 @@ pub enum Role {
 
 thread_local! {
     static LEADING: RefCell<Option<Arc<Relay>>> = const { RefCell::new(None) };
+}
+
+/// Set by [`drain`]: the event loops take no more requests.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Stop taking requests: each event-loop thread answers the request it has and ends
+/// its loop, so the session ends without leaving a request read and unanswered (the
+/// kernel cannot give those to another server before Linux 6.9). Only with a relay.
+pub fn drain() {
+    DRAINING.store(true, Ordering::Relaxed);
+}
+
+/// Wait until `dev` has a request (true) or [`drain`] was called (false). A thread of
+/// a draining session must not be inside `read(2)`, which would take a request it may
+/// not answer: it polls in short slices and reads only what the poll saw.
+pub fn wait_for_request<F: AsFd>(dev: &F) -> bool {
+    loop {
+        if DRAINING.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut fds = [PollFd::new(dev.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, PollTimeout::from(50u8)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+            // Readable, or an error the read itself will report.
+            _ => return !DRAINING.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Give the lead to a waiting thread before work that may take long (a no-op on any

@@ -590,6 +590,11 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                 }
                 Role::Helper => last = None,
             }
+            // lxcfs-rs patch (drain): with a relay, read only a request the poll saw,
+            // and none once the session drains.
+            if relay.is_some() && !crate::relay::wait_for_request(&self.ch) {
+                return Ok(());
+            }
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
             let received = self.ch.receive_retrying(buf);

@@ -69,6 +69,7 @@ pub fn field(cpuinfo: &str, shown: u32, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in block {shown}"))
 }
 
+#[allow(unused_imports)]
 pub use testkit::procstat::{Stat, assert_monotonic};
 
 pub fn stat(host: &Host, tid: u32) -> Stat {

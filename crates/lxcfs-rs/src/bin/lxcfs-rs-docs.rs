@@ -5,6 +5,9 @@
 // The command lines, read from their own files (the daemon is a binary, with no library
 // to import). Only their clap definitions are used here.
 #[allow(dead_code)]
+#[path = "../cdi/args.rs"]
+mod cdi;
+#[allow(dead_code)]
 #[path = "../check/args.rs"]
 mod check;
 #[allow(dead_code)]
@@ -42,10 +45,16 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-status")
         .bin_name("lxcfs-rs status");
     write_man(&status, &man.join("lxcfs-rs-status.1"))?;
-    // Completions know `check` as a subcommand; the daemon's own parser never sees it
-    // (main.rs dispatches on the first argument), so this shape exists only here.
+    let cdi = cdi::Args::command()
+        .name("lxcfs-rs-cdi")
+        .bin_name("lxcfs-rs cdi");
+    write_man(&cdi, &man.join("lxcfs-rs-cdi.1"))?;
+    // Completions know `check`, `cdi` and `status` as subcommands; the daemon's own parser
+    // never sees them (main.rs dispatches on the first argument), so this shape exists
+    // only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
+        .subcommand(cdi::Args::command().name("cdi"))
         .subcommand(status::Args::command().name("status"))
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)

@@ -17,6 +17,8 @@ use serde::Serialize;
 pub use args::Args;
 pub use container::ContainerReport;
 pub use mount::MountReport;
+/// Whether a mountpoint is served, and by what (`lxcfs-rs cdi` asks too).
+pub use mount::check as check_mount;
 
 pub use args::DEFAULT_MOUNTPOINT;
 

@@ -150,7 +150,7 @@ pub fn check(path: &Path, requested: bool) -> MountReport {
         }
     };
     r.path = canonical.display().to_string();
-    let Some((fstype, source)) = topmost_fuse(&canonical) else {
+    let Some((fstype, source)) = crate::mountpoint::live_fuse_mount(&canonical) else {
         return r;
     };
     let ours = fstype == connection::FSTYPE || source == connection::SOURCE;
@@ -182,17 +182,6 @@ pub fn check(path: &Path, requested: bool) -> MountReport {
         Answer::Timeout => State::NotAnswering,
     };
     r
-}
-
-/// Type and source of the topmost mount at `path` if it is a FUSE filesystem.
-fn topmost_fuse(path: &Path) -> Option<(String, String)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let target = path.to_str()?;
-    procfile::mountinfo::entries(&text)
-        .filter(|m| m.mount_point == target)
-        .last()
-        .filter(|m| m.fstype == "fuse" || m.fstype.starts_with("fuse."))
-        .map(|m| (m.fstype.to_string(), m.source.to_string()))
 }
 
 enum Answer {

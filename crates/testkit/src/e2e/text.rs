@@ -87,6 +87,14 @@ pub fn host_meminfo() -> String {
     fs::read_to_string("/proc/meminfo").expect("read the host's /proc/meminfo")
 }
 
+/// The host's uptime, s (the first field of its `/proc/uptime`).
+pub fn host_uptime_secs() -> f64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .expect("the host's /proc/uptime")
+}
+
 pub fn host_mem_total_kb() -> u64 {
     meminfo_value(&host_meminfo(), "MemTotal")
 }

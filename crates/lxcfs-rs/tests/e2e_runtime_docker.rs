@@ -1,0 +1,136 @@
+//! Docker (Debian's docker.io 20.10, runc underneath; no CDI before Docker 25) runs a
+//! busybox image with the README's `-v` flags — the CDI default device's binds — and
+//! `-m 256m --cpuset-cpus 1`, or `--cpus 0.5` against a daemon with `--enable-cfs`, and
+//! the container shows its own values; a `-v` for a pressure file fails the container.
+//!
+//! The test starts a dockerd of its own (private data and socket, no iptables, no
+//! bridge, no network for containers). Needs root, /dev/fuse, cgroups, docker.io and
+//! busybox-static (`.ci/run` installs them): fails, saying why, without.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use testkit::runtime::{CdiSpec, Dockerd, Rootfs};
+
+/// The destinations README's Docker recipe binds, in its order.
+const README_BINDS: [&str; 8] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/sys/devices/system/cpu",
+];
+
+fn require_docker() {
+    require_env();
+    if let Err(e) = require_tools(&["busybox", "tar"], "busybox-static") {
+        panic!("Docker tests cannot run here: {e}");
+    }
+}
+
+/// `-v MNT/X:X:ro` for each destination.
+fn volumes(mnt: &Path, dests: &[&str]) -> Vec<String> {
+    dests
+        .iter()
+        .flat_map(|d| ["-v".to_string(), format!("{}{d}:{d}:ro", mnt.display())])
+        .collect()
+}
+
+const SCRIPT: &str = r#"
+echo "== meminfo"; head -1 /proc/meminfo
+echo "== online"; cat /sys/devices/system/cpu/online
+echo "== processors"; grep -c '^processor' /proc/cpuinfo
+echo "== nproc"; nproc
+echo "== top"; top -bn1 | grep '^Mem:'
+echo "== end"
+"#;
+
+fn part<'a>(out: &'a str, name: &str) -> &'a str {
+    let head = format!("== {name}\n");
+    let start = out
+        .find(&head)
+        .unwrap_or_else(|| panic!("no part {name} in:\n{out}"))
+        + head.len();
+    let rest = &out[start..];
+    rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)].trim()
+}
+
+#[test]
+fn docker_with_the_readme_binds_shows_the_containers_memory_and_cpus() {
+    require_docker();
+    let d = Daemon::start(&[]);
+    // The README's list is the CDI default device.
+    let spec = CdiSpec::of(&d.mnt);
+    let default: Vec<String> = spec
+        .device("default")
+        .into_iter()
+        .map(|m| m.container_path)
+        .collect();
+    assert_eq!(default, README_BINDS, "{}", spec.text);
+
+    let rootfs = Rootfs::busybox();
+    let docker = Dockerd::start(&rootfs);
+    let mut flags = volumes(&d.mnt, &README_BINDS);
+    flags.extend(["-m", "256m", "--cpuset-cpus", "1"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = docker.run(&flags, SCRIPT, DEADLINE);
+    assert!(
+        out.status.success(),
+        "{out:?}\n--- dockerd\n{}",
+        docker.log_text()
+    );
+    let text = &out.stdout;
+    assert_eq!(
+        meminfo_value(part(text, "meminfo"), "MemTotal"),
+        256 * 1024,
+        "{text}"
+    );
+    assert_eq!(part(text, "online"), "1", "{text}");
+    assert_eq!(part(text, "processors"), "1", "{text}");
+    assert_eq!(part(text, "nproc"), "1", "{text}");
+    let top = part(text, "top");
+    assert!(top.starts_with("Mem:"), "{text}");
+
+    // Each pressure file as a -v: runc refuses it, the container does not start.
+    let mut flags = volumes(&d.mnt, &README_BINDS);
+    flags.extend(volumes(&d.mnt, &["/proc/pressure/cpu"]));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = docker.run(&flags, "true", DEADLINE);
+    assert!(
+        !out.status.success(),
+        "Docker's runc took /proc/pressure/cpu"
+    );
+    assert!(
+        out.stderr
+            .contains("cannot be mounted because it is inside /proc"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn docker_with_half_a_cpu_and_enable_cfs_shows_one_cpu() {
+    require_docker();
+    let d = Daemon::start(&["--enable-cfs"]);
+    let rootfs = Rootfs::busybox();
+    let docker = Dockerd::start(&rootfs);
+    let mut flags = volumes(&d.mnt, &README_BINDS);
+    flags.extend(["--cpus", "0.5"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = docker.run(&flags, SCRIPT, DEADLINE);
+    assert!(
+        out.status.success(),
+        "{out:?}\n--- dockerd\n{}",
+        docker.log_text()
+    );
+    let text = &out.stdout;
+    assert_eq!(part(text, "online"), "0", "{text}");
+    assert_eq!(part(text, "processors"), "1", "{text}");
+}

@@ -1,0 +1,120 @@
+//! Podman (Debian's 4.3, with runc) runs a busybox image with the CDI device the spec
+//! `lxcfs-rs cdi --write` installs: `--device lxcfs-rs.io/proc=default` with
+//! `-m 256m --cpuset-cpus 1`, and with `--cpus 0.5` against a daemon with
+//! `--enable-cfs`, shows the container's values; `=all` fails under runc on the
+//! pressure files. crun is not tried: crun 1.8 refuses this hybrid cgroup host.
+//!
+//! Needs root, /dev/fuse, cgroups, podman, runc and busybox-static (`.ci/run` installs
+//! them): fails, saying why, without. The image is the busybox rootfs imported into a
+//! private store; nothing is pulled.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::*;
+use testkit::runtime::{InstalledSpec, Podman, Rootfs};
+
+/// Podman 4.3 reads specs only from /etc/cdi and /var/run/cdi, so the tests of this
+/// binary take turns with the one spec file there.
+static SPEC_DIR: Mutex<()> = Mutex::new(());
+
+fn require_podman() {
+    require_env();
+    if let Err(e) = require_tools(
+        &["podman", "runc", "busybox", "tar"],
+        "podman runc busybox-static",
+    ) {
+        panic!("Podman tests cannot run here: {e}");
+    }
+}
+
+const SCRIPT: &str = r#"
+echo "== meminfo"; head -1 /proc/meminfo
+echo "== online"; cat /sys/devices/system/cpu/online
+echo "== processors"; grep -c '^processor' /proc/cpuinfo
+echo "== uptime"; cut -d. -f1 /proc/uptime
+echo "== end"
+"#;
+
+fn part<'a>(out: &'a str, name: &str) -> &'a str {
+    let head = format!("== {name}\n");
+    let start = out
+        .find(&head)
+        .unwrap_or_else(|| panic!("no part {name} in:\n{out}"))
+        + head.len();
+    let rest = &out[start..];
+    rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)].trim()
+}
+
+#[test]
+fn podman_with_the_cdi_default_device_shows_the_containers_memory_and_cpus() {
+    require_podman();
+    let _turn = SPEC_DIR.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start(&[]);
+    let _spec = InstalledSpec::write(&d.mnt);
+    let rootfs = Rootfs::busybox();
+    let podman = Podman::new(&rootfs);
+    let out = podman.run(
+        &[
+            "--device",
+            "lxcfs-rs.io/proc=default",
+            "-m",
+            "256m",
+            "--cpuset-cpus",
+            "1",
+        ],
+        SCRIPT,
+        DEADLINE,
+    );
+    let text = out.ok();
+    assert_eq!(
+        meminfo_value(part(text, "meminfo"), "MemTotal"),
+        256 * 1024,
+        "{text}"
+    );
+    assert_eq!(part(text, "online"), "1", "{text}");
+    assert_eq!(part(text, "processors"), "1", "{text}");
+    let up: u64 = part(text, "uptime").parse().unwrap();
+    assert!(up < DEADLINE.as_secs(), "{text}");
+
+    // The full device carries the pressure files, which runc refuses.
+    let out = podman.run(&["--device", "lxcfs-rs.io/proc=all"], "true", DEADLINE);
+    assert!(
+        !out.status.success(),
+        "runc took the pressure files: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("/proc/pressure/")
+            && out
+                .stderr
+                .contains("cannot be mounted because it is inside /proc"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn podman_with_half_a_cpu_and_enable_cfs_shows_one_cpu() {
+    require_podman();
+    let _turn = SPEC_DIR.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start(&["--enable-cfs"]);
+    let _spec = InstalledSpec::write(&d.mnt);
+    let rootfs = Rootfs::busybox();
+    let podman = Podman::new(&rootfs);
+    let out = podman.run(
+        &["--device", "lxcfs-rs.io/proc=default", "--cpus", "0.5"],
+        SCRIPT,
+        DEADLINE,
+    );
+    let text = out.ok();
+    assert_eq!(part(text, "online"), "0", "{text}");
+    assert_eq!(part(text, "processors"), "1", "{text}");
+    assert_eq!(
+        meminfo_value(part(text, "meminfo"), "MemTotal"),
+        host_mem_total_kb(),
+        "{text}"
+    );
+}
