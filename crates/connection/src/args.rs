@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub host_root: PathBuf,
     /// MiB the open files of one container may hold in the worker.
     pub max_open_mib: u64,
+    /// Log lines as JSON objects (`--log-format json`) rather than text.
+    pub log_json: bool,
 }
 
 /// The default of [`ServeOptions::max_open_mib`].
@@ -55,6 +57,7 @@ impl Default for ServeOptions {
             init_resolver: ResolverKind::Auto,
             host_root: PathBuf::from("/"),
             max_open_mib: DEFAULT_MAX_OPEN_MIB,
+            log_json: false,
         }
     }
 }
@@ -74,6 +77,9 @@ pub struct WorkerArgs {
     /// The connection's shared state (see [`crate::Shared::fds`]); empty from a
     /// supervisor that ran with FUSE passthrough off before the state was always shared.
     pub shared_fds: Vec<RawFd>,
+    /// The daemon's counters (see [`crate::Counters`]); `None` from a supervisor that
+    /// kept none (the worker then counts into memory of its own that nobody reads).
+    pub counters_fd: Option<RawFd>,
     /// Serve the host's own files to every reader (the SIGUSR2 switch) from the start.
     pub host_files: bool,
     pub serve: ServeOptions,
@@ -111,6 +117,12 @@ impl WorkerArgs {
             let list: Vec<String> = self.shared_fds.iter().map(|f| f.to_string()).collect();
             a.push(format!("--shared-fds={}", list.join(",")).into());
         }
+        if let Some(fd) = self.counters_fd {
+            a.push(format!("--counters-fd={fd}").into());
+        }
+        if self.serve.log_json {
+            a.push("--log-format=json".into());
+        }
         if let Some(t) = self.serve.threads {
             a.push(format!("--threads={t}").into());
         }
@@ -138,6 +150,7 @@ impl WorkerArgs {
         let mut generation = 1;
         let mut initialized = false;
         let mut shared_fds = Vec::new();
+        let mut counters_fd = None;
         let mut host_files = false;
         let mut serve = ServeOptions::default();
         let mut mountpoint = None;
@@ -178,6 +191,14 @@ impl WorkerArgs {
                                 .map(|n| number(name, n))
                                 .collect::<Result<_, _>>()?
                         }
+                        b"--counters-fd" => counters_fd = Some(number(name, value)?),
+                        b"--log-format" => {
+                            serve.log_json = match value {
+                                b"text" => false,
+                                b"json" => true,
+                                _ => return err(format!("--log-format {}", lossy(value))),
+                            }
+                        }
                         b"--threads" => serve.threads = Some(number(name, value)?),
                         b"--fuse-poll-us" => serve.fuse_poll_us = number(name, value)?,
                         b"--max-open-mib" => serve.max_open_mib = number(name, value)?,
@@ -210,6 +231,7 @@ impl WorkerArgs {
             generation,
             initialized,
             shared_fds,
+            counters_fd,
             host_files,
             serve,
             mountpoint,
@@ -260,6 +282,7 @@ mod tests {
             generation: 42,
             initialized: true,
             shared_fds: vec![6, 7, 8],
+            counters_fd: Some(10),
             host_files: true,
             serve: ServeOptions {
                 debug: true,
@@ -273,6 +296,7 @@ mod tests {
                 init_resolver: ResolverKind::Procfs,
                 host_root: PathBuf::from("/tmp/a root"),
                 max_open_mib: 3,
+                log_json: true,
             },
             mountpoint: PathBuf::from("/var/lib/lxcfs"),
         }
@@ -286,6 +310,7 @@ mod tests {
         b.initialized = false;
         b.host_files = false;
         b.shared_fds.clear();
+        b.counters_fd = None;
         b.serve = ServeOptions::default();
         assert_eq!(WorkerArgs::from_args(&b.to_args()).unwrap(), b);
         assert!(is_worker(&a.to_args()));
@@ -321,6 +346,9 @@ mod tests {
         assert_eq!(a.serve.threads, Some(3));
         assert_eq!(a.serve.init_resolver, ResolverKind::Ioctl);
         assert_eq!(a.mountpoint, PathBuf::from("/var/lib/lxcfs"));
+        // Before counters and log formats: none, and text.
+        assert_eq!(a.counters_fd, None);
+        assert!(!a.serve.log_json);
     }
 
     #[test]

@@ -11,17 +11,20 @@
 //! - the descriptors it inherits by number ([`adopt_inherited_fd`]);
 //! - the connection's shared state ([`Shared`]): whether INIT was answered, and the
 //!   FUSE passthrough bookkeeping every worker must agree on;
+//! - the daemon's counters ([`Counters`]), which outlive any worker;
 //! - after a worker dies, [`notify_resend`] puts the requests it had taken back in the
 //!   queue for the next one.
 //!
 //! `fusefs` only serves: it is handed a descriptor and a [`Shared`].
 
 pub mod args;
+pub mod counters;
 mod mount;
 mod shared;
 mod sys;
 
 pub use args::{ServeOptions, WorkerArgs};
+pub use counters::Counters;
 pub use mount::{FSTYPE, SOURCE, notify_resend, open_and_mount, unmount};
 pub use shared::{STATE_NEW, STATE_OFF, STATE_ON, Shared};
 pub use sys::adopt_inherited_fd;

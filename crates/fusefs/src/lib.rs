@@ -16,16 +16,17 @@ use std::ffi::OsStr;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use connection::Shared;
+use connection::counters::{self, Op, OpenMode, Outcome};
+use connection::{Counters, Shared};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags,
     PollNotifier, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl,
     ReplyLseek, ReplyOpen, ReplyPoll, ReplyXattr, Request,
 };
-use hostview::{Host, Rendered, VirtualFile};
+use hostview::{Host, Origin, Rendered, VirtualFile};
 
 pub use fuser::BackgroundSession;
 /// What the [`Host`] serving a connection calls before slow work: with one thread
@@ -53,10 +54,17 @@ pub struct LxcFs {
     /// Per-file `st_size`, fixed at start.
     sizes: Vec<(VirtualFile, u64)>,
     started: SystemTime,
+    counters: Arc<Counters>,
 }
 
 impl LxcFs {
-    pub fn new(host: Arc<Host>, generation: u64, shared: Arc<Shared>, open_limit: u64) -> LxcFs {
+    pub fn new(
+        host: Arc<Host>,
+        generation: u64,
+        shared: Arc<Shared>,
+        open_limit: u64,
+        counters: Arc<Counters>,
+    ) -> LxcFs {
         let sizes = VirtualFile::ALL
             .iter()
             .map(|&f| (f, host.size_hint(f)))
@@ -71,7 +79,19 @@ impl LxcFs {
             inodes: sysfs::Inodes::default(),
             sizes,
             started: SystemTime::now(),
+            counters,
         }
+    }
+
+    /// Count a rendering by where it came from.
+    fn count(&self, file: usize, r: &Rendered) {
+        let outcome = match r.origin {
+            Origin::Container => Outcome::Virtualized,
+            Origin::Cached => Outcome::Cached,
+            Origin::HostFallback => Outcome::HostFallback,
+            Origin::HostSwitch => Outcome::HostSwitch,
+        };
+        self.counters.rendered(file, outcome);
     }
 
     fn attr(&self, n: &Node) -> FileAttr {
@@ -135,6 +155,8 @@ impl LxcFs {
                 self.host.root().read_into(p, &mut buf).map(|()| Rendered {
                     bytes: buf.into(),
                     owner: self.host.reader_ns(req.pid()),
+                    // The mirrored sysfs entries are the host's by design.
+                    origin: Origin::Container,
                 })
             }
         }
@@ -212,6 +234,15 @@ fn is_dynamic(ino: u64) -> bool {
     ino >= sysfs::DYN_BASE
 }
 
+/// The counters' index of the file behind `ino` (the mirrored CPU tree for any inode
+/// that is not a virtual file).
+fn counted_as(ino: u64) -> usize {
+    match tree::node(ino).map(|n| n.kind) {
+        Some(Kind::File(f)) => counters::file_index(f),
+        _ => counters::SYS_CPU,
+    }
+}
+
 impl Filesystem for LxcFs {
     /// Only the first worker of a connection sees INIT. It asks for `FUSE_PASSTHROUGH`
     /// with `max_stack_depth = 1` (fuser's default 0 makes every `BACKING_OPEN` fail
@@ -285,21 +316,35 @@ impl Filesystem for LxcFs {
     /// the kernel would not tell us about the rewind, but carries the flag too. The
     /// kernel's rules and why this is safe are in the `passthrough` module. The sysfs
     /// tree is always direct I/O.
+    ///
+    /// Timed from the handler's start to the reply, per file (the request's time in the
+    /// kernel's queue is not ours to see); the latency is recorded just after the reply,
+    /// so a scrape may see an open counted a few microseconds before its latency.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let start = Instant::now();
+        let file = counted_as(ino.0);
+        let failed = || self.counters.failed(file, Op::Open);
         guarded("open", || {
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+                failed();
                 return reply.error(Errno::EACCES);
             }
             // /proc and sysfs files refuse O_DIRECT; so do we, rather than pretend.
             if flags.0 & libc::O_DIRECT != 0 {
+                failed();
                 return reply.error(Errno::EINVAL);
             }
             let (src, r) = match self.source_rendered(req, ino.0) {
                 Ok(r) => r,
-                Err(e) => return reply.error(e),
+                Err(e) => {
+                    failed();
+                    return reply.error(e);
+                }
             };
+            self.count(file, &r);
             if let Err(pinned) = self.handles.admits(r.owner, &r.bytes) {
                 refused_open(r.owner, pinned, self.open_limit);
+                failed();
                 return reply.error(Errno::EMFILE);
             }
             let reader = req.pid();
@@ -312,6 +357,13 @@ impl Filesystem for LxcFs {
                     .insert(src, r.owner, r.bytes, choice.mode, reader),
             );
             let dio = FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH;
+            let mode = match choice.mode {
+                Mode::Pure => OpenMode::Passthrough,
+                Mode::Flagged => OpenMode::Flagged,
+                Mode::Served => OpenMode::Direct,
+            };
+            // Counted before the reply: whoever saw the open answered sees it counted.
+            self.counters.opened(file, mode);
             match choice.mode {
                 Mode::Pure => {
                     backing::reply_passthrough(reply, fh, FopenFlags::FOPEN_NOFLUSH, choice.id)
@@ -319,7 +371,8 @@ impl Filesystem for LxcFs {
                 Mode::Flagged => backing::reply_passthrough(reply, fh, dio, choice.id),
                 Mode::Served => reply.opened(fh, dio),
             }
-        })
+        });
+        self.counters.observe(file, Op::Open, start.elapsed());
     }
 
     fn read(
@@ -333,27 +386,45 @@ impl Filesystem for LxcFs {
         _lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let start = Instant::now();
+        let file = counted_as(ino.0);
+        let failed = || self.counters.failed(file, Op::Read);
         guarded("read", || {
             let content = match self.handles.read(fh.0, offset, size) {
                 Read::Serve(c) => c,
                 Read::Rerender(src) => {
                     let r = match self.render(req, &src) {
                         Ok(r) => r,
-                        Err(e) => return reply.error(e),
+                        Err(e) => {
+                            failed();
+                            return reply.error(e);
+                        }
                     };
+                    self.count(file, &r);
                     match self.handles.replace(fh.0, r.bytes) {
                         Some(c) => c,
-                        None => return reply.error(Errno::EBADF),
+                        None => {
+                            failed();
+                            return reply.error(Errno::EBADF);
+                        }
                     }
                 }
                 // A handle a previous worker opened: render it anew for this reader.
                 Read::Unknown => match self.source_rendered(req, ino.0) {
-                    Ok((src, r)) => self.handles.adopt(fh.0, src, r.owner, r.bytes),
-                    Err(e) => return reply.error(e),
+                    Ok((src, r)) => {
+                        self.count(file, &r);
+                        self.handles.adopt(fh.0, src, r.owner, r.bytes)
+                    }
+                    Err(e) => {
+                        failed();
+                        return reply.error(e);
+                    }
                 },
             };
-            reply.data(window(&content, offset, size))
-        })
+            self.counters.read(file);
+            reply.data(window(&content, offset, size));
+        });
+        self.counters.observe(file, Op::Read, start.elapsed());
     }
 
     /// The shared count of pure opens is lowered only once the RELEASE is answered: a

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use connection::Shared;
+use connection::{Counters, Shared};
 use fuser::{BackgroundSession, Config, SessionACL};
 use hostview::Host;
 
@@ -34,6 +34,8 @@ pub struct ServeConfig {
     /// Bytes the open files of one container (pid namespace) may hold in this worker;
     /// past it that container's opens fail with `EMFILE`.
     pub open_limit: u64,
+    /// Where requests are counted (shared with the supervisor, which serves them).
+    pub counters: Arc<Counters>,
 }
 
 /// A connection ready to be served: INIT answered (or adopted) and the backing files
@@ -56,7 +58,13 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = false;
     config.relay_spin = cfg.poll;
-    let fs = LxcFs::new(host, cfg.generation, cfg.shared.clone(), cfg.open_limit);
+    let fs = LxcFs::new(
+        host,
+        cfg.generation,
+        cfg.shared.clone(),
+        cfg.open_limit,
+        cfg.counters.clone(),
+    );
     let pt = fs.pt.clone();
     let session = if cfg.initialized || cfg.shared.initialized() {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)

@@ -91,6 +91,21 @@ pub struct Rendered {
     pub bytes: Arc<[u8]>,
     /// Who holding it is charged to: the reader's pid namespace inode (0: unknown).
     pub owner: u64,
+    /// Where its content came from (for the daemon's counters).
+    pub origin: Origin,
+}
+
+/// Where a [`Rendered`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Rendered now for the reader's container.
+    Container,
+    /// The container's rendering of the last 100 ms (shared by its readers).
+    Cached,
+    /// The host's file: the container's data could not be read.
+    HostFallback,
+    /// The host's file: every reader is served the host's (SIGUSR2, safe mode).
+    HostSwitch,
 }
 
 /// The host as the daemon sees it. Shared by every FUSE thread.
@@ -248,7 +263,7 @@ impl Host {
     /// holds the same bytes, not a copy.
     pub fn rendering(&self, file: VirtualFile, tid: u32) -> Result<Rendered> {
         if self.serves_host_files() {
-            return self.host_rendering(file, self.reader_ns(tid));
+            return self.host_rendering(file, self.reader_ns(tid), Origin::HostSwitch);
         }
         // A crash while virtualizing, as the tests inject it.
         #[cfg(debug_assertions)]
@@ -270,7 +285,7 @@ impl Host {
                         file.host_path()
                     );
                 }
-                self.host_rendering(file, ns)
+                self.host_rendering(file, ns, Origin::HostFallback)
             }
         }
     }
@@ -288,12 +303,13 @@ impl Host {
         Ok(())
     }
 
-    fn host_rendering(&self, file: VirtualFile, owner: u64) -> Result<Rendered> {
+    fn host_rendering(&self, file: VirtualFile, owner: u64, origin: Origin) -> Result<Rendered> {
         let mut out = Vec::with_capacity(4096);
         self.host_file(file, &mut out)?;
         Ok(Rendered {
             bytes: out.into(),
             owner,
+            origin,
         })
     }
 
@@ -309,7 +325,11 @@ impl Host {
         let now = Instant::now();
         if shareable {
             if let Some(bytes) = self.renders.get(&key, now) {
-                return Ok(Rendered { bytes, owner });
+                return Ok(Rendered {
+                    bytes,
+                    owner,
+                    origin: Origin::Cached,
+                });
             }
         }
         (self.opts.before_slow_work)();
@@ -319,7 +339,11 @@ impl Host {
         if shareable {
             self.renders.put(key, bytes.clone(), now);
         }
-        Ok(Rendered { bytes, owner })
+        Ok(Rendered {
+            bytes,
+            owner,
+            origin: Origin::Container,
+        })
     }
 
     fn render_fresh(

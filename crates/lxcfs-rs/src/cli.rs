@@ -83,9 +83,25 @@ pub struct Cli {
     #[arg(short = 'p', long = "pidfile", value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
 
-    /// Directory for the default pidfile.
+    /// Directory for the default pidfile and metrics socket.
     #[arg(long = "runtime-dir", value_name = "DIR", default_value = "/run")]
     pub runtime_dir: PathBuf,
+
+    /// The unix socket (root only) serving Prometheus metrics (`GET /metrics`),
+    /// `/healthz` and `/readyz` over HTTP; `lxcfs-rs status` reads it. Default: the
+    /// pidfile's path with `.sock` for `.pid` (/run/lxcfs-rs.sock).
+    #[arg(long = "metrics-socket", value_name = "PATH")]
+    pub metrics_socket: Option<PathBuf>,
+
+    /// Also serve /metrics, /healthz and /readyz over HTTP on this TCP address
+    /// (e.g. 127.0.0.1:9105). Anyone who can reach it can read the metrics.
+    #[arg(long = "metrics-addr", value_name = "ADDR:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Log lines as text or as one JSON object each (for log shippers). Colours only
+    /// on a terminal and never with NO_COLOR set.
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// FUSE options, comma-separated, as LXCFS takes them. lxcfs-rs sets the options its
     /// semantics need (allow_other, direct_io, read-only, timeouts) itself and says which
@@ -170,6 +186,12 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Resolver {
     Auto,
     Ioctl,
@@ -193,6 +215,22 @@ impl Cli {
             .unwrap_or_else(|| self.runtime_dir.join("lxcfs-rs.pid"))
     }
 
+    /// Where the metrics socket is (see `--metrics-socket`).
+    pub fn metrics_socket(&self) -> PathBuf {
+        if let Some(p) = &self.metrics_socket {
+            return p.clone();
+        }
+        let pid = self.pidfile();
+        match pid.extension() {
+            Some(e) if e == "pid" => pid.with_extension("sock"),
+            _ => {
+                let mut s = pid.into_os_string();
+                s.push(".sock");
+                PathBuf::from(s)
+            }
+        }
+    }
+
     /// The options its workers serve with.
     pub fn serve_options(&self) -> ServeOptions {
         ServeOptions {
@@ -207,6 +245,7 @@ impl Cli {
             init_resolver: self.init_resolver.kind(),
             host_root: self.host_root.clone(),
             max_open_mib: self.max_open_mib,
+            log_json: self.log_format == LogFormat::Json,
         }
     }
 
@@ -269,6 +308,9 @@ mod tests {
     fn default_pidfile_is_in_runtime_dir() {
         let c = Cli::try_parse_from(["lxcfs-rs", "--runtime-dir", "/tmp/r", "/mnt"]).unwrap();
         assert_eq!(c.pidfile(), PathBuf::from("/tmp/r/lxcfs-rs.pid"));
+        assert_eq!(c.metrics_socket(), PathBuf::from("/tmp/r/lxcfs-rs.sock"));
+        let c = Cli::try_parse_from(["lxcfs-rs", "-p", "/x/daemon", "/mnt"]).unwrap();
+        assert_eq!(c.metrics_socket(), PathBuf::from("/x/daemon.sock"));
     }
 
     #[test]

@@ -45,19 +45,36 @@ static OVERFLOWED: AtomicU64 = AtomicU64::new(0);
 
 static SENDER: OnceLock<SyncSender<Vec<u8>>> = OnceLock::new();
 
-/// Install the global subscriber: stderr, colours only on a terminal, each line
-/// written at once until [`start_queue`].
-pub fn init(debug: bool) {
+/// Install the global subscriber: stderr, one line per event, as text (colours only on
+/// a terminal and without `NO_COLOR`) or as JSON objects; each line written at once
+/// until [`start_queue`].
+pub fn init(debug: bool, json: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Queue)
-        .with_ansi(io::stderr().is_terminal())
         .with_target(false)
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    if json {
+        // Fields flattened: `{"timestamp":…,"level":"INFO","message":…}`, as shippers
+        // expect the message at the top level.
+        builder.json().flatten_event(true).init();
+    } else {
+        builder
+            .with_ansi(colours(
+                io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
+            .init();
+    }
+}
+
+/// Colours only on a terminal, and not when `NO_COLOR` is set to anything but the
+/// empty string (no-color.org).
+fn colours(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Wait (at most `limit`) until every queued line was handed to stderr: before an exit.
@@ -187,5 +204,18 @@ impl Write for Queue {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colours(true, None));
+        assert!(colours(true, Some("".into())));
+        assert!(!colours(true, Some("1".into())));
+        assert!(!colours(false, None));
     }
 }

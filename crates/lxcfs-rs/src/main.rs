@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod crashloop;
 mod logging;
+mod metrics;
 mod mountpoint;
 mod notify;
 mod orphan;
@@ -13,6 +14,7 @@ mod preflight;
 mod privileges;
 mod remount;
 mod sandbox;
+mod status;
 mod supervisor;
 mod worker;
 
@@ -34,7 +36,7 @@ fn main() -> ExitCode {
     let result = if connection::args::is_worker(&args) {
         match WorkerArgs::from_args(&args) {
             Ok(w) => {
-                logging::init(w.serve.debug);
+                logging::init(w.serve.debug, w.serve.log_json);
                 // From its first line on, a stalled log reader cannot block the worker.
                 logging::start_queue(worker::confine_this_thread);
                 preflight::require_root().and_then(|()| worker::run(&w))
@@ -47,6 +49,11 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs check")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(check::run(&check));
+    } else if args.first().is_some_and(|a| a == "status") {
+        let status = status::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs status")).chain(args.into_iter().skip(1)),
+        );
+        return ExitCode::from(status::run(&status));
     } else if args.first().is_some_and(|a| a == "cdi") {
         // Likewise its own command line; a mountpoint named "cdi" is ./cdi.
         let cdi = cdi::Args::parse_from(
@@ -55,7 +62,7 @@ fn main() -> ExitCode {
         return ExitCode::from(cdi::run(&cdi));
     } else {
         let cli = Cli::parse();
-        logging::init(cli.debug);
+        logging::init(cli.debug, cli.log_format == cli::LogFormat::Json);
         // --remount enters containers' mount namespaces: it stays single-threaded.
         if !cli.remount {
             logging::start_queue(|| {});
@@ -89,7 +96,7 @@ fn run(cli: &Cli) -> Result<()> {
     let _pidfile = pidfile::PidFile::create(&cli.pidfile())?;
     let state = mountpoint::prepare(&cli.mountpoint)?;
     // Adopt (or refuse) before anything else is said, so a refusal is one line.
-    let adopted = match &state {
+    let mut adopted = match &state {
         mountpoint::State::Free(_) => None,
         mountpoint::State::Served(mountpoint) => Some(orphan::adopt(mountpoint)?),
     };
@@ -109,13 +116,42 @@ fn run(cli: &Cli) -> Result<()> {
     }
     let signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP, SIGCHLD])
         .context("cannot install signal handlers")?;
+    let mountpoint_path = match &state {
+        mountpoint::State::Free(m) | mountpoint::State::Served(m) => m.clone(),
+    };
+    // An adopted connection's counters go on; else new ones.
+    let theirs = adopted
+        .as_mut()
+        .and_then(|o| o.iter_mut().find_map(|o| o.counters.take()));
+    let counters = match theirs {
+        Some(c) => c,
+        None => connection::Counters::create().context("cannot create the counters")?,
+    };
+    let metrics = std::sync::Arc::new(metrics::State::new(
+        std::sync::Arc::new(counters),
+        &mountpoint_path,
+    ));
+    // Metrics are for operators: a daemon that cannot offer them still serves.
+    let socket = cli.metrics_socket();
+    let _socket = metrics::RemoveOnExit(socket.clone());
+    match metrics::Listener::unix(&socket).and_then(|l| metrics::serve(l, metrics.clone())) {
+        Ok(()) => tracing::info!("metrics on {}", socket.display()),
+        Err(e) => tracing::warn!("no metrics socket: {e:#}"),
+    }
+    if let Some(addr) = cli.metrics_addr {
+        // Asked for explicitly: failing to offer it is an error the user must see.
+        let l = metrics::Listener::tcp(addr)?;
+        tracing::info!("metrics on {}", l.describe());
+        metrics::serve(l, metrics.clone())?;
+    }
     match state {
         mountpoint::State::Free(mountpoint) => {
             let fuse = connection::open_and_mount(&mountpoint, &pass)
                 .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
             tracing::info!("mounted {}", mountpoint.display());
             let shared = connection_state(!cli.disable_fuse_passthrough)?;
-            supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new(), shared)?.run(signals)
+            supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new(), shared, metrics)?
+                .run(signals)
         }
         mountpoint::State::Served(mountpoint) => {
             let mut orphans = adopted.unwrap_or_default();
@@ -138,7 +174,7 @@ fn run(cli: &Cli) -> Result<()> {
             let mut pids = vec![first.pid];
             pids.extend(orphans.into_iter().map(|o| o.pid));
             // The connection keeps the passthrough setting it was mounted with.
-            supervisor::Supervisor::new(cli, mountpoint, first.fuse, pids, first.shared)?
+            supervisor::Supervisor::new(cli, mountpoint, first.fuse, pids, first.shared, metrics)?
                 .after_generation(generation)
                 .run(signals)
         }

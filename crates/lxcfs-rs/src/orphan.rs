@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use connection::{Shared, WorkerArgs};
+use connection::{Counters, Shared, WorkerArgs};
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
 
 /// A worker of a dead supervisor still serving `mountpoint`.
@@ -20,6 +20,9 @@ pub struct Orphan {
     /// The connection's shared state, which our workers must share with it (a fresh
     /// one if it had none to share).
     pub shared: Shared,
+    /// The daemon's counters, which go on from where the dead supervisor left them
+    /// (none from a version that kept none, or when they cannot be taken).
+    pub counters: Option<Counters>,
 }
 
 /// Find the orphaned worker(s) serving `mountpoint` and take the connection from one.
@@ -83,11 +86,18 @@ pub fn adopt(mountpoint: &Path) -> Result<Vec<Orphan>> {
             .collect::<Result<Vec<_>>>()?;
         let shared = Shared::from_fds_or_new(fds)
             .with_context(|| format!("orphaned worker {}'s shared state", pid.as_raw_nonzero()))?;
+        let counters = worker.counters_fd.and_then(|n| {
+            take(n, "the daemon's counters")
+                .and_then(|fd| Ok(Counters::from_fd(fd)?))
+                .inspect_err(|e| tracing::warn!("counting from zero: {e:#}"))
+                .ok()
+        });
         found.push(Orphan {
             pid,
             fuse,
             generation: worker.generation,
             shared,
+            counters,
         });
     }
     if found.is_empty() {

@@ -17,6 +17,7 @@ use rustix::io::FdFlags;
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
+use connection::counters::StartCause;
 use connection::{Shared, WorkerArgs};
 
 use crate::cli::Cli;
@@ -54,6 +55,11 @@ pub struct Supervisor<'a> {
     fuse: OwnedFd,
     /// The connection's shared state, handed to every worker.
     shared: Shared,
+    /// The daemon's counters (workers add to them) and what the metrics endpoint
+    /// shows besides.
+    metrics: std::sync::Arc<crate::metrics::State>,
+    /// Why the next worker will be started.
+    next_cause: StartCause,
     /// Some worker said it serves (or the connection was adopted): a SIGUSR1 may start
     /// a replacement.
     initialized: bool,
@@ -85,6 +91,7 @@ impl<'a> Supervisor<'a> {
         fuse: OwnedFd,
         orphans: Vec<rustix::process::Pid>,
         shared: Shared,
+        metrics: std::sync::Arc<crate::metrics::State>,
     ) -> Result<Supervisor<'a>> {
         // The binary on disk now, not this process's image: SIGUSR1 upgrades to it.
         let exe = std::env::current_exe().context("cannot find our own executable")?;
@@ -95,6 +102,8 @@ impl<'a> Supervisor<'a> {
             rustix::io::fcntl_setfd(fd, FdFlags::empty())
                 .context("cannot share the connection's state")?;
         }
+        rustix::io::fcntl_setfd(metrics.counters.fd(), FdFlags::empty())
+            .context("cannot share the counters")?;
         if !orphans.is_empty() {
             // An adopted connection was initialised by the orphans' first worker.
             shared.set_initialized();
@@ -106,6 +115,12 @@ impl<'a> Supervisor<'a> {
             fuse,
             initialized: !orphans.is_empty(),
             shared,
+            metrics,
+            next_cause: if orphans.is_empty() {
+                StartCause::First
+            } else {
+                StartCause::Adopt
+            },
             host_files: false,
             generation: 0,
             current: None,
@@ -143,7 +158,7 @@ impl<'a> Supervisor<'a> {
             self.try_virtualizing_again();
             if self.restart_at.is_some_and(|t| Instant::now() >= t) {
                 self.restart_at = None;
-                match self.spawn(self.crash.safe()) {
+                match self.spawn(self.crash.safe(), self.next_cause) {
                     Ok(w) => self.current = Some(w),
                     Err(e) => {
                         tracing::error!("supervisor: cannot start a worker: {e:#}");
@@ -174,7 +189,7 @@ impl<'a> Supervisor<'a> {
         let safe_serving = self.current.as_ref().is_some_and(|w| w.safe && w.ready);
         if safe_serving && self.upgrading.is_none() && self.crash.retry_due(now) {
             tracing::info!("supervisor: trying a virtualizing worker again");
-            match self.spawn(false) {
+            match self.spawn(false, StartCause::Retry) {
                 Ok(w) => {
                     self.crash.retry_started();
                     self.upgrading = Some(w);
@@ -188,7 +203,7 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Start a worker; a `safe` one serves every reader the host's files.
-    fn spawn(&mut self, safe: bool) -> Result<Worker> {
+    fn spawn(&mut self, safe: bool, cause: StartCause) -> Result<Worker> {
         self.generation += 1;
         let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         rustix::io::fcntl_setfd(&write, FdFlags::empty())?;
@@ -200,6 +215,7 @@ impl<'a> Supervisor<'a> {
             // Also said by the shared state; on the command line for those who read it.
             initialized: self.shared.initialized(),
             shared_fds: self.shared.fds().iter().map(|f| f.as_raw_fd()).collect(),
+            counters_fd: Some(self.metrics.counters.fd().as_raw_fd()),
             host_files: self.host_files || safe,
             serve: self.cli.serve_options(),
             mountpoint: self.mountpoint.clone(),
@@ -212,6 +228,7 @@ impl<'a> Supervisor<'a> {
             .spawn()
             .with_context(|| format!("cannot run {}", self.exe.display()))?;
         drop(write);
+        self.metrics.counters.worker_started(cause, self.generation);
         tracing::info!(
             "supervisor: started worker {} (generation {}){}",
             child.id(),
@@ -245,6 +262,9 @@ impl<'a> Supervisor<'a> {
             if matches!(w.ready_pipe.read(&mut b), Ok(1)) {
                 w.ready = true;
                 self.initialized = true;
+                self.metrics
+                    .worker
+                    .store(w.child.id(), std::sync::atomic::Ordering::Relaxed);
                 now_serving = Some((w.child.id(), w.generation, w.safe));
                 tracing::info!("supervisor: worker {} is serving", w.child.id());
                 for pid in &self.orphans {
@@ -301,6 +321,7 @@ impl<'a> Supervisor<'a> {
                     crate::logging::flush(crate::EXIT_FLUSH);
                     std::process::exit(0);
                 }
+                self.next_cause = cause_after(status);
                 let next = self
                     .crash
                     .died(w_safe, crashed(status), lived, Instant::now());
@@ -408,7 +429,7 @@ impl<'a> Supervisor<'a> {
             self.exe.display(),
             self.mountpoint.display()
         ));
-        match self.spawn(self.crash.safe()) {
+        match self.spawn(self.crash.safe(), StartCause::Upgrade) {
             Ok(w) => self.upgrading = Some(w),
             Err(e) => {
                 let line = format!("upgrade failed: {e:#}; keeping the current worker");
@@ -420,6 +441,9 @@ impl<'a> Supervisor<'a> {
 
     fn toggle_host_files(&mut self) {
         self.host_files = !self.host_files;
+        self.metrics
+            .host_files
+            .store(self.host_files, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(
             "supervisor: SIGUSR2: {}",
             if self.host_files {
@@ -490,6 +514,16 @@ fn crashed(status: ExitStatus) -> bool {
     match status.signal() {
         Some(s) => ![libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGHUP].contains(&s),
         None => !status.success(),
+    }
+}
+
+/// Why the worker after one that ended with `status` is started.
+fn cause_after(status: ExitStatus) -> StartCause {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(libc::SIGKILL) => StartCause::Killed,
+        Some(_) => StartCause::Crash,
+        None => StartCause::Exit,
     }
 }
 

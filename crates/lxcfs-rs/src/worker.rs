@@ -35,6 +35,7 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         .map(|&n| adopt(n))
         .collect::<Result<Vec<_>>>()?;
     let shared = Shared::from_fds_or_new(fds).context("the connection's shared state")?;
+    let counters = Arc::new(counters(args.counters_fd)?);
     let mut ready = std::fs::File::from(adopt(args.ready_fd)?);
 
     let serve = &args.serve;
@@ -54,6 +55,7 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         initialized: args.initialized,
         shared: Arc::new(shared),
         open_limit: serve.max_open_mib.saturating_mul(1024 * 1024),
+        counters: counters.clone(),
     };
     let adopted = cfg.initialized || cfg.shared.initialized();
     let connected =
@@ -104,7 +106,22 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     );
     let _ = ready.write_all(b"R");
     drop(ready);
-    wait(session, &host, signals)
+    wait(session, &host, &counters, signals)
+}
+
+/// The supervisor's counters; without them (a supervisor that kept none, or of a
+/// layout this build does not know) counters of our own, which nobody reads: serving
+/// matters more than counting.
+fn counters(fd: Option<i32>) -> Result<connection::Counters> {
+    let theirs = fd.map(|n| {
+        adopt(n).and_then(|fd| connection::Counters::from_fd(fd).context("the daemon's counters"))
+    });
+    match theirs {
+        Some(Ok(c)) => return Ok(c),
+        Some(Err(e)) => tracing::warn!("{e:#}; this worker's requests are not counted"),
+        None => {}
+    }
+    connection::Counters::create().context("cannot make counters")
 }
 
 /// Whether the first of fuser's reading threads (`fuser-0`, named by itself once it
@@ -163,8 +180,14 @@ fn adopt(n: i32) -> Result<OwnedFd> {
     connection::adopt_inherited_fd(n).with_context(|| format!("inherited descriptor {n}"))
 }
 
-fn wait(session: fusefs::BackgroundSession, host: &Host, mut signals: Signals) -> Result<()> {
+fn wait(
+    session: fusefs::BackgroundSession,
+    host: &Host,
+    counters: &connection::Counters,
+    mut signals: Signals,
+) -> Result<()> {
     loop {
+        counters.set_containers(host.cached_containers().0 as u64);
         for sig in signals.pending() {
             match sig {
                 SIGUSR2 => {

@@ -13,6 +13,9 @@ mod check;
 #[allow(dead_code)]
 #[path = "../cli.rs"]
 mod cli;
+#[allow(dead_code)]
+#[path = "../status/args.rs"]
+mod status;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -38,15 +41,21 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-check")
         .bin_name("lxcfs-rs check");
     write_man(&check, &man.join("lxcfs-rs-check.1"))?;
+    let status = status::Args::command()
+        .name("lxcfs-rs-status")
+        .bin_name("lxcfs-rs status");
+    write_man(&status, &man.join("lxcfs-rs-status.1"))?;
     let cdi = cdi::Args::command()
         .name("lxcfs-rs-cdi")
         .bin_name("lxcfs-rs cdi");
     write_man(&cdi, &man.join("lxcfs-rs-cdi.1"))?;
-    // Completions know `check` and `cdi` as subcommands; the daemon's own parser never sees it
-    // (main.rs dispatches on the first argument), so this shape exists only here.
+    // Completions know `check`, `cdi` and `status` as subcommands; the daemon's own parser
+    // never sees them (main.rs dispatches on the first argument), so this shape exists
+    // only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
         .subcommand(cdi::Args::command().name("cdi"))
+        .subcommand(status::Args::command().name("status"))
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)
         .disable_help_subcommand(true);

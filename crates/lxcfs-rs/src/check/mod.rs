@@ -7,7 +7,7 @@
 mod args;
 mod container;
 mod host;
-mod mount;
+pub mod mount;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,0 +1,250 @@
+//! From two scrapes of the exposition to the numbers `status` shows. The exposition is
+//! read back with a small parser of the text format's sample lines: the daemon wrote
+//! it, with the shapes `metrics::exposition` gives it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One sample line: name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// The samples of an exposition (comments and malformed lines skipped).
+pub fn parse(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(sample)
+        .collect()
+}
+
+fn sample(line: &str) -> Option<Sample> {
+    let (head, value) = line.rsplit_once(' ')?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        v => v.parse().ok()?,
+    };
+    let (name, labels) = match head.split_once('{') {
+        None => (head, BTreeMap::new()),
+        Some((n, rest)) => (n, labels(rest.strip_suffix('}')?)?),
+    };
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
+}
+
+/// `a="x",b="y"` (values hold no quotes or commas in our exposition; escapes are kept).
+fn labels(s: &str) -> Option<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (k, r) = rest.split_once("=\"")?;
+        let end = r.find('"')?;
+        out.insert(k.trim_start_matches(',').to_string(), r[..end].to_string());
+        rest = &r[end + 1..];
+    }
+    Some(out)
+}
+
+fn sum(s: &[Sample], name: &str, filter: impl Fn(&Sample) -> bool) -> f64 {
+    s.iter()
+        .filter(|x| x.name == name && filter(x))
+        .map(|x| x.value)
+        .sum()
+}
+
+fn label<'a>(x: &'a Sample, k: &str) -> &'a str {
+    x.labels.get(k).map_or("", String::as_str)
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    pub version: String,
+    pub uptime_seconds: f64,
+    pub worker_generation: u64,
+    /// Workers started after the first (or after adopting), by cause.
+    pub worker_restarts: BTreeMap<String, u64>,
+    pub containers_tracked: u64,
+    pub serving_host_files: bool,
+    pub opens_per_second: f64,
+    pub reads_per_second: f64,
+    pub opens_total: u64,
+    pub host_fallbacks_total: u64,
+    pub errors_total: u64,
+    pub cache_hits_total: u64,
+    /// Files by opens over the sample, busiest first (at most five).
+    pub busiest_files: Vec<(String, f64)>,
+}
+
+/// The summary of the `later` scrape, rates over the `seconds` since `earlier`.
+pub fn summarize(earlier: &[Sample], later: &[Sample], seconds: f64, now_unix: f64) -> Summary {
+    let s = later;
+    let all = |_: &Sample| true;
+    let version = s
+        .iter()
+        .find(|x| x.name == "lxcfs_build_info")
+        .map(|x| label(x, "version").to_string())
+        .unwrap_or_default();
+    let started = sum(s, "process_start_time_seconds", |x| {
+        label(x, "process") == "supervisor"
+    });
+    let rate = |name: &str| {
+        let d = sum(later, name, all) - sum(earlier, name, all);
+        if seconds > 0.0 {
+            d.max(0.0) / seconds
+        } else {
+            0.0
+        }
+    };
+    let mut worker_restarts = BTreeMap::new();
+    for x in s.iter().filter(|x| x.name == "lxcfs_worker_starts_total") {
+        let cause = label(x, "cause");
+        if cause != "first" && cause != "adopt" && x.value > 0.0 {
+            worker_restarts.insert(cause.to_string(), x.value as u64);
+        }
+    }
+    let mut files: BTreeMap<&str, f64> = BTreeMap::new();
+    for x in later.iter().filter(|x| x.name == "lxcfs_opens_total") {
+        *files.entry(label(x, "file")).or_default() += x.value;
+    }
+    for x in earlier.iter().filter(|x| x.name == "lxcfs_opens_total") {
+        *files.entry(label(x, "file")).or_default() -= x.value;
+    }
+    let mut busiest: Vec<(String, f64)> = files
+        .into_iter()
+        .filter(|(_, d)| *d > 0.0)
+        .map(|(f, d)| (f.to_string(), if seconds > 0.0 { d / seconds } else { 0.0 }))
+        .collect();
+    busiest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    busiest.truncate(5);
+    Summary {
+        version,
+        uptime_seconds: if started > 0.0 {
+            (now_unix - started).max(0.0)
+        } else {
+            0.0
+        },
+        worker_generation: sum(s, "lxcfs_worker_generation", all) as u64,
+        worker_restarts,
+        containers_tracked: sum(s, "lxcfs_containers_tracked", all) as u64,
+        serving_host_files: sum(s, "lxcfs_serving_host_files", all) > 0.0,
+        opens_per_second: rate("lxcfs_opens_total"),
+        reads_per_second: rate("lxcfs_reads_total"),
+        opens_total: sum(s, "lxcfs_opens_total", all) as u64,
+        host_fallbacks_total: sum(s, "lxcfs_renders_total", |x| {
+            label(x, "outcome") == "host_fallback"
+        }) as u64,
+        errors_total: sum(s, "lxcfs_request_errors_total", all) as u64,
+        cache_hits_total: sum(s, "lxcfs_render_cache_hits_total", all) as u64,
+        busiest_files: busiest,
+    }
+}
+
+/// For a person.
+pub fn human(s: &Summary, socket: &str) -> String {
+    let restarts: u64 = s.worker_restarts.values().sum();
+    let why = if s.worker_restarts.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = s
+            .worker_restarts
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!(" ({})", parts.join(", "))
+    };
+    let mut out = format!(
+        "lxcfs-rs {} up {} (metrics: {socket})\n\
+         worker generation {}, {restarts} restarts{why}\n\
+         containers tracked: {}{}\n\
+         opens/s {:.1}, reads/s served {:.1} (over the sample)\n\
+         since start: {} opens, {} cache hits, {} host fallbacks, {} errors\n",
+        s.version,
+        duration(s.uptime_seconds),
+        s.worker_generation,
+        s.containers_tracked,
+        if s.serving_host_files {
+            " — serving every reader the host's files (SIGUSR2)"
+        } else {
+            ""
+        },
+        s.opens_per_second,
+        s.reads_per_second,
+        s.opens_total,
+        s.cache_hits_total,
+        s.host_fallbacks_total,
+        s.errors_total,
+    );
+    if !s.busiest_files.is_empty() {
+        let parts: Vec<String> = s
+            .busiest_files
+            .iter()
+            .map(|(f, r)| format!("{f} {r:.1}/s"))
+            .collect();
+        out += &format!("busiest files: {}\n", parts.join(", "));
+    }
+    out
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const A: &str = r#"# HELP x y
+lxcfs_build_info{version="1.2.3"} 1
+lxcfs_opens_total{file="proc/meminfo",mode="direct"} 10
+lxcfs_opens_total{file="proc/stat",mode="passthrough"} 4
+lxcfs_reads_total{file="proc/meminfo"} 20
+lxcfs_renders_total{file="proc/stat",outcome="host_fallback"} 2
+lxcfs_worker_starts_total{cause="first"} 1
+lxcfs_worker_starts_total{cause="killed"} 2
+lxcfs_worker_generation 3
+lxcfs_containers_tracked 7
+process_start_time_seconds{process="supervisor"} 1000
+lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
+"#;
+
+    #[test]
+    fn samples_are_parsed() {
+        let s = parse(A);
+        assert_eq!(s.len(), 11);
+        assert_eq!(s[1].labels["mode"], "direct");
+        assert_eq!(s[10].labels["le"], "+Inf");
+        assert_eq!(s[7].name, "lxcfs_worker_generation");
+    }
+
+    #[test]
+    fn the_summary_has_rates_restarts_and_the_busiest_files() {
+        let b = A.replace(r#"mode="direct"} 10"#, r#"mode="direct"} 30"#);
+        let s = summarize(&parse(A), &parse(&b), 2.0, 1090.0);
+        assert_eq!(s.version, "1.2.3");
+        assert_eq!(s.uptime_seconds, 90.0);
+        assert_eq!(s.worker_generation, 3);
+        assert_eq!(s.worker_restarts.get("killed"), Some(&2));
+        assert!(!s.worker_restarts.contains_key("first"));
+        assert_eq!(s.opens_per_second, 10.0);
+        assert_eq!(s.busiest_files, vec![("proc/meminfo".to_string(), 10.0)]);
+        assert_eq!(s.host_fallbacks_total, 2);
+        assert_eq!(s.containers_tracked, 7);
+        let h = human(&s, "/run/x.sock");
+        assert!(h.contains("2 restarts (killed 2)"), "{h}");
+        assert!(h.contains("up 1m30s"), "{h}");
+    }
+}

@@ -1,0 +1,408 @@
+//! What operators see: the metrics socket counts what containers read, exactly, in an
+//! exposition a real Prometheus parser accepts; the counts survive a worker SIGKILL and
+//! a SIGUSR1 upgrade; `lxcfs-rs status` summarizes a live daemon and says in one line
+//! that nothing serves a dead mountpoint; `--log-format json` logs JSON from the
+//! supervisor and its workers.
+//!
+//! The parser is Python's `prometheus_client.parser` from Debian's
+//! `python3-prometheus-client` (`.ci/run` installs it), run by the system interpreter.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rustix::process::Signal;
+
+const MIB: u64 = 1024 * 1024;
+
+/// The daemon's metrics socket: its pidfile's path with `.sock`.
+fn socket(d: &Daemon) -> PathBuf {
+    d.pidfile.with_extension("sock")
+}
+
+fn get(sock: &Path, path: &str) -> (u16, String) {
+    let mut s = std::os::unix::net::UnixStream::connect(sock)
+        .unwrap_or_else(|e| panic!("connect {}: {e}", sock.display()));
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
+}
+
+type Samples = Vec<(String, BTreeMap<String, String>, f64)>;
+
+/// The exposition parsed by `prometheus_client.parser`, as (name, labels, value).
+fn parse(text: &str) -> Samples {
+    const SCRIPT: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = []
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        out.append([s.name, s.labels, s.value])
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run /usr/bin/python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client.parser refused the exposition (apt-get install \
+         python3-prometheus-client):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<(String, BTreeMap<String, String>, f64)> =
+        serde_json::from_slice(&out.stdout).expect("the parser's JSON");
+    assert!(v.len() > 100, "too few samples: {}", v.len());
+    v
+}
+
+fn scrape(d: &Daemon) -> Samples {
+    let (code, body) = get(&socket(d), "/metrics");
+    assert_eq!(code, 200, "{body}");
+    parse(&body)
+}
+
+/// The sum of the samples named `name` whose labels include `labels`.
+fn value(s: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    s.iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
+        .sum()
+}
+
+fn delta(a: &Samples, b: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    value(b, name, labels) - value(a, name, labels)
+}
+
+fn reads(file: &str, n: usize) -> String {
+    format!(
+        "i=0; while [ $i -lt {n} ]; do cat /proc/{file} >/dev/null || echo FAIL; i=$((i+1)); done\n"
+    )
+}
+
+#[test]
+fn two_containers_reads_are_counted_exactly_and_the_exposition_parses() {
+    let d = Daemon::start(&[]);
+    let a = Cgroup::with_memory_limit("metrics-a", 256 * MIB);
+    let b = Cgroup::with_memory_limit("metrics-b", 512 * MIB);
+    let ca = Running::start(&a, &d.mnt);
+    let cb = Running::start(&b, &d.mnt);
+    let before = scrape(&d);
+
+    let out = ca.exec(&(reads("meminfo", 7) + &reads("stat", 3)));
+    assert!(!out.ok().contains("FAIL"));
+    let out = cb.exec(&(reads("meminfo", 5) + &reads("uptime", 4)));
+    assert!(!out.ok().contains("FAIL"));
+    // A latency is recorded just after its reply: wait for the last one.
+    let after = poll(DEADLINE, "the latencies of every open", || {
+        let s = scrape(&d);
+        let open = [("file", "proc/uptime"), ("op", "open")];
+        (delta(&before, &s, "lxcfs_request_duration_seconds_count", &open) >= 4.0).then_some(s)
+    });
+
+    for (file, n) in [
+        ("proc/meminfo", 12.0),
+        ("proc/stat", 3.0),
+        ("proc/uptime", 4.0),
+    ] {
+        let f = [("file", file)];
+        assert_eq!(
+            delta(&before, &after, "lxcfs_opens_total", &f),
+            n,
+            "{file} opens"
+        );
+        // Every open renders once: virtualized, or shared within 100 ms.
+        assert_eq!(
+            delta(&before, &after, "lxcfs_renders_total", &f),
+            n,
+            "{file} renders"
+        );
+        assert_eq!(
+            delta(
+                &before,
+                &after,
+                "lxcfs_renders_total",
+                &[("file", file), ("outcome", "host_fallback")]
+            ),
+            0.0,
+            "{file}: the containers' cgroups are readable"
+        );
+        let open = [("file", file), ("op", "open")];
+        assert_eq!(
+            delta(
+                &before,
+                &after,
+                "lxcfs_request_duration_seconds_count",
+                &open
+            ),
+            n,
+            "{file} histogram count"
+        );
+        assert_eq!(
+            delta(
+                &before,
+                &after,
+                "lxcfs_request_duration_seconds_bucket",
+                &[("file", file), ("op", "open"), ("le", "+Inf")]
+            ),
+            n,
+            "{file} +Inf bucket"
+        );
+        assert_eq!(
+            delta(&before, &after, "lxcfs_request_errors_total", &f),
+            0.0
+        );
+    }
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "lxcfs_opens_total",
+            &[("file", "proc/cpuinfo")]
+        ),
+        0.0,
+        "a file nobody read"
+    );
+    // meminfo was read 12 times in two containers: at most one fresh rendering per
+    // container's burst is not guaranteed, but some opens share one.
+    assert!(
+        value(
+            &after,
+            "lxcfs_render_cache_hits_total",
+            &[("file", "proc/meminfo")]
+        ) > 0.0,
+        "no cache hit in 12 back-to-back opens"
+    );
+    // Both containers are tracked (the worker refreshes the gauge every 100 ms).
+    poll(DEADLINE, "two containers tracked", || {
+        (value(&scrape(&d), "lxcfs_containers_tracked", &[]) >= 2.0).then_some(())
+    });
+    assert_eq!(value(&after, "lxcfs_worker_generation", &[]), 1.0);
+    assert_eq!(
+        value(&after, "lxcfs_worker_starts_total", &[("cause", "first")]),
+        1.0
+    );
+    assert!(
+        value(
+            &after,
+            "process_resident_memory_bytes",
+            &[("process", "worker")]
+        ) > 0.0
+    );
+    assert!(
+        value(
+            &after,
+            "process_cpu_seconds_total",
+            &[("process", "supervisor")]
+        ) >= 0.0
+    );
+    assert_eq!(get(&socket(&d), "/healthz").0, 200);
+    assert_eq!(get(&socket(&d), "/readyz").0, 200);
+}
+
+/// Reads `proc/meminfo` from the host `n` times (the test runs in the daemon's pid
+/// namespace: its own cgroup's view).
+fn host_reads(d: &Daemon, n: usize) {
+    for _ in 0..n {
+        std::fs::read(d.path("proc/meminfo")).unwrap();
+    }
+}
+
+fn meminfo_opens(d: &Daemon) -> f64 {
+    value(&scrape(d), "lxcfs_opens_total", &[("file", "proc/meminfo")])
+}
+
+#[test]
+fn counters_survive_a_worker_sigkill_and_an_upgrade() {
+    let d = Daemon::start(&[]);
+    host_reads(&d, 5);
+    let first = meminfo_opens(&d);
+    assert!(first >= 5.0);
+
+    let w = d.workers();
+    assert_eq!(w.len(), 1);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(w[0] as i32).unwrap(),
+        Signal::KILL,
+    )
+    .unwrap();
+    poll(DEADLINE, "a second worker serving", || {
+        let s = scrape(&d);
+        (value(&s, "lxcfs_worker_generation", &[]) == 2.0
+            && d.workers().len() == 1
+            && std::fs::read(d.path("proc/uptime")).is_ok())
+        .then_some(())
+    });
+    host_reads(&d, 5);
+    assert_eq!(
+        meminfo_opens(&d),
+        first + 5.0,
+        "counted on after the SIGKILL"
+    );
+    let s = scrape(&d);
+    assert_eq!(
+        value(&s, "lxcfs_worker_starts_total", &[("cause", "killed")]),
+        1.0
+    );
+
+    // SIGUSR1 is ignored while no worker is known to serve.
+    let second = d.workers()[0];
+    poll(
+        DEADLINE,
+        "the supervisor seeing the new worker serve",
+        || {
+            d.log_text()
+                .contains(&format!("worker {second} is serving"))
+                .then_some(())
+        },
+    );
+    d.signal(Signal::USR1);
+    poll(DEADLINE, "the upgraded worker serving", || {
+        let s = scrape(&d);
+        let w = d.workers();
+        (value(&s, "lxcfs_worker_generation", &[]) == 3.0
+            && w.len() == 1
+            && std::fs::read(d.path("proc/uptime")).is_ok())
+        .then_some(())
+    });
+    host_reads(&d, 5);
+    assert_eq!(meminfo_opens(&d), first + 10.0, "counted on after SIGUSR1");
+    let s = scrape(&d);
+    assert_eq!(
+        value(&s, "lxcfs_worker_starts_total", &[("cause", "upgrade")]),
+        1.0
+    );
+    // The three workers' opens are all in the histogram too (each latency is recorded
+    // just after its reply).
+    poll(DEADLINE, "every open's latency", || {
+        let open = [("file", "proc/meminfo"), ("op", "open")];
+        (value(&scrape(&d), "lxcfs_request_duration_seconds_count", &open) == first + 10.0)
+            .then_some(())
+    });
+}
+
+fn status(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(lxcfs_rs())
+        .arg("status")
+        .args(args)
+        .output()
+        .expect("run lxcfs-rs status");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn status_summarizes_a_live_daemon_and_refuses_a_dead_mountpoint_in_one_line() {
+    // A free port for --metrics-addr.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut d = Daemon::start(&["--metrics-addr", &addr]);
+    host_reads(&d, 3);
+    let mnt = d.mnt.to_str().unwrap().to_string();
+
+    let (code, out, err) = status(&[&mnt, "--sample", "0.2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with(&format!("lxcfs-rs {} up ", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    assert!(out.contains("worker generation 1, 0 restarts"), "{out}");
+
+    let (code, out, _) = status(&[&mnt, "--json", "--sample", "0.2"]);
+    assert_eq!(code, 0);
+    let j: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
+    assert_eq!(j["worker_generation"], 1);
+    assert!(j["opens_total"].as_u64().unwrap() >= 3, "{j}");
+
+    let (code, out, _) = status(&[&mnt, "--metrics"]);
+    assert_eq!(code, 0);
+    parse(&out);
+
+    // Over TCP too, with readiness.
+    let http = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    };
+    assert!(http("/readyz").starts_with("HTTP/1.0 200"));
+    assert!(http("/metrics").contains("lxcfs_opens_total{"));
+
+    d.stop();
+    let (code, out, err) = status(&[&mnt]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("lxcfs-rs status: "), "{err}");
+    assert!(!socket(&d).exists(), "the socket is removed at exit");
+
+    let nothing = tempfile::tempdir().unwrap();
+    let (code, _, err) = status(&[nothing.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not mounted"), "{err}");
+}
+
+#[test]
+fn json_logs_come_from_the_supervisor_and_its_workers() {
+    let mut d = Daemon::start(&["--log-format", "json"]);
+    host_reads(&d, 1);
+    // SIGUSR1 is ignored until the supervisor has seen a worker serve.
+    poll(DEADLINE, "the first worker serving", || {
+        d.log_text().contains("is serving").then_some(())
+    });
+    d.signal(Signal::USR1);
+    poll(DEADLINE, "the upgraded worker serving", || {
+        d.log_text()
+            .contains("upgrade: stopping worker")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    d.stop();
+    let log = d.log_text();
+    let mut worker_lines = 0;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{log}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+        if v["message"].as_str().unwrap().contains(") serving with") {
+            worker_lines += 1;
+        }
+    }
+    assert_eq!(
+        worker_lines, 2,
+        "both workers said they serve, in JSON:\n{log}"
+    );
+}
