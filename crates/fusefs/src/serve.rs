@@ -58,6 +58,7 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
     config.relay_spin = cfg.poll;
     let fs = LxcFs::new(host, cfg.generation, cfg.shared.clone(), cfg.open_limit);
     let pt = fs.pt.clone();
+    let notifier = fs.notifier.clone();
     let session = if cfg.initialized || cfg.shared.initialized() {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
     } else {
@@ -70,5 +71,6 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
         pt.register(dev.as_fd());
         session
     };
+    let _ = notifier.set(session.notifier());
     Ok(Connected(session))
 }
