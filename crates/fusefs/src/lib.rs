@@ -178,9 +178,10 @@ impl LxcFs {
     /// Take over handle `fh` of `ino`, opened by a previous worker, with a new rendering.
     fn adopt(&self, req: &Request, ino: u64, fh: u64) -> Result<handles::Rendering, Errno> {
         let (src, r) = self.source_rendered(req, ino)?;
-        let c = self.handles.adopt(fh, src, r.owner, r.bytes);
+        let owner = r.owner;
+        let c = self.handles.adopt(fh, src, owner, r.bytes);
         // Not worth a store here: until the next open raises it, i_size is unknown.
-        if self.cache.opened(ino, fh, &c, true) {
+        if self.cache.opened(ino, fh, owner, &c, true) {
             self.cache.grow_failed(ino);
         }
         Ok(c)
@@ -380,7 +381,7 @@ impl Filesystem for LxcFs {
             // Before the answer: the open then drops the pages the store leaves.
             if self
                 .cache
-                .opened(ino.0, fh.0, &content, choice.mode != Mode::Pure)
+                .opened(ino.0, fh.0, r.owner, &content, choice.mode != Mode::Pure)
             {
                 self.grow(ino.0, &content);
             }

@@ -24,8 +24,9 @@
 //!   `FOPEN_KEEP_CACHE`). That reader's first short cache READ then brings `i_size` to
 //!   exactly its length: nothing is cut and nothing is padded with the page's zeros.
 //! - **Sharing**: a cache READ is answered from its handle's snapshot only while every
-//!   other live handle of the inode holds the same rendering (pure passthrough opens
-//!   never touch the page cache and do not count), and an open raises `i_size` only then.
+//!   other live handle of the inode holds the same rendering, or one of the same length
+//!   for the same container (pure passthrough opens never touch the page cache and do
+//!   not count), and an open raises `i_size` only then.
 //!   Otherwise it is answered `EINVAL`: `sendfile`/`splice` fail as on a file that cannot
 //!   splice, and busybox, Python's `shutil`, Rust's `io::copy` fall back to `read(2)`; a
 //!   mapping's access is a `SIGBUS`. Pages are filled only by those READs, and each open
@@ -54,16 +55,23 @@ pub struct PageCache {
 struct Inode {
     /// A lower bound of the kernel's `i_size` for this inode.
     size: u64,
-    /// The open handles that may read through the cache, and their renderings.
-    live: HashMap<u64, Rendering>,
+    /// The open handles that may read through the cache: their owner (the reader's
+    /// pid namespace, 0: unknown) and rendering.
+    live: HashMap<u64, (u64, Rendering)>,
 }
 
 impl Inode {
-    /// Every live handle other than `fh` holds `content`.
-    fn alone_with(&self, fh: u64, content: &Rendering) -> bool {
-        self.live
-            .iter()
-            .all(|(&g, c)| g == fh || Arc::ptr_eq(c, content) || c[..] == content[..])
+    /// Every live handle other than `fh` may share the cache with it: it holds the same
+    /// bytes, or a rendering of the same length for the same container (a newer or
+    /// older pass over its file), which moves neither `i_size` nor anyone's content
+    /// to another container's.
+    fn alone_with(&self, fh: u64, owner: u64, content: &Rendering) -> bool {
+        self.live.iter().all(|(&g, (o, c))| {
+            g == fh
+                || Arc::ptr_eq(c, content)
+                || (owner != 0 && *o == owner && c.len() == content.len())
+                || c[..] == content[..]
+        })
     }
 }
 
@@ -88,14 +96,14 @@ impl PageCache {
     /// through the cache; pure passthrough opens do not). Returns whether `i_size`
     /// must be raised to the rendering's length before the open is answered; the
     /// caller then says how that went ([`PageCache::grown`]).
-    pub fn opened(&self, ino: u64, fh: u64, content: &Rendering, cached: bool) -> bool {
+    pub fn opened(&self, ino: u64, fh: u64, owner: u64, content: &Rendering, cached: bool) -> bool {
         let mut t = self.lock();
         let i = t.entry(ino).or_default();
         if !cached {
             return false;
         }
-        i.live.insert(fh, content.clone());
-        let grow = i.size < content.len() as u64 && i.alone_with(fh, content);
+        i.live.insert(fh, (owner, content.clone()));
+        let grow = i.size < content.len() as u64 && i.alone_with(fh, owner, content);
         if grow {
             i.size = content.len() as u64;
         }
@@ -111,7 +119,7 @@ impl PageCache {
 
     /// A handle's rendering changed (a new pass over it).
     pub fn replaced(&self, ino: u64, fh: u64, content: &Rendering) {
-        if let Some(c) = self.lock().get_mut(&ino).and_then(|i| i.live.get_mut(&fh)) {
+        if let Some((_, c)) = self.lock().get_mut(&ino).and_then(|i| i.live.get_mut(&fh)) {
             *c = content.clone();
         }
     }
@@ -125,7 +133,10 @@ impl PageCache {
             return false;
         };
         let len = content.len() as u64;
-        if !i.live.contains_key(&fh) || !i.alone_with(fh, content) || i.size < len {
+        let Some(&(owner, _)) = i.live.get(&fh) else {
+            return false;
+        };
+        if !i.alone_with(fh, owner, content) || i.size < len {
             return false;
         }
         let end = offset.saturating_add(u64::from(size));
@@ -169,30 +180,30 @@ mod tests {
         let pc = PageCache::default();
         let (long, short) = (r(&[b'l'; 1174]), r(&[b's'; 1133]));
         // Unknown size: the first open raises it.
-        assert!(pc.opened(5, 1, &short, true));
+        assert!(pc.opened(5, 1, 0, &short, true));
         assert!(pc.read(5, 1, &short, 0, 4096));
         pc.closed(5, 1);
         // The short READ left i_size at 1133: the longer rendering raises it.
-        assert!(pc.opened(5, 2, &long, true));
+        assert!(pc.opened(5, 2, 0, &long, true));
         assert!(pc.read(5, 2, &long, 0, 4096));
         pc.closed(5, 2);
         // A shorter one needs no store: its READ lowers it.
-        assert!(!pc.opened(5, 3, &short, true));
+        assert!(!pc.opened(5, 3, 0, &short, true));
         assert!(pc.read(5, 3, &short, 0, 4096));
         pc.closed(5, 3);
         // Attributes sent with a smaller size lower the bound.
         pc.attr_sent(5, 100);
-        assert!(pc.opened(5, 4, &short, true));
+        assert!(pc.opened(5, 4, 0, &short, true));
     }
 
     #[test]
     fn another_rendering_open_refuses_cache_reads_and_stores() {
         let pc = PageCache::default();
         let (a, b) = (r(b"container A\n"), r(b"container B, longer\n"));
-        assert!(pc.opened(1, 10, &a, true));
+        assert!(pc.opened(1, 10, 7, &a, true));
         // B opens while A is open: no store (A may be copying), and neither reads
         // through the cache while both are open.
-        assert!(!pc.opened(1, 20, &b, true));
+        assert!(!pc.opened(1, 20, 8, &b, true));
         assert!(!pc.read(1, 10, &a, 0, 4096));
         assert!(!pc.read(1, 20, &b, 0, 4096));
         pc.closed(1, 10);
@@ -200,9 +211,9 @@ mod tests {
         assert!(!pc.read(1, 20, &b, 0, 4096));
         pc.closed(1, 20);
         // The same rendering shares; a pure open does not count.
-        assert!(pc.opened(1, 30, &b, true));
-        assert!(!pc.opened(1, 31, &b.clone(), true));
-        assert!(!pc.opened(1, 32, &a, false));
+        assert!(pc.opened(1, 30, 0, &b, true));
+        assert!(!pc.opened(1, 31, 0, &b.clone(), true));
+        assert!(!pc.opened(1, 32, 0, &a, false));
         assert!(pc.read(1, 30, &b, 0, 4096));
         assert!(pc.read(1, 31, &b, 0, 4096));
         // Other inodes are independent; an unknown handle is refused.
@@ -211,10 +222,34 @@ mod tests {
     }
 
     #[test]
+    fn one_containers_passes_of_equal_length_share_and_of_another_length_do_not() {
+        let pc = PageCache::default();
+        let (old, new, longer) = (r(b"cpu 1 2\n"), r(b"cpu 3 4\n"), r(b"cpu 10 2\n"));
+        assert!(pc.opened(4, 1, 9, &old, true));
+        assert!(!pc.opened(4, 2, 9, &new, true));
+        assert!(pc.read(4, 2, &new, 0, 4096));
+        assert!(pc.read(4, 1, &old, 0, 4096));
+        // A longer pass of the same container would move i_size under the other.
+        assert!(!pc.opened(4, 3, 9, &longer, true));
+        assert!(!pc.read(4, 3, &longer, 0, 4096));
+        pc.closed(4, 3);
+        // Another container, same length: not shared. Unknown owners neither.
+        let other = r(b"cpu 5 6\n");
+        assert!(!pc.opened(4, 5, 6, &other, true));
+        assert!(!pc.read(4, 5, &other, 0, 4096));
+        assert!(!pc.read(4, 1, &old, 0, 4096));
+        pc.closed(4, 5);
+        assert!(!pc.opened(4, 6, 0, &other, true));
+        assert!(!pc.read(4, 6, &other, 0, 4096));
+        pc.closed(4, 6);
+        assert!(pc.read(4, 1, &old, 0, 4096));
+    }
+
+    #[test]
     fn a_full_read_keeps_the_size_and_a_failed_store_forgets_it() {
         let pc = PageCache::default();
         let big = r(&[b'x'; 5000]);
-        assert!(pc.opened(3, 1, &big, true));
+        assert!(pc.opened(3, 1, 0, &big, true));
         assert!(pc.read(3, 1, &big, 0, 4096));
         assert!(pc.read(3, 1, &big, 4096, 4096));
         pc.grow_failed(3);
