@@ -179,6 +179,16 @@ impl Handles {
         Read::Serve(h.content.clone())
     }
 
+    /// What a page-cache READ of `fh` is served from: its snapshot as it is, never a
+    /// new pass (see `pagecache`).
+    pub fn snapshot(&self, fh: u64, offset: u64, size: u32) -> Option<Rendering> {
+        let mut t = self.lock();
+        let h = t.handles.get_mut(&fh)?;
+        h.served = true;
+        h.eof |= offset.saturating_add(u64::from(size)) >= h.content.len() as u64;
+        Some(h.content.clone())
+    }
+
     /// Install a new rendering for a handle (after [`Read::Rerender`]).
     pub fn replace(&self, fh: u64, content: Rendering) -> Option<Rendering> {
         let mut t = self.lock();

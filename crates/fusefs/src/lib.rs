@@ -6,6 +6,7 @@
 mod attr;
 mod backing;
 mod handles;
+mod pagecache;
 mod passthrough;
 mod seek;
 mod serve;
@@ -51,6 +52,10 @@ pub struct LxcFs {
     handles: Handles,
     pt: Arc<Passthrough>,
     inodes: sysfs::Inodes,
+    /// What reaches us through the page cache (splice, sendfile, private mappings).
+    cache: pagecache::PageCache,
+    /// Set once the session exists: raises an inode's `i_size` (see `pagecache`).
+    notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// Per-file `st_size`, fixed at start.
     sizes: Vec<(VirtualFile, u64)>,
     started: SystemTime,
@@ -77,6 +82,8 @@ impl LxcFs {
                 shared.wants_passthrough().then(|| shared.clone()),
             )),
             inodes: sysfs::Inodes::default(),
+            cache: pagecache::PageCache::default(),
+            notifier: Arc::default(),
             sizes,
             started: SystemTime::now(),
             counters,
@@ -103,7 +110,25 @@ impl LxcFs {
                 .find(|(g, _)| *g == f)
                 .map_or(4096, |(_, s)| *s),
         };
+        self.cache.attr_sent(n.ino, size);
         attr::of_node(n, size, self.started)
+    }
+
+    /// Raise the kernel's `i_size` of `ino` to `content`'s length (see `pagecache`).
+    /// The store waits for any cache READ of the inode still on its way, so another
+    /// thread must be free to read and answer it.
+    fn grow(&self, ino: u64, content: &[u8]) {
+        let Some((offset, bytes)) = pagecache::grow_bytes(content) else {
+            return;
+        };
+        let Some(n) = self.notifier.get() else {
+            return self.cache.grow_failed(ino);
+        };
+        hand_off();
+        if let Err(e) = n.store(INodeNo(ino), offset, bytes) {
+            tracing::debug!("FUSE_NOTIFY_STORE on inode {ino}: {e}");
+            self.cache.grow_failed(ino);
+        }
     }
 
     /// Path (as the container names it) of a mirrored inode or of a child of one.
@@ -128,7 +153,9 @@ impl LxcFs {
             .cpu_dir_host_path(req.pid(), rel)
             .ok_or(Errno::ENOENT)?;
         let st = self.host.root().lstat(&host_rel).map_err(|e| errno(&e))?;
-        Ok(attr::of_host(self.inodes.intern(rel), &st, self.started))
+        let a = attr::of_host(self.inodes.intern(rel), &st, self.started);
+        self.cache.attr_sent(a.ino.0, a.size);
+        Ok(a)
     }
 
     /// What an inode's content comes from, for this reader.
@@ -168,6 +195,45 @@ impl LxcFs {
         let src = self.source(req, ino)?;
         let buf = self.render(req, &src)?;
         Ok((src, buf))
+    }
+
+    /// Take over handle `fh` of `ino`, opened by a previous worker, with a new rendering.
+    fn adopt(&self, req: &Request, ino: u64, fh: u64) -> Result<handles::Rendering, Errno> {
+        let (src, r) = self.source_rendered(req, ino)?;
+        self.count(counted_as(ino), &r);
+        let owner = r.owner;
+        let c = self.handles.adopt(fh, src, owner, r.bytes);
+        // Not worth a store here: until the next open raises it, i_size is unknown.
+        if self.cache.opened(ino, fh, owner, &c, true) {
+            self.cache.grow_failed(ino);
+        }
+        Ok(c)
+    }
+
+    /// A READ that fills the page cache: the handle's snapshot as it is (a mapping
+    /// that faults again must see the same bytes), or `EINVAL` when the cache could
+    /// hand it to another rendering's reader or cut it (see `pagecache`).
+    fn read_cached(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        reply: ReplyData,
+    ) {
+        let content = match self.handles.snapshot(fh, offset, size) {
+            Some(c) => c,
+            None => match self.adopt(req, ino, fh) {
+                Ok(c) => c,
+                Err(e) => return reply.error(e),
+            },
+        };
+        if self.cache.read(ino, fh, &content, offset, size) {
+            reply.data(window(&content, offset, size))
+        } else {
+            reply.error(Errno::EINVAL)
+        }
     }
 
     /// The mirrored entries of a directory, for this reader.
@@ -305,9 +371,10 @@ impl Filesystem for LxcFs {
         })
     }
 
-    /// Renders the whole file for this reader. `FOPEN_DIRECT_IO` keeps the kernel from
-    /// caching it in the inode's page cache, which would hand container A's content to
-    /// container B; `FOPEN_NOFLUSH` saves the FLUSH round trip on close.
+    /// Renders the whole file for this reader. `FOPEN_DIRECT_IO` keeps `read(2)` out of
+    /// the inode's page cache, which would hand container A's content to container B
+    /// (splice and private mappings still use it: see `pagecache`, which also needs
+    /// `FOPEN_KEEP_CACHE` never set); `FOPEN_NOFLUSH` saves the FLUSH round trip on close.
     ///
     /// A virtual file opened by a thread that has shown it reads the file once and
     /// closes it is instead answered with `FOPEN_PASSTHROUGH` to a memfd holding this
@@ -352,10 +419,18 @@ impl Filesystem for LxcFs {
                 Source::Virtual(f) => self.pt.choose(*f, reader, &r.bytes),
                 Source::Host(_) => passthrough::Choice::served(),
             };
+            let content = r.bytes.clone();
             let fh = FileHandle(
                 self.handles
                     .insert(src, r.owner, r.bytes, choice.mode, reader),
             );
+            // Before the answer: the open then drops the pages the store leaves.
+            if self
+                .cache
+                .opened(ino.0, fh.0, r.owner, &content, choice.mode != Mode::Pure)
+            {
+                self.grow(ino.0, &content);
+            }
             let dio = FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH;
             let mode = match choice.mode {
                 Mode::Pure => OpenMode::Passthrough,
@@ -383,13 +458,18 @@ impl Filesystem for LxcFs {
         offset: u64,
         size: u32,
         _flags: OpenFlags,
-        _lock: Option<LockOwner>,
+        lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
         let start = Instant::now();
         let file = counted_as(ino.0);
         let failed = || self.counters.failed(file, Op::Read);
         guarded("read", || {
+            // read(2) always names a lock owner; the READs that fill the page cache
+            // (splice, sendfile, a private mapping) never do: see `pagecache`.
+            if lock.is_none() {
+                return self.read_cached(req, ino.0, fh.0, offset, size, reply);
+            }
             let content = match self.handles.read(fh.0, offset, size) {
                 Read::Serve(c) => c,
                 Read::Rerender(src) => {
@@ -402,7 +482,10 @@ impl Filesystem for LxcFs {
                     };
                     self.count(file, &r);
                     match self.handles.replace(fh.0, r.bytes) {
-                        Some(c) => c,
+                        Some(c) => {
+                            self.cache.replaced(ino.0, fh.0, &c);
+                            c
+                        }
                         None => {
                             failed();
                             return reply.error(Errno::EBADF);
@@ -410,11 +493,8 @@ impl Filesystem for LxcFs {
                     }
                 }
                 // A handle a previous worker opened: render it anew for this reader.
-                Read::Unknown => match self.source_rendered(req, ino.0) {
-                    Ok((src, r)) => {
-                        self.count(file, &r);
-                        self.handles.adopt(fh.0, src, r.owner, r.bytes)
-                    }
+                Read::Unknown => match self.adopt(req, ino.0, fh.0) {
+                    Ok(c) => c,
                     Err(e) => {
                         failed();
                         return reply.error(e);
@@ -441,6 +521,7 @@ impl Filesystem for LxcFs {
         reply: ReplyEmpty,
     ) {
         guarded("release", || {
+            self.cache.closed(ino.0, fh.0);
             let closed = self.handles.remove(fh.0);
             // Learn before answering: the same thread's next OPEN may already be in
             // another of our threads.

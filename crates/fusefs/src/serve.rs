@@ -66,6 +66,7 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
         cfg.counters.clone(),
     );
     let pt = fs.pt.clone();
+    let notifier = fs.notifier.clone();
     let session = if cfg.initialized || cfg.shared.initialized() {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
     } else {
@@ -78,5 +79,6 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
         pt.register(dev.as_fd());
         session
     };
+    let _ = notifier.set(session.notifier());
     Ok(Connected(session))
 }

@@ -304,11 +304,18 @@ fn container_tools_read_the_whole_file() {
         "wc -c disagrees with the length of cat"
     );
     assert_eq!(s[1].trim(), "20", "dd bs=1 skip=100 count=20");
-    for l in s[2].lines() {
+    for (i, l) in s[2].lines().enumerate() {
         let (mode, size) = l.split_once(' ').unwrap();
         assert_eq!(mode, "444", "{l}");
         let size: u64 = size.parse().unwrap();
-        assert!(size > 0 && size % 4096 == 0, "st_size {size}");
+        // The page-multiple hint, or, once a reader went through the page cache (busybox
+        // `cat` sendfiles), the end of that read: the kernel sets i_size to it (see
+        // `fusefs::pagecache`). Only meminfo was read by `cat` here.
+        assert!(
+            size > 0 && (size % 4096 == 0 || (i == 0 && size == counts[1])),
+            "st_size {size} ({l}), cat read {} bytes",
+            counts[1]
+        );
     }
 }
 
