@@ -19,6 +19,8 @@ vm_fail() {
 	echo "0 passed, 1 failed"
 	poweroff -f
 }
+# loopback: the metrics tests scrape --metrics-addr 127.0.0.1
+ip link set lo up || vm_fail "cannot bring up lo"
 for m in $(cat /lib/modules/load.list); do
 	insmod "/lib/modules/$m.ko" || vm_fail "insmod $m failed"
 done
