@@ -39,14 +39,9 @@ echo "== uptime"; cut -d. -f1 /proc/uptime
 echo "== end"
 "#;
 
+/// A labelled part of the script's output, trimmed.
 fn part<'a>(out: &'a str, name: &str) -> &'a str {
-    let head = format!("== {name}\n");
-    let start = out
-        .find(&head)
-        .unwrap_or_else(|| panic!("no part {name} in:\n{out}"))
-        + head.len();
-    let rest = &out[start..];
-    rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)].trim()
+    script_part(out, name).trim()
 }
 
 #[test]

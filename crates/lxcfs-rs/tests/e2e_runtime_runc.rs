@@ -26,13 +26,7 @@ fn require_runc() {
 
 /// The text between `== name` and the next `== ` line of a script's output.
 fn part<'a>(out: &'a str, name: &str) -> &'a str {
-    let head = format!("== {name}\n");
-    let start = out
-        .find(&head)
-        .unwrap_or_else(|| panic!("no part {name} in:\n{out}"))
-        + head.len();
-    let rest = &out[start..];
-    &rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)]
+    script_part(out, name)
 }
 
 /// `Mem: 1234K used, 5678K free, ...` (busybox top's second line): used + free, in KiB.

@@ -69,6 +69,18 @@ pub fn free_column(free_output: &str, label: &str, i: usize) -> u64 {
         .unwrap_or_else(|| panic!("no {label} column {i} in free's output:\n{free_output}"))
 }
 
+/// The text between a line `== name` and the next `== ` line of a script's output (the
+/// runtime tests label each command's output so).
+pub fn script_part<'a>(out: &'a str, name: &str) -> &'a str {
+    let head = format!("== {name}\n");
+    let start = out
+        .find(&head)
+        .unwrap_or_else(|| panic!("no part {name} in:\n{out}"))
+        + head.len();
+    let rest = &out[start..];
+    &rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)]
+}
+
 /// The parts of `text` separated by lines `---`.
 pub fn sections(text: &str) -> Vec<String> {
     let mut out = vec![String::new()];
