@@ -87,16 +87,7 @@ fn reads_survive_two_worker_kills_and_an_upgrade() {
     std::thread::sleep(Duration::from_millis(300));
     kill_worker(&d);
     std::thread::sleep(Duration::from_millis(300));
-    let old = d.workers();
-    d.signal(Signal::USR1);
-    poll(
-        DEADLINE,
-        "the upgraded worker to replace the old one",
-        || {
-            let now = d.workers();
-            (now.len() == 1 && now != old).then_some(())
-        },
-    );
+    d.upgrade();
     let out = reader.join().unwrap();
     let _ = std::fs::remove_file(&m);
     let (ok, bad) = totals(out.ok());

@@ -263,16 +263,7 @@ fn reads_in_a_runc_container_survive_a_worker_kill_and_an_upgrade() {
     });
     wait_loops(out.path(), 5);
 
-    let old = d.workers();
-    d.signal(Signal::USR1);
-    poll(
-        DEADLINE,
-        "the upgraded worker to replace the old one",
-        || {
-            let now = d.workers();
-            (now.len() == 1 && now != old && !is_running(old[0])).then_some(())
-        },
-    );
+    d.upgrade();
     wait_loops(out.path(), 5);
 
     std::fs::write(out.path().join("stop"), "").unwrap();

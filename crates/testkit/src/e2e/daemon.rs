@@ -10,7 +10,7 @@ use rustix::process::Signal;
 
 use super::{DEADLINE, lxcfs_rs, require_env, unique, wait_deadline};
 use crate::mounts::{force_unmount, fuse_mounts_at, is_mounted};
-use crate::proc::{rss_kib, signal, thread_states, worker_pids};
+use crate::proc::{is_running, rss_kib, signal, thread_states, worker_pids};
 
 pub struct Daemon {
     child: Option<Child>,
@@ -139,6 +139,22 @@ impl Daemon {
     /// The worker processes serving for this daemon (its supervisor is `self.pid`).
     pub fn workers(&self) -> Vec<u32> {
         worker_pids(self.pid)
+    }
+
+    /// A live upgrade (SIGUSR1): returns once one worker serves, not one of those before,
+    /// and those before are gone.
+    pub fn upgrade(&self) {
+        let old = self.workers();
+        self.signal(Signal::USR1);
+        super::poll(
+            DEADLINE,
+            "the upgraded worker to replace the old one",
+            || {
+                let now = self.workers();
+                (now.len() == 1 && !old.contains(&now[0]) && !old.iter().any(|&p| is_running(p)))
+                    .then_some(())
+            },
+        );
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
