@@ -1,7 +1,7 @@
 //! Reading a container's memory controller into a [`MemoryView`].
 
 use procfile::value::{parse_limit_v1, parse_limit_v2, parse_u64};
-use procfile::{Limit, MemStat, MemoryView, SwapView};
+use procfile::{HugeView, Limit, MemStat, MemoryView, SwapView};
 
 use crate::cgroup::{Backend, CgroupPaths, Controller, Hierarchies, ancestors};
 use crate::error::{Error, Result};
@@ -116,5 +116,56 @@ fn read_v2(dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
         usage,
         stat,
         swap,
+    }))
+}
+
+/// The container's hugetlb cgroup for one page size (`size` as the controller names it:
+/// `2MB`), or `None` without the controller or at the hierarchy root.
+pub fn read_huge(hier: &Hierarchies, paths: &CgroupPaths, size: &str) -> Result<Option<HugeView>> {
+    let Some(backend) = hier.backend(Controller::Hugetlb) else {
+        return Ok(None);
+    };
+    let Some((dir, path)) = paths.locate(hier, Controller::Hugetlb) else {
+        return Ok(None);
+    };
+    if path == "." {
+        return Ok(None);
+    }
+    let (limit_name, parse, usage_name, rsvd_name): (_, fn(&str) -> Option<Limit>, _, _) =
+        match backend {
+            Backend::V1(_) => (
+                format!("hugetlb.{size}.limit_in_bytes"),
+                parse_limit_v1,
+                format!("hugetlb.{size}.usage_in_bytes"),
+                format!("hugetlb.{size}.rsvd.usage_in_bytes"),
+            ),
+            Backend::V2 => (
+                format!("hugetlb.{size}.max"),
+                parse_limit_v2,
+                format!("hugetlb.{size}.current"),
+                format!("hugetlb.{size}.rsvd.current"),
+            ),
+        };
+    // Usage from the nearest level that has the files (v2 may not enable the controller
+    // in the container's own cgroup), limits from every level.
+    let mut found = None;
+    for p in ancestors(path).take_while(|p| *p != ".") {
+        if let Some(s) = dir.read_optional(&file(p, &usage_name))? {
+            found = Some((p, s));
+            break;
+        }
+    }
+    let Some((at, usage)) = found else {
+        return Ok(None);
+    };
+    let usage =
+        parse_u64(&usage).ok_or_else(|| Error::parse(dir.path_of(&file(at, &usage_name))))?;
+    let rsvd_usage = dir
+        .read_optional(&file(at, &rsvd_name))?
+        .and_then(|s| parse_u64(&s));
+    Ok(Some(HugeView {
+        limit: min_limit(dir, path, &limit_name, parse)?,
+        usage,
+        rsvd_usage,
     }))
 }
