@@ -342,8 +342,10 @@ pub fn compute(host: &HostMem, view: &MemoryView, swap_enabled: bool) -> MemValu
         kernel_stack: kb(st.kernel_stack),
         page_tables: kb(st.pagetables),
         percpu: kb(st.percpu),
-        zswap: kb(st.zswap),
-        zswapped: kb(st.zswapped),
+        // Where the cgroup does not account zswap (v1, kernels before 5.19) the
+        // container has none that it can see; the host's would be another's pages.
+        zswap: kb(st.zswap).or(Some(0)),
+        zswapped: kb(st.zswapped).or(Some(0)),
         huge: None,
     }
 }

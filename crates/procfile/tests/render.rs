@@ -329,3 +329,23 @@ fn meminfo_layout_is_the_kernels() {
     let expected = HOST_MEMINFO.replace(buffers, "Buffers:               0 kB");
     assert_eq!(out, expected);
 }
+
+#[test]
+fn zswap_is_zero_where_the_cgroup_does_not_account_it() {
+    let host = HostMem {
+        mem_total_kb: 8 * 1024 * 1024,
+        swap_total_kb: 0,
+    };
+    let text = "Zswap:            524288 kB\nZswapped:        1048576 kB\n";
+    let v1 = MemoryView {
+        stat: MemStat::from_v1(V1_STAT),
+        ..v2_view()
+    };
+    assert_eq!(
+        render_meminfo(text, &compute(&host, &v1, true)),
+        "Zswap:                 0 kB\nZswapped:              0 kB\n"
+    );
+    let v2 = compute(&host, &v2_view(), true);
+    let st = MemStat::from_v2(V2_STAT);
+    assert_eq!(v2.zswap, Some(st.zswap.unwrap() / 1024));
+}
