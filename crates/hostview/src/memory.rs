@@ -10,19 +10,36 @@ use crate::fsio::Dir;
 /// The container's memory, or `None` when it has no memory controller or sits at the
 /// hierarchy root: then the host's own values are the truth.
 pub fn read(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<MemoryView>> {
-    let Some(backend) = hier.backend(Controller::Memory) else {
+    let Some((backend, dir, path)) = below_root(hier, paths, Controller::Memory) else {
         return Ok(None);
     };
-    let Some((dir, path)) = paths.locate(hier, Controller::Memory) else {
-        return Ok(None);
-    };
-    if path == "." {
-        return Ok(None);
-    }
     match backend {
         Backend::V1(_) => read_v1(dir, path).map(Some),
         Backend::V2 => read_v2(dir, path),
     }
+}
+
+/// Where the container's cgroup of `c` is, unless it has none or it is the hierarchy's
+/// root (whose values are the host's own).
+fn below_root<'h>(
+    hier: &'h Hierarchies,
+    paths: &'h CgroupPaths,
+    c: Controller,
+) -> Option<(Backend, &'h Dir, &'h str)> {
+    let backend = hier.backend(c)?;
+    let (dir, path) = paths.locate(hier, c)?;
+    (path != ".").then_some((backend, dir, path))
+}
+
+/// The nearest of `path` and its ancestors (the root excluded) that has file `name`,
+/// with the file's text: v2 may not enable a controller in the container's own cgroup.
+fn nearest<'p>(dir: &Dir, path: &'p str, name: &str) -> Result<Option<(&'p str, String)>> {
+    for p in ancestors(path).take_while(|p| *p != ".") {
+        if let Some(s) = dir.read_optional(&file(p, name))? {
+            return Ok(Some((p, s)));
+        }
+    }
+    Ok(None)
 }
 
 fn file(path: &str, name: &str) -> String {
@@ -84,14 +101,7 @@ fn read_v2(dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
     // Usage and statistics come from the nearest level where the controller is enabled
     // (a runtime may not delegate it to the container's own cgroup); limits from every
     // level.
-    let mut found = None;
-    for p in ancestors(path).take_while(|p| *p != ".") {
-        if let Some(s) = dir.read_optional(&file(p, "memory.current"))? {
-            found = Some((p, s));
-            break;
-        }
-    }
-    let Some((at, current)) = found else {
+    let Some((at, current)) = nearest(dir, path, "memory.current")? else {
         return Ok(None);
     };
     let limit = min_limit(dir, path, "memory.max", parse_limit_v2)?;
@@ -122,15 +132,9 @@ fn read_v2(dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
 /// The container's hugetlb cgroup for one page size (`size` as the controller names it:
 /// `2MB`), or `None` without the controller or at the hierarchy root.
 pub fn read_huge(hier: &Hierarchies, paths: &CgroupPaths, size: &str) -> Result<Option<HugeView>> {
-    let Some(backend) = hier.backend(Controller::Hugetlb) else {
+    let Some((backend, dir, path)) = below_root(hier, paths, Controller::Hugetlb) else {
         return Ok(None);
     };
-    let Some((dir, path)) = paths.locate(hier, Controller::Hugetlb) else {
-        return Ok(None);
-    };
-    if path == "." {
-        return Ok(None);
-    }
     let (limit_name, parse, usage_name, rsvd_name): (_, fn(&str) -> Option<Limit>, _, _) =
         match backend {
             Backend::V1(_) => (
@@ -146,16 +150,8 @@ pub fn read_huge(hier: &Hierarchies, paths: &CgroupPaths, size: &str) -> Result<
                 format!("hugetlb.{size}.rsvd.current"),
             ),
         };
-    // Usage from the nearest level that has the files (v2 may not enable the controller
-    // in the container's own cgroup), limits from every level.
-    let mut found = None;
-    for p in ancestors(path).take_while(|p| *p != ".") {
-        if let Some(s) = dir.read_optional(&file(p, &usage_name))? {
-            found = Some((p, s));
-            break;
-        }
-    }
-    let Some((at, usage)) = found else {
+    // Usage from the nearest level that has it, limits from every level.
+    let Some((at, usage)) = nearest(dir, path, &usage_name)? else {
         return Ok(None);
     };
     let usage =
