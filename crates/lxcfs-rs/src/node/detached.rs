@@ -20,7 +20,8 @@ const LOG_ROTATE_BYTES: u64 = 8 << 20;
 pub fn launch(cgroup: &str, exec: &[OsString]) -> Result<()> {
     let (program, args) = exec.split_first().context("nothing to run")?;
     for dir in target_cgroups(cgroup)? {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         // "0": the writing process itself.
         std::fs::write(dir.join("cgroup.procs"), "0")
             .with_context(|| format!("cannot move into {}", dir.display()))?;

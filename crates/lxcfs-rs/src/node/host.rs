@@ -30,7 +30,8 @@ pub fn enter(pid: u32) -> Result<()> {
         );
     }
     // Both opened before either switch: after the mount switch, /proc is the node's.
-    let cgroup = File::open(ns("cgroup")).with_context(|| format!("cannot open {}", ns("cgroup")))?;
+    let cgroup =
+        File::open(ns("cgroup")).with_context(|| format!("cannot open {}", ns("cgroup")))?;
     let mnt = File::open(ns("mnt")).with_context(|| format!("cannot open {}", ns("mnt")))?;
     if !same("cgroup")? {
         move_into_link_name_space(cgroup.as_fd(), Some(LinkNameSpaceType::ControlGroup))

@@ -110,7 +110,16 @@ fn install(
     if once {
         return Ok(());
     }
-    watch(host, &binary, log, cgroup, daemon_args, interval, systemd, child)
+    watch(
+        host,
+        &binary,
+        log,
+        cgroup,
+        daemon_args,
+        interval,
+        systemd,
+        child,
+    )
 }
 
 /// Start a daemon, or upgrade the running one, as `report` finds the mount.

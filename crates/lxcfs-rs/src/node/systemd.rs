@@ -22,10 +22,16 @@ pub fn is_init() -> bool {
 
 /// The packaged unit with `binary`, `mountpoint` and the daemon's extra options.
 pub fn unit(binary: &Path, mountpoint: &Path, extra: &[String]) -> Result<String> {
-    let (bin, mnt) = (binary.display().to_string(), mountpoint.display().to_string());
+    let (bin, mnt) = (
+        binary.display().to_string(),
+        mountpoint.display().to_string(),
+    );
     for s in [&bin, &mnt].into_iter().chain(extra) {
         // systemd would split or expand these; our paths and options never need them.
-        if s.is_empty() || s.chars().any(|c| c.is_whitespace() || "\"'\\%$;".contains(c)) {
+        if s.is_empty()
+            || s.chars()
+                .any(|c| c.is_whitespace() || "\"'\\%$;".contains(c))
+        {
             bail!("{s:?} cannot be written into a unit file as it is");
         }
     }
@@ -121,7 +127,9 @@ mod tests {
         assert!(u.contains(
             "\nExecStart=/var/lib/lxcfs-rs/lxcfs-rs --keep-serving-on-exit --enable-cfs /var/lib/lxcfs\n"
         ));
-        assert!(u.contains("\nExecStartPost=-/var/lib/lxcfs-rs/lxcfs-rs cdi --write /var/lib/lxcfs\n"));
+        assert!(
+            u.contains("\nExecStartPost=-/var/lib/lxcfs-rs/lxcfs-rs cdi --write /var/lib/lxcfs\n")
+        );
         assert!(u.contains("\nType=notify\n"));
         assert!(u.contains("\nKillMode=process\n"));
         assert!(u.contains("\nExecReload=/bin/kill -USR1 $MAINPID\n"));
