@@ -86,6 +86,11 @@ impl Node {
     /// The DaemonSet's pod: `image` (a binary) bound into a busybox root, running the
     /// entry point in the host's pid namespace, privileged.
     fn pod(&self, rootfs: &Rootfs, image: &Path) -> (Bundle, Child) {
+        self.pod_with(rootfs, image, &[])
+    }
+
+    /// A pod whose daemon gets `daemon_args` (the DaemonSet's args after `--`).
+    fn pod_with(&self, rootfs: &Rootfs, image: &Path, daemon_args: &[&str]) -> (Bundle, Child) {
         let mut args = vec![
             "exec".to_string(),
             "/lxcfs-rs".into(),
@@ -100,7 +105,9 @@ impl Node {
             self.cgroup.clone(),
             "--watch-interval".into(),
             "1".into(),
+            "--".into(),
         ]);
+        args.extend(daemon_args.iter().map(|a| a.to_string()));
         let mut b = Bundle::new(rootfs, &args.join(" "));
         // The binary is linked against glibc: the image's libraries are the host's /usr.
         b.host_pid_privileged()
@@ -319,6 +326,26 @@ fn install_rollout_and_pod_deletion_never_fail_a_read() {
     let (sup3, exe3) = node.serving().expect("serving after the pod's deletion");
     assert_eq!((sup3, exe3 == want), (supervisor, true));
 
+    // New daemon options in the DaemonSet: the supervisor is restarted with them (it
+    // adopts the worker, then replaces it), the mount stays.
+    let mut pod3 = node.pod_with(&rootfs, &new, &["--enable-cfs"]);
+    let (sup4, _) = while_pod_runs(
+        &node,
+        &mut pod3,
+        "a supervisor with the new options",
+        || {
+            let (sup, exe) = node.serving()?;
+            let cmd = std::fs::read(format!("/proc/{sup}/cmdline")).ok()?;
+            (exe == want && String::from_utf8_lossy(&cmd).contains("--enable-cfs"))
+                .then_some((sup, exe))
+        },
+    );
+    assert_ne!(sup4, supervisor);
+    r1.wait_loops(3);
+    r2.wait_loops(3);
+    delete_pod(pod3);
+    r1.wait_loops(2);
+
     for r in [r1, r2] {
         let (reads, failed, out) = r.finish();
         assert!(reads >= 12, "{out}");
@@ -332,7 +359,7 @@ fn install_rollout_and_pod_deletion_never_fail_a_read() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!is_running(supervisor));
+    assert!(!is_running(sup4));
     assert!(!node.installed().exists());
     assert!(!testkit::mounts::is_mounted(&node.mnt));
 }
@@ -351,12 +378,32 @@ fn a_dead_mount_is_cleaned_and_served_again_by_the_next_pod() {
         while_pod_runs(&node, &mut pod1, "the first pod's daemon to serve", || {
             node.serving()
         });
+    // A container that bound the files, reading them every 100 ms.
+    let out = tempfile::tempdir().unwrap();
+    let mut reader = Bundle::new(
+        &rootfs,
+        "while [ ! -e /out/stop ]; do
+           if head -1 /proc/meminfo >/dev/null && cat /sys/devices/system/cpu/online >/dev/null
+           then echo ok >/out/s; else echo fail >/out/s; fi; sleep 0.1; done",
+    );
+    reader
+        .memory_limit(256 * MIB)
+        .cdi(&CdiSpec::of(&node.mnt).device("default"))
+        .bind(out.path(), "/out", &["rbind", "rw"]);
+    let mut reader_run = reader.spawn();
+    let state = || std::fs::read_to_string(out.path().join("s")).unwrap_or_default();
+    poll(DEADLINE, "the reader to read", || {
+        (state().trim() == "ok").then_some(())
+    });
     delete_pod(pod1);
     // Both processes die at once (a node-wide OOM kill, `pkill -9`).
     let worker: Vec<u32> = testkit::proc::worker_pids(supervisor);
     for pid in std::iter::once(supervisor).chain(worker.iter().copied()) {
         let _ = testkit::proc::signal(pid, rustix::process::Signal::KILL);
     }
+    poll(DEADLINE, "the reader's binds to be dead", || {
+        (state().trim() == "fail").then_some(())
+    });
     poll(DEADLINE, "the mount to be dead", || {
         let e = std::fs::read(node.mnt.join("proc/meminfo")).err()?;
         (e.raw_os_error() == Some(libc::ENOTCONN)).then_some(())
@@ -384,6 +431,14 @@ fn a_dead_mount_is_cleaned_and_served_again_by_the_next_pod() {
     );
     // One mount at the mountpoint, not one stacked over the dead one.
     assert_eq!(testkit::mounts::fuse_mounts_at(&node.mnt).len(), 1);
+    // The container's dead binds were replaced by the new mount's files, without a
+    // restart of the container.
+    poll(DEADLINE, "the reader's binds to be revived", || {
+        (state().trim() == "ok").then_some(())
+    });
+    std::fs::write(out.path().join("stop"), "").unwrap();
+    wait_deadline(&mut reader_run, DEADLINE).expect("the reader to stop");
+    drop(reader);
     delete_pod(pod2);
 }
 

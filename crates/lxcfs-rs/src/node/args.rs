@@ -96,6 +96,12 @@ pub enum Command {
         #[command(flatten)]
         host: Host,
     },
+    /// Bind the live mount's files again in every running container whose binds of it
+    /// are dead (`lxcfs-rs --remount`, on the node).
+    Remount {
+        #[command(flatten)]
+        host: Host,
+    },
     /// Detach the mount, stop and remove the service and the binary.
     Uninstall {
         #[command(flatten)]

@@ -17,6 +17,7 @@ mod host;
 mod systemd;
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +55,9 @@ pub fn run(args: &Args) -> u8 {
             daemon_args,
         ),
         Command::Ready { host } => ready(host),
+        Command::Remount { host } => {
+            host::enter(host.host_pid).and_then(|()| crate::remount::run(&host.mountpoint))
+        }
         Command::Uninstall { host, wait } => uninstall(host, *wait),
         Command::Launch { cgroup, exec } => detached::launch(cgroup, exec),
     };
@@ -106,6 +110,9 @@ fn install(
     }
     let served = wait_serving(&host.mountpoint, SERVE_DEADLINE, child.as_mut())?;
     tracing::info!("{}: {}", host.mountpoint.display(), served.describe());
+    if report.state == State::Dead {
+        remount(&binary, &host.mountpoint);
+    }
     write_cdi(host);
     if once {
         return Ok(());
@@ -134,6 +141,22 @@ fn ensure_detached(
 ) -> Result<()> {
     let supervisor = report.daemon.as_ref().and_then(|d| d.pid);
     match (report.state, supervisor) {
+        (State::LxcfsRs, Some(pid)) if runs_other_options(pid, binary, host, daemon_args) => {
+            // Options only take effect in a new supervisor: this one exits without
+            // unmounting (--keep-serving-on-exit), the next adopts its worker and
+            // replaces it with one of its own options. No read fails on the way.
+            tracing::info!("restarting supervisor {pid} with the new options (the mount stays)");
+            stop(pid)?;
+            *child = Some(detached::start(
+                binary,
+                cgroup,
+                log,
+                &host.runtime_dir,
+                daemon_args,
+                &host.mountpoint,
+            )?);
+            Ok(())
+        }
         (State::LxcfsRs, Some(pid)) => {
             if report.daemon.as_ref().is_some_and(|d| d.binary_replaced) {
                 let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
@@ -171,6 +194,55 @@ fn ensure_detached(
             Ok(())
         }
         _ => bail!("{}: {}", host.mountpoint.display(), report.describe()),
+    }
+}
+
+/// Whether supervisor `pid` runs our binary with other options than `daemon_args`
+/// (then it must be restarted to take them). A daemon of another binary (a package's)
+/// is not ours to restart.
+fn runs_other_options(pid: u32, binary: &Path, host: &Host, daemon_args: &[String]) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut argv = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string());
+    if argv.next().as_deref() != Some(binary.as_os_str()) {
+        return false;
+    }
+    let want = detached::command_line(&host.runtime_dir, daemon_args, &host.mountpoint);
+    argv.collect::<Vec<_>>() != want
+}
+
+/// SIGTERM, then wait (up to 10 s) until the process is gone.
+fn stop(pid: u32) -> Result<()> {
+    if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+        return Ok(());
+    }
+    signal(pid, Signal::TERM)?;
+    let t0 = Instant::now();
+    while std::fs::metadata(format!("/proc/{pid}")).is_ok() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            bail!("supervisor {pid} did not exit within 10s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// After the mount was dead (supervisor and worker both gone), containers that had
+/// bound its files hold dead binds: the new daemon's files are bound in their place
+/// (`lxcfs-rs --remount`, in a process of its own: it switches mount namespaces).
+fn remount(binary: &Path, mountpoint: &Path) {
+    match std::process::Command::new(binary)
+        .arg("--remount")
+        .arg(mountpoint)
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        Ok(s) => tracing::warn!("lxcfs-rs --remount {}: {s}", mountpoint.display()),
+        Err(e) => tracing::warn!("cannot run lxcfs-rs --remount: {e}"),
     }
 }
 
@@ -280,8 +352,10 @@ fn watch(
         if !ok && !systemd {
             tracing::warn!("{}: {}", host.mountpoint.display(), r.describe());
             ensure_detached(host, &r, binary, log, cgroup, daemon_args, &mut child)?;
-            if let Err(e) = wait_serving(&host.mountpoint, SERVE_DEADLINE, child.as_mut()) {
-                tracing::warn!("{e:#}");
+            match wait_serving(&host.mountpoint, SERVE_DEADLINE, child.as_mut()) {
+                Ok(_) if r.state == State::Dead => remount(binary, &host.mountpoint),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("{e:#}"),
             }
         } else if ok != last_ok {
             tracing::info!("{}: {}", host.mountpoint.display(), r.describe());
@@ -317,16 +391,7 @@ fn uninstall(host: &Host, wait: bool) -> Result<()> {
     }
     if let Some(pid) = supervisor {
         // The supervisor runs with --keep-serving-on-exit: it exits, its worker serves on.
-        if std::fs::metadata(format!("/proc/{pid}")).is_ok() {
-            signal(pid, Signal::TERM)?;
-            let t0 = Instant::now();
-            while std::fs::metadata(format!("/proc/{pid}")).is_ok() {
-                if t0.elapsed() > Duration::from_secs(10) {
-                    bail!("supervisor {pid} did not exit within 10s of SIGTERM");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        stop(pid)?;
         tracing::info!("stopped supervisor {pid}");
     }
     for f in [

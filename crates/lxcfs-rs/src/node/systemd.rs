@@ -83,12 +83,19 @@ fn must(args: &[&str]) -> Result<()> {
 /// it (the live upgrade). `stale_worker`: the serving worker's binary was replaced.
 pub fn apply(unit_text: &str, stale_worker: bool) -> Result<()> {
     let path = Path::new(UNIT_DIR).join(UNIT);
-    if super::host::install_file(&path, unit_text.as_bytes(), 0o644)? {
+    let changed = super::host::install_file(&path, unit_text.as_bytes(), 0o644)?;
+    if changed {
         must(&["daemon-reload"])?;
     }
     must(&["enable", UNIT])?;
     if systemctl(&["is-active", "--quiet", UNIT])? {
-        if stale_worker {
+        if changed {
+            // New options (or binary path) only take effect in a new supervisor. The
+            // unit's KillMode=process and --keep-serving-on-exit make a restart leave
+            // the worker serving for the new supervisor to adopt: no read fails.
+            tracing::info!("restarting {UNIT} with its new command line (the mount stays)");
+            must(&["restart", UNIT])?;
+        } else if stale_worker {
             tracing::info!("live-upgrading {UNIT} (systemctl reload)");
             must(&["reload", UNIT])?;
         }
