@@ -351,7 +351,14 @@ fn watch(
         let ok = r.serves() && r.daemon.as_ref().is_some_and(|d| d.pid.is_some());
         if !ok && !systemd {
             tracing::warn!("{}: {}", host.mountpoint.display(), r.describe());
-            ensure_detached(host, &r, binary, log, cgroup, daemon_args, &mut child)?;
+            // A mount that does not answer in time, or another daemon's, is said and
+            // looked at again next time; the pod stays.
+            if let Err(e) = ensure_detached(host, &r, binary, log, cgroup, daemon_args, &mut child)
+            {
+                tracing::warn!("{e:#}");
+                last_ok = false;
+                continue;
+            }
             match wait_serving(&host.mountpoint, SERVE_DEADLINE, child.as_mut()) {
                 Ok(_) if r.state == State::Dead => remount(binary, &host.mountpoint),
                 Ok(_) => {}
