@@ -70,8 +70,9 @@ impl Node {
             p("run"),
             "--cdi-dir".into(),
             p("etc/cdi"),
-            "--manager".into(),
-            "detached".into(),
+            // Never the host's /etc/systemd/system, even by accident.
+            "--unit-dir".into(),
+            p("etc/systemd/system"),
         ]
     }
 
@@ -96,6 +97,8 @@ impl Node {
             "/lxcfs-rs".into(),
             "node".into(),
             "install".into(),
+            "--manager".into(),
+            "detached".into(),
         ];
         args.extend(self.options());
         args.extend([
@@ -498,4 +501,142 @@ fn binds_of_an_unserved_mount_fail_without_creating_anything() {
     let text = retry.run(DEADLINE).ok().to_string();
     assert_eq!(meminfo_value(&text, "MemTotal"), 256 * 1024, "{text}");
     delete_pod(pod);
+}
+
+/// A stand-in for `systemctl`, enough for `node install` and `node uninstall`: the
+/// unit's ExecStart runs as a background process, `reload` is the unit's ExecReload
+/// (SIGUSR1), `restart` and `stop` signal the main process only (KillMode=process).
+/// Every call is logged. It is no systemd (no notify socket, no cgroup of the unit):
+/// it checks the command sequence and the unit's command line, not systemd itself.
+const SYSTEMCTL: &str = r#"#!/bin/sh
+echo "$*" >> "$STANDIN/calls"
+unit="$UNIT_DIR/lxcfs-rs.service"
+alive() { p=$(cat "$STANDIN/pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
+start() {
+    cmd=$(sed -n 's/^ExecStart=//p' "$unit")
+    setsid $cmd >>"$STANDIN/log" 2>&1 </dev/null &
+    echo $! >"$STANDIN/pid"
+}
+stop() {
+    alive || return 0
+    p=$(cat "$STANDIN/pid"); kill "$p"
+    while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+}
+case "$1" in
+    is-active) alive ;;
+    start) start ;;
+    reload) kill -USR1 "$(cat "$STANDIN/pid")" ;;
+    restart) stop; start ;;
+    disable) [ "$2" = --now ] && stop ;;
+esac
+"#;
+
+/// The systemd way of `node install`, with the stand-in above on PATH (this machine's
+/// init is not systemd): install, upgrade to a new binary, new options, uninstall, the
+/// calls each makes, and 0 failed reads in a runc container throughout.
+#[test]
+fn the_systemd_way_makes_the_calls_a_unit_needs_and_no_read_fails() {
+    require_runc();
+    let node = Node::new();
+    let rootfs = Rootfs::busybox();
+    let standin = node.base.join("standin");
+    std::fs::create_dir_all(standin.join("bin")).unwrap();
+    let units = node.base.join("etc/systemd/system");
+    let systemctl = standin.join("bin/systemctl");
+    std::fs::write(&systemctl, SYSTEMCTL).unwrap();
+    std::fs::set_permissions(
+        &systemctl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        standin.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let calls = || {
+        let text = std::fs::read_to_string(standin.join("calls")).unwrap_or_default();
+        std::fs::remove_file(standin.join("calls")).ok();
+        text
+    };
+    let install = |image: &Path, daemon_args: &[&str]| {
+        let mut c = Command::new(image);
+        c.args(["node", "install"])
+            .args(node.options())
+            .args(["--manager", "systemd", "--once", "--"])
+            .args(daemon_args)
+            .env("PATH", &path)
+            .env("UNIT_DIR", &units)
+            .env("STANDIN", &standin);
+        let out = run_deadline(&mut c, DEADLINE);
+        assert!(
+            out.status.success(),
+            "{}\n{}\n--- daemon\n{}",
+            out.stdout,
+            out.stderr,
+            std::fs::read_to_string(standin.join("log")).unwrap_or_default()
+        );
+    };
+
+    install(&lxcfs_rs(), &[]);
+    assert_eq!(
+        calls(),
+        "daemon-reload\nenable lxcfs-rs.service\nis-active --quiet lxcfs-rs.service\nstart lxcfs-rs.service\n"
+    );
+    let unit = std::fs::read_to_string(units.join("lxcfs-rs.service")).unwrap();
+    assert!(
+        unit.contains("\nType=notify\n") && unit.contains("\nKillMode=process\n"),
+        "{unit}"
+    );
+    let (supervisor, _) = node.serving().expect("the unit's daemon serves");
+    let r = Reader::start(&rootfs, &node.mnt);
+
+    // The same image again: nothing to do but check.
+    install(&lxcfs_rs(), &[]);
+    assert_eq!(
+        calls(),
+        "enable lxcfs-rs.service\nis-active --quiet lxcfs-rs.service\n"
+    );
+
+    // A new image: `systemctl reload`, the live upgrade.
+    let image = tempfile::tempdir().unwrap();
+    let new = new_image(image.path());
+    install(&new, &[]);
+    assert_eq!(
+        calls(),
+        "enable lxcfs-rs.service\nis-active --quiet lxcfs-rs.service\nreload lxcfs-rs.service\n"
+    );
+    let want = std::fs::read(&new).unwrap();
+    assert_eq!(
+        node.serving().map(|(s, exe)| (s, exe == want)),
+        Some((supervisor, true))
+    );
+    r.wait_loops(3);
+
+    // New options: a changed unit, `systemctl restart`; the worker is adopted.
+    install(&new, &["--enable-cfs"]);
+    assert_eq!(
+        calls(),
+        "daemon-reload\nenable lxcfs-rs.service\nis-active --quiet lxcfs-rs.service\nrestart lxcfs-rs.service\n"
+    );
+    // The new supervisor adopts the old worker, then replaces it with one of its own.
+    let (sup2, _) = poll(DEADLINE, "one worker of the restarted supervisor", || {
+        node.serving().filter(|(s, _)| *s != supervisor)
+    });
+    r.wait_loops(3);
+
+    let (reads, failed, out) = r.finish();
+    assert!(reads >= 6, "{out}");
+    assert_eq!(failed, 0, "{out}");
+
+    let mut c = node.node_cmd("uninstall");
+    c.args(["--manager", "systemd"])
+        .env("PATH", &path)
+        .env("UNIT_DIR", &units)
+        .env("STANDIN", &standin);
+    run_deadline(&mut c, DEADLINE).ok();
+    assert_eq!(calls(), "disable --now lxcfs-rs.service\ndaemon-reload\n");
+    assert!(!units.join("lxcfs-rs.service").exists());
+    assert!(!is_running(sup2));
+    assert!(!testkit::mounts::is_mounted(&node.mnt));
 }

@@ -55,6 +55,15 @@ pub struct Host {
     #[arg(long, value_enum, default_value_t = Manager::Auto)]
     pub manager: Manager,
 
+    /// Where the systemd unit goes (tests point it elsewhere).
+    #[arg(
+        long = "unit-dir",
+        value_name = "DIR",
+        default_value = "/etc/systemd/system",
+        hide = true
+    )]
+    pub unit_dir: PathBuf,
+
     /// The CDI spec directory (the spec is written once the mount serves, removed on
     /// uninstall); `none` for no spec.
     #[arg(long = "cdi-dir", value_name = "DIR", default_value = "/etc/cdi")]

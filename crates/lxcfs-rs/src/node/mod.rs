@@ -103,8 +103,8 @@ fn install(
     let systemd = uses_systemd(host);
     let mut child = None;
     if systemd {
-        let text = systemd::unit(&binary, &host.mountpoint, daemon_args)?;
-        systemd::apply(&text, stale)?;
+        let text = systemd::unit(&binary, &host.runtime_dir, &host.mountpoint, daemon_args)?;
+        systemd::apply(&host.unit_dir, &text, stale)?;
     } else {
         ensure_detached(host, &report, &binary, log, cgroup, daemon_args, &mut child)?;
     }
@@ -393,8 +393,8 @@ fn uninstall(host: &Host, wait: bool) -> Result<()> {
             .with_context(|| format!("cannot detach {}", host.mountpoint.display()))?;
         tracing::info!("detached {}", host.mountpoint.display());
     }
-    if uses_systemd(host) || Path::new(systemd::UNIT_DIR).join(systemd::UNIT).exists() {
-        systemd::remove()?;
+    if uses_systemd(host) || host.unit_dir.join(systemd::UNIT).exists() {
+        systemd::remove(&host.unit_dir)?;
     }
     if let Some(pid) = supervisor {
         // The supervisor runs with --keep-serving-on-exit: it exits, its worker serves on.

@@ -10,7 +10,6 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 pub const UNIT: &str = "lxcfs-rs.service";
-pub const UNIT_DIR: &str = "/etc/systemd/system";
 
 /// The package's unit; its comments say why each line is there.
 const PACKAGED: &str = include_str!("../../../../deploy/lxcfs-rs.service");
@@ -20,13 +19,20 @@ pub fn is_init() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
-/// The packaged unit with `binary`, `mountpoint` and the daemon's extra options.
-pub fn unit(binary: &Path, mountpoint: &Path, extra: &[String]) -> Result<String> {
+/// The packaged unit with `binary`, `mountpoint` and the daemon's extra options; its
+/// ExecStart is the detached daemon's command line, so both ways run the same daemon.
+pub fn unit(
+    binary: &Path,
+    runtime_dir: &Path,
+    mountpoint: &Path,
+    extra: &[String],
+) -> Result<String> {
     let (bin, mnt) = (
         binary.display().to_string(),
         mountpoint.display().to_string(),
     );
-    for s in [&bin, &mnt].into_iter().chain(extra) {
+    let dir = runtime_dir.display().to_string();
+    for s in [&bin, &mnt, &dir].into_iter().chain(extra) {
         // systemd would split or expand these; our paths and options never need them.
         if s.is_empty()
             || s.chars()
@@ -40,10 +46,9 @@ pub fn unit(binary: &Path, mountpoint: &Path, extra: &[String]) -> Result<String
     for l in PACKAGED.lines() {
         let l = if l.starts_with("ExecStart=") {
             replaced += 1;
-            let mut args = vec![bin.clone(), "--keep-serving-on-exit".into()];
-            args.extend(extra.iter().cloned());
-            args.push(mnt.clone());
-            format!("ExecStart={}", args.join(" "))
+            let args = super::detached::command_line(runtime_dir, extra, mountpoint);
+            let args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+            format!("ExecStart={bin} {}", args.join(" "))
         } else if l.starts_with("ExecStartPre=") || l.starts_with("ExecStartPost=") {
             replaced += 1;
             l.replace("/usr/bin/lxcfs-rs", &bin)
@@ -81,8 +86,8 @@ fn must(args: &[&str]) -> Result<()> {
 
 /// Install the unit, then start it or, when its worker runs a replaced binary, reload
 /// it (the live upgrade). `stale_worker`: the serving worker's binary was replaced.
-pub fn apply(unit_text: &str, stale_worker: bool) -> Result<()> {
-    let path = Path::new(UNIT_DIR).join(UNIT);
+pub fn apply(unit_dir: &Path, unit_text: &str, stale_worker: bool) -> Result<()> {
+    let path = unit_dir.join(UNIT);
     let changed = super::host::install_file(&path, unit_text.as_bytes(), 0o644)?;
     if changed {
         must(&["daemon-reload"])?;
@@ -108,8 +113,8 @@ pub fn apply(unit_text: &str, stale_worker: bool) -> Result<()> {
 
 /// Stop and remove the unit (stopping leaves the worker serving: the caller has
 /// detached the mount first).
-pub fn remove() -> Result<()> {
-    let path = Path::new(UNIT_DIR).join(UNIT);
+pub fn remove(unit_dir: &Path) -> Result<()> {
+    let path = unit_dir.join(UNIT);
     if !path.exists() {
         return Ok(());
     }
@@ -127,12 +132,13 @@ mod tests {
     fn the_packaged_unit_with_our_paths() {
         let u = unit(
             Path::new("/var/lib/lxcfs-rs/lxcfs-rs"),
+            Path::new("/run"),
             Path::new("/var/lib/lxcfs"),
             &["--enable-cfs".into()],
         )
         .unwrap();
         assert!(u.contains(
-            "\nExecStart=/var/lib/lxcfs-rs/lxcfs-rs --keep-serving-on-exit --enable-cfs /var/lib/lxcfs\n"
+            "\nExecStart=/var/lib/lxcfs-rs/lxcfs-rs --keep-serving-on-exit --runtime-dir /run --enable-cfs /var/lib/lxcfs\n"
         ));
         assert!(
             u.contains("\nExecStartPost=-/var/lib/lxcfs-rs/lxcfs-rs cdi --write /var/lib/lxcfs\n")
@@ -147,7 +153,13 @@ mod tests {
     fn what_a_unit_cannot_hold_is_refused() {
         for extra in ["a b", "$X", "%n", "x;y", ""] {
             assert!(
-                unit(Path::new("/b/lxcfs-rs"), Path::new("/m"), &[extra.into()]).is_err(),
+                unit(
+                    Path::new("/b/lxcfs-rs"),
+                    Path::new("/run"),
+                    Path::new("/m"),
+                    &[extra.into()]
+                )
+                .is_err(),
                 "{extra:?}"
             );
         }
