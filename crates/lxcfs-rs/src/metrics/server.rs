@@ -104,6 +104,7 @@ fn answer<S: Read + Write>(mut s: S, state: &Arc<State>) {
             ),
             Err(_) => respond(&mut s, 500, "text/plain", "cannot encode\n"),
         },
+        "/containers" => respond(&mut s, 200, "application/json", &state.containers_json()),
         "/healthz" => respond(&mut s, 200, "text/plain", "ok\n"),
         "/readyz" => match state.ready() {
             Ok(()) => respond(&mut s, 200, "text/plain", "ok\n"),
@@ -113,7 +114,7 @@ fn answer<S: Read + Write>(mut s: S, state: &Arc<State>) {
             &mut s,
             404,
             "text/plain",
-            "not found: /metrics, /healthz, /readyz\n",
+            "not found: /metrics, /containers, /healthz, /readyz\n",
         ),
     };
 }
@@ -210,6 +211,14 @@ mod tests {
         assert_eq!(code, 200);
         assert!(body.contains("lxcfs_worker_generation 1\n"), "{body}");
         assert_eq!(get_unix(&sock, "/healthz").unwrap(), (200, "ok\n".into()));
+        let (code, body) = get_unix(&sock, "/containers").unwrap();
+        assert_eq!(code, 200);
+        let doc: super::super::BusiestDoc = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            doc,
+            super::super::BusiestDoc::default(),
+            "nothing published yet"
+        );
         assert_eq!(get_unix(&sock, "/nope").unwrap().0, 404);
         // No mount there: not ready.
         assert_eq!(get_unix(&sock, "/readyz").unwrap().0, 503);

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::metrics::BusyDoc;
+
 /// One sample line: name, labels, value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -80,6 +82,10 @@ pub struct Summary {
     pub cache_hits_total: u64,
     /// Files by opens over the sample, busiest first (at most five).
     pub busiest_files: Vec<(String, f64)>,
+    /// The window the busiest containers' reads are counted over (0: none yet).
+    pub busiest_window_seconds: f64,
+    /// Containers by files read over that window, busiest first (at most ten).
+    pub busiest_containers: Vec<BusyDoc>,
 }
 
 /// The summary of the `later` scrape, rates over the `seconds` since `earlier`.
@@ -143,6 +149,8 @@ pub fn summarize(earlier: &[Sample], later: &[Sample], seconds: f64, now_unix: f
         errors_total: sum(s, "lxcfs_request_errors_total", all) as u64,
         cache_hits_total: sum(s, "lxcfs_render_cache_hits_total", all) as u64,
         busiest_files: busiest,
+        busiest_window_seconds: 0.0,
+        busiest_containers: Vec::new(),
     }
 }
 
@@ -188,6 +196,18 @@ pub fn human(s: &Summary, socket: &str) -> String {
             .map(|(f, r)| format!("{f} {r:.1}/s"))
             .collect();
         out += &format!("busiest files: {}\n", parts.join(", "));
+    }
+    if !s.busiest_containers.is_empty() {
+        out += &format!(
+            "busiest containers (files read over the last {:.0}s):\n",
+            s.busiest_window_seconds
+        );
+        for c in &s.busiest_containers {
+            out += &format!(
+                "  {:>8.1}/s  {}  (pid namespace {}, {} reads seen)\n",
+                c.reads_per_second, c.cgroup, c.pidns, c.reads_total
+            );
+        }
     }
     out
 }
@@ -243,8 +263,21 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
         assert_eq!(s.busiest_files, vec![("proc/meminfo".to_string(), 10.0)]);
         assert_eq!(s.host_fallbacks_total, 2);
         assert_eq!(s.containers_tracked, 7);
+        let mut s = s;
+        s.busiest_window_seconds = 5.0;
+        s.busiest_containers = vec![BusyDoc {
+            cgroup: "/lxc/web".into(),
+            pidns: 4026532000,
+            reads_per_second: 12.5,
+            reads: 62,
+            reads_total: 900,
+        }];
         let h = human(&s, "/run/x.sock");
         assert!(h.contains("2 restarts (killed 2)"), "{h}");
+        assert!(
+            h.contains("busiest containers (files read over the last 5s):\n      12.5/s  /lxc/web  (pid namespace 4026532000, 900 reads seen)\n"),
+            "{h}"
+        );
         assert!(h.contains("up 1m30s"), "{h}");
     }
 }
