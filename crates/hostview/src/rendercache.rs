@@ -72,6 +72,7 @@ impl<K: Hash + Eq, V: Clone> Recent<K, V> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

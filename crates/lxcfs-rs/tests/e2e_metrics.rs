@@ -427,6 +427,10 @@ fn status_summarizes_a_live_daemon_and_refuses_a_dead_mountpoint_in_one_line() {
     };
     assert!(http("/readyz").starts_with("HTTP/1.0 200"));
     assert!(http("/metrics").contains("lxcfs_opens_total{"));
+    assert!(
+        http("/containers").starts_with("HTTP/1.0 404"),
+        "containers' names only on the root-only socket"
+    );
 
     d.stop();
     let (code, out, err) = status(&[&mnt]);
