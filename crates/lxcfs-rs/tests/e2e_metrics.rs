@@ -607,6 +607,14 @@ fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_bud
         lines[0]
     );
     assert!(lines[0].contains("(read_error)"), "{}", lines[0]);
+    let mnt = d.mnt.to_str().unwrap().to_string();
+    let (code, out, err) = status(&[&mnt, "--json", "--sample", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        j["host_files_by_reason"]["read_error"].as_u64().unwrap() >= 10_000,
+        "{j}"
+    );
 
     // A hostile container making a new cgroup and pid namespace for each of 60 reads:
     // 60 "containers", logged within the budget (20 at once, one a second), the rest

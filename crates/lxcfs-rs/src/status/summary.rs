@@ -78,6 +78,9 @@ pub struct Summary {
     pub reads_per_second: f64,
     pub opens_total: u64,
     pub host_fallbacks_total: u64,
+    /// Renderings that served the host's file, by reason (failures and containers with
+    /// nothing of their own alike).
+    pub host_files_by_reason: BTreeMap<String, u64>,
     pub errors_total: u64,
     pub cache_hits_total: u64,
     /// Files by opens over the sample, busiest first (at most five).
@@ -115,6 +118,12 @@ pub fn summarize(earlier: &[Sample], later: &[Sample], seconds: f64, now_unix: f
             worker_restarts.insert(cause.to_string(), x.value as u64);
         }
     }
+    let mut host_files_by_reason = BTreeMap::new();
+    for x in s.iter().filter(|x| x.name == "lxcfs_host_files_total") {
+        *host_files_by_reason
+            .entry(label(x, "reason").to_string())
+            .or_default() += x.value as u64;
+    }
     let mut files: BTreeMap<&str, f64> = BTreeMap::new();
     for x in later.iter().filter(|x| x.name == "lxcfs_opens_total") {
         *files.entry(label(x, "file")).or_default() += x.value;
@@ -146,6 +155,7 @@ pub fn summarize(earlier: &[Sample], later: &[Sample], seconds: f64, now_unix: f
         host_fallbacks_total: sum(s, "lxcfs_renders_total", |x| {
             label(x, "outcome") == "host_fallback"
         }) as u64,
+        host_files_by_reason,
         errors_total: sum(s, "lxcfs_request_errors_total", all) as u64,
         cache_hits_total: sum(s, "lxcfs_render_cache_hits_total", all) as u64,
         busiest_files: busiest,
@@ -189,6 +199,14 @@ pub fn human(s: &Summary, socket: &str) -> String {
         s.host_fallbacks_total,
         s.errors_total,
     );
+    if !s.host_files_by_reason.is_empty() {
+        let parts: Vec<String> = s
+            .host_files_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out += &format!("host files served, by reason: {}\n", parts.join(", "));
+    }
     if !s.busiest_files.is_empty() {
         let parts: Vec<String> = s
             .busiest_files
@@ -233,6 +251,8 @@ lxcfs_opens_total{file="proc/meminfo",mode="direct"} 10
 lxcfs_opens_total{file="proc/stat",mode="passthrough"} 4
 lxcfs_reads_total{file="proc/meminfo"} 20
 lxcfs_renders_total{file="proc/stat",outcome="host_fallback"} 2
+lxcfs_host_files_total{file="proc/stat",reason="read_error"} 2
+lxcfs_host_files_total{file="proc/meminfo",reason="read_error"} 1
 lxcfs_worker_starts_total{cause="first"} 1
 lxcfs_worker_starts_total{cause="killed"} 2
 lxcfs_worker_generation 3
@@ -244,10 +264,10 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
     #[test]
     fn samples_are_parsed() {
         let s = parse(A);
-        assert_eq!(s.len(), 11);
+        assert_eq!(s.len(), 13);
         assert_eq!(s[1].labels["mode"], "direct");
-        assert_eq!(s[10].labels["le"], "+Inf");
-        assert_eq!(s[7].name, "lxcfs_worker_generation");
+        assert_eq!(s[12].labels["le"], "+Inf");
+        assert_eq!(s[9].name, "lxcfs_worker_generation");
     }
 
     #[test]
@@ -274,6 +294,10 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
         }];
         let h = human(&s, "/run/x.sock");
         assert!(h.contains("2 restarts (killed 2)"), "{h}");
+        assert!(
+            h.contains("host files served, by reason: read_error 3\n"),
+            "{h}"
+        );
         assert!(
             h.contains("busiest containers (files read over the last 5s):\n      12.5/s  /lxc/web  (pid namespace 4026532000, 900 reads seen)\n"),
             "{h}"
