@@ -46,7 +46,7 @@ pub use reason::HostReason;
 
 use cache::ContainerCache;
 use cgroup::{CgroupPaths, Controller};
-use logonce::{LogOnce, Verdict};
+use logonce::LogOnce;
 
 /// Behaviour switches from the command line, and what the server needs told.
 #[derive(Debug, Clone, Copy)]
@@ -323,60 +323,13 @@ impl Host {
         }
     }
 
-    /// Say, once per container and within the log budget (see `logonce`), that reader
-    /// `tid` is served the host's `file` and why, naming the container's cgroup.
-    fn log_fallback(&self, file: VirtualFile, tid: u32, ns: u64, reason: HostReason, e: &Error) {
-        // The container is known unless resolving it is what failed; a reader in the
-        // host's namespace is told apart by its own cgroup.
-        let cgroup = match self.cache.peek(NsId(ns)) {
-            Some(c) => Some(self.cgroup_name(&c)),
-            None if ns == self.self_ns.0 => CgroupPaths::read(&self.hier, &self.proc, tid)
-                .ok()
-                .map(|p| self.paths_name(&p)),
-            None => None,
-        };
-        let key = match &cgroup {
-            Some(name) => {
-                use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-                BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
-            }
-            None if ns == 0 => u64::from(tid),
-            None => ns,
-        };
-        match self.failures.admit(key, reason.name(), Instant::now()) {
-            Verdict::Log => tracing::warn!(
-                "container {} (pid namespace {ns}): serving the host's {} ({}): {e}; \
-                 said once per container",
-                cgroup.as_deref().unwrap_or("of unknown cgroup"),
-                file.host_path(),
-                reason.name(),
-            ),
-            Verdict::Seen => {}
-            Verdict::Held => self.observe(|o| o.log_suppressed(1)),
-        }
-    }
-
-    /// Called now and then (the worker's loop): says how many failure lines the log
-    /// budget held back, at most once a minute.
-    pub fn log_summary(&self) {
-        if let Some(n) = self.failures.summary(Instant::now()) {
-            tracing::warn!(
-                "{n} lines about failing containers were not logged in the last {}s (at \
-                 most {} at once, then one a second); lxcfs_log_lines_suppressed_total \
-                 counts them",
-                logonce::SUMMARY_EVERY.as_secs(),
-                logonce::BURST
-            );
-        }
-    }
-
     /// The container's cgroup as the host names it: its memory cgroup, else its
     /// cgroup2 group, else its first v1 path.
     pub fn cgroup_name(&self, c: &Container) -> String {
         self.paths_name(&c.paths)
     }
 
-    fn paths_name(&self, p: &CgroupPaths) -> String {
+    pub(crate) fn paths_name(&self, p: &CgroupPaths) -> String {
         let path = p
             .locate(&self.hier, Controller::Memory)
             .map(|(_, p)| p)

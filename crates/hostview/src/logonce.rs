@@ -15,6 +15,13 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::Host;
+use crate::cgroup::CgroupPaths;
+use crate::error::Error;
+use crate::files::VirtualFile;
+use crate::pidns::NsId;
+use crate::reason::HostReason;
+
 /// Past this many distinct keys the set is reset, so the memory it takes stays bounded
 /// however many containers fail over the daemon's life.
 const MAX_KEYS: usize = 4096;
@@ -102,6 +109,62 @@ impl LogOnce {
         }
         s.summarized = now;
         Some(std::mem::take(&mut s.held))
+    }
+}
+
+impl Host {
+    /// Say, once per container and within the log budget (see `logonce`), that reader
+    /// `tid` is served the host's `file` and why, naming the container's cgroup.
+    pub(crate) fn log_fallback(
+        &self,
+        file: VirtualFile,
+        tid: u32,
+        ns: u64,
+        reason: HostReason,
+        e: &Error,
+    ) {
+        // The container is known unless resolving it is what failed; a reader in the
+        // host's namespace is told apart by its own cgroup.
+        let cgroup = match self.cache.peek(NsId(ns)) {
+            Some(c) => Some(self.cgroup_name(&c)),
+            None if ns == self.self_ns.0 => CgroupPaths::read(&self.hier, &self.proc, tid)
+                .ok()
+                .map(|p| self.paths_name(&p)),
+            None => None,
+        };
+        let key = match &cgroup {
+            Some(name) => {
+                use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+                BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
+            }
+            None if ns == 0 => u64::from(tid),
+            None => ns,
+        };
+        match self.failures.admit(key, reason.name(), Instant::now()) {
+            Verdict::Log => tracing::warn!(
+                "container {} (pid namespace {ns}): serving the host's {} ({}): {e}; \
+                 said once per container",
+                cgroup.as_deref().unwrap_or("of unknown cgroup"),
+                file.host_path(),
+                reason.name(),
+            ),
+            Verdict::Seen => {}
+            Verdict::Held => self.observe(|o| o.log_suppressed(1)),
+        }
+    }
+
+    /// Called now and then (the worker's loop): says how many failure lines the log
+    /// budget held back, at most once a minute.
+    pub fn log_summary(&self) {
+        if let Some(n) = self.failures.summary(Instant::now()) {
+            tracing::warn!(
+                "{n} lines about failing containers were not logged in the last {}s (at \
+                 most {} at once, then one a second); lxcfs_log_lines_suppressed_total \
+                 counts them",
+                SUMMARY_EVERY.as_secs(),
+                BURST
+            );
+        }
     }
 }
 
