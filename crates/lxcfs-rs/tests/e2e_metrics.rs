@@ -535,6 +535,18 @@ fn status_ranks_the_busiest_containers() {
             < rank(&quiet_name).unwrap(),
         "{rows:?}"
     );
+    // At least one load-sampler tick ran meanwhile (every 5 s), counting both groups.
+    let m = scrape(&d);
+    assert!(value(&m, "lxcfs_loadavg_tick_duration_seconds_count", &[]) >= 1.0);
+    assert_eq!(
+        value(
+            &m,
+            "lxcfs_loadavg_tick_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        value(&m, "lxcfs_loadavg_tick_duration_seconds_count", &[])
+    );
+    assert!(value(&m, "lxcfs_loadavg_cgroups_sampled", &[]) >= 2.0);
     let (code, out, err) = status(&[&mnt, "--sample", "0"]);
     assert_eq!(code, 0, "{err}");
     // The window is 5 s, a little more when the worker's loop runs late.
