@@ -90,8 +90,11 @@ impl LxcFs {
         }
     }
 
-    /// Count a rendering by where it came from.
+    /// Count a rendering by where it came from (and why, when it is the host's file).
     fn count(&self, file: usize, r: &Rendered) {
+        if let Some(why) = r.reason {
+            self.counters.host_file(file, why);
+        }
         let outcome = match r.origin {
             Origin::Container => Outcome::Virtualized,
             Origin::Cached => Outcome::Cached,
@@ -184,6 +187,7 @@ impl LxcFs {
                     owner: self.host.reader_ns(req.pid()),
                     // The mirrored sysfs entries are the host's by design.
                     origin: Origin::Container,
+                    reason: None,
                 })
             }
         }
@@ -390,29 +394,26 @@ impl Filesystem for LxcFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let start = Instant::now();
         let file = counted_as(ino.0);
-        let failed = || self.counters.failed(file, Op::Open);
+        let failed = |e: Errno| {
+            self.counters.failed(file, Op::Open, e.code());
+            e
+        };
         guarded("open", || {
             if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
-                failed();
-                return reply.error(Errno::EACCES);
+                return reply.error(failed(Errno::EACCES));
             }
             // /proc and sysfs files refuse O_DIRECT; so do we, rather than pretend.
             if flags.0 & libc::O_DIRECT != 0 {
-                failed();
-                return reply.error(Errno::EINVAL);
+                return reply.error(failed(Errno::EINVAL));
             }
             let (src, r) = match self.source_rendered(req, ino.0) {
                 Ok(r) => r,
-                Err(e) => {
-                    failed();
-                    return reply.error(e);
-                }
+                Err(e) => return reply.error(failed(e)),
             };
             self.count(file, &r);
             if let Err(pinned) = self.handles.admits(r.owner, &r.bytes) {
                 refused_open(r.owner, pinned, self.open_limit);
-                failed();
-                return reply.error(Errno::EMFILE);
+                return reply.error(failed(Errno::EMFILE));
             }
             let reader = req.pid();
             let choice = match &src {
@@ -463,7 +464,10 @@ impl Filesystem for LxcFs {
     ) {
         let start = Instant::now();
         let file = counted_as(ino.0);
-        let failed = || self.counters.failed(file, Op::Read);
+        let failed = |e: Errno| {
+            self.counters.failed(file, Op::Read, e.code());
+            e
+        };
         guarded("read", || {
             // read(2) always names a lock owner; the READs that fill the page cache
             // (splice, sendfile, a private mapping) never do: see `pagecache`.
@@ -475,10 +479,7 @@ impl Filesystem for LxcFs {
                 Read::Rerender(src) => {
                     let r = match self.render(req, &src) {
                         Ok(r) => r,
-                        Err(e) => {
-                            failed();
-                            return reply.error(e);
-                        }
+                        Err(e) => return reply.error(failed(e)),
                     };
                     self.count(file, &r);
                     match self.handles.replace(fh.0, r.bytes) {
@@ -486,19 +487,13 @@ impl Filesystem for LxcFs {
                             self.cache.replaced(ino.0, fh.0, &c);
                             c
                         }
-                        None => {
-                            failed();
-                            return reply.error(Errno::EBADF);
-                        }
+                        None => return reply.error(failed(Errno::EBADF)),
                     }
                 }
                 // A handle a previous worker opened: render it anew for this reader.
                 Read::Unknown => match self.adopt(req, ino.0, fh.0) {
                     Ok(c) => c,
-                    Err(e) => {
-                        failed();
-                        return reply.error(e);
-                    }
+                    Err(e) => return reply.error(failed(e)),
                 },
             };
             self.counters.read(file);

@@ -7,6 +7,7 @@ use crate::cache::Container;
 use crate::cgroup::{Backend, Controller};
 use crate::error::Result;
 use crate::files::VirtualFile;
+use crate::reason::HostReason;
 use crate::{Host, tasks};
 
 impl Host {
@@ -23,27 +24,19 @@ impl Host {
                 self.render_pressure(file, c, out)
             }
             VirtualFile::Slabinfo => self.render_slabinfo(c, out),
-            _ => self.host_instead(file, out, "not an activity file"),
+            _ => self.host_instead(file, out, HostReason::NotVirtualized),
         }
     }
 
     fn render_loadavg(&self, c: &Container, out: &mut Vec<u8>) -> Result<()> {
         let Some(path) = tasks::container_path(&self.hier, &c.paths) else {
-            return self.host_instead(VirtualFile::Loadavg, out, "no cgroup to count its tasks in");
+            return self.host_instead(VirtualFile::Loadavg, out, HostReason::NoTaskCgroup);
         };
         if !self.loads.running() {
-            return self.host_instead(
-                VirtualFile::Loadavg,
-                out,
-                "the load sampler is off (--disable-loadavg)",
-            );
+            return self.host_instead(VirtualFile::Loadavg, out, HostReason::LoadavgOff);
         }
         if path == "." {
-            return self.host_instead(
-                VirtualFile::Loadavg,
-                out,
-                "its cgroup is the root: the host's load is its own",
-            );
+            return self.host_instead(VirtualFile::Loadavg, out, HostReason::LoadRoot);
         }
         // A container younger than one sampling interval has no sample yet: load 0.
         let load = self.loads.get(path).unwrap_or_default();
@@ -60,11 +53,7 @@ impl Host {
 
     fn render_diskstats(&self, c: &Container, out: &mut Vec<u8>) -> Result<()> {
         let Some(io) = self.container_io(c)? else {
-            return self.host_instead(
-                VirtualFile::Diskstats,
-                out,
-                "no io (blkio) controller, or its io cgroup is the root",
-            );
+            return self.host_instead(VirtualFile::Diskstats, out, HostReason::IoRoot);
         };
         let host = self.root.read_string(VirtualFile::Diskstats.host_path())?;
         diskstats::render(&host, &io, out);
@@ -100,14 +89,10 @@ impl Host {
     /// container has none.
     fn render_pressure(&self, file: VirtualFile, c: &Container, out: &mut Vec<u8>) -> Result<()> {
         let (Some(v2), Some(path)) = (self.hier.v2.as_ref(), c.paths.unified()) else {
-            return self.host_instead(
-                file,
-                out,
-                "no cgroup2 hierarchy: per-cgroup pressure is only kept there",
-            );
+            return self.host_instead(file, out, HostReason::NoCgroup2);
         };
         if path == "." {
-            return self.host_instead(file, out, "its cgroup2 group is the root");
+            return self.host_instead(file, out, HostReason::Cgroup2Root);
         }
         let name = match file {
             VirtualFile::PressureCpu => "cpu.pressure",
@@ -119,11 +104,7 @@ impl Host {
                 out.extend_from_slice(text.as_bytes());
                 Ok(())
             }
-            None => self.host_instead(
-                file,
-                out,
-                "its cgroup2 group has no pressure file (kernel without per-cgroup PSI, or psi=0)",
-            ),
+            None => self.host_instead(file, out, HostReason::NoPressure),
         }
     }
 
@@ -142,10 +123,6 @@ impl Host {
                 }
             }
         }
-        self.host_instead(
-            VirtualFile::Slabinfo,
-            out,
-            "no cgroup v1 memory.kmem.slabinfo with content for its group (cgroup v2 keeps none)",
-        )
+        self.host_instead(VirtualFile::Slabinfo, out, HostReason::NoSlabinfo)
     }
 }

@@ -8,6 +8,7 @@
 //! bounded so that thousands of short-lived containers cannot grow it without limit.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,9 @@ pub struct Container {
     /// When init started, in ns since boot (`None` for host readers).
     pub start_ns: Option<u64>,
     pub fetched: Instant,
+    /// Files its readers were served (renderings, shared ones included), carried over
+    /// from the entry this one refreshes: what `status` ranks the busiest by.
+    pub reads: AtomicU64,
     key: ContainerKey,
 }
 
@@ -70,6 +74,7 @@ impl Container {
             paths,
             start_ns,
             fetched,
+            reads: AtomicU64::new(0),
             key,
         }
     }
@@ -117,25 +122,49 @@ impl ContainerCache {
         Some(e.container.clone())
     }
 
+    /// The cached container of `ns` however old (to name it in a log line).
+    pub fn peek(&self, ns: NsId) -> Option<Arc<Container>> {
+        self.lock().map.get(&ns).map(|e| e.container.clone())
+    }
+
     /// The cached init of `ns` even if its paths are stale, to skip re-resolving it.
     pub fn init_of(&self, ns: NsId) -> Option<u32> {
         self.lock().map.get(&ns).map(|e| e.container.init)
     }
 
-    pub fn insert(&self, ns: NsId, container: Arc<Container>, now: Instant) {
+    /// Cache `container` for `ns`; how many entries were pruned meanwhile.
+    pub fn insert(&self, ns: NsId, container: Arc<Container>, now: Instant) -> usize {
         let mut inner = self.lock();
-        inner.map.insert(
+        let old = inner.map.insert(
             ns,
             Entry {
-                container,
+                container: container.clone(),
                 last_used: now,
             },
         );
+        // A refresh of the same container keeps its count (a read counted on the old
+        // entry between these two lines is lost: a count for ranking, not billing).
+        if let Some(old) = old.filter(|o| o.container.key == container.key) {
+            container.reads.fetch_add(
+                old.container.reads.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
         if now.saturating_duration_since(inner.last_prune) > PRUNE_EVERY
             || inner.map.len() > MAX_ENTRIES
         {
-            inner.prune(now);
+            return inner.prune(now);
         }
+        0
+    }
+
+    /// Every cached container, for ranking by reads (the lock is held only to copy).
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.lock()
+            .map
+            .values()
+            .map(|e| e.container.clone())
+            .collect()
     }
 
     pub fn remove(&self, ns: NsId) {
@@ -158,7 +187,8 @@ impl ContainerCache {
 }
 
 impl Inner {
-    fn prune(&mut self, now: Instant) {
+    fn prune(&mut self, now: Instant) -> usize {
+        let before = self.map.len();
         self.last_prune = now;
         self.map
             .retain(|_, e| now.saturating_duration_since(e.last_used) <= IDLE);
@@ -171,6 +201,7 @@ impl Inner {
                 self.map.remove(&k);
             }
         }
+        before.saturating_sub(self.map.len())
     }
 }
 
@@ -206,6 +237,29 @@ mod tests {
         );
         assert_eq!(c.init_of(NsId(1)), Some(10));
         assert!(c.get(NsId(2), t0).is_none());
+    }
+
+    #[test]
+    fn a_refreshed_entry_keeps_its_reads() {
+        let hier = Hierarchies {
+            v1: Vec::new(),
+            v2: None,
+        };
+        let container = |init: u32, at: Instant| {
+            let paths = CgroupPaths::parse(&hier, "0::/\n", init).unwrap();
+            Arc::new(Container::new(init, Some(NsId(1)), paths, Some(5), at))
+        };
+        let c = ContainerCache::default();
+        let t0 = Instant::now();
+        let first = container(10, t0);
+        first.reads.store(7, Ordering::Relaxed);
+        c.insert(NsId(1), first, t0);
+        let again = container(10, t0 + PATHS_TTL);
+        c.insert(NsId(1), again.clone(), t0 + PATHS_TTL);
+        assert_eq!(again.reads.load(Ordering::Relaxed), 7);
+        let other = container(11, t0 + PATHS_TTL);
+        c.insert(NsId(1), other.clone(), t0 + PATHS_TTL);
+        assert_eq!(other.reads.load(Ordering::Relaxed), 0, "another container");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::cache::{Container, ContainerKey};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::files::VirtualFile;
+use crate::reason::HostReason;
 use crate::{Host, tasks};
 
 /// Task counts are a gauge; recounting them more than once a second per container
@@ -112,11 +113,7 @@ impl Host {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let Some(view) = self.view_of(c)? else {
-            return self.host_instead(
-                file,
-                out,
-                "its CPU cgroups are the roots: the host's CPUs are its own",
-            );
+            return self.host_instead(file, out, HostReason::CpuRoot);
         };
         match file {
             VirtualFile::Cpuinfo => {
@@ -159,27 +156,19 @@ impl Host {
                 // Uptime is the container's age: a host reader gets the host's. When
                 // init's start can't be read, the reader's own start keeps it sane.
                 if c.ns.is_none() {
-                    return self.host_instead(
-                        file,
-                        out,
-                        "a reader in the host's pid namespace: the host's uptime is its own",
-                    );
+                    return self.host_instead(file, out, HostReason::HostReader);
                 }
                 if self.opts.host_uptime {
-                    return self.host_instead(
-                        file,
-                        out,
-                        "--host-uptime: process ages (ps, psutil) count from the host's boot",
-                    );
+                    return self.host_instead(file, out, HostReason::HostUptimeOption);
                 }
                 let Some(start) = c.start_ns.or_else(|| self.start_ns(reader)) else {
-                    return self.host_instead(file, out, "its init's start time cannot be read");
+                    return self.host_instead(file, out, HostReason::NoStartTime);
                 };
                 let now = self.boottime_ns()?;
                 let state = self.advance_stat(c, &view)?;
                 procfile::render::uptime(now.saturating_sub(start), state.total().idle, out);
             }
-            _ => return self.host_instead(file, out, "not a CPU file"),
+            _ => return self.host_instead(file, out, HostReason::NotVirtualized),
         }
         Ok(())
     }

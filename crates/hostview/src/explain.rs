@@ -9,11 +9,12 @@ use std::cell::Cell;
 use crate::Host;
 use crate::error::Result;
 use crate::files::VirtualFile;
+use crate::reason::HostReason;
 
 thread_local! {
     /// The reason the last rendering on this thread served the host's file. A thread
     /// renders one file at a time, so it is read back right after the rendering.
-    static HOST_INSTEAD: Cell<Option<&'static str>> = const { Cell::new(None) };
+    static HOST_INSTEAD: Cell<Option<HostReason>> = const { Cell::new(None) };
 }
 
 /// Where a reader's content comes from.
@@ -31,10 +32,21 @@ impl Host {
         &self,
         file: VirtualFile,
         out: &mut Vec<u8>,
-        why: &'static str,
+        why: HostReason,
     ) -> Result<()> {
         HOST_INSTEAD.with(|r| r.set(Some(why)));
         self.host_file(file, out)
+    }
+
+    /// Forget any earlier [`host_instead`](Self::host_instead) on this thread, before a
+    /// rendering.
+    pub(crate) fn clear_host_instead() {
+        HOST_INSTEAD.with(|r| r.set(None));
+    }
+
+    /// Why the rendering just made on this thread is the host's file, if it is.
+    pub(crate) fn took_host_instead() -> Option<HostReason> {
+        HOST_INSTEAD.with(Cell::take)
     }
 
     /// Where reader `tid`'s `file` comes from now: a fresh rendering (no cache), whose
@@ -50,7 +62,7 @@ impl Host {
             .and_then(|c| self.render_fresh(file, &c, tid, &mut out));
         match (rendered, HOST_INSTEAD.with(Cell::take)) {
             (Err(e), _) => Source::Host(format!("the container's data cannot be read: {e}")),
-            (Ok(()), Some(why)) => Source::Host(why.to_string()),
+            (Ok(()), Some(why)) => Source::Host(why.why().to_string()),
             (Ok(()), None) => Source::Container,
         }
     }

@@ -5,6 +5,7 @@
 //! tree under `fixtures/` in tests. All `unsafe` lives in [`sys`].
 
 mod activity;
+mod busiest;
 pub mod cache;
 pub mod cgroup;
 mod cpu;
@@ -17,7 +18,9 @@ mod fsio;
 mod loadavg;
 mod logonce;
 mod memory;
+pub mod observe;
 pub mod pidns;
+pub mod reason;
 mod rendercache;
 mod sys;
 mod tasks;
@@ -30,16 +33,19 @@ use std::time::Instant;
 
 use procfile::{CpuView, HostMem};
 
+pub use busiest::{BusyContainer, ReadTally};
 pub use cache::{Container, ContainerKey};
 pub use cgroup::{Hierarchies, Layout};
 pub use error::{Error, Result};
 pub use explain::Source;
 pub use files::{Renderer, Spec, VirtualFile};
 pub use fsio::{Dir, DirEntry};
+pub use observe::{Observer, Resolution};
 pub use pidns::{InitResolver, NsId, ResolverKind};
+pub use reason::HostReason;
 
 use cache::ContainerCache;
-use cgroup::CgroupPaths;
+use cgroup::{CgroupPaths, Controller};
 use logonce::LogOnce;
 
 /// Behaviour switches from the command line, and what the server needs told.
@@ -60,6 +66,9 @@ pub struct Options {
     /// file, like a worker that crashes on a request. Only debug builds (the tests')
     /// look at it: a release build's read path carries no fault injection.
     pub abort_on: Option<VirtualFile>,
+    /// Fault injection for the logging tests: reading this file's container data fails
+    /// (an I/O error), so every reader of it gets the host's file. Debug builds only.
+    pub fail_on: Option<VirtualFile>,
     /// Called before each piece of work that reads the host's files (a rendering, a
     /// namespace resolution, a CPU view: tens of microseconds, more on a big host). The
     /// FUSE server passes its hand-off here: the thread that reads requests and serves
@@ -78,6 +87,7 @@ impl Default for Options {
             host_uptime: false,
             resolver: ResolverKind::Auto,
             abort_on: None,
+            fail_on: None,
             before_slow_work: || {},
         }
     }
@@ -93,6 +103,8 @@ pub struct Rendered {
     pub owner: u64,
     /// Where its content came from (for the daemon's counters).
     pub origin: Origin,
+    /// Why it is the host's file, when it is (not for [`Origin::HostSwitch`]).
+    pub reason: Option<HostReason>,
 }
 
 /// Where a [`Rendered`] came from.
@@ -119,6 +131,7 @@ pub struct Host {
     opts: Options,
     cache: ContainerCache,
     failures: LogOnce,
+    observer: Option<Arc<dyn Observer>>,
     /// Every reader is served the host's own files (SIGUSR2, LXCFS's kill switch).
     host_files: AtomicBool,
     stats: cpufiles::StatHistory,
@@ -156,6 +169,7 @@ impl Host {
             opts,
             cache: ContainerCache::default(),
             failures: LogOnce::default(),
+            observer: None,
             host_files: AtomicBool::new(false),
             stats: cpufiles::StatHistory::default(),
             renders: rendercache::RenderCache::default(),
@@ -169,6 +183,17 @@ impl Host {
                     .and_then(std::result::Result::ok),
             ),
         })
+    }
+
+    /// From now on, tell `o` what is measured (see [`Observer`]).
+    pub fn set_observer(&mut self, o: Arc<dyn Observer>) {
+        self.observer = Some(o);
+    }
+
+    fn observe(&self, f: impl FnOnce(&dyn Observer)) {
+        if let Some(o) = &self.observer {
+            f(o.as_ref());
+        }
     }
 
     /// The host's root directory (the mirrored sysfs entries are read from it).
@@ -240,10 +265,18 @@ impl Host {
             self.cache.remove(ns);
         }
         (self.opts.before_slow_work)();
-        let init = match self.cache.init_of(ns) {
-            Some(i) if NsId::of(&self.proc, i).ok() == Some(ns) => i,
-            _ => self.resolver.resolve(&self.proc, tid, ns)?,
+        let began = Instant::now();
+        let (init, how) = match self.cache.init_of(ns) {
+            Some(i) if NsId::of(&self.proc, i).ok() == Some(ns) => (Ok(i), Resolution::CachedInit),
+            _ => self.resolver.resolve_traced(&self.proc, tid, ns),
         };
+        let how = if init.is_ok() {
+            how
+        } else {
+            Resolution::Failed
+        };
+        self.observe(|o| o.resolved(how, began.elapsed()));
+        let init = init?;
         let paths = CgroupPaths::read(&self.hier, &self.proc, init)?;
         let c = Arc::new(Container::new(
             init,
@@ -252,7 +285,10 @@ impl Host {
             self.start_ns(init),
             now,
         ));
-        self.cache.insert(ns, c.clone(), now);
+        let pruned = self.cache.insert(ns, c.clone(), now);
+        if pruned > 0 {
+            self.observe(|o| o.pruned(pruned));
+        }
         Ok(c)
     }
 
@@ -278,15 +314,32 @@ impl Host {
             Ok(r) => Ok(r),
             Err(e) => {
                 let ns = self.reader_ns(tid);
-                let key = if ns == 0 { u64::from(tid) } else { ns };
-                if self.failures.first(key, error_kind(&e)) {
-                    tracing::warn!(
-                        "serving the host's {} to reader {tid}: {e}",
-                        file.host_path()
-                    );
-                }
-                self.host_rendering(file, ns, Origin::HostFallback)
+                let reason = HostReason::of_error(&e);
+                self.log_fallback(file, tid, ns, reason, &e);
+                let mut r = self.host_rendering(file, ns, Origin::HostFallback)?;
+                r.reason = Some(reason);
+                Ok(r)
             }
+        }
+    }
+
+    /// The container's cgroup as the host names it: its memory cgroup, else its
+    /// cgroup2 group, else its first v1 path.
+    pub fn cgroup_name(&self, c: &Container) -> String {
+        self.paths_name(&c.paths)
+    }
+
+    pub(crate) fn paths_name(&self, p: &CgroupPaths) -> String {
+        let path = p
+            .locate(&self.hier, Controller::Memory)
+            .map(|(_, p)| p)
+            .or_else(|| p.unified())
+            .or_else(|| p.first_v1())
+            .unwrap_or(".");
+        if path == "." {
+            "/".to_string()
+        } else {
+            format!("/{path}")
         }
     }
 
@@ -310,11 +363,20 @@ impl Host {
             bytes: out.into(),
             owner,
             origin,
+            reason: None,
         })
     }
 
     fn render_container(&self, file: VirtualFile, tid: u32) -> Result<Rendered> {
         let c = self.container(tid)?;
+        c.reads.fetch_add(1, Ordering::Relaxed);
+        #[cfg(debug_assertions)]
+        if self.opts.fail_on == Some(file) {
+            return Err(Error::io(
+                format!("{} (injected fault)", file.host_path()),
+                rustix::io::Errno::IO,
+            ));
+        }
         let owner = c.ns.unwrap_or(self.self_ns).0;
         // Uptime falls back to the reader's own start when init's is unknown: then the
         // rendering is the reader's, not the container's.
@@ -324,25 +386,29 @@ impl Host {
         let key = (c.key().clone(), file);
         let now = Instant::now();
         if shareable {
-            if let Some(bytes) = self.renders.get(&key, now) {
+            if let Some((bytes, reason)) = self.renders.get(&key, now) {
                 return Ok(Rendered {
                     bytes,
                     owner,
                     origin: Origin::Cached,
+                    reason,
                 });
             }
         }
         (self.opts.before_slow_work)();
         let mut out = Vec::with_capacity(4096);
+        Host::clear_host_instead();
         self.render_fresh(file, &c, tid, &mut out)?;
+        let reason = Host::took_host_instead();
         let bytes: Arc<[u8]> = out.into();
         if shareable {
-            self.renders.put(key, bytes.clone(), now);
+            self.renders.put(key, (bytes.clone(), reason), now);
         }
         Ok(Rendered {
             bytes,
             owner,
             origin: Origin::Container,
+            reason,
         })
     }
 
@@ -362,11 +428,7 @@ impl Host {
 
     fn render_memory(&self, file: VirtualFile, c: &Container, out: &mut Vec<u8>) -> Result<()> {
         let Some(view) = memory::read(&self.hier, &c.paths)? else {
-            return self.host_instead(
-                file,
-                out,
-                "no memory controller, or its memory cgroup is the root: the host's values are its own",
-            );
+            return self.host_instead(file, out, HostReason::MemoryRoot);
         };
         let text = self.root.read_string("proc/meminfo")?;
         let host =
@@ -423,16 +485,5 @@ impl Host {
         };
         let want = len.saturating_add(len / 2).max(PAGE);
         want.div_ceil(PAGE).saturating_mul(PAGE)
-    }
-}
-
-fn error_kind(e: &Error) -> &'static str {
-    match e {
-        Error::Io { .. } => "io",
-        Error::Parse { .. } => "parse",
-        Error::InitNotFound { .. } => "init",
-        Error::NoCaller { .. } => "caller",
-        Error::NoCgroups => "cgroups",
-        Error::OutsideHierarchy { .. } => "outside",
     }
 }

@@ -158,12 +158,14 @@ impl Host {
             next.insert(path.to_string(), load);
         }
         self.loads.publish(next);
-        // What a tick costs (the end-to-end tests read it): it grows with the cgroups,
-        // not with their tasks, when the kernel counts them.
+        // What a tick costs (the end-to-end tests read it, and the daemon's metrics):
+        // it grows with the cgroups, not with their tasks, when the kernel counts them.
+        let took = began.elapsed();
+        self.observe(|o| o.sampled(own.len(), took));
         tracing::debug!(
             "load sampler: {} cgroups in {} µs",
             own.len(),
-            began.elapsed().as_micros()
+            took.as_micros()
         );
     }
 

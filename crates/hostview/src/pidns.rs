@@ -11,6 +11,7 @@ use rustix::fs::{Mode, OFlags, openat};
 
 use crate::error::{Error, Result};
 use crate::fsio::Dir;
+use crate::observe::Resolution;
 use crate::sys;
 
 /// The identity of a pid namespace: its nsfs inode number.
@@ -74,9 +75,17 @@ impl InitResolver {
 
     /// Host pid of the init of `ns`, the pid namespace of thread `tid`.
     pub fn resolve(self, proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
+        self.resolve_traced(proc, tid, ns).0
+    }
+
+    /// [`resolve`](Self::resolve), and the method that answered (or was tried last).
+    pub fn resolve_traced(self, proc: &Dir, tid: u32, ns: NsId) -> (Result<u32>, Resolution) {
         match self {
-            InitResolver::Ioctl => resolve_ioctl(proc, tid),
-            InitResolver::Procfs => resolve_procfs(proc, tid, ns),
+            InitResolver::Ioctl => (resolve_ioctl(proc, tid), Resolution::Ioctl),
+            InitResolver::Procfs => match resolve_procfs(proc, tid, ns) {
+                Ok((pid, how)) => (Ok(pid), how),
+                Err(e) => (Err(e), Resolution::ProcfsScan),
+            },
         }
     }
 }
@@ -107,7 +116,7 @@ fn resolve_ioctl(proc: &Dir, tid: u32) -> Result<u32> {
 /// levels below its init, and a bound keeps a corrupt tree from looping.
 const MAX_WALK: usize = 64;
 
-fn resolve_procfs(proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
+fn resolve_procfs(proc: &Dir, tid: u32, ns: NsId) -> Result<(u32, Resolution)> {
     let status = read_status(proc, tid)?;
     let mut pid = status.tgid.unwrap_or(tid);
     let mut current = if pid == tid {
@@ -117,7 +126,7 @@ fn resolve_procfs(proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
     };
     for _ in 0..MAX_WALK {
         if current.nspid_inner == Some(1) {
-            return Ok(pid);
+            return Ok((pid, Resolution::ProcfsParents));
         }
         let Some(parent) = current.ppid.filter(|&p| p > 0) else {
             break;
@@ -128,7 +137,9 @@ fn resolve_procfs(proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
         pid = parent;
         current = read_status(proc, pid)?;
     }
-    scan_for_init(proc, ns).ok_or(Error::InitNotFound { tid })
+    scan_for_init(proc, ns)
+        .map(|pid| (pid, Resolution::ProcfsScan))
+        .ok_or(Error::InitNotFound { tid })
 }
 
 fn scan_for_init(proc: &Dir, ns: NsId) -> Option<u32> {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::ContainerKey;
 use crate::files::VirtualFile;
+use crate::reason::HostReason;
 
 pub const FRESH: Duration = Duration::from_millis(100);
 /// Entries are dropped after this (at the next prune), and the map is bounded.
@@ -29,8 +30,9 @@ pub struct Recent<K, V> {
     inner: Mutex<Timed<K, V>>,
 }
 
-/// Renderings, per container identity and file.
-pub type RenderCache = Recent<(ContainerKey, VirtualFile), Arc<[u8]>>;
+/// Renderings, per container identity and file, with why they are the host's file
+/// when they are.
+pub type RenderCache = Recent<(ContainerKey, VirtualFile), (Arc<[u8]>, Option<HostReason>)>;
 
 impl<K, V> Default for Recent<K, V> {
     fn default() -> Self {
@@ -70,6 +72,7 @@ impl<K: Hash + Eq, V: Clone> Recent<K, V> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -84,17 +87,19 @@ mod tests {
             };
             (key, f)
         };
-        c.put(k(1, VirtualFile::Meminfo), Arc::from(&b"a"[..]), t);
-        assert_eq!(
-            c.get(&k(1, VirtualFile::Meminfo), t).as_deref(),
-            Some(&b"a"[..])
+        c.put(
+            k(1, VirtualFile::Meminfo),
+            (Arc::from(&b"a"[..]), Some(HostReason::MemoryRoot)),
+            t,
         );
+        let (bytes, why) = c.get(&k(1, VirtualFile::Meminfo), t).unwrap();
+        assert_eq!((&bytes[..], why), (&b"a"[..], Some(HostReason::MemoryRoot)));
         assert!(c.get(&k(2, VirtualFile::Meminfo), t).is_none());
         assert!(c.get(&k(1, VirtualFile::Stat), t).is_none());
         assert!(c.get(&k(1, VirtualFile::Meminfo), t + FRESH).is_none());
         c.put(
             k(3, VirtualFile::Stat),
-            Arc::from(&b"b"[..]),
+            (Arc::from(&b"b"[..]), None),
             t + KEEP + PRUNE_EVERY + FRESH,
         );
         assert_eq!(c.len(), 1);

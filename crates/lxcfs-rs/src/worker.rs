@@ -14,18 +14,24 @@ use signal_hook::iterator::Signals;
 use connection::{ServeOptions, Shared, WorkerArgs};
 use hostview::{Host, Options};
 
-/// Environment variable for the restart tests: `abort-on=<file>` (e.g. `abort-on=loadavg`)
-/// makes the worker abort whenever it renders that file, like a worker that crashes on
-/// a request. Read by workers only.
+/// Environment variable for the restart and logging tests: `abort-on=<file>` (e.g.
+/// `abort-on=loadavg`) makes the worker abort whenever it renders that file, like a
+/// worker that crashes on a request; `fail-on=<file>` makes reading the container's
+/// data for that file fail, so its readers get the host's file. Read by workers only,
+/// and only by debug builds.
 pub const FAULT_ENV: &str = "LXCFS_RS_FAULT";
 
-fn fault() -> Option<hostview::VirtualFile> {
+fn fault(kind: &str) -> Option<hostview::VirtualFile> {
     let v = std::env::var(FAULT_ENV).ok()?;
-    let name = v.strip_prefix("abort-on=")?;
+    let name = v.strip_prefix(kind)?.strip_prefix('=')?;
     hostview::VirtualFile::ALL
         .into_iter()
         .find(|f| f.name() == name)
 }
+
+/// How often the busiest containers are ranked and published: the window `status`
+/// shows reads over.
+const BUSY_WINDOW: Duration = Duration::from_secs(5);
 
 pub fn run(args: &WorkerArgs) -> Result<()> {
     let fuse = adopt(args.fuse_fd)?;
@@ -40,11 +46,12 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
 
     let serve = &args.serve;
     let mut opts = host_options(serve);
-    opts.abort_on = fault();
-    let host =
-        Arc::new(Host::open(&serve.host_root, opts).with_context(|| {
-            format!("cannot read the host under {}", serve.host_root.display())
-        })?);
+    opts.abort_on = fault("abort-on");
+    opts.fail_on = fault("fail-on");
+    let mut host = Host::open(&serve.host_root, opts)
+        .with_context(|| format!("cannot read the host under {}", serve.host_root.display()))?;
+    host.set_observer(counters.clone());
+    let host = Arc::new(host);
     host.set_serve_host_files(args.host_files);
     let signals =
         Signals::new([SIGTERM, SIGINT, SIGUSR2]).context("cannot install signal handlers")?;
@@ -162,6 +169,7 @@ pub fn host_options(serve: &ServeOptions) -> Options {
         loadavg: !serve.disable_loadavg,
         resolver: serve.init_resolver,
         abort_on: None,
+        fail_on: None,
         before_slow_work: fusefs::hand_off,
     }
 }
@@ -180,14 +188,50 @@ fn adopt(n: i32) -> Result<OwnedFd> {
     connection::adopt_inherited_fd(n).with_context(|| format!("inherited descriptor {n}"))
 }
 
+/// Rank the containers by what they read since the last window and put the busiest
+/// where the supervisor reads them.
+fn publish_busiest(
+    host: &Host,
+    counters: &connection::Counters,
+    tally: &mut hostview::ReadTally,
+    took: Duration,
+) {
+    use connection::counters::{Busiest, Busy, busiest::SLOTS};
+    let containers = tally
+        .window(host, SLOTS)
+        .into_iter()
+        .map(|c| Busy {
+            cgroup: c.cgroup,
+            pidns: c.pidns,
+            reads: c.reads,
+            reads_total: c.reads_total,
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    counters.publish_busiest(&Busiest {
+        window_ms: took.as_millis() as u64,
+        published_unix_ms: now,
+        containers,
+    });
+}
+
 fn wait(
     session: fusefs::BackgroundSession,
     host: &Host,
     counters: &connection::Counters,
     mut signals: Signals,
 ) -> Result<()> {
+    let mut tally = hostview::ReadTally::default();
+    let mut window = Instant::now();
     loop {
         counters.set_containers(host.cached_containers().0 as u64);
+        host.log_summary();
+        if window.elapsed() >= BUSY_WINDOW {
+            publish_busiest(host, counters, &mut tally, window.elapsed());
+            window = Instant::now();
+        }
         for sig in signals.pending() {
             match sig {
                 SIGUSR2 => {

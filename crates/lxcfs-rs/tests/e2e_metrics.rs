@@ -1,8 +1,11 @@
 //! What operators see: the metrics socket counts what containers read, exactly, in an
-//! exposition a real Prometheus parser accepts; the counts survive a worker SIGKILL and
-//! a SIGUSR1 upgrade; `lxcfs-rs status` summarizes a live daemon and says in one line
-//! that nothing serves a dead mountpoint; `--log-format json` logs JSON from the
-//! supervisor and its workers.
+//! exposition a real Prometheus parser accepts (pid-namespace resolutions by method,
+//! errors by errno, host files by reason included); the counts survive a worker SIGKILL
+//! and a SIGUSR1 upgrade; `lxcfs-rs status` summarizes a live daemon, with its busiest
+//! containers, and says in one line that nothing serves a dead mountpoint;
+//! `--log-format json` logs JSON from the supervisor and its workers; a container that
+//! fails ten thousand times is logged once, with its cgroup, and a crowd of failing
+//! containers gets no more lines than the log budget.
 //!
 //! The parser is Python's `prometheus_client.parser` from Debian's
 //! `python3-prometheus-client` (`.ci/run` installs it), run by the system interpreter.
@@ -119,6 +122,28 @@ fn two_containers_reads_are_counted_exactly_and_the_exposition_parses() {
     assert!(!out.ok().contains("FAIL"));
     let out = cb.exec(&(reads("meminfo", 5) + &reads("uptime", 4)));
     assert!(!out.ok().contains("FAIL"));
+    // Errors by errno, from the host: O_DIRECT is refused (EINVAL), as is a root-only
+    // file to another user (EACCES).
+    for _ in 0..3 {
+        use std::os::unix::fs::OpenOptionsExt;
+        let e = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(d.path("proc/meminfo"))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    }
+    for _ in 0..2 {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(d.path("proc/slabinfo"))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            "{out:?}"
+        );
+    }
     // A latency is recorded just after its reply: wait for the last one.
     let after = poll(DEADLINE, "the latencies of every open", || {
         let s = scrape(&d);
@@ -153,6 +178,8 @@ fn two_containers_reads_are_counted_exactly_and_the_exposition_parses() {
             0.0,
             "{file}: the containers' cgroups are readable"
         );
+        // The histogram times refused opens too.
+        let refused = if file == "proc/meminfo" { 3.0 } else { 0.0 };
         let open = [("file", file), ("op", "open")];
         assert_eq!(
             delta(
@@ -161,7 +188,7 @@ fn two_containers_reads_are_counted_exactly_and_the_exposition_parses() {
                 "lxcfs_request_duration_seconds_count",
                 &open
             ),
-            n,
+            n + refused,
             "{file} histogram count"
         );
         assert_eq!(
@@ -171,14 +198,53 @@ fn two_containers_reads_are_counted_exactly_and_the_exposition_parses() {
                 "lxcfs_request_duration_seconds_bucket",
                 &[("file", file), ("op", "open"), ("le", "+Inf")]
             ),
-            n,
+            n + refused,
             "{file} +Inf bucket"
         );
-        assert_eq!(
-            delta(&before, &after, "lxcfs_request_errors_total", &f),
-            0.0
-        );
+        if file != "proc/meminfo" {
+            assert_eq!(
+                delta(&before, &after, "lxcfs_request_errors_total", &f),
+                0.0
+            );
+        }
     }
+    let errors = |file: &str, errno: &str| {
+        let l = [("file", file), ("op", "open"), ("errno", errno)];
+        delta(&before, &after, "lxcfs_request_errors_total", &l)
+    };
+    assert_eq!(errors("proc/meminfo", "EINVAL"), 3.0);
+    assert_eq!(errors("proc/slabinfo", "EACCES"), 2.0);
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "lxcfs_request_errors_total",
+            &[("file", "proc/meminfo")]
+        ),
+        3.0,
+        "no other error"
+    );
+    // Each container's init was found once, by the kernel's ioctl (later renderings
+    // take it from the cache, re-checked after a second as cached_init).
+    let resolved = |method: &str| {
+        delta(
+            &before,
+            &after,
+            "lxcfs_pidns_resolution_duration_seconds_count",
+            &[("method", method)],
+        )
+    };
+    assert_eq!(resolved("ioctl"), 2.0, "one resolution per container");
+    assert_eq!(resolved("failed"), 0.0);
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "lxcfs_pidns_resolution_duration_seconds_bucket",
+            &[("method", "ioctl"), ("le", "+Inf")]
+        ),
+        2.0
+    );
     assert_eq!(
         delta(
             &before,
@@ -361,6 +427,10 @@ fn status_summarizes_a_live_daemon_and_refuses_a_dead_mountpoint_in_one_line() {
     };
     assert!(http("/readyz").starts_with("HTTP/1.0 200"));
     assert!(http("/metrics").contains("lxcfs_opens_total{"));
+    assert!(
+        http("/containers").starts_with("HTTP/1.0 404"),
+        "containers' names only on the root-only socket"
+    );
 
     d.stop();
     let (code, out, err) = status(&[&mnt]);
@@ -405,4 +475,190 @@ fn json_logs_come_from_the_supervisor_and_its_workers() {
         worker_lines, 2,
         "both workers said they serve, in JSON:\n{log}"
     );
+}
+
+/// `lxcfs-rs status --json`'s busiest containers: (cgroup, reads over the window,
+/// reads in all), busiest first.
+fn busiest(mnt: &str) -> Vec<(String, u64, u64)> {
+    let (code, out, err) = status(&[mnt, "--json", "--sample", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    j["busiest_containers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no busiest_containers in {j}"))
+        .iter()
+        .map(|c| {
+            (
+                c["cgroup"].as_str().unwrap().to_string(),
+                c["reads"].as_u64().unwrap(),
+                c["reads_total"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn status_ranks_the_busiest_containers() {
+    let d = Daemon::start(&[]);
+    let mnt = d.mnt.to_str().unwrap().to_string();
+    let busy = Cgroup::with_memory_limit("metrics-busy", 256 * MIB);
+    let quiet = Cgroup::with_memory_limit("metrics-quiet", 256 * MIB);
+    let cbusy = Running::start(&busy, &d.mnt);
+    let cquiet = Running::start(&quiet, &d.mnt);
+    // The busy one reads all along, the quiet one five files once.
+    let _reader = std::thread::spawn({
+        let init = cbusy.init;
+        move || {
+            let _ = Command::new("nsenter")
+                .args(["-t", &init.to_string(), "-p", "-m", "--", "sh", "-c"])
+                .arg("while :; do cat /proc/meminfo >/dev/null; sleep 0.01; done")
+                .output();
+        }
+    });
+    assert!(!cquiet.exec(&reads("uptime", 5)).ok().contains("FAIL"));
+    let (busy_name, quiet_name) = (format!("/{}", busy.rel), format!("/{}", quiet.rel));
+    // Published every 5 s, with what each read over those 5 s: the quiet container's
+    // row shows its five reads (all of them, whichever windows they fell in).
+    let rows = poll(
+        Duration::from_secs(30),
+        "the quiet container ranked",
+        || {
+            let rows = busiest(&mnt);
+            rows.iter()
+                .any(|r| r.0 == quiet_name && r.2 == 5)
+                .then_some(rows)
+        },
+    );
+    let rank = |name: &str| rows.iter().position(|r| r.0 == name);
+    assert!(
+        rank(&busy_name).unwrap_or_else(|| panic!("{busy_name} not in {rows:?}"))
+            < rank(&quiet_name).unwrap(),
+        "{rows:?}"
+    );
+    // At least one load-sampler tick ran meanwhile (every 5 s), counting both groups.
+    let m = scrape(&d);
+    assert!(value(&m, "lxcfs_loadavg_tick_duration_seconds_count", &[]) >= 1.0);
+    assert_eq!(
+        value(
+            &m,
+            "lxcfs_loadavg_tick_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        value(&m, "lxcfs_loadavg_tick_duration_seconds_count", &[])
+    );
+    assert!(value(&m, "lxcfs_loadavg_cgroups_sampled", &[]) >= 2.0);
+    let (code, out, err) = status(&[&mnt, "--sample", "0"]);
+    assert_eq!(code, 0, "{err}");
+    // The window is 5 s, a little more when the worker's loop runs late.
+    assert!(
+        out.contains("busiest containers (files read over the last "),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("/s  {busy_name}  (pid namespace ")),
+        "{out}"
+    );
+    drop(cbusy);
+}
+
+/// The log lines of a daemon that say a container is served the host's file.
+fn fallback_lines(d: &Daemon) -> Vec<String> {
+    d.log_text()
+        .lines()
+        .filter(|l| l.contains("serving the host's proc/meminfo"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_budget() {
+    // Debug builds (the tests') fail every read of meminfo's container data.
+    let d = Daemon::start_env(&[], &[("LXCFS_RS_FAULT", "fail-on=meminfo")]);
+    let cg = Cgroup::with_memory_limit("metrics-failing", 256 * MIB);
+    let c = Running::start(&cg, &d.mnt);
+    let before = scrape(&d);
+    // Ten thousand reads, with the shell's own `read` (no process per read).
+    let out = c.exec(
+        "i=0; while [ $i -lt 10000 ]; do read -r l < /proc/meminfo || echo FAIL; \
+         i=$((i+1)); done; echo \"$l\"",
+    );
+    assert!(out.ok().starts_with("MemTotal:"), "{}", out.stdout);
+    let after = scrape(&d);
+    let f = [("file", "proc/meminfo")];
+    assert_eq!(delta(&before, &after, "lxcfs_opens_total", &f), 10_000.0);
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "lxcfs_renders_total",
+            &[("file", "proc/meminfo"), ("outcome", "host_fallback")]
+        ),
+        10_000.0
+    );
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "lxcfs_host_files_total",
+            &[("file", "proc/meminfo"), ("reason", "read_error")]
+        ),
+        10_000.0
+    );
+    let name = format!("/{}", cg.rel);
+    // (The test's own reads from the host fail too: theirs are other lines.)
+    let lines = poll(DEADLINE, "the container's failure logged", || {
+        let l: Vec<String> = fallback_lines(&d)
+            .into_iter()
+            .filter(|l| l.contains(&name))
+            .collect();
+        (!l.is_empty()).then_some(l)
+    });
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains(&format!("container {name} (pid namespace ")),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("(read_error)"), "{}", lines[0]);
+    let mnt = d.mnt.to_str().unwrap().to_string();
+    let (code, out, err) = status(&[&mnt, "--json", "--sample", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        j["host_files_by_reason"]["read_error"].as_u64().unwrap() >= 10_000,
+        "{j}"
+    );
+
+    // A hostile container making a new cgroup and pid namespace for each of 60 reads:
+    // 60 "containers", logged within the budget (20 at once, one a second), the rest
+    // counted.
+    let crowd = Cgroup::new("metrics-crowd", &[]);
+    let dir = crowd.dir("memory");
+    let started = std::time::Instant::now();
+    let out = c.exec(&format!(
+        "for i in $(seq 1 60); do d={dir}/k$i; mkdir $d; \
+         sh -c \"echo \\$\\$ > $d/cgroup.procs; exec unshare -p -f sh -c 'read -r l < /proc/meminfo'\"; \
+         rmdir $d; done; echo done",
+        dir = dir.display()
+    ));
+    assert_eq!(out.ok().trim(), "done", "{}", out.stderr);
+    let seconds = started.elapsed().as_secs();
+    let s = scrape(&d);
+    let held = value(&s, "lxcfs_log_lines_suppressed_total", &[]);
+    let lines = fallback_lines(&d);
+    let crowd_lines = lines
+        .iter()
+        .filter(|l| l.contains(&format!("container /{}/k", crowd.rel)))
+        .count();
+    assert_eq!(
+        crowd_lines + held as usize,
+        60,
+        "each new container either logged or counted:\n{lines:#?}"
+    );
+    // The bucket is full (20) when the crowd starts, and gains one a second.
+    assert!(
+        crowd_lines as u64 <= 20 + seconds + 1,
+        "{crowd_lines} lines in {seconds}s:\n{lines:#?}"
+    );
+    assert!(held >= 1.0 || seconds >= 40, "nothing held in {seconds}s");
 }

@@ -52,6 +52,11 @@ impl CgroupPaths {
         Some((hier.backend_dir(b)?, path))
     }
 
+    /// The path in the first v1 hierarchy that has one.
+    pub fn first_v1(&self) -> Option<&str> {
+        self.v1.iter().flatten().next().map(String::as_str)
+    }
+
     /// The v2 path even on a hybrid host whose v2 hierarchy has no controllers (PSI).
     pub fn unified(&self) -> Option<&str> {
         self.v2.as_deref()

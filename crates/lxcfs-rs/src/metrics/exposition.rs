@@ -8,7 +8,10 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use connection::counters::{self, BUCKETS_US, Op, OpenMode, Outcome, Snapshot, StartCause};
+use connection::counters::{
+    self, ERRNO_LABELS, Histogram, Op, OpenMode, Outcome, Snapshot, StartCause, errno_name,
+};
+use hostview::{HostReason, Resolution};
 
 use super::process::ProcessStats;
 
@@ -63,6 +66,31 @@ fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
     Ok(())
 }
 
+/// A histogram family: one series per label set.
+fn histogram(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&str, &str)>, &Histogram)],
+) -> Fmt {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in series {
+        let buckets: Vec<(f64, u64)> = h
+            .bounds_us
+            .iter()
+            .zip(&h.buckets)
+            .map(|(&b, &n)| (b as f64 / 1e6, n))
+            .collect();
+        m.encode_family(labels)?.encode_histogram::<NoLabelSet>(
+            h.sum_ns as f64 / 1e9,
+            h.count,
+            &buckets,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
 impl Collector for Collect {
     fn encode(&self, mut e: DescriptorEncoder) -> Fmt {
         let s = &self.0;
@@ -82,6 +110,7 @@ impl Collector for Collect {
         let mut renders = Vec::new();
         let mut reads = Vec::new();
         let mut errors = Vec::new();
+        let mut host_files = Vec::new();
         for (name, f) in files() {
             let Some(f) = f else { continue };
             for m in OpenMode::ALL {
@@ -97,11 +126,24 @@ impl Collector for Collect {
                 ));
             }
             reads.push((vec![("file", name)], f.reads));
+            // Errors and host files by cause appear at their first count: all of them
+            // from the start would be hundreds of series that stay zero.
             for op in Op::ALL {
-                errors.push((
-                    vec![("file", name), ("op", op.name())],
-                    f.errors[op as usize],
-                ));
+                for i in 0..ERRNO_LABELS {
+                    let n = f.errors[op as usize][i];
+                    if n > 0 {
+                        errors.push((
+                            vec![("file", name), ("op", op.name()), ("errno", errno_name(i))],
+                            n,
+                        ));
+                    }
+                }
+            }
+            for r in HostReason::ALL {
+                let n = f.host_files[r as usize];
+                if n > 0 {
+                    host_files.push((vec![("file", name), ("reason", r.name())], n));
+                }
             }
         }
         counter(
@@ -139,35 +181,64 @@ impl Collector for Collect {
         counter(
             &mut e,
             "lxcfs_request_errors",
-            "Requests answered with an error, per file and operation.",
+            "Requests answered with an error, per file, operation and errno (EACCES, EBADF, \
+             EINVAL, EIO, EISDIR, EMFILE, ENOENT, ESRCH or other); a series appears at its \
+             first error.",
             &errors,
         )?;
-        {
-            let mut m = e.encode_descriptor(
-                "lxcfs_request_duration_seconds",
-                "Time from a request's handler starting to its reply, per file and operation.",
-                None,
-                MetricType::Histogram,
-            )?;
-            for (name, f) in files() {
-                let Some(f) = f else { continue };
-                for op in Op::ALL {
-                    let h = &f.latency[op as usize];
-                    let buckets: Vec<(f64, u64)> = BUCKETS_US
-                        .iter()
-                        .zip(&h.buckets)
-                        .map(|(&b, &n)| (b as f64 / 1e6, n))
-                        .collect();
-                    m.encode_family(&[("file", name), ("op", op.name())])?
-                        .encode_histogram::<NoLabelSet>(
-                            h.sum_ns as f64 / 1e9,
-                            h.count,
-                            &buckets,
-                            None,
-                        )?;
-                }
-            }
-        }
+        counter(
+            &mut e,
+            "lxcfs_host_files",
+            "Renderings that served the host's file instead of the container's, per file and \
+             reason. Failures (read_error, parse_error, init_not_found, no_caller, no_cgroups, \
+             outside_hierarchy) are the host_fallback outcome and are logged once per \
+             container; the other reasons are containers with nothing of their own to show \
+             (memory_root, cpu_root, load_root, no_pressure, ...). A series appears at its \
+             first count.",
+            &host_files,
+        )?;
+        let latency: Vec<_> = files()
+            .filter_map(|(name, f)| Some((name, f?)))
+            .flat_map(|(name, f)| {
+                Op::ALL.map(|op| {
+                    (
+                        vec![("file", name), ("op", op.name())],
+                        &f.latency[op as usize],
+                    )
+                })
+            })
+            .collect();
+        histogram(
+            &mut e,
+            "lxcfs_request_duration_seconds",
+            "Time from a request's handler starting to its reply, per file and operation.",
+            &latency,
+        )?;
+        histogram(
+            &mut e,
+            "lxcfs_pidns_resolution_duration_seconds",
+            "Finding the init of a reader's pid namespace (a container new to the worker, or \
+             whose cgroup paths are due for a re-read), by method: ioctl \
+             (NS_GET_TGID_FROM_PIDNS), procfs_parents, procfs_scan, cached_init (the init \
+             found before, checked), failed. Its _count is the resolutions by method.",
+            &Resolution::ALL
+                .iter()
+                .map(|&r| (vec![("method", r.name())], &c.resolutions[r as usize]))
+                .collect::<Vec<_>>(),
+        )?;
+        histogram(
+            &mut e,
+            "lxcfs_loadavg_tick_duration_seconds",
+            "One tick of the load-average sampler (every 5 s): counting the running and \
+             blocked tasks of every cgroup.",
+            &[(vec![], &c.ticks)],
+        )?;
+        gauge(
+            &mut e,
+            "lxcfs_loadavg_cgroups_sampled",
+            "Cgroups the last load-sampler tick counted.",
+            &[(vec![], c.sampled_cgroups)],
+        )?;
         counter(
             &mut e,
             "lxcfs_worker_starts",
@@ -190,6 +261,19 @@ impl Collector for Collect {
             "lxcfs_containers_tracked",
             "Containers (pid namespaces) the serving worker holds in its cache.",
             &[(vec![], c.containers)],
+        )?;
+        counter(
+            &mut e,
+            "lxcfs_containers_pruned",
+            "Containers dropped from the worker's cache (idle for a minute, or past its bound).",
+            &[(vec![], c.pruned)],
+        )?;
+        counter(
+            &mut e,
+            "lxcfs_log_lines_suppressed",
+            "Lines about failing containers not logged because the log budget (20 at once, \
+             then one a second, for the whole daemon) was spent.",
+            &[(vec![], c.log_held)],
         )?;
         gauge(
             &mut e,
@@ -268,6 +352,14 @@ mod tests {
         c.observe(0, Op::Open, Duration::from_micros(7));
         c.observe(0, Op::Open, Duration::from_millis(900));
         c.worker_started(StartCause::Killed, 3);
+        c.failed(0, Op::Read, libc::EBADF);
+        c.host_file(1, HostReason::MemoryRoot);
+        {
+            use hostview::Observer;
+            c.resolved(Resolution::Ioctl, Duration::from_micros(12));
+            c.sampled(42, Duration::from_millis(3));
+            c.log_suppressed(4);
+        }
         let text = encode(Scrape {
             counters: c.snapshot(),
             worker: Some(ProcessStats {
@@ -286,6 +378,18 @@ mod tests {
         has(r#"lxcfs_request_duration_seconds_count{file="proc/meminfo",op="open"} 2"#);
         has(r#"lxcfs_worker_starts_total{cause="killed"} 1"#);
         has("lxcfs_worker_generation 3");
+        has(r#"lxcfs_request_errors_total{file="proc/meminfo",op="read",errno="EBADF"} 1"#);
+        has(r#"lxcfs_host_files_total{file="proc/swaps",reason="memory_root"} 1"#);
+        has(r#"lxcfs_pidns_resolution_duration_seconds_bucket{method="ioctl",le="2.5e-05"} 1"#);
+        has(r#"lxcfs_pidns_resolution_duration_seconds_count{method="procfs_scan"} 0"#);
+        has(r#"lxcfs_loadavg_tick_duration_seconds_bucket{le="0.005"} 1"#);
+        has("lxcfs_loadavg_cgroups_sampled 42");
+        has("lxcfs_log_lines_suppressed_total 4");
+        has("lxcfs_containers_pruned_total 0");
+        assert!(
+            !text.contains("errno=\"EACCES\""),
+            "zero errno series are left out"
+        );
         has(r#"process_cpu_seconds_total{process="worker"} 1.5"#);
         has(&format!(
             r#"lxcfs_build_info{{version="{}"}} 1"#,

@@ -8,6 +8,10 @@
 //! lives (a supervisor that adopts a dead one's workers takes their counters too). The
 //! supervisor, which does no filesystem work, answers the scrapes: a worker busy or
 //! dying never makes a scrape wait, and a scrape never takes a serving thread.
+//!
+//! Per-container numbers are not metrics (a label per container is unbounded): the
+//! busiest few of the last window are a JSON document at `/containers` on the same
+//! sockets, which `status` shows.
 
 pub mod exposition;
 pub mod process;
@@ -60,6 +64,32 @@ impl State {
         }
     }
 
+    /// `/containers`: the busiest containers of the last window, as JSON.
+    pub fn containers_json(&self) -> String {
+        let b = self.counters.busiest();
+        let window = b.window_ms as f64 / 1000.0;
+        let doc = BusiestDoc {
+            window_seconds: window,
+            published_unix_seconds: b.published_unix_ms as f64 / 1000.0,
+            containers: b
+                .containers
+                .into_iter()
+                .map(|c| BusyDoc {
+                    reads_per_second: if window > 0.0 {
+                        c.reads as f64 / window
+                    } else {
+                        0.0
+                    },
+                    cgroup: c.cgroup,
+                    pidns: c.pidns,
+                    reads: c.reads,
+                    reads_total: c.reads_total,
+                })
+                .collect(),
+        };
+        serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into()) + "\n"
+    }
+
     /// Whether a read of the mount answers within [`READY_TIMEOUT`]. The read runs in a
     /// thread of its own: a worker that hangs must not hang the endpoint.
     pub fn ready(self: &Arc<Self>) -> Result<(), String> {
@@ -99,4 +129,28 @@ impl Drop for RemoveOnExit {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// The `/containers` document (and its part of `status --json`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BusiestDoc {
+    /// The window the reads were counted over (0: nothing published yet).
+    pub window_seconds: f64,
+    pub published_unix_seconds: f64,
+    /// Busiest first, at most ten.
+    pub containers: Vec<BusyDoc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BusyDoc {
+    /// Its cgroup as the host names it (memory controller's, else cgroup2's).
+    pub cgroup: String,
+    /// Its pid namespace inode.
+    pub pidns: u64,
+    /// Files read over the window, per second.
+    pub reads_per_second: f64,
+    /// Files read over the window.
+    pub reads: u64,
+    /// Files read since the serving worker first saw it.
+    pub reads_total: u64,
 }

@@ -73,12 +73,12 @@ fn accept_loop(listener: &Listener, state: &Arc<State>) {
             Listener::Unix(l, _) => l.accept().map(|(s, _)| {
                 let _ = s.set_read_timeout(Some(IO_TIMEOUT));
                 let _ = s.set_write_timeout(Some(IO_TIMEOUT));
-                answer(s, state)
+                answer(s, state, true)
             }),
             Listener::Tcp(l) => l.accept().map(|(s, _)| {
                 let _ = s.set_read_timeout(Some(IO_TIMEOUT));
                 let _ = s.set_write_timeout(Some(IO_TIMEOUT));
-                answer(s, state)
+                answer(s, state, false)
             }),
         };
         if let Err(e) = served {
@@ -89,7 +89,10 @@ fn accept_loop(listener: &Listener, state: &Arc<State>) {
     }
 }
 
-fn answer<S: Read + Write>(mut s: S, state: &Arc<State>) {
+/// `root_only`: the request came over the root-only unix socket. Only there does
+/// `/containers` answer: it names containers' cgroups, which whoever reaches a TCP
+/// port need not learn (the metrics name files and counts only).
+fn answer<S: Read + Write>(mut s: S, state: &Arc<State>, root_only: bool) {
     let Some(path) = request_path(&mut s) else {
         let _ = respond(&mut s, 400, "text/plain", "bad request\n");
         return;
@@ -104,6 +107,9 @@ fn answer<S: Read + Write>(mut s: S, state: &Arc<State>) {
             ),
             Err(_) => respond(&mut s, 500, "text/plain", "cannot encode\n"),
         },
+        "/containers" if root_only => {
+            respond(&mut s, 200, "application/json", &state.containers_json())
+        }
         "/healthz" => respond(&mut s, 200, "text/plain", "ok\n"),
         "/readyz" => match state.ready() {
             Ok(()) => respond(&mut s, 200, "text/plain", "ok\n"),
@@ -113,7 +119,7 @@ fn answer<S: Read + Write>(mut s: S, state: &Arc<State>) {
             &mut s,
             404,
             "text/plain",
-            "not found: /metrics, /healthz, /readyz\n",
+            "not found: /metrics, /containers, /healthz, /readyz\n",
         ),
     };
 }
@@ -210,6 +216,14 @@ mod tests {
         assert_eq!(code, 200);
         assert!(body.contains("lxcfs_worker_generation 1\n"), "{body}");
         assert_eq!(get_unix(&sock, "/healthz").unwrap(), (200, "ok\n".into()));
+        let (code, body) = get_unix(&sock, "/containers").unwrap();
+        assert_eq!(code, 200);
+        let doc: super::super::BusiestDoc = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            doc,
+            super::super::BusiestDoc::default(),
+            "nothing published yet"
+        );
         assert_eq!(get_unix(&sock, "/nope").unwrap().0, 404);
         // No mount there: not ready.
         assert_eq!(get_unix(&sock, "/readyz").unwrap().0, 503);

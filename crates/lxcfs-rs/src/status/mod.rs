@@ -60,12 +60,19 @@ fn status(args: &Args) -> Result<String, String> {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let s = summary::summarize(
+    let mut s = summary::summarize(
         &summary::parse(&first),
         &summary::parse(&second),
         t0.elapsed().as_secs_f64(),
         now,
     );
+    // A daemon of a version without the document has no busiest containers to show.
+    if let Ok((200, body)) = get_unix(&socket, "/containers") {
+        if let Ok(doc) = serde_json::from_str::<crate::metrics::BusiestDoc>(&body) {
+            s.busiest_window_seconds = doc.window_seconds;
+            s.busiest_containers = doc.containers;
+        }
+    }
     if args.json {
         serde_json::to_string_pretty(&s)
             .map(|j| j + "\n")

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::metrics::BusyDoc;
+
 /// One sample line: name, labels, value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -76,10 +78,17 @@ pub struct Summary {
     pub reads_per_second: f64,
     pub opens_total: u64,
     pub host_fallbacks_total: u64,
+    /// Renderings that served the host's file, by reason (failures and containers with
+    /// nothing of their own alike).
+    pub host_files_by_reason: BTreeMap<String, u64>,
     pub errors_total: u64,
     pub cache_hits_total: u64,
     /// Files by opens over the sample, busiest first (at most five).
     pub busiest_files: Vec<(String, f64)>,
+    /// The window the busiest containers' reads are counted over (0: none yet).
+    pub busiest_window_seconds: f64,
+    /// Containers by files read over that window, busiest first (at most ten).
+    pub busiest_containers: Vec<BusyDoc>,
 }
 
 /// The summary of the `later` scrape, rates over the `seconds` since `earlier`.
@@ -108,6 +117,12 @@ pub fn summarize(earlier: &[Sample], later: &[Sample], seconds: f64, now_unix: f
         if cause != "first" && cause != "adopt" && x.value > 0.0 {
             worker_restarts.insert(cause.to_string(), x.value as u64);
         }
+    }
+    let mut host_files_by_reason = BTreeMap::new();
+    for x in s.iter().filter(|x| x.name == "lxcfs_host_files_total") {
+        *host_files_by_reason
+            .entry(label(x, "reason").to_string())
+            .or_default() += x.value as u64;
     }
     let mut files: BTreeMap<&str, f64> = BTreeMap::new();
     for x in later.iter().filter(|x| x.name == "lxcfs_opens_total") {
@@ -140,9 +155,12 @@ pub fn summarize(earlier: &[Sample], later: &[Sample], seconds: f64, now_unix: f
         host_fallbacks_total: sum(s, "lxcfs_renders_total", |x| {
             label(x, "outcome") == "host_fallback"
         }) as u64,
+        host_files_by_reason,
         errors_total: sum(s, "lxcfs_request_errors_total", all) as u64,
         cache_hits_total: sum(s, "lxcfs_render_cache_hits_total", all) as u64,
         busiest_files: busiest,
+        busiest_window_seconds: 0.0,
+        busiest_containers: Vec::new(),
     }
 }
 
@@ -181,6 +199,14 @@ pub fn human(s: &Summary, socket: &str) -> String {
         s.host_fallbacks_total,
         s.errors_total,
     );
+    if !s.host_files_by_reason.is_empty() {
+        let parts: Vec<String> = s
+            .host_files_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out += &format!("host files served, by reason: {}\n", parts.join(", "));
+    }
     if !s.busiest_files.is_empty() {
         let parts: Vec<String> = s
             .busiest_files
@@ -188,6 +214,18 @@ pub fn human(s: &Summary, socket: &str) -> String {
             .map(|(f, r)| format!("{f} {r:.1}/s"))
             .collect();
         out += &format!("busiest files: {}\n", parts.join(", "));
+    }
+    if !s.busiest_containers.is_empty() {
+        out += &format!(
+            "busiest containers (files read over the last {:.0}s):\n",
+            s.busiest_window_seconds
+        );
+        for c in &s.busiest_containers {
+            out += &format!(
+                "  {:>8.1}/s  {}  (pid namespace {}, {} reads seen)\n",
+                c.reads_per_second, c.cgroup, c.pidns, c.reads_total
+            );
+        }
     }
     out
 }
@@ -213,6 +251,8 @@ lxcfs_opens_total{file="proc/meminfo",mode="direct"} 10
 lxcfs_opens_total{file="proc/stat",mode="passthrough"} 4
 lxcfs_reads_total{file="proc/meminfo"} 20
 lxcfs_renders_total{file="proc/stat",outcome="host_fallback"} 2
+lxcfs_host_files_total{file="proc/stat",reason="read_error"} 2
+lxcfs_host_files_total{file="proc/meminfo",reason="read_error"} 1
 lxcfs_worker_starts_total{cause="first"} 1
 lxcfs_worker_starts_total{cause="killed"} 2
 lxcfs_worker_generation 3
@@ -224,10 +264,10 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
     #[test]
     fn samples_are_parsed() {
         let s = parse(A);
-        assert_eq!(s.len(), 11);
+        assert_eq!(s.len(), 13);
         assert_eq!(s[1].labels["mode"], "direct");
-        assert_eq!(s[10].labels["le"], "+Inf");
-        assert_eq!(s[7].name, "lxcfs_worker_generation");
+        assert_eq!(s[12].labels["le"], "+Inf");
+        assert_eq!(s[9].name, "lxcfs_worker_generation");
     }
 
     #[test]
@@ -243,8 +283,25 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
         assert_eq!(s.busiest_files, vec![("proc/meminfo".to_string(), 10.0)]);
         assert_eq!(s.host_fallbacks_total, 2);
         assert_eq!(s.containers_tracked, 7);
+        let mut s = s;
+        s.busiest_window_seconds = 5.0;
+        s.busiest_containers = vec![BusyDoc {
+            cgroup: "/lxc/web".into(),
+            pidns: 4026532000,
+            reads_per_second: 12.5,
+            reads: 62,
+            reads_total: 900,
+        }];
         let h = human(&s, "/run/x.sock");
         assert!(h.contains("2 restarts (killed 2)"), "{h}");
+        assert!(
+            h.contains("host files served, by reason: read_error 3\n"),
+            "{h}"
+        );
+        assert!(
+            h.contains("busiest containers (files read over the last 5s):\n      12.5/s  /lxc/web  (pid namespace 4026532000, 900 reads seen)\n"),
+            "{h}"
+        );
         assert!(h.contains("up 1m30s"), "{h}");
     }
 }

@@ -19,19 +19,32 @@
 //! | 4 .. 4+[`START_CAUSES`] | worker starts by [`StartCause`] |
 //! | 12 | the current worker's generation |
 //! | 13 | containers the current worker tracks (a gauge it refreshes) |
-//! | 14, 15 | reserved (zero) |
-//! | 16 + [`PER_FILE`]·i .. | file i ([`file_name`]): opens by [`OpenMode`], renderings by [`Outcome`], reads served, errors by [`Op`], then per [`Op`] a latency histogram ([`BUCKETS_US`] + overflow, sum in ns, count) |
+//! | 14 | cgroups the last load-sampler tick counted (a gauge) |
+//! | 15 | failure log lines held back by the log budget |
+//! | 16 | containers pruned from the worker's cache |
+//! | 17 .. 32 | reserved (zero) |
+//! | 32 .. | pid-namespace resolutions: a histogram ([`BUCKETS_US`]) per [`Resolution`] |
+//! | then | load-sampler tick durations: a histogram ([`TICK_BUCKETS_US`]) |
+//! | then, [`PER_FILE`] per file i ([`file_name`]) | opens by [`OpenMode`], renderings by [`Outcome`], reads served, errors by [`Op`] and errno ([`ERRNOS`]), host files by [`HostReason`], then per [`Op`] a latency histogram ([`BUCKETS_US`] + overflow, sum in ns, count) |
+//! | then | the busiest containers ([`busiest`]) |
+
+pub mod busiest;
+mod labels;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hostview::VirtualFile;
+use hostview::{HostReason, Observer, Resolution, VirtualFile};
 use rustix::fs::{MemfdFlags, SealFlags};
 
 use crate::sys::SharedWords;
+pub use busiest::{Busiest, Busy};
+pub use labels::*;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsMC1");
+/// The layout's version: a worker of another build finds a different one and counts
+/// into memory of its own (see `from_fd`).
+const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsMC2");
 
 /// Files counted: every virtual file, then the mirrored `sys/devices/system/cpu` tree.
 pub const FILES: usize = VirtualFile::ALL.len() + 1;
@@ -45,134 +58,40 @@ pub const BUCKETS_US: [u64; 12] = [
     10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000,
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Open = 0,
-    Read = 1,
-}
-
-impl Op {
-    pub const ALL: [Op; 2] = [Op::Open, Op::Read];
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Open => "open",
-            Op::Read => "read",
-        }
-    }
-}
-
-/// How an open was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenMode {
-    /// FUSE passthrough: the kernel reads the backing file, we see no READ.
-    Passthrough = 0,
-    /// A backing file attached, but reads still come to us (a reader that may rewind).
-    Flagged = 1,
-    /// `FOPEN_DIRECT_IO`: every read comes to us.
-    Direct = 2,
-}
-
-impl OpenMode {
-    pub const ALL: [OpenMode; 3] = [OpenMode::Passthrough, OpenMode::Flagged, OpenMode::Direct];
-    pub fn name(self) -> &'static str {
-        match self {
-            OpenMode::Passthrough => "passthrough",
-            OpenMode::Flagged => "passthrough_flagged",
-            OpenMode::Direct => "direct",
-        }
-    }
-}
-
-/// What a rendering served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The container's own values, rendered now.
-    Virtualized = 0,
-    /// The container's own values, from a rendering of the last 100 ms.
-    Cached = 1,
-    /// The host's file because the container's data could not be read.
-    HostFallback = 2,
-    /// The host's file because every reader gets it (SIGUSR2, safe mode).
-    HostSwitch = 3,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 4] = [
-        Outcome::Virtualized,
-        Outcome::Cached,
-        Outcome::HostFallback,
-        Outcome::HostSwitch,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Virtualized => "virtualized",
-            Outcome::Cached => "cached",
-            Outcome::HostFallback => "host_fallback",
-            Outcome::HostSwitch => "host_switch",
-        }
-    }
-}
-
-/// Why the supervisor started a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartCause {
-    /// The first worker of a new mount.
-    First = 0,
-    /// The previous one was killed by a signal other than SIGKILL (a crash).
-    Crash = 1,
-    /// The previous one was killed by SIGKILL: `kill -9` or the OOM killer.
-    Killed = 2,
-    /// The previous one exited (an error, or a stop from outside).
-    Exit = 3,
-    /// SIGUSR1: a live upgrade.
-    Upgrade = 4,
-    /// Trying a virtualizing worker again after safe mode.
-    Retry = 5,
-    /// Replacing the orphaned workers of a supervisor that is gone.
-    Adopt = 6,
-}
-
-pub const START_CAUSES: usize = 7;
-
-impl StartCause {
-    pub const ALL: [StartCause; START_CAUSES] = [
-        StartCause::First,
-        StartCause::Crash,
-        StartCause::Killed,
-        StartCause::Exit,
-        StartCause::Upgrade,
-        StartCause::Retry,
-        StartCause::Adopt,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            StartCause::First => "first",
-            StartCause::Crash => "crash",
-            StartCause::Killed => "killed",
-            StartCause::Exit => "exit",
-            StartCause::Upgrade => "upgrade",
-            StartCause::Retry => "retry",
-            StartCause::Adopt => "adopt",
-        }
-    }
-}
+/// Upper bounds of the load-sampler tick buckets, in microseconds: from a few cgroups
+/// counted by the kernel (a millisecond) to thousands counted through `/proc`
+/// (seconds; a tick has 5 s).
+pub const TICK_BUCKETS_US: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000,
+];
 
 const STARTS: usize = 4;
 const GENERATION: usize = 12;
 const CONTAINERS: usize = 13;
-const HEADER: usize = 16;
+const SAMPLED: usize = 14;
+const LOG_HELD: usize = 15;
+const PRUNED: usize = 16;
+const HEADER: usize = 32;
+
+/// Buckets, overflow, sum (ns), count (both bucket lists have the same length).
+const HIST: usize = BUCKETS_US.len() + 3;
+const RESOLVE: usize = HEADER;
+const TICKS: usize = RESOLVE + HIST * Resolution::ALL.len();
+const FILES_AT: usize = TICKS + HIST;
 
 const OPENS: usize = 0;
 const OUTCOMES: usize = OPENS + OpenMode::ALL.len();
 const READS: usize = OUTCOMES + Outcome::ALL.len();
 const ERRORS: usize = READS + 1;
-const HISTS: usize = ERRORS + Op::ALL.len();
-/// Buckets, overflow, sum (ns), count.
-const HIST: usize = BUCKETS_US.len() + 3;
+const REASONS: usize = ERRORS + Op::ALL.len() * ERRNO_LABELS;
+const HISTS: usize = REASONS + HostReason::ALL.len();
 pub const PER_FILE: usize = HISTS + HIST * Op::ALL.len();
 
+const BUSIEST: usize = FILES_AT + PER_FILE * FILES;
+
 fn words_needed() -> usize {
-    HEADER + PER_FILE * FILES
+    BUSIEST + busiest::WORDS
 }
 
 /// The label a file is counted under: its path below the mountpoint.
@@ -255,7 +174,7 @@ impl Counters {
     }
 
     fn base(file: usize) -> usize {
-        HEADER + PER_FILE * file.min(FILES - 1)
+        FILES_AT + PER_FILE * file.min(FILES - 1)
     }
 
     pub fn opened(&self, file: usize, mode: OpenMode) {
@@ -270,22 +189,58 @@ impl Counters {
         self.add(Self::base(file) + READS, 1);
     }
 
-    pub fn failed(&self, file: usize, op: Op) {
-        self.add(Self::base(file) + ERRORS + op as usize, 1);
+    /// A request of `op` on `file` was answered with `errno`.
+    pub fn failed(&self, file: usize, op: Op, errno: i32) {
+        let at = ERRORS + op as usize * ERRNO_LABELS + errno_index(errno);
+        self.add(Self::base(file) + at, 1);
+    }
+
+    /// A rendering of `file` was the host's file, for `why`.
+    pub fn host_file(&self, file: usize, why: HostReason) {
+        self.add(Self::base(file) + REASONS + why as usize, 1);
     }
 
     /// One request of `op` on `file` took `took`, from its arrival to its reply.
     pub fn observe(&self, file: usize, op: Op, took: Duration) {
+        self.record(
+            Self::base(file) + HISTS + HIST * op as usize,
+            &BUCKETS_US,
+            took,
+        );
+    }
+
+    /// Count `took` in the histogram at word `h`.
+    fn record(&self, h: usize, bounds: &[u64], took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let bucket = BUCKETS_US
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(BUCKETS_US.len());
-        let h = Self::base(file) + HISTS + HIST * op as usize;
+        let bucket = bounds.iter().position(|&b| us <= b).unwrap_or(bounds.len());
         self.add(h + bucket, 1);
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.add(h + BUCKETS_US.len() + 1, ns);
-        self.add(h + BUCKETS_US.len() + 2, 1);
+        self.add(h + bounds.len() + 1, ns);
+        self.add(h + bounds.len() + 2, 1);
+    }
+
+    fn histogram(&self, h: usize, bounds: &'static [u64]) -> Histogram {
+        Histogram {
+            bounds_us: bounds,
+            buckets: (0..=bounds.len()).map(|i| self.get(h + i)).collect(),
+            sum_ns: self.get(h + bounds.len() + 1),
+            count: self.get(h + bounds.len() + 2),
+        }
+    }
+
+    /// Said by the serving worker every few seconds: the busiest containers.
+    pub fn publish_busiest(&self, b: &Busiest) -> bool {
+        let w = self.words.words();
+        w.get(BUSIEST..BUSIEST + busiest::WORDS)
+            .is_some_and(|t| busiest::publish(t, b))
+    }
+
+    /// The busiest containers as last published.
+    pub fn busiest(&self) -> Busiest {
+        let w = self.words.words();
+        w.get(BUSIEST..BUSIEST + busiest::WORDS)
+            .map(busiest::read)
+            .unwrap_or_default()
     }
 
     /// Said by the supervisor when it starts worker `generation`.
@@ -309,19 +264,17 @@ impl Counters {
         let files = (0..FILES)
             .map(|f| {
                 let b = Self::base(f);
-                let hist = |op: Op| {
-                    let h = b + HISTS + HIST * op as usize;
-                    Histogram {
-                        buckets: (0..=BUCKETS_US.len()).map(|i| self.get(h + i)).collect(),
-                        sum_ns: self.get(h + BUCKETS_US.len() + 1),
-                        count: self.get(h + BUCKETS_US.len() + 2),
-                    }
+                let hist = |op: Op| self.histogram(b + HISTS + HIST * op as usize, &BUCKETS_US);
+                let errnos = |op: Op| {
+                    let e = b + ERRORS + op as usize * ERRNO_LABELS;
+                    std::array::from_fn(|i| self.get(e + i))
                 };
                 FileCounts {
                     opens: OpenMode::ALL.map(|m| self.get(b + OPENS + m as usize)),
                     outcomes: Outcome::ALL.map(|o| self.get(b + OUTCOMES + o as usize)),
                     reads: self.get(b + READS),
-                    errors: Op::ALL.map(|o| self.get(b + ERRORS + o as usize)),
+                    errors: Op::ALL.map(errnos),
+                    host_files: HostReason::ALL.map(|r| self.get(b + REASONS + r as usize)),
                     latency: Op::ALL.map(hist),
                 }
             })
@@ -330,8 +283,35 @@ impl Counters {
             starts,
             generation: self.get(GENERATION),
             containers: self.get(CONTAINERS),
+            sampled_cgroups: self.get(SAMPLED),
+            log_held: self.get(LOG_HELD),
+            pruned: self.get(PRUNED),
+            resolutions: Resolution::ALL
+                .map(|r| self.histogram(RESOLVE + HIST * r as usize, &BUCKETS_US)),
+            ticks: self.histogram(TICKS, &TICK_BUCKETS_US),
             files,
+            busiest: self.busiest(),
         }
+    }
+}
+
+/// What the worker's host reader measures, into the shared counters.
+impl Observer for Counters {
+    fn resolved(&self, how: Resolution, took: Duration) {
+        self.record(RESOLVE + HIST * how as usize, &BUCKETS_US, took);
+    }
+
+    fn sampled(&self, cgroups: usize, took: Duration) {
+        self.set(SAMPLED, cgroups as u64);
+        self.record(TICKS, &TICK_BUCKETS_US, took);
+    }
+
+    fn pruned(&self, n: usize) {
+        self.add(PRUNED, n as u64);
+    }
+
+    fn log_suppressed(&self, n: u64) {
+        self.add(LOG_HELD, n);
     }
 }
 
@@ -348,8 +328,16 @@ pub struct Snapshot {
     pub starts: [u64; START_CAUSES],
     pub generation: u64,
     pub containers: u64,
+    pub sampled_cgroups: u64,
+    /// Failure log lines held back.
+    pub log_held: u64,
+    pub pruned: u64,
+    /// By [`Resolution`] order.
+    pub resolutions: [Histogram; 5],
+    pub ticks: Histogram,
     /// By [`file_name`] index.
     pub files: Vec<FileCounts>,
+    pub busiest: Busiest,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -359,15 +347,19 @@ pub struct FileCounts {
     /// By [`Outcome`] order.
     pub outcomes: [u64; 4],
     pub reads: u64,
-    /// By [`Op`] order.
-    pub errors: [u64; 2],
+    /// By [`Op`] order, then by errno label ([`errno_index`]).
+    pub errors: [[u64; ERRNO_LABELS]; 2],
+    /// By [`HostReason`] order.
+    pub host_files: [u64; 20],
     /// By [`Op`] order.
     pub latency: [Histogram; 2],
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram {
-    /// Per bucket of [`BUCKETS_US`], then the overflow; not cumulative.
+    /// Upper bounds of the buckets, µs.
+    pub bounds_us: &'static [u64],
+    /// Per bucket of `bounds_us`, then the overflow; not cumulative.
     pub buckets: Vec<u64>,
     pub sum_ns: u64,
     pub count: u64,
@@ -408,6 +400,58 @@ mod tests {
         assert_eq!(h.sum_ns, 2_000_030_000);
         assert_eq!(s.starts[StartCause::Upgrade as usize], 1);
         assert_eq!(s.generation, 7);
+    }
+
+    #[test]
+    fn errors_host_files_resolutions_and_ticks_have_their_own_words() {
+        let c = Counters::create().unwrap();
+        c.failed(2, Op::Open, libc::EACCES);
+        c.failed(2, Op::Read, libc::EBADF);
+        c.failed(2, Op::Read, libc::E2BIG);
+        c.host_file(5, HostReason::LoadRoot);
+        c.host_file(5, HostReason::ReadError);
+        c.resolved(Resolution::Ioctl, Duration::from_micros(9));
+        c.resolved(Resolution::Failed, Duration::from_millis(3));
+        c.sampled(120, Duration::from_millis(40));
+        c.pruned(3);
+        c.log_suppressed(2);
+        let s = c.snapshot();
+        let f = &s.files[2];
+        assert_eq!(f.errors[0][errno_index(libc::EACCES)], 1);
+        assert_eq!(f.errors[1][errno_index(libc::EBADF)], 1);
+        assert_eq!(f.errors[1][ERRNOS.len()], 1, "E2BIG is other");
+        assert_eq!(errno_name(ERRNOS.len()), "other");
+        assert_eq!(s.files[5].host_files[HostReason::LoadRoot as usize], 1);
+        assert_eq!(s.files[5].host_files[HostReason::ReadError as usize], 1);
+        assert_eq!(
+            s.files[4],
+            FileCounts {
+                latency: s.files[4].latency.clone(),
+                ..Default::default()
+            }
+        );
+        let r = &s.resolutions[Resolution::Ioctl as usize];
+        assert_eq!((r.count, r.buckets[0], r.sum_ns), (1, 1, 9_000));
+        assert_eq!(s.resolutions[Resolution::Failed as usize].count, 1);
+        assert_eq!(s.ticks.count, 1);
+        assert_eq!(s.ticks.buckets[5], 1, "40 ms is in the ≤50 ms bucket");
+        assert_eq!(s.ticks.bounds_us, &TICK_BUCKETS_US[..]);
+        assert_eq!(s.sampled_cgroups, 120);
+        assert_eq!((s.pruned, s.log_held), (3, 2));
+        let b = Busiest {
+            window_ms: 5000,
+            published_unix_ms: 1,
+            containers: vec![Busy {
+                cgroup: "/lxc/a".into(),
+                pidns: 4,
+                reads: 10,
+                reads_total: 20,
+            }],
+        };
+        assert!(c.publish_busiest(&b));
+        // The table is the last words: a second process sees it too.
+        let other = Counters::from_fd(c.fd().try_clone_to_owned().unwrap()).unwrap();
+        assert_eq!(other.snapshot().busiest, b);
     }
 
     #[test]
