@@ -20,6 +20,7 @@ mod memory;
 pub mod pidns;
 mod rendercache;
 mod sys;
+mod sysinfo;
 mod tasks;
 mod taskstats;
 
@@ -361,22 +362,33 @@ impl Host {
     }
 
     fn render_memory(&self, file: VirtualFile, c: &Container, out: &mut Vec<u8>) -> Result<()> {
-        let Some(view) = memory::read(&self.hier, &c.paths)? else {
-            return self.host_instead(
-                file,
-                out,
-                "no memory controller, or its memory cgroup is the root: the host's values are its own",
-            );
+        let (text, vals) = match self.memory_values(c)? {
+            Ok(v) => v,
+            Err(why) => return self.host_instead(file, out, why),
         };
-        let text = self.root.read_string("proc/meminfo")?;
-        let host =
-            HostMem::parse(&text).ok_or_else(|| Error::parse(self.root.path_of("proc/meminfo")))?;
-        let vals = procfile::memory::compute(&host, &view, self.opts.swap);
         match file {
             VirtualFile::Swaps => procfile::render::swaps(&vals, out),
             _ => procfile::render::meminfo(&text, &vals, out),
         }
         Ok(())
+    }
+
+    /// The host's meminfo text and the container's numbers in it (meminfo, swaps and
+    /// sysinfo(2) all show these); `Err(why)` when the host's own values are its own.
+    pub(crate) fn memory_values(
+        &self,
+        c: &Container,
+    ) -> Result<std::result::Result<(String, procfile::MemValues), &'static str>> {
+        let Some(view) = memory::read(&self.hier, &c.paths)? else {
+            return Ok(Err(
+                "no memory controller, or its memory cgroup is the root: the host's values are its own",
+            ));
+        };
+        let text = self.root.read_string("proc/meminfo")?;
+        let host =
+            HostMem::parse(&text).ok_or_else(|| Error::parse(self.root.path_of("proc/meminfo")))?;
+        let vals = procfile::memory::compute(&host, &view, self.opts.swap);
+        Ok(Ok((text, vals)))
     }
 
     /// When `pid` started, in ns since boot (field 22 of `/proc/<pid>/stat`).
