@@ -126,6 +126,8 @@ pub struct Host {
     renders: rendercache::RenderCache,
     /// CPU views per container identity (see [`Host::cpu_view`]).
     views: rendercache::Recent<ContainerKey, Option<CpuView>>,
+    /// sysinfo(2) answers per container identity (see [`Host::sysinfo`]).
+    sysinfos: rendercache::Recent<ContainerKey, procfile::sysinfo::ContainerInfo>,
     loads: loadavg::Loads,
     /// The root is the real `/` (not a fixture): kernel interfaces apply to it.
     real_root: bool,
@@ -161,6 +163,7 @@ impl Host {
             stats: cpufiles::StatHistory::default(),
             renders: rendercache::RenderCache::default(),
             views: rendercache::Recent::default(),
+            sysinfos: rendercache::Recent::default(),
             loads: loadavg::Loads::default(),
             real_root,
             clk_tck: rustix::param::clock_ticks_per_second().max(1),

@@ -1,5 +1,6 @@
 //! lxcfs-rs: the daemon. Glue only: command line, checks, logging, signals, lifecycle.
 
+mod agent;
 mod cdi;
 mod check;
 mod cli;
@@ -54,6 +55,14 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs status")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(status::run(&status));
+    } else if args.first().is_some_and(|a| a == "seccomp-agent") {
+        let a = agent::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs seccomp-agent"))
+                .chain(args.into_iter().skip(1)),
+        );
+        logging::init(a.debug, a.log_json);
+        logging::start_queue(|| {});
+        agent::run(&a)
     } else if args.first().is_some_and(|a| a == "cdi") {
         // Likewise its own command line; a mountpoint named "cdi" is ./cdi.
         let cdi = cdi::Args::parse_from(
