@@ -15,6 +15,7 @@ mod preflight;
 mod privileges;
 mod remount;
 mod sandbox;
+mod seccomp_profile;
 mod status;
 mod supervisor;
 mod worker;
@@ -55,6 +56,12 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs status")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(status::run(&status));
+    } else if args.first().is_some_and(|a| a == "seccomp-profile") {
+        let p = seccomp_profile::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs seccomp-profile"))
+                .chain(args.into_iter().skip(1)),
+        );
+        return seccomp_profile::run(&p);
     } else if args.first().is_some_and(|a| a == "seccomp-agent") {
         let a = agent::Args::parse_from(
             std::iter::once(OsString::from("lxcfs-rs seccomp-agent"))

@@ -36,6 +36,8 @@ use signal_hook::iterator::Signals;
 use hostview::Host;
 
 pub use args::Args;
+#[cfg(test)]
+pub use args::DEFAULT_SOCKET;
 use registry::Registry;
 
 pub fn run(args: &Args) -> Result<()> {
