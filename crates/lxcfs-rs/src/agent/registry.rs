@@ -44,6 +44,9 @@ impl Registry {
     }
 
     pub fn add(&self, fd: OwnedFd, name: String) -> rustix::io::Result<()> {
+        if let Err(e) = super::sys::sync_wake_up(&fd) {
+            tracing::debug!("container {name}: no synchronous wake-ups ({e})");
+        }
         let token = self.next.fetch_add(1, Ordering::Relaxed);
         let l = Arc::new(Listener { fd, name });
         self.lock().insert(token, l.clone());
