@@ -303,3 +303,59 @@ fn a_sysinfo_flood_does_not_slow_a_neighbours_file_reads() {
         "reads slowed from {p50_alone} µs to {p50_flood} µs by a neighbour's sysinfo flood"
     );
 }
+
+/// Podman 4.3 (runc) with `--security-opt seccomp=` the generated Docker/Podman-format
+/// profile: Podman passes `listenerPath` on to the OCI spec and runc hands the
+/// container over to the agent.
+#[test]
+fn podman_with_the_generated_profile_sees_its_limit() {
+    require();
+    if let Err(e) = require_tools(&["podman", "tar"], "podman") {
+        panic!("the Podman test cannot run here: {e}");
+    }
+    let d = Daemon::start(&[]);
+    let agent = Agent::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("lxcfs-rs-seccomp.json");
+    std::fs::write(&profile, agent.profile()).unwrap();
+    let rootfs = rootfs();
+    let podman = testkit::runtime::Podman::new(&rootfs);
+    let opt = format!("seccomp={}", profile.display());
+    // busybox free subtracts /proc/meminfo's cache from sysinfo's total: the
+    // container's file with the container's total.
+    let meminfo = format!("{}:/proc/meminfo:ro", d.path("proc/meminfo").display());
+    let out = podman.run(
+        &["--security-opt", &opt, "-m", "256m", "-v", &meminfo],
+        "free | grep Mem:; uptime",
+        DEADLINE,
+    );
+    let text = out.ok();
+    assert_eq!(free_total(text), 256 * 1024, "{text}");
+    assert!(text.contains("up 0 min"), "{text}");
+}
+
+/// Docker 20.10 (Debian's docker.io, its own dockerd) does not carry a profile's
+/// `listenerPath` into the OCI spec, so runc refuses the notify rule and the container
+/// does not start: the generated profile is for Podman, CRI-O and runc/crun directly,
+/// not this Docker (README says so). This test notices when that changes.
+#[test]
+fn docker_20_10_drops_the_listener_path_and_runc_refuses_the_profile() {
+    require();
+    if let Err(e) = require_tools(&["dockerd", "tar"], "docker.io") {
+        panic!("the Docker test cannot run here: {e}");
+    }
+    let agent = Agent::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("lxcfs-rs-seccomp.json");
+    std::fs::write(&profile, agent.profile()).unwrap();
+    let rootfs = rootfs();
+    let docker = testkit::runtime::Dockerd::start(&rootfs);
+    let opt = format!("seccomp={}", profile.display());
+    let out = docker.run(&["--security-opt", &opt], "free", DEADLINE);
+    assert!(
+        !out.status.success() && out.stderr.contains("listenerPath is not set"),
+        "Docker's handling of listenerPath changed (update README and this test): {} {}",
+        out.stdout,
+        out.stderr
+    );
+}
