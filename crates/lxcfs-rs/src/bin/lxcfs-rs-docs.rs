@@ -16,6 +16,12 @@ mod cli;
 #[allow(dead_code)]
 #[path = "../status/args.rs"]
 mod status;
+#[allow(dead_code)]
+#[path = "../agent/args.rs"]
+mod agent;
+#[allow(dead_code)]
+#[path = "../seccomp_profile/args.rs"]
+mod seccomp_profile;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -49,13 +55,23 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-cdi")
         .bin_name("lxcfs-rs cdi");
     write_man(&cdi, &man.join("lxcfs-rs-cdi.1"))?;
-    // Completions know `check`, `cdi` and `status` as subcommands; the daemon's own parser
+    let agent = agent::Args::command()
+        .name("lxcfs-rs-seccomp-agent")
+        .bin_name("lxcfs-rs seccomp-agent");
+    write_man(&agent, &man.join("lxcfs-rs-seccomp-agent.1"))?;
+    let profile = seccomp_profile::Args::command()
+        .name("lxcfs-rs-seccomp-profile")
+        .bin_name("lxcfs-rs seccomp-profile");
+    write_man(&profile, &man.join("lxcfs-rs-seccomp-profile.1"))?;
+    // Completions know `check`, `cdi`, `status`, `seccomp-agent` and `seccomp-profile` as subcommands; the daemon's own parser
     // never sees them (main.rs dispatches on the first argument), so this shape exists
     // only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
         .subcommand(cdi::Args::command().name("cdi"))
         .subcommand(status::Args::command().name("status"))
+        .subcommand(agent::Args::command().name("seccomp-agent"))
+        .subcommand(seccomp_profile::Args::command().name("seccomp-profile"))
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)
         .disable_help_subcommand(true);
