@@ -24,7 +24,10 @@ const SYSINFO_PY: &str = include_str!("seccomp/sysinfo.py");
 
 fn require() {
     require_env();
-    if let Err(e) = require_tools(&["runc", "busybox", "python3"], "runc busybox-static python3") {
+    if let Err(e) = require_tools(
+        &["runc", "busybox", "python3"],
+        "runc busybox-static python3",
+    ) {
         panic!("seccomp agent tests cannot run here: {e}");
     }
     assert!(
@@ -45,9 +48,11 @@ fn rootfs() -> Rootfs {
 fn bundle(rootfs: &Rootfs, d: &Daemon, agent: &Agent, limit: u64, script: &str) -> Bundle {
     let spec = CdiSpec::of(&d.mnt);
     let mut b = Bundle::new(rootfs, script);
-    b.memory_limit(limit)
-        .cdi(&spec.device("default"))
-        .bind(Path::new("/usr"), "/usr", &["rbind", "ro"]);
+    b.memory_limit(limit).cdi(&spec.device("default")).bind(
+        Path::new("/usr"),
+        "/usr",
+        &["rbind", "ro"],
+    );
     b.config["linux"]["seccomp"] = agent.oci_profile();
     b
 }
@@ -128,7 +133,11 @@ fn a_256_mib_container_sees_its_limit_and_age_through_sysinfo() {
     assert_eq!(s["bufferram"], 0, "{text}");
     assert!(s["freeram"] as u64 <= 256 * MIB, "{text}");
     // The container's tasks: sh and python, a handful, not the host's hundreds.
-    assert!((1..20).contains(&s["procs"]), "procs {}: {text}", s["procs"]);
+    assert!(
+        (1..20).contains(&s["procs"]),
+        "procs {}: {text}",
+        s["procs"]
+    );
     // Uptime: seconds, like /proc/uptime's (rounded up by the kernel's rule).
     let up: f64 = part("proc uptime")
         .split_whitespace()
@@ -184,10 +193,7 @@ fn neighbours_with_other_limits_see_their_own_concurrently() {
         );
         let mut text = String::new();
         std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text).unwrap();
-        let totals: Vec<u64> = text
-            .lines()
-            .map(|l| free_total(l))
-            .collect();
+        let totals: Vec<u64> = text.lines().map(free_total).collect();
         assert_eq!(totals.len(), 100, "{text}");
         assert!(
             totals.iter().all(|&t| t == limit / 1024),

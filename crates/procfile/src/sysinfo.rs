@@ -123,10 +123,12 @@ impl Sysinfo {
         let u64_at = |at: usize| -> Option<u64> {
             Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
         };
-        let u16_at =
-            |at: usize| -> Option<u16> { Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?)) };
-        let u32_at =
-            |at: usize| -> Option<u32> { Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?)) };
+        let u16_at = |at: usize| -> Option<u16> {
+            Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+        };
+        let u32_at = |at: usize| -> Option<u32> {
+            Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+        };
         Some(Sysinfo {
             uptime: i64::from_ne_bytes(b.get(0..8)?.try_into().ok()?),
             loads: [u64_at(8)?, u64_at(16)?, u64_at(24)?],

@@ -118,7 +118,10 @@ fn receive(s: &UnixStream) -> Result<(OwnedFd, String)> {
             break state;
         }
         if got.bytes == 0 {
-            bail!("the peer closed before a whole state message ({} bytes)", bytes.len());
+            bail!(
+                "the peer closed before a whole state message ({} bytes)",
+                bytes.len()
+            );
         }
         if bytes.len() > MAX_MESSAGE {
             bail!("state message over {MAX_MESSAGE} bytes");
@@ -129,11 +132,7 @@ fn receive(s: &UnixStream) -> Result<(OwnedFd, String)> {
 
 /// The descriptor the state names `seccompFd` (the first one when it names none).
 fn pick(state: ProcessState, fds: Vec<OwnedFd>) -> Result<(OwnedFd, String)> {
-    let index = state
-        .fds
-        .iter()
-        .position(|n| n == "seccompFd")
-        .unwrap_or(0);
+    let index = state.fds.iter().position(|n| n == "seccompFd").unwrap_or(0);
     let name = match (state.state.and_then(|s| s.id), state.pid) {
         (Some(id), Some(pid)) => format!("{id} (pid {pid})"),
         (Some(id), None) => id,
@@ -148,6 +147,8 @@ fn pick(state: ProcessState, fds: Vec<OwnedFd>) -> Result<(OwnedFd, String)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn state(json: &str) -> ProcessState {

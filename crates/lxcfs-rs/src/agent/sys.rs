@@ -94,7 +94,12 @@ pub fn answer<Fd: AsFd>(fd: Fd, id: u64, answer: Answer) -> rustix::io::Result<(
     };
     // SAFETY: `seccomp_notif_resp` is the opcode's argument type, `resp` outlives the
     // call, and `fd` is borrowed open for the whole call.
-    unsafe { ioctl(fd, Updater::<SEND, libc::seccomp_notif_resp>::new(&mut resp)) }
+    unsafe {
+        ioctl(
+            fd,
+            Updater::<SEND, libc::seccomp_notif_resp>::new(&mut resp),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 // The command lines, read from their own files (the daemon is a binary, with no library
 // to import). Only their clap definitions are used here.
 #[allow(dead_code)]
+#[path = "../agent/args.rs"]
+mod agent;
+#[allow(dead_code)]
 #[path = "../cdi/args.rs"]
 mod cdi;
 #[allow(dead_code)]
@@ -14,14 +17,11 @@ mod check;
 #[path = "../cli.rs"]
 mod cli;
 #[allow(dead_code)]
-#[path = "../status/args.rs"]
-mod status;
-#[allow(dead_code)]
-#[path = "../agent/args.rs"]
-mod agent;
-#[allow(dead_code)]
 #[path = "../seccomp_profile/args.rs"]
 mod seccomp_profile;
+#[allow(dead_code)]
+#[path = "../status/args.rs"]
+mod status;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

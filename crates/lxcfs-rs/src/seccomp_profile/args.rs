@@ -48,6 +48,11 @@ pub struct Args {
     /// With --oci: the container's capabilities, which decide the base profile's
     /// capability-conditional rules (default: those of `runc spec`). Repeat or separate
     /// with commas.
-    #[arg(long = "cap", value_name = "CAP", value_delimiter = ',', requires = "oci")]
+    #[arg(
+        long = "cap",
+        value_name = "CAP",
+        value_delimiter = ',',
+        requires = "oci"
+    )]
     pub caps: Vec<String>,
 }

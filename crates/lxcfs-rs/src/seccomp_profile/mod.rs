@@ -112,7 +112,10 @@ pub fn to_oci(profile: &Value, target: &Target) -> Result<Value> {
     if let Some(e) = get("defaultErrnoRet") {
         out.insert("defaultErrnoRet".into(), e.clone());
     }
-    out.insert("architectures".into(), json!(architectures(profile, target.arch)));
+    out.insert(
+        "architectures".into(),
+        json!(architectures(profile, target.arch)),
+    );
     if let Some(f) = get("flags") {
         out.insert("flags".into(), f.clone());
     }
@@ -141,7 +144,11 @@ pub fn to_oci(profile: &Value, target: &Target) -> Result<Value> {
 fn architectures(profile: &Value, native: &str) -> Vec<String> {
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     if let Some(map) = profile.get("archMap").and_then(Value::as_array) {

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use super::*;
 
 fn base() -> Value {
@@ -41,12 +43,19 @@ fn sysinfo_moves_to_a_notify_rule_and_nothing_else_changes() {
     assert_eq!(p["listenerPath"], "/run/x.sock");
     let n = names(&p);
     assert_eq!(n[0], ["read", "write"]);
-    assert_eq!(n.iter().filter(|r| r.contains(&"sysinfo".into())).count(), 1);
+    assert_eq!(
+        n.iter().filter(|r| r.contains(&"sysinfo".into())).count(),
+        1
+    );
     let last = p["syscalls"].as_array().unwrap().last().unwrap();
     assert_eq!(last["names"], json!(["sysinfo"]));
     assert_eq!(last["action"], "SCMP_ACT_NOTIFY");
     assert_eq!(p["defaultErrnoRet"], 38);
-    assert_eq!(p["syscalls"].as_array().unwrap().len(), 6, "the sysinfo-only rule went");
+    assert_eq!(
+        p["syscalls"].as_array().unwrap().len(),
+        6,
+        "the sysinfo-only rule went"
+    );
 }
 
 #[test]
@@ -72,10 +81,19 @@ fn oci_resolves_arch_caps_and_kernel() {
     assert_eq!(o["listenerPath"], "/run/x.sock");
     let n = names(&o);
     assert!(n.contains(&vec!["arch_prctl".to_string()]));
-    assert!(!n.contains(&vec!["ptrace".to_string()]), "needs CAP_SYS_PTRACE");
+    assert!(
+        !n.contains(&vec!["ptrace".to_string()]),
+        "needs CAP_SYS_PTRACE"
+    );
     assert!(!n.contains(&vec!["new_call".to_string()]), "needs 6.20");
     assert!(n.contains(&vec!["old_call".to_string()]));
-    assert!(o["syscalls"].as_array().unwrap().iter().all(|r| r.get("comment").is_none()));
+    assert!(
+        o["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("comment").is_none())
+    );
 
     let t = Target {
         arch: "SCMP_ARCH_AARCH64",
@@ -83,12 +101,18 @@ fn oci_resolves_arch_caps_and_kernel() {
         caps: vec!["CAP_SYS_PTRACE".into(), "CAP_SYS_ADMIN".into()],
     };
     let o = to_oci(&p, &t).unwrap();
-    assert_eq!(o["architectures"], json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]));
+    assert_eq!(
+        o["architectures"],
+        json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
+    );
     let n = names(&o);
     assert!(!n.contains(&vec!["arch_prctl".to_string()]));
     assert!(n.contains(&vec!["ptrace".to_string()]));
     assert!(n.contains(&vec!["new_call".to_string()]));
-    assert!(!n.contains(&vec!["old_call".to_string()]), "excluded by CAP_SYS_ADMIN");
+    assert!(
+        !n.contains(&vec!["old_call".to_string()]),
+        "excluded by CAP_SYS_ADMIN"
+    );
 }
 
 #[test]
@@ -121,6 +145,9 @@ fn the_installed_default_profile_converts() {
     )
     .unwrap();
     let n = names(&o);
-    assert_eq!(n.iter().filter(|r| r.contains(&"sysinfo".into())).count(), 1);
+    assert_eq!(
+        n.iter().filter(|r| r.contains(&"sysinfo".into())).count(),
+        1
+    );
     assert!(n.iter().flatten().any(|c| c == "read"));
 }
