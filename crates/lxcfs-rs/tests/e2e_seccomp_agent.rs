@@ -254,7 +254,11 @@ fn a_killed_agent_never_leaves_a_call_waiting() {
 }
 
 /// 10 000 sysinfo calls per second from one container while another reads its
-/// /proc/meminfo: the reader's rate and latency with and without the flood.
+/// /proc/meminfo: the reader's rate and latency alone, next to the same loop of plain
+/// calls (the profile with sysinfo allowed: the caller's own CPU), and next to the
+/// loop answered by the agent. The daemon serving the files is another process than
+/// the agent, so the flood can only cost the reader CPU time on a shared machine, never
+/// a wait behind the agent.
 #[test]
 fn a_sysinfo_flood_does_not_slow_a_neighbours_file_reads() {
     require();
@@ -269,44 +273,67 @@ fn a_sysinfo_flood_does_not_slow_a_neighbours_file_reads() {
             256 * MIB,
             "/usr/bin/python3 /bin/sysinfo.py read /proc/meminfo 3",
         )
+        .run(DEADLINE)
+        .ok()
+        .to_string()
     };
-    let baseline = reader().run(DEADLINE).ok().to_string();
-
-    let flood = bundle(
-        &rootfs,
-        &d,
-        &agent,
-        256 * MIB,
-        "/usr/bin/python3 /bin/sysinfo.py loop 6 10000 /out/progress",
-    );
-    let out_dir = tempfile::tempdir().unwrap();
-    let progress = out_dir.path().join("progress");
-    let mut flood = flood;
-    flood.bind(out_dir.path(), "/out", &["bind", "rw"]);
-    let mut flooding = flood.spawn();
-    poll(DEADLINE, "the flood to start", || {
-        std::fs::read_to_string(&progress).ok().map(|_| ())
-    });
-    let during = reader().run(DEADLINE).ok().to_string();
+    // The reader during a 6 s loop of 10 000 calls/s, answered by the agent or not.
+    let during_flood = |answered: bool| {
+        let out_dir = tempfile::tempdir().unwrap();
+        let progress = out_dir.path().join("progress");
+        let mut flood = bundle(
+            &rootfs,
+            &d,
+            &agent,
+            256 * MIB,
+            "/usr/bin/python3 /bin/sysinfo.py loop 6 10000 /out/progress",
+        );
+        flood.bind(out_dir.path(), "/out", &["bind", "rw"]);
+        if !answered {
+            let seccomp = &mut flood.config["linux"]["seccomp"];
+            seccomp.as_object_mut().unwrap().remove("listenerPath");
+            for rule in seccomp["syscalls"].as_array_mut().unwrap() {
+                if rule["names"] == serde_json::json!(["sysinfo"]) {
+                    rule["action"] = serde_json::json!("SCMP_ACT_ALLOW");
+                }
+            }
+        }
+        let mut flooding = flood.spawn();
+        poll(DEADLINE, "the flood to start", || {
+            std::fs::read_to_string(&progress).ok().map(|_| ())
+        });
+        let during = reader();
+        assert!(
+            wait_deadline(&mut flooding, DEADLINE).is_some_and(|s| s.success()),
+            "the flooding container failed"
+        );
+        let mut flood_text = String::new();
+        std::io::Read::read_to_string(flooding.stdout.as_mut().unwrap(), &mut flood_text).unwrap();
+        (during, flood_text)
+    };
+    let alone = reader();
+    let (plain, plain_flood) = during_flood(false);
+    let (answered, answered_flood) = during_flood(true);
+    eprintln!("reader alone:                      {}", alone.trim());
+    eprintln!("reader next to 10k plain calls/s:  {}", plain.trim());
+    eprintln!("reader next to 10k answered/s:     {}", answered.trim());
+    eprintln!("plain flood:    {}", plain_flood.trim());
+    eprintln!("answered flood: {}", answered_flood.trim());
+    // Both floods ran and every call returned 0; the plain one saw the host's memory,
+    // the answered one the container's (checked by the other tests).
+    for f in [&plain_flood, &answered_flood] {
+        assert!(value(f, "ok") > 0.0, "{f}");
+        assert!(!f.contains("errno_"), "{f}");
+    }
+    // Loose bounds for a noisy 2-core machine (the numbers are printed above;
+    // docs/performance.md has measured ones): the reader keeps reading, at a rate of
+    // the same order as next to the plain loop.
+    let rate = |t: &str| value(t, "per_s");
     assert!(
-        wait_deadline(&mut flooding, DEADLINE).is_some_and(|s| s.success()),
-        "the flooding container failed"
-    );
-    let mut flood_text = String::new();
-    std::io::Read::read_to_string(flooding.stdout.as_mut().unwrap(), &mut flood_text).unwrap();
-    eprintln!("reader alone:       {}", baseline.trim());
-    eprintln!("reader during flood: {}", during.trim());
-    eprintln!("flood:              {}", flood_text.trim());
-    // The flood ran (at most 10 000/s; this 2-core machine may give it less) and every
-    // call was answered.
-    assert!(value(&flood_text, "ok") > 0.0, "{flood_text}");
-    assert!(!flood_text.contains("errno_"), "{flood_text}");
-    // The reader's median latency: loose bound for a noisy 2-core machine (the numbers
-    // are printed above; docs/performance.md has measured ones).
-    let (p50_alone, p50_flood) = (value(&baseline, "p50_us"), value(&during, "p50_us"));
-    assert!(
-        p50_flood <= p50_alone * 3.0 + 50.0,
-        "reads slowed from {p50_alone} µs to {p50_flood} µs by a neighbour's sysinfo flood"
+        rate(&answered) >= rate(&plain) / 4.0,
+        "reads fell from {} to {} per second next to the answered flood",
+        rate(&plain),
+        rate(&answered)
     );
 }
 
