@@ -172,6 +172,27 @@ fn a_256_mib_container_sees_its_limit_and_age_through_sysinfo() {
     );
 }
 
+/// A container process running as another user than root: its memory is written all
+/// the same (the agent opens it under ptrace rules as root).
+#[test]
+fn a_non_root_caller_is_answered_too() {
+    require();
+    let d = Daemon::start(&[]);
+    let agent = Agent::start(&[]);
+    let rootfs = rootfs();
+    let mut b = bundle(
+        &rootfs,
+        &d,
+        &agent,
+        256 * MIB,
+        "free | grep Mem:; /usr/bin/id -u",
+    );
+    b.config["process"]["user"] = serde_json::json!({ "uid": 1000, "gid": 1000 });
+    let text = b.run(DEADLINE).ok().to_string();
+    assert_eq!(free_total(&text), 256 * 1024, "{text}");
+    assert!(text.lines().any(|l| l.trim() == "1000"), "{text}");
+}
+
 #[test]
 fn neighbours_with_other_limits_see_their_own_concurrently() {
     require();
@@ -248,6 +269,60 @@ fn a_killed_agent_never_leaves_a_call_waiting() {
 
     // An agent started again serves the containers started after it.
     let agent = Agent::start(&[]);
+    let b = bundle(&rootfs, &d, &agent, 256 * MIB, "free | grep Mem:");
+    let text = b.run(DEADLINE).ok().to_string();
+    assert_eq!(free_total(&text), 256 * 1024, "{text}");
+}
+
+/// A live upgrade (SIGUSR1: the agent executes the binary on disk in its own process,
+/// handing it every descriptor) loses no call of a container calling sysinfo in a loop
+/// through it, and serves new containers after it.
+#[test]
+fn a_live_upgrade_keeps_serving_the_containers() {
+    require();
+    let d = Daemon::start(&[]);
+    let agent = Agent::start(&[]);
+    let rootfs = rootfs();
+    let out_dir = tempfile::tempdir().unwrap();
+    let progress = out_dir.path().join("progress");
+    let mut b = bundle(
+        &rootfs,
+        &d,
+        &agent,
+        256 * MIB,
+        "/usr/bin/python3 /bin/sysinfo.py loop 6 2000 /out/progress",
+    );
+    b.bind(out_dir.path(), "/out", &["bind", "rw"]);
+    let mut child = b.spawn();
+    let answered = |at_least: u64| {
+        poll(DEADLINE, "answered calls", || {
+            let p = std::fs::read_to_string(&progress).ok()?;
+            let ok: u64 = p.split_whitespace().next()?.parse().ok()?;
+            (ok >= at_least).then_some(ok)
+        })
+    };
+    let before = answered(400);
+    signal(agent.pid, rustix::process::Signal::USR1).unwrap();
+    poll(DEADLINE, "the upgraded agent", || {
+        agent
+            .log_text()
+            .contains("live upgrade: serving on with 1 containers' descriptors")
+            .then_some(())
+    });
+    // The same container goes on being answered by the new program.
+    answered(before + 400);
+    assert!(
+        wait_deadline(&mut child, DEADLINE).is_some_and(|s| s.success()),
+        "the container failed"
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    assert!(
+        !text.contains("errno_"),
+        "calls failed across the upgrade: {text}"
+    );
+    assert!(is_running(agent.pid), "{}", agent.log_text());
+    // And new containers are served by it.
     let b = bundle(&rootfs, &d, &agent, 256 * MIB, "free | grep Mem:");
     let text = b.run(DEADLINE).ok().to_string();
     assert_eq!(free_total(&text), 256 * 1024, "{text}");

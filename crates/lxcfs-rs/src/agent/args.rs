@@ -54,4 +54,32 @@ pub struct Args {
     /// Log lines as JSON objects.
     #[arg(long = "log-json")]
     pub log_json: bool,
+
+    /// The descriptors a live upgrade hands to the new program (set by the agent).
+    #[arg(long, value_name = "SPEC", hide = true)]
+    pub inherit: Option<String>,
+}
+
+impl Args {
+    /// The options to start the upgraded program with (all but `--inherit`).
+    pub fn passthrough(&self) -> Vec<String> {
+        let mut v = vec![
+            "--socket".to_string(),
+            self.socket.display().to_string(),
+            "--threads".to_string(),
+            self.threads.to_string(),
+        ];
+        for (on, flag) in [
+            (self.disable_swap, "--disable-swap"),
+            (self.host_uptime, "--host-uptime"),
+            (self.disable_loadavg, "--disable-loadavg"),
+            (self.debug, "--debug"),
+            (self.log_json, "--log-json"),
+        ] {
+            if on {
+                v.push(flag.to_string());
+            }
+        }
+        v
+    }
 }

@@ -57,8 +57,11 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(l)
 }
 
-pub fn accept_loop(l: &UnixListener, registry: &Registry) {
+/// Accept hand-overs until the process ends; `busy` is held while one is read and
+/// registered (a live upgrade waits for it).
+pub fn accept_loop(l: &UnixListener, registry: &Registry, busy: &std::sync::Mutex<()>) {
     for conn in l.incoming() {
+        let _busy = busy.lock().unwrap_or_else(|p| p.into_inner());
         match conn {
             Ok(s) => match receive(&s) {
                 Ok((fd, name)) => match registry.add(fd, name.clone()) {

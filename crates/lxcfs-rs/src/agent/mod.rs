@@ -16,12 +16,14 @@
 //! ENOSYS (it never waits for a listener again). The FUSE workers are replaced on every
 //! upgrade and crash and run under a system call filter made for serving files; this
 //! agent does one small job, is not replaced when the daemon is, and answers from the
-//! same hostview code, so its numbers are the files' numbers. If it dies anyway, its
-//! containers' sysinfo fails fast (ENOSYS, see above): no call hangs, and the
-//! containers started after it is back are served again.
+//! same hostview code, so its numbers are the files' numbers. It is upgraded in place
+//! (SIGUSR1: `handover`), keeping every descriptor, so an upgrade or `systemctl reload`
+//! loses no container. If it dies anyway, its containers' sysinfo fails fast (ENOSYS,
+//! see above): no call hangs, and the containers started after it is back are served.
 
 mod answer;
 mod args;
+mod handover;
 mod intake;
 mod registry;
 mod sys;
@@ -30,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use hostview::Host;
@@ -54,9 +56,31 @@ pub fn run(args: &Args) -> Result<()> {
         host.start_loadavg()
             .context("cannot start the load average sampler")?;
     }
-    let signals = Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
+    // The binary on disk now, not this process's image: SIGUSR1 upgrades to it.
+    let exe = std::env::current_exe().context("cannot find our own executable")?;
+    let signals =
+        Signals::new([SIGTERM, SIGINT, SIGUSR1]).context("cannot install signal handlers")?;
     let registry = Arc::new(Registry::new().context("cannot create the epoll instance")?);
-    let listener = intake::bind(&args.socket)?;
+    let listener = match &args.inherit {
+        Some(spec) => {
+            let (listener, held) = handover::take(spec)?;
+            let n = held.len();
+            for (fd, name) in held {
+                registry
+                    .add(fd, name.clone())
+                    .with_context(|| format!("cannot watch container {name}'s listener"))?;
+            }
+            tracing::info!("live upgrade: serving on with {n} containers' descriptors");
+            std::os::unix::net::UnixListener::from(listener)
+        }
+        None => intake::bind(&args.socket)?,
+    };
+    // Kept for a live upgrade, which passes this copy on.
+    let listener_fd: std::os::fd::OwnedFd = listener
+        .try_clone()
+        .context("cannot duplicate the socket")?
+        .into();
+    let busy = Arc::new(std::sync::Mutex::new(()));
     let _socket = RemoveOnExit(args.socket.clone());
     tracing::info!(
         "lxcfs-rs {} seccomp agent: answering sysinfo(2) for the containers whose profile names {}",
@@ -65,10 +89,10 @@ pub fn run(args: &Args) -> Result<()> {
     );
     tracing::info!("{}", host.features());
     {
-        let registry = registry.clone();
+        let (registry, busy) = (registry.clone(), busy.clone());
         std::thread::Builder::new()
             .name("intake".into())
-            .spawn(move || intake::accept_loop(&listener, &registry))
+            .spawn(move || intake::accept_loop(&listener, &registry, &busy))
             .context("cannot start the intake thread")?;
     }
     for i in 0..args.threads.clamp(1, 64) {
@@ -79,8 +103,14 @@ pub fn run(args: &Args) -> Result<()> {
             .context("cannot start an answering thread")?;
     }
     let mut signals = signals;
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == SIGUSR1 {
+            let e = handover::exec(&exe, &args.passthrough(), &listener_fd, &registry, &busy);
+            tracing::error!("live upgrade failed, serving on: {e:#}");
+            continue;
+        }
         tracing::info!("signal {sig}: exiting (the containers served get ENOSYS from sysinfo)");
+        break;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hostview::Host;
@@ -26,7 +26,18 @@ pub struct Registry {
     epoll: OwnedFd,
     listeners: Mutex<HashMap<u64, Arc<Listener>>>,
     next: AtomicU64,
+    /// A live upgrade is under way: threads stop taking calls (see `handover`).
+    paused: AtomicBool,
+    /// Threads serving, and those of them stopped by `paused`.
+    threads: AtomicUsize,
+    parked: AtomicUsize,
 }
+
+/// How long a thread waits for a call before it looks at `paused` again.
+const WAKE: rustix::time::Timespec = rustix::time::Timespec {
+    tv_sec: 0,
+    tv_nsec: 50_000_000,
+};
 
 const ARMED: EventFlags = EventFlags::IN.union(EventFlags::ONESHOT);
 
@@ -36,6 +47,9 @@ impl Registry {
             epoll: epoll::create(CreateFlags::CLOEXEC)?,
             listeners: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
+            paused: AtomicBool::new(false),
+            threads: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
         })
     }
 
@@ -57,12 +71,40 @@ impl Registry {
         Ok(())
     }
 
+    /// Stop taking calls; [`drained`](Self::drained) once no thread answers one.
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Every answering thread is stopped between two calls.
+    pub fn drained(&self) -> bool {
+        self.parked.load(Ordering::SeqCst) == self.threads.load(Ordering::SeqCst)
+    }
+
+    /// Every container's listener.
+    pub fn descriptors(&self) -> Vec<Arc<Listener>> {
+        self.lock().values().cloned().collect()
+    }
+
     /// Answer calls forever (one of the answering threads).
     pub fn serve(&self, host: &Host) {
+        self.threads.fetch_add(1, Ordering::SeqCst);
         let mut events = Vec::with_capacity(1);
         loop {
+            if self.paused.load(Ordering::SeqCst) {
+                self.parked.fetch_add(1, Ordering::SeqCst);
+                while self.paused.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                self.parked.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
             events.clear();
-            if let Err(e) = epoll::wait(&self.epoll, spare(&mut events), None) {
+            if let Err(e) = epoll::wait(&self.epoll, spare(&mut events), Some(&WAKE)) {
                 if e != rustix::io::Errno::INTR {
                     tracing::error!("epoll_wait: {e}");
                     std::thread::sleep(std::time::Duration::from_millis(100));

@@ -2,7 +2,7 @@
 //! rustix has no wrappers for.
 #![allow(unsafe_code)]
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use rustix::ioctl::{Opcode, Setter, Updater, ioctl};
 
@@ -100,6 +100,19 @@ pub fn answer<Fd: AsFd>(fd: Fd, id: u64, answer: Answer) -> rustix::io::Result<(
             Updater::<SEND, libc::seccomp_notif_resp>::new(&mut resp),
         )
     }
+}
+
+/// Own descriptor `n`, inherited across `execve` from the agent's previous program
+/// (see `handover`). The caller checked that it is open and of the expected kind, and
+/// takes each number once.
+pub fn adopt(n: i32) -> rustix::io::Result<OwnedFd> {
+    if n < 0 {
+        return Err(rustix::io::Errno::BADF);
+    }
+    // SAFETY: `n` is open (checked by the caller) and nothing in this process owns it:
+    // the new program has opened no handle to it, its number came from the command
+    // line its previous program wrote, and `handover::take` takes each number once.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
 #[cfg(test)]
