@@ -21,9 +21,12 @@ this listenerPath (`lxcfs-rs seccomp-profile` prints such profiles), and answer 
 container's numbers: the same memory, swap, uptime and load its /proc/meminfo, /proc/swaps, \
 /proc/uptime and /proc/loadavg from lxcfs-rs show, its task count as procs, every other field the \
 host's. Use the same -u / --host-uptime / --disable-loadavg as the lxcfs-rs daemon so that both \
-agree. If the agent stops, the kernel fails the pending and later sysinfo calls of the containers \
-it served with ENOSYS at once (none waits); containers started after it is back are served again.",
-    after_help = "Exit status: 0 after SIGTERM or SIGINT; 1 when it cannot start (not root, the \
+agree. SIGUSR1 is a live upgrade: the binary on disk replaces the agent's program in the same \
+process and keeps serving every container. If the agent stops, the kernel fails the pending and \
+later sysinfo calls of the containers it served with ENOSYS at once (none waits); containers \
+started after it is back are served again.",
+    after_help = "Signals: SIGTERM, SIGINT: exit (removing the socket); SIGUSR1: live upgrade. \
+Exit status: 0 after SIGTERM or SIGINT; 1 when it cannot start (not root, the \
 socket is served by another agent, the host cannot be read)."
 )]
 pub struct Args {
