@@ -1,7 +1,7 @@
 //! The activity files: loadavg, diskstats, pressure and slabinfo.
 
 use procfile::diskstats::{self, Dev, DevIo};
-use procfile::loadavg::{self, TaskCounts};
+use procfile::loadavg::{self, LoadAvg, TaskCounts};
 
 use crate::cache::Container;
 use crate::cgroup::{Backend, Controller};
@@ -29,14 +29,29 @@ impl Host {
     }
 
     fn render_loadavg(&self, c: &Container, out: &mut Vec<u8>) -> Result<()> {
+        match self.load_values(c)? {
+            Ok((load, tasks)) => {
+                loadavg::render(&load, &tasks, out);
+                Ok(())
+            }
+            Err(why) => self.host_instead(VirtualFile::Loadavg, out, why),
+        }
+    }
+
+    /// The container's load and task counts, as `/proc/loadavg` and sysinfo(2) show
+    /// them; `Err(why)` where the host's are shown instead.
+    pub(crate) fn load_values(
+        &self,
+        c: &Container,
+    ) -> Result<std::result::Result<(LoadAvg, TaskCounts), HostReason>> {
         let Some(path) = tasks::container_path(&self.hier, &c.paths) else {
-            return self.host_instead(VirtualFile::Loadavg, out, HostReason::NoTaskCgroup);
+            return Ok(Err(HostReason::NoTaskCgroup));
         };
         if !self.loads.running() {
-            return self.host_instead(VirtualFile::Loadavg, out, HostReason::LoadavgOff);
+            return Ok(Err(HostReason::LoadavgOff));
         }
         if path == "." {
-            return self.host_instead(VirtualFile::Loadavg, out, HostReason::LoadRoot);
+            return Ok(Err(HostReason::LoadRoot));
         }
         // A container younger than one sampling interval has no sample yet: load 0.
         let load = self.loads.get(path).unwrap_or_default();
@@ -47,8 +62,7 @@ impl Host {
             total: counts.total,
             last_pid: counts.last_pid.unwrap_or(0),
         };
-        loadavg::render(&load, &tasks, out);
-        Ok(())
+        Ok(Ok((load, tasks)))
     }
 
     fn render_diskstats(&self, c: &Container, out: &mut Vec<u8>) -> Result<()> {

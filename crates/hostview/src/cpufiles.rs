@@ -75,7 +75,7 @@ impl Host {
     /// not cache them) and `lscpu` makes hundreds: the view of a container is computed
     /// once per [`rendercache::FRESH`](crate::rendercache::FRESH), and the CPU files
     /// rendered in that time use the same one.
-    fn view_of(&self, c: &Container) -> Result<Option<CpuView>> {
+    pub(crate) fn view_of(&self, c: &Container) -> Result<Option<CpuView>> {
         if !self.real_root {
             return self.compute_view(c);
         }
@@ -153,24 +153,38 @@ impl Host {
                 procfile::render::stat(&host, &state, self.clk_tck, &procs, out);
             }
             VirtualFile::Uptime => {
-                // Uptime is the container's age: a host reader gets the host's. When
-                // init's start can't be read, the reader's own start keeps it sane.
-                if c.ns.is_none() {
-                    return self.host_instead(file, out, HostReason::HostReader);
-                }
-                if self.opts.host_uptime {
-                    return self.host_instead(file, out, HostReason::HostUptimeOption);
-                }
-                let Some(start) = c.start_ns.or_else(|| self.start_ns(reader)) else {
-                    return self.host_instead(file, out, HostReason::NoStartTime);
+                let uptime = match self.uptime_ns(c, reader)? {
+                    Ok(ns) => ns,
+                    Err(why) => return self.host_instead(file, out, why),
                 };
-                let now = self.boottime_ns()?;
                 let state = self.advance_stat(c, &view)?;
-                procfile::render::uptime(now.saturating_sub(start), state.total().idle, out);
+                procfile::render::uptime(uptime, state.total().idle, out);
             }
             _ => return self.host_instead(file, out, HostReason::NotVirtualized),
         }
         Ok(())
+    }
+
+    /// The container's age in ns, as `/proc/uptime` and sysinfo(2) show it; `Err(why)`
+    /// where the host's uptime is shown instead. (The file also needs a CPU view, for
+    /// idle: the caller checks that.)
+    pub(crate) fn uptime_ns(
+        &self,
+        c: &Container,
+        reader: u32,
+    ) -> Result<std::result::Result<u64, HostReason>> {
+        // Uptime is the container's age: a host reader gets the host's. When init's
+        // start can't be read, the reader's own start keeps it sane.
+        if c.ns.is_none() {
+            return Ok(Err(HostReason::HostReader));
+        }
+        if self.opts.host_uptime {
+            return Ok(Err(HostReason::HostUptimeOption));
+        }
+        let Some(start) = c.start_ns.or_else(|| self.start_ns(reader)) else {
+            return Ok(Err(HostReason::NoStartTime));
+        };
+        Ok(Ok(self.boottime_ns()?.saturating_sub(start)))
     }
 
     /// Advance the container's counters to now and return them.

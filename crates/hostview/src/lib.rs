@@ -23,6 +23,7 @@ pub mod pidns;
 pub mod reason;
 mod rendercache;
 mod sys;
+mod sysinfo;
 mod tasks;
 mod taskstats;
 
@@ -138,6 +139,8 @@ pub struct Host {
     renders: rendercache::RenderCache,
     /// CPU views per container identity (see [`Host::cpu_view`]).
     views: rendercache::Recent<ContainerKey, Option<CpuView>>,
+    /// sysinfo(2) answers per container identity (see [`Host::sysinfo`]).
+    sysinfos: rendercache::Recent<ContainerKey, procfile::sysinfo::ContainerInfo>,
     loads: loadavg::Loads,
     /// The root is the real `/` (not a fixture): kernel interfaces apply to it.
     real_root: bool,
@@ -174,6 +177,7 @@ impl Host {
             stats: cpufiles::StatHistory::default(),
             renders: rendercache::RenderCache::default(),
             views: rendercache::Recent::default(),
+            sysinfos: rendercache::Recent::default(),
             loads: loadavg::Loads::default(),
             real_root,
             clk_tck: rustix::param::clock_ticks_per_second().max(1),
@@ -427,13 +431,10 @@ impl Host {
     }
 
     fn render_memory(&self, file: VirtualFile, c: &Container, out: &mut Vec<u8>) -> Result<()> {
-        let Some(view) = memory::read(&self.hier, &c.paths)? else {
-            return self.host_instead(file, out, HostReason::MemoryRoot);
+        let (text, mut vals) = match self.memory_values(c)? {
+            Ok(v) => v,
+            Err(why) => return self.host_instead(file, out, why),
         };
-        let text = self.root.read_string("proc/meminfo")?;
-        let host =
-            HostMem::parse(&text).ok_or_else(|| Error::parse(self.root.path_of("proc/meminfo")))?;
-        let mut vals = procfile::memory::compute(&host, &view, self.opts.swap);
         match file {
             VirtualFile::Swaps => procfile::render::swaps(&vals, out),
             _ => {
@@ -442,6 +443,22 @@ impl Host {
             }
         }
         Ok(())
+    }
+
+    /// The host's meminfo text and the container's numbers in it (meminfo, swaps and
+    /// sysinfo(2) all show these); `Err(why)` when the host's own values are its own.
+    pub(crate) fn memory_values(
+        &self,
+        c: &Container,
+    ) -> Result<std::result::Result<(String, procfile::MemValues), HostReason>> {
+        let Some(view) = memory::read(&self.hier, &c.paths)? else {
+            return Ok(Err(HostReason::MemoryRoot));
+        };
+        let text = self.root.read_string("proc/meminfo")?;
+        let host =
+            HostMem::parse(&text).ok_or_else(|| Error::parse(self.root.path_of("proc/meminfo")))?;
+        let vals = procfile::memory::compute(&host, &view, self.opts.swap);
+        Ok(Ok((text, vals)))
     }
 
     /// The huge page lines bounded by the container's hugetlb limit. A host without

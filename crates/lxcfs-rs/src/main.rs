@@ -1,5 +1,6 @@
 //! lxcfs-rs: the daemon. Glue only: command line, checks, logging, signals, lifecycle.
 
+mod agent;
 mod cdi;
 mod check;
 mod cli;
@@ -15,6 +16,7 @@ mod preflight;
 mod privileges;
 mod remount;
 mod sandbox;
+mod seccomp_profile;
 mod status;
 mod supervisor;
 mod worker;
@@ -63,6 +65,20 @@ fn main() -> ExitCode {
         );
         logging::init(false, false);
         return ExitCode::from(node::run(&node));
+    } else if args.first().is_some_and(|a| a == "seccomp-profile") {
+        let p = seccomp_profile::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs seccomp-profile"))
+                .chain(args.into_iter().skip(1)),
+        );
+        return seccomp_profile::run(&p);
+    } else if args.first().is_some_and(|a| a == "seccomp-agent") {
+        let a = agent::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs seccomp-agent"))
+                .chain(args.into_iter().skip(1)),
+        );
+        logging::init(a.debug, a.log_json);
+        logging::start_queue(|| {});
+        agent::run(&a)
     } else if args.first().is_some_and(|a| a == "cdi") {
         // Likewise its own command line; a mountpoint named "cdi" is ./cdi.
         let cdi = cdi::Args::parse_from(

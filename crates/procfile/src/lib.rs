@@ -18,6 +18,7 @@ pub mod mountinfo;
 pub mod netlink;
 pub mod pid;
 pub mod render;
+pub mod sysinfo;
 pub mod value;
 
 pub use cpu::{CpuQuota, CpuView, SysfsLists};

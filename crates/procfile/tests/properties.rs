@@ -303,3 +303,41 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// sysinfo's overlay never panics, keeps free ≤ total when the container's memory
+    /// keeps it (as `compute` guarantees), counts in `mem_unit`, and its 64-bit layout
+    /// reads back to the same values.
+    #[test]
+    fn sysinfo_overlay_is_total_and_round_trips(
+        total in any::<u64>(), used in any::<u64>(), swap_total in any::<u64>(),
+        uptime_ns in any::<u64>(), load in any::<[u64; 3]>(), procs in any::<u64>(),
+        unit_shift in 0u32..16, host_uptime in any::<i64>(), with_mem in any::<bool>(),
+    ) {
+        use procfile::loadavg::LoadAvg;
+        use procfile::sysinfo::{ContainerInfo, Sysinfo, overlay};
+        let mem_total = total >> 12;
+        let mem = procfile::MemValues {
+            mem_total,
+            mem_free: mem_total.saturating_sub(used >> 12),
+            swap_total: swap_total >> 12,
+            swap_free: (swap_total >> 13),
+            ..procfile::MemValues::default()
+        };
+        let host = Sysinfo { uptime: host_uptime, mem_unit: 1 << unit_shift, ..Sysinfo::default() };
+        let c = ContainerInfo {
+            uptime_ns: Some(uptime_ns),
+            load: Some(LoadAvg(load)),
+            procs: Some(procs),
+            mem: with_mem.then_some(mem),
+        };
+        let s = overlay(&host, &c);
+        prop_assert!(s.freeram <= s.totalram);
+        prop_assert!(s.freeswap <= s.totalswap);
+        prop_assert!(s.uptime >= 0);
+        if with_mem {
+            prop_assert_eq!(s.totalram, mem_total.saturating_mul(1024) / u64::from(host.mem_unit));
+        }
+        prop_assert_eq!(Sysinfo::decode(&s.encode()), Some(s));
+    }
+}

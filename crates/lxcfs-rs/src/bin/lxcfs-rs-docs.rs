@@ -5,6 +5,9 @@
 // The command lines, read from their own files (the daemon is a binary, with no library
 // to import). Only their clap definitions are used here.
 #[allow(dead_code)]
+#[path = "../agent/args.rs"]
+mod agent;
+#[allow(dead_code)]
 #[path = "../cdi/args.rs"]
 mod cdi;
 #[allow(dead_code)]
@@ -16,6 +19,9 @@ mod cli;
 #[allow(dead_code)]
 #[path = "../node/args.rs"]
 mod node;
+#[allow(dead_code)]
+#[path = "../seccomp_profile/args.rs"]
+mod seccomp_profile;
 #[allow(dead_code)]
 #[path = "../status/args.rs"]
 mod status;
@@ -57,7 +63,16 @@ fn main() -> Result<()> {
         .bin_name("lxcfs-rs node");
     // One page per subcommand too (lxcfs-rs-node-install.1, ...), which its page names.
     clap_mangen::generate_to(node, &man).context("cannot write the node pages")?;
-    // Completions know `check`, `cdi`, `node` and `status` as subcommands; the daemon's own parser
+    let agent = agent::Args::command()
+        .name("lxcfs-rs-seccomp-agent")
+        .bin_name("lxcfs-rs seccomp-agent");
+    write_man(&agent, &man.join("lxcfs-rs-seccomp-agent.1"))?;
+    let profile = seccomp_profile::Args::command()
+        .name("lxcfs-rs-seccomp-profile")
+        .bin_name("lxcfs-rs seccomp-profile");
+    write_man(&profile, &man.join("lxcfs-rs-seccomp-profile.1"))?;
+    // Completions know `check`, `cdi`, `node`, `status`, `seccomp-agent` and
+    // `seccomp-profile` as subcommands; the daemon's own parser
     // never sees them (main.rs dispatches on the first argument), so this shape exists
     // only here.
     let mut cmd = cmd
@@ -65,6 +80,8 @@ fn main() -> Result<()> {
         .subcommand(cdi::Args::command().name("cdi"))
         .subcommand(node::Args::command().name("node"))
         .subcommand(status::Args::command().name("status"))
+        .subcommand(agent::Args::command().name("seccomp-agent"))
+        .subcommand(seccomp_profile::Args::command().name("seccomp-profile"))
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)
         .disable_help_subcommand(true);

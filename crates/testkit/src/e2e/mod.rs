@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod agent;
 mod container;
 mod daemon;
 mod text;
@@ -26,6 +27,7 @@ mod text;
 pub use crate::cgroup::{CGROUP_ROOT, Layout, Limit};
 pub use crate::mounts::{MountEntry, force_unmount, fuse_mounts_at, is_mounted, mounts};
 pub use crate::proc::{is_running, signal, thread_states, worker_pids};
+pub use agent::Agent;
 pub use container::{Cgroup, Running, run, run_env, run_timeout};
 pub use daemon::Daemon;
 pub use text::*;

@@ -1,0 +1,117 @@
+//! A `lxcfs-rs seccomp-agent` for one test: its own socket in a temporary directory,
+//! killed on drop, its log shown when the test fails; and the OCI seccomp object
+//! (`lxcfs-rs seccomp-profile --oci`) naming that socket.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use super::{DEADLINE, lxcfs_rs, poll, require_env, run_deadline, unique};
+
+pub struct Agent {
+    child: Option<Child>,
+    pub pid: u32,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Start an agent with `args` and wait until its socket accepts connections.
+    pub fn start(args: &[&str]) -> Agent {
+        require_env();
+        let dir = tempfile::Builder::new()
+            .prefix(&unique("agent"))
+            .tempdir()
+            .expect("create a temp dir");
+        let base = fs::canonicalize(dir.path()).expect("canonicalize the temp dir");
+        let socket = base.join("seccomp.sock");
+        let log = base.join("log");
+        let child = Command::new(lxcfs_rs())
+            .arg("seccomp-agent")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("create the agent's log"))
+            .spawn()
+            .expect("start lxcfs-rs seccomp-agent");
+        let pid = child.id();
+        let mut a = Agent {
+            child: Some(child),
+            pid,
+            socket,
+            log,
+            _dir: dir,
+        };
+        // The socket listens once it exists (bind and listen come together); a probe
+        // connection would be a failed hand-over in the agent's log.
+        poll(DEADLINE, "the agent's socket", || {
+            use std::os::unix::fs::FileTypeExt;
+            fs::symlink_metadata(&a.socket)
+                .ok()
+                .filter(|m| m.file_type().is_socket())
+                .map(|_| ())
+        });
+        a.assert_alive();
+        a
+    }
+
+    fn assert_alive(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            if let Ok(Some(st)) = c.try_wait() {
+                panic!("the agent exited ({st}):\n{}", self.log_text());
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `lxcfs-rs seccomp-profile --oci` naming this agent's socket: the default
+    /// profile installed on this machine with sysinfo notified.
+    pub fn oci_profile(&self) -> Value {
+        let out = run_deadline(
+            Command::new(lxcfs_rs())
+                .arg("seccomp-profile")
+                .arg("--oci")
+                .arg("--socket")
+                .arg(&self.socket),
+            DEADLINE,
+        );
+        serde_json::from_str(out.ok()).expect("seccomp-profile prints JSON")
+    }
+
+    /// `lxcfs-rs seccomp-profile` (Docker/Podman format) naming this agent's socket.
+    pub fn profile(&self) -> String {
+        let out = run_deadline(
+            Command::new(lxcfs_rs())
+                .arg("seccomp-profile")
+                .arg("--socket")
+                .arg(&self.socket),
+            DEADLINE,
+        );
+        out.ok().to_string()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- seccomp agent log ---\n{}", self.log_text());
+        }
+    }
+}
