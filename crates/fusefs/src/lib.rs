@@ -5,6 +5,7 @@
 
 mod attr;
 mod backing;
+mod cgroupfs;
 mod handles;
 mod pagecache;
 mod passthrough;
@@ -52,6 +53,7 @@ pub struct LxcFs {
     handles: Handles,
     pt: Arc<Passthrough>,
     inodes: sysfs::Inodes,
+    cgroups: cgroupfs::CgroupTree,
     /// What reaches us through the page cache (splice, sendfile, private mappings).
     cache: pagecache::PageCache,
     /// Set once the session exists: raises an inode's `i_size` (see `pagecache`).
@@ -82,6 +84,7 @@ impl LxcFs {
                 shared.wants_passthrough().then(|| shared.clone()),
             )),
             inodes: sysfs::Inodes::default(),
+            cgroups: cgroupfs::CgroupTree::default(),
             cache: pagecache::PageCache::default(),
             notifier: Arc::default(),
             sizes,
@@ -133,6 +136,9 @@ impl LxcFs {
 
     /// Path (as the container names it) of a mirrored inode or of a child of one.
     fn dyn_path(&self, parent: u64, name: Option<&str>) -> Option<String> {
+        if cgroupfs::CgroupTree::is_dir_here(parent) {
+            return None;
+        }
         let base = if parent == tree::SYS_CPU {
             None
         } else {
@@ -160,6 +166,9 @@ impl LxcFs {
 
     /// What an inode's content comes from, for this reader.
     fn source(&self, req: &Request, ino: u64) -> Result<Source, Errno> {
+        if cgroupfs::owns(ino) {
+            return self.cgroups.source(&self.host, req.pid(), ino);
+        }
         match tree::node(ino).map(|n| n.kind) {
             // Without `default_permissions` the kernel leaves mode checks to us.
             Some(Kind::File(f)) if f.root_only() && req.uid() != 0 => Err(Errno::EACCES),
@@ -177,6 +186,16 @@ impl LxcFs {
     fn render(&self, req: &Request, src: &Source) -> Result<Rendered, Errno> {
         match src {
             Source::Virtual(f) => self.host.rendering(*f, req.pid()),
+            Source::Pids(p) => {
+                let mut buf = Vec::with_capacity(4096);
+                self.host
+                    .cgroup_pids(req.pid(), p, &mut buf)
+                    .map(|()| Rendered {
+                        bytes: buf.into(),
+                        owner: self.host.reader_ns(req.pid()),
+                        origin: Origin::Container,
+                    })
+            }
             Source::Host(p) => {
                 let mut buf = Vec::with_capacity(4096);
                 self.host.root().read_into(p, &mut buf).map(|()| Rendered {
@@ -292,12 +311,19 @@ fn guarded(op: &'static str, f: impl FnOnce()) {
     }
 }
 
-fn errno(e: &hostview::Error) -> Errno {
+pub(crate) fn errno(e: &hostview::Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// A mirrored sysfs entry below the CPU directory.
 fn is_dynamic(ino: u64) -> bool {
-    ino >= sysfs::DYN_BASE
+    ino >= sysfs::DYN_BASE && !cgroupfs::owns(ino)
+}
+
+/// Whether node `ino` of the static tree is served with these options (`cgroup/` only
+/// with `--enable-cgroup`).
+fn shown(host: &Host, ino: u64) -> bool {
+    ino != tree::CGROUP || host.options().cgroup_view
 }
 
 /// The counters' index of the file behind `ino` (the mirrored CPU tree for any inode
@@ -331,7 +357,20 @@ impl Filesystem for LxcFs {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || {
             if let Some(n) = tree::child(parent.0, name.as_encoded_bytes()) {
+                if !shown(&self.host, n.ino) {
+                    return reply.error(Errno::ENOENT);
+                }
                 return reply.entry(&TTL, &self.attr(&n), Generation(0));
+            }
+            if cgroupfs::CgroupTree::is_dir_here(parent.0) {
+                let a = name.to_str().ok_or(Errno::ENOENT).and_then(|n| {
+                    self.cgroups
+                        .lookup(&self.host, req.pid(), parent.0, n, self.started)
+                });
+                return match a {
+                    Ok(a) => reply.entry(&TTL_PER_READER, &a, Generation(0)),
+                    Err(e) => reply.error(e),
+                };
             }
             let rel = name
                 .to_str()
@@ -347,8 +386,17 @@ impl Filesystem for LxcFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         guarded("getattr", || {
-            if let Some(n) = tree::node(ino.0) {
+            if let Some(n) = tree::node(ino.0).filter(|n| shown(&self.host, n.ino)) {
                 return reply.attr(&TTL, &self.attr(&n));
+            }
+            if cgroupfs::owns(ino.0) {
+                return match self
+                    .cgroups
+                    .getattr(&self.host, req.pid(), ino.0, self.started)
+                {
+                    Ok(a) => reply.attr(&TTL_PER_READER, &a),
+                    Err(e) => reply.error(e),
+                };
             }
             match self.dyn_path(ino.0, None).map(|r| self.dyn_attr(req, &r)) {
                 Some(Ok(a)) => reply.attr(&TTL_PER_READER, &a),
@@ -417,7 +465,7 @@ impl Filesystem for LxcFs {
             let reader = req.pid();
             let choice = match &src {
                 Source::Virtual(f) => self.pt.choose(*f, reader, &r.bytes),
-                Source::Host(_) => passthrough::Choice::served(),
+                Source::Host(_) | Source::Pids(_) => passthrough::Choice::served(),
             };
             let content = r.bytes.clone();
             let fh = FileHandle(
@@ -582,6 +630,10 @@ impl Filesystem for LxcFs {
         guarded("lseek", || {
             let size = match tree::node(ino.0) {
                 Some(n) => Ok(self.attr(&n).size),
+                None if cgroupfs::owns(ino.0) => self
+                    .cgroups
+                    .getattr(&self.host, req.pid(), ino.0, self.started)
+                    .map(|a| a.size),
                 None => self
                     .dyn_path(ino.0, None)
                     .ok_or(Errno::ENOENT)
@@ -667,9 +719,19 @@ impl Filesystem for LxcFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         guarded("readdir", || {
+            if cgroupfs::CgroupTree::is_dir_here(ino.0) {
+                if !shown(&self.host, tree::CGROUP) {
+                    return reply.error(Errno::ENOENT);
+                }
+                let entries = match self.cgroups.entries(&self.host, req.pid(), ino.0) {
+                    Ok(e) => e,
+                    Err(e) => return reply.error(e),
+                };
+                return add_entries(reply, &entries, offset);
+            }
             let (this, parent) = match tree::node(ino.0) {
                 Some(n) if n.kind == Kind::Dir => (n.ino, n.parent),
                 Some(_) => return reply.error(Errno::ENOTDIR),
@@ -680,27 +742,36 @@ impl Filesystem for LxcFs {
                 (this, FileType::Directory, ".".into()),
                 (parent, FileType::Directory, "..".into()),
             ];
-            entries.extend(tree::children(this).map(|n| {
-                let t = match n.kind {
-                    Kind::Dir => FileType::Directory,
-                    Kind::File(_) => FileType::RegularFile,
-                };
-                (n.ino, t, n.name.to_string())
-            }));
+            entries.extend(
+                tree::children(this)
+                    .filter(|n| shown(&self.host, n.ino))
+                    .map(|n| {
+                        let t = match n.kind {
+                            Kind::Dir => FileType::Directory,
+                            Kind::File(_) => FileType::RegularFile,
+                        };
+                        (n.ino, t, n.name.to_string())
+                    }),
+            );
             if this == tree::SYS_CPU || is_dynamic(this) {
                 match self.dyn_entries(req, this) {
                     Ok(more) => entries.extend(more),
                     Err(e) => return reply.error(e),
                 }
             }
-            for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
-                if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
-                    break;
-                }
-            }
-            reply.ok();
+            add_entries(reply, &entries, offset);
         })
     }
+}
+
+/// Answer a READDIR from `offset` on.
+fn add_entries(mut reply: ReplyDirectory, entries: &[(u64, FileType, String)], offset: u64) {
+    for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+        if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+            break;
+        }
+    }
+    reply.ok();
 }
 
 #[cfg(test)]

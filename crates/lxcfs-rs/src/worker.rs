@@ -159,6 +159,8 @@ pub fn host_options(serve: &ServeOptions) -> Options {
         cfs: serve.enable_cfs,
         cpu_shares: serve.enable_cpu_shares,
         host_uptime: serve.host_uptime,
+        cgroup_view: serve.enable_cgroup,
+        psi_poll: serve.enable_psi_poll,
         loadavg: !serve.disable_loadavg,
         resolver: serve.init_resolver,
         abort_on: None,

@@ -52,6 +52,11 @@ impl CgroupPaths {
         Some((hier.backend_dir(b)?, path))
     }
 
+    /// The path in v1 hierarchy `i` (indexed like [`Hierarchies::v1`]).
+    pub fn v1_at(&self, i: usize) -> Option<&str> {
+        self.v1.get(i)?.as_deref()
+    }
+
     /// The v2 path even on a hybrid host whose v2 hierarchy has no controllers (PSI).
     pub fn unified(&self) -> Option<&str> {
         self.v2.as_deref()
