@@ -9,6 +9,7 @@ mod cgroupfs;
 mod handles;
 mod pagecache;
 mod passthrough;
+mod psi;
 mod seek;
 mod serve;
 mod sysfs;
@@ -25,8 +26,9 @@ use connection::{Counters, Shared};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags,
-    PollNotifier, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl,
-    ReplyLseek, ReplyOpen, ReplyPoll, ReplyXattr, Request,
+    PollNotifier, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyLseek, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use hostview::{Host, Origin, Rendered, VirtualFile};
 
@@ -37,6 +39,7 @@ pub use fuser::BackgroundSession;
 pub use fuser::{drain, hand_off};
 use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
+pub use psi::Pollers;
 pub use serve::{Connected, ServeConfig, connect};
 use tree::{Kind, Node};
 
@@ -54,6 +57,7 @@ pub struct LxcFs {
     pt: Arc<Passthrough>,
     inodes: sysfs::Inodes,
     cgroups: cgroupfs::CgroupTree,
+    psi: psi::Psi,
     /// What reaches us through the page cache (splice, sendfile, private mappings).
     cache: pagecache::PageCache,
     /// Set once the session exists: raises an inode's `i_size` (see `pagecache`).
@@ -85,6 +89,7 @@ impl LxcFs {
             )),
             inodes: sysfs::Inodes::default(),
             cgroups: cgroupfs::CgroupTree::default(),
+            psi: psi::Psi::default(),
             cache: pagecache::PageCache::default(),
             notifier: Arc::default(),
             sizes,
@@ -253,6 +258,31 @@ impl LxcFs {
         } else {
             reply.error(Errno::EINVAL)
         }
+    }
+
+    /// The pressure file behind `ino` when it takes PSI triggers (`--enable-psi-poll`).
+    fn trigger_file(&self, ino: u64) -> Option<VirtualFile> {
+        match tree::node(ino)?.kind {
+            Kind::File(
+                f @ (VirtualFile::PressureCpu
+                | VirtualFile::PressureMemory
+                | VirtualFile::PressureIo),
+            ) if self.host.options().psi_poll => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Register the trigger `data` written to handle `fh` (see `psi`); the bytes taken.
+    fn write_trigger(&self, req: &Request, ino: u64, fh: u64, data: &[u8]) -> Result<u32, Errno> {
+        let file = self.trigger_file(ino).ok_or(Errno::EACCES)?;
+        let owner = self.host.reader_ns(req.pid());
+        self.psi.admit(fh, owner)?;
+        let fd = self
+            .host
+            .psi_trigger(req.pid(), file, data)
+            .map_err(|e| Errno::from_i32(e.os_errno().unwrap_or_else(|| e.errno())))?;
+        self.psi.add(fh, owner, fd)?;
+        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
     }
 
     /// The mirrored entries of a directory, for this reader.
@@ -440,7 +470,8 @@ impl Filesystem for LxcFs {
         let file = counted_as(ino.0);
         let failed = || self.counters.failed(file, Op::Open);
         guarded("open", || {
-            if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            let writes = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+            if writes && self.trigger_file(ino.0).is_none() {
                 failed();
                 return reply.error(Errno::EACCES);
             }
@@ -463,7 +494,9 @@ impl Filesystem for LxcFs {
                 return reply.error(Errno::EMFILE);
             }
             let reader = req.pid();
+            // A handle that takes a trigger is ours to answer: never passed through.
             let choice = match &src {
+                Source::Virtual(_) if writes => passthrough::Choice::served(),
                 Source::Virtual(f) => self.pt.choose(*f, reader, &r.bytes),
                 Source::Host(_) | Source::Pids(_) => passthrough::Choice::served(),
             };
@@ -569,6 +602,7 @@ impl Filesystem for LxcFs {
         reply: ReplyEmpty,
     ) {
         guarded("release", || {
+            self.psi.remove(fh.0);
             self.cache.closed(ino.0, fh.0);
             let closed = self.handles.remove(fh.0);
             // Learn before answering: the same thread's next OPEN may already be in
@@ -668,18 +702,25 @@ impl Filesystem for LxcFs {
     }
 
     /// Always ready, with the mask the kernel's own file gives (a /proc file: readable
-    /// and writable; a sysfs or PSI file: also `POLLERR | POLLPRI`).
+    /// and writable; a sysfs or PSI file: also `POLLERR | POLLPRI`), except a handle
+    /// holding a PSI trigger (`--enable-psi-poll`): `POLLPRI` once it fired, else
+    /// nothing yet and a notification when it fires (see `psi`).
     fn poll(
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
-        _ph: PollNotifier,
+        fh: FileHandle,
+        ph: PollNotifier,
         _events: PollEvents,
         _flags: PollFlags,
         reply: ReplyPoll,
     ) {
         guarded("poll", || {
+            if self.host.options().psi_poll {
+                if let Some(ev) = self.psi.poll(fh.0, ph) {
+                    return reply.poll(ev);
+                }
+            }
             let mut ready = PollEvents::POLLIN
                 | PollEvents::POLLOUT
                 | PollEvents::POLLRDNORM
@@ -689,6 +730,145 @@ impl Filesystem for LxcFs {
             }
             reply.poll(ready)
         })
+    }
+
+    /// A PSI trigger (`--enable-psi-poll`); nothing else takes writes.
+    fn write(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        guarded("write", || {
+            match self.write_trigger(req, ino.0, fh.0, data) {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(e),
+            }
+        })
+    }
+
+    // The mount is read-only unless `--enable-psi-poll` makes it take triggers: then
+    // every other change reaches us and is refused here, quietly (fuser's defaults log
+    // each one).
+
+    /// Truncating a pressure file opened for a trigger (`echo … >` opens with
+    /// `O_TRUNC`) is a no-op, as on the kernel's file.
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        guarded("setattr", || {
+            let truncate_only = size == Some(0) && mode.is_none() && uid.is_none() && gid.is_none();
+            match tree::node(ino.0) {
+                Some(n) if truncate_only && self.trigger_file(ino.0).is_some() => {
+                    reply.attr(&TTL, &self.attr(&n))
+                }
+                _ => reply.error(Errno::EACCES),
+            }
+        })
+    }
+
+    fn mknod(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _d: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn mkdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn unlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn rmdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn symlink(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _t: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn rename(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn link(&self, _r: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn create(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn setxattr(
+        &self,
+        _r: &Request,
+        _i: INodeNo,
+        _n: &OsStr,
+        _v: &[u8],
+        _f: i32,
+        _p: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn removexattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EACCES)
     }
 
     /// As the kernel's file: sysfs has no such attribute, /proc supports none.

@@ -19,6 +19,7 @@ mod loadavg;
 mod logonce;
 mod memory;
 pub mod pidns;
+mod psitrigger;
 mod rendercache;
 mod sys;
 mod tasks;

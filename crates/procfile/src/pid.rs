@@ -67,6 +67,12 @@ pub struct ProcStatus {
     pub nspid_depth: usize,
 }
 
+/// The effective capabilities (`CapEff:`, hexadecimal) of a `/proc/<pid>/status`.
+pub fn cap_eff(text: &str) -> Option<u64> {
+    let value = text.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(value.trim(), 16).ok()
+}
+
 /// Unknown or malformed lines are ignored; a malformed `NSpid:` line leaves
 /// `nspid_inner` at `None` and `nspid_depth` at 0.
 pub fn parse_status(text: &str) -> ProcStatus {
