@@ -89,7 +89,17 @@ fn a_container_sees_its_own_subtree_only() {
 
 #[test]
 fn writes_are_refused() {
-    let d = Daemon::start(&["--enable-cgroup"]);
+    refused_with(&["--enable-cgroup"], libc::EROFS);
+}
+
+/// `--enable-psi-poll` mounts writable: the daemon refuses the write itself.
+#[test]
+fn writes_are_refused_on_a_writable_mount_too() {
+    refused_with(&["--enable-cgroup", "--enable-psi-poll"], libc::EACCES);
+}
+
+fn refused_with(args: &[&str], errno: i32) {
+    let d = Daemon::start(args);
     let a = Cgroup::with_memory_limit("cgv-w", MIB_256);
     let (dir, limit) = memory_dir();
     let script = format!(
@@ -107,8 +117,8 @@ except OSError as e:\n    print(\"errno\", e.errno)' \"$V/{limit}\"\n\
         assert!(!text.contains(w), "{w}: {text}");
     }
     assert!(
-        text.contains(&format!("errno {}", libc::EROFS)),
-        "a write open is not EROFS: {text}"
+        text.contains(&format!("errno {errno}")),
+        "a write open is not errno {errno}: {text}"
     );
     assert!(text.contains(&MIB_256.to_string()), "{text}");
     assert_eq!(a.read("memory", limit).unwrap().trim(), MIB_256.to_string());

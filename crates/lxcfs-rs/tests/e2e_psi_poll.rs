@@ -253,3 +253,34 @@ print(\"ready\", len(q.poll(5000)), time.monotonic() - t < 1)
     assert!(text.contains(&format!("open {}\n", libc::EROFS)), "{text}");
     assert!(text.contains("ready 1 True"), "{text}");
 }
+
+#[test]
+fn a_waiting_poller_is_woken_when_its_worker_is_replaced() {
+    let d = Daemon::start(&["--enable-psi-poll"]);
+    let a = memory_limited("psi-upgrade");
+    let ua = Unified::for_group(&a);
+    let script = format!("{}{}", ua.join(), poller(TRIGGER, 30_000));
+    let mnt = d.mnt.clone();
+    let waiter = std::thread::spawn(move || {
+        let out = run_timeout(&a, &mnt, &script, Duration::from_secs(60));
+        (out.ok().to_string(), a)
+    });
+    // Armed and waiting by then (a container starts in well under a second).
+    std::thread::sleep(Duration::from_secs(3));
+    d.upgrade();
+    let (text, a) = waiter.join().unwrap();
+    drop(a);
+    let event = text
+        .lines()
+        .find(|l| l.starts_with("event"))
+        .unwrap_or_else(|| panic!("the poller was not woken: {text}"));
+    let v: Vec<&str> = event.split_whitespace().collect();
+    let revents: i32 = v[1].parse().unwrap();
+    let secs: f64 = v[2].parse().unwrap();
+    // Answered by the new worker as a handle without a trigger, long before the
+    // poller's own timeout.
+    assert!(revents & libc::POLLERR as i32 != 0, "{event}");
+    println!("{event}");
+    assert!((1.0..20.0).contains(&secs), "{event}");
+    drop(ua);
+}

@@ -226,4 +226,15 @@ mod tests {
         let st = parse_status("NSpid:  7   8 \n");
         assert_eq!((st.nspid_inner, st.nspid_depth), (Some(8), 2));
     }
+
+    #[test]
+    fn cap_eff_is_hex_and_total() {
+        assert_eq!(
+            cap_eff("Name:\tx\nCapEff:\t000001ffffffffff\n"),
+            Some(0x1ff_ffff_ffff)
+        );
+        assert_eq!(cap_eff("CapEff:\t0000000000080004"), Some(0x80004));
+        assert_eq!(cap_eff("CapEff:\tzz\n"), None);
+        assert_eq!(cap_eff(""), None);
+    }
 }
