@@ -29,6 +29,9 @@ fn a_container_sees_its_own_subtree_only() {
     let d = Daemon::start(&["--enable-cgroup"]);
     let a = Cgroup::with_memory_limit("cgv-a", MIB_256);
     let sub = a.child("inner", &[Limit::Memory(MIB_128)]);
+    // On v2 a group with children holds no processes: the container's init lives in
+    // `init.scope` below it, as systemd puts it, and the container is the group above.
+    let init = a.child("init.scope", &[]);
     let b = Cgroup::with_memory_limit("cgv-b", MIB_128);
     let (dir, limit) = memory_dir();
     let script = format!(
@@ -36,11 +39,11 @@ fn a_container_sees_its_own_subtree_only() {
          echo '== limit'; cat \"$V/{limit}\"\n\
          echo '== inner'; cat \"$V/inner/{limit}\"\n\
          echo '== list'; ls \"$V\"\n\
-         echo '== procs'; cat \"$V/cgroup.procs\"\n\
+         echo '== procs'; cat \"$V/init.scope/cgroup.procs\"\n\
          echo '== me'; echo $$\n\
          echo '== top'; ls \"$E2E_MNT/cgroup\"\n"
     );
-    let out = run(&a, &d.mnt, &script);
+    let out = run(&init, &d.mnt, &script);
     let text = out.ok();
     assert_eq!(
         script_part(text, "limit").trim(),
@@ -84,7 +87,7 @@ fn a_container_sees_its_own_subtree_only() {
     let text = out.ok();
     assert!(text.starts_with(&MIB_128.to_string()), "{text}");
     assert!(text.contains("gone"), "{text}");
-    drop(sub);
+    drop((init, sub));
 }
 
 #[test]
