@@ -85,7 +85,8 @@ pub struct Cli {
     /// proc/pressure/{cpu,memory,io} and poll(2) it for POLLPRI, each trigger registered
     /// on the reader's container's own cgroup pressure file (cgroup v2, or the unified
     /// hierarchy of a hybrid host). Mounts the filesystem writable (writes to anything
-    /// else still fail with EACCES).
+    /// else still fail with EACCES). Takes effect on a new mount: a mount adopted from
+    /// a previous daemon keeps its read-only flag.
     #[arg(long = "enable-psi-poll")]
     pub enable_psi_poll: bool,
 
