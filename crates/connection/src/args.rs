@@ -29,6 +29,10 @@ pub struct ServeOptions {
     pub enable_cpu_shares: bool,
     /// Serve the host's /proc/uptime (ps and pgrep --older need it).
     pub host_uptime: bool,
+    /// Serve the `cgroup/` tree.
+    pub enable_cgroup: bool,
+    /// PSI triggers and poll on `proc/pressure/*`.
+    pub enable_psi_poll: bool,
     /// FUSE threads; `None`: the worker's default for its CPUs.
     pub threads: Option<usize>,
     pub fuse_poll_us: u64,
@@ -52,6 +56,8 @@ impl Default for ServeOptions {
             enable_cfs: false,
             enable_cpu_shares: false,
             host_uptime: false,
+            enable_cgroup: false,
+            enable_psi_poll: false,
             threads: None,
             fuse_poll_us: 50,
             init_resolver: ResolverKind::Auto,
@@ -113,6 +119,8 @@ impl WorkerArgs {
         flag(self.serve.enable_cfs, "--enable-cfs");
         flag(self.serve.enable_cpu_shares, "--enable-cpu-shares");
         flag(self.serve.host_uptime, "--host-uptime");
+        flag(self.serve.enable_cgroup, "--enable-cgroup");
+        flag(self.serve.enable_psi_poll, "--enable-psi-poll");
         if !self.shared_fds.is_empty() {
             let list: Vec<String> = self.shared_fds.iter().map(|f| f.to_string()).collect();
             a.push(format!("--shared-fds={}", list.join(",")).into());
@@ -177,6 +185,8 @@ impl WorkerArgs {
                 b"--enable-cfs" => serve.enable_cfs = true,
                 b"--enable-cpu-shares" => serve.enable_cpu_shares = true,
                 b"--host-uptime" => serve.host_uptime = true,
+                b"--enable-cgroup" => serve.enable_cgroup = true,
+                b"--enable-psi-poll" => serve.enable_psi_poll = true,
                 _ => {
                     let Some(value) = inline.or_else(|| it.next()) else {
                         return err(format!("{} without a value", lossy(name)));
@@ -291,6 +301,8 @@ mod tests {
                 enable_cfs: true,
                 enable_cpu_shares: true,
                 host_uptime: true,
+                enable_cgroup: true,
+                enable_psi_poll: true,
                 threads: Some(3),
                 fuse_poll_us: 0,
                 init_resolver: ResolverKind::Procfs,

@@ -15,7 +15,13 @@ pub const SOURCE: &str = "lxcfs-rs";
 /// Open `/dev/fuse` and mount it at `mountpoint`: `ro,nosuid,nodev,noexec`,
 /// `allow_other` (containers read as any uid), owned by root, through `mount(2)`
 /// directly (we are root; no fusermount). Returns the connection's descriptor.
-pub fn open_and_mount(mountpoint: &Path, extra_options: &[String]) -> io::Result<OwnedFd> {
+/// `writable`: without `ro`, for `--enable-psi-poll`'s triggers (the server refuses
+/// every other write itself).
+pub fn open_and_mount(
+    mountpoint: &Path,
+    extra_options: &[String],
+    writable: bool,
+) -> io::Result<OwnedFd> {
     let fd = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
     let mut data = format!(
         "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
@@ -30,7 +36,13 @@ pub fn open_and_mount(mountpoint: &Path, extra_options: &[String]) -> io::Result
         SOURCE,
         mountpoint,
         FSTYPE,
-        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        if writable {
+            MountFlags::empty()
+        } else {
+            MountFlags::RDONLY
+        } | MountFlags::NOSUID
+            | MountFlags::NODEV
+            | MountFlags::NOEXEC,
         data.as_c_str(),
     )?;
     Ok(fd)

@@ -25,6 +25,8 @@ pub enum Source {
     Virtual(VirtualFile),
     /// A host file passed through, by its path relative to the host root.
     Host(String),
+    /// A cgroup's pid list (host path), in the reader's pid numbering.
+    Pids(String),
 }
 
 struct Handle {
@@ -217,7 +219,7 @@ impl Handles {
                 rewound: h.rewound,
                 lifetime: h.opened.elapsed(),
             }),
-            Source::Host(_) => None,
+            Source::Host(_) | Source::Pids(_) => None,
         }
     }
 

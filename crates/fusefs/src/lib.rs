@@ -5,9 +5,11 @@
 
 mod attr;
 mod backing;
+mod cgroupfs;
 mod handles;
 mod pagecache;
 mod passthrough;
+mod psi;
 mod seek;
 mod serve;
 mod sysfs;
@@ -24,8 +26,9 @@ use connection::{Counters, Shared};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, PollEvents, PollFlags,
-    PollNotifier, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl,
-    ReplyLseek, ReplyOpen, ReplyPoll, ReplyXattr, Request,
+    PollNotifier, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyLseek, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use hostview::{Host, Origin, Rendered, VirtualFile};
 
@@ -36,6 +39,7 @@ pub use fuser::BackgroundSession;
 pub use fuser::{drain, hand_off};
 use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
+pub use psi::Pollers;
 pub use serve::{Connected, ServeConfig, connect};
 use tree::{Kind, Node};
 
@@ -52,6 +56,8 @@ pub struct LxcFs {
     handles: Handles,
     pt: Arc<Passthrough>,
     inodes: sysfs::Inodes,
+    cgroups: cgroupfs::CgroupTree,
+    psi: psi::Psi,
     /// What reaches us through the page cache (splice, sendfile, private mappings).
     cache: pagecache::PageCache,
     /// Set once the session exists: raises an inode's `i_size` (see `pagecache`).
@@ -82,6 +88,8 @@ impl LxcFs {
                 shared.wants_passthrough().then(|| shared.clone()),
             )),
             inodes: sysfs::Inodes::default(),
+            cgroups: cgroupfs::CgroupTree::default(),
+            psi: psi::Psi::default(),
             cache: pagecache::PageCache::default(),
             notifier: Arc::default(),
             sizes,
@@ -136,6 +144,9 @@ impl LxcFs {
 
     /// Path (as the container names it) of a mirrored inode or of a child of one.
     fn dyn_path(&self, parent: u64, name: Option<&str>) -> Option<String> {
+        if cgroupfs::CgroupTree::is_dir_here(parent) {
+            return None;
+        }
         let base = if parent == tree::SYS_CPU {
             None
         } else {
@@ -163,6 +174,9 @@ impl LxcFs {
 
     /// What an inode's content comes from, for this reader.
     fn source(&self, req: &Request, ino: u64) -> Result<Source, Errno> {
+        if cgroupfs::owns(ino) {
+            return self.cgroups.source(&self.host, req.pid(), ino);
+        }
         match tree::node(ino).map(|n| n.kind) {
             // Without `default_permissions` the kernel leaves mode checks to us.
             Some(Kind::File(f)) if f.root_only() && req.uid() != 0 => Err(Errno::EACCES),
@@ -180,6 +194,17 @@ impl LxcFs {
     fn render(&self, req: &Request, src: &Source) -> Result<Rendered, Errno> {
         match src {
             Source::Virtual(f) => self.host.rendering(*f, req.pid()),
+            Source::Pids(p) => {
+                let mut buf = Vec::with_capacity(4096);
+                self.host
+                    .cgroup_pids(req.pid(), p, &mut buf)
+                    .map(|()| Rendered {
+                        bytes: buf.into(),
+                        owner: self.host.reader_ns(req.pid()),
+                        origin: Origin::Container,
+                        reason: None,
+                    })
+            }
             Source::Host(p) => {
                 let mut buf = Vec::with_capacity(4096);
                 self.host.root().read_into(p, &mut buf).map(|()| Rendered {
@@ -240,6 +265,31 @@ impl LxcFs {
         }
     }
 
+    /// The pressure file behind `ino` when it takes PSI triggers (`--enable-psi-poll`).
+    fn trigger_file(&self, ino: u64) -> Option<VirtualFile> {
+        match tree::node(ino)?.kind {
+            Kind::File(
+                f @ (VirtualFile::PressureCpu
+                | VirtualFile::PressureMemory
+                | VirtualFile::PressureIo),
+            ) if self.host.options().psi_poll => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Register the trigger `data` written to handle `fh` (see `psi`); the bytes taken.
+    fn write_trigger(&self, req: &Request, ino: u64, fh: u64, data: &[u8]) -> Result<u32, Errno> {
+        let file = self.trigger_file(ino).ok_or(Errno::EACCES)?;
+        let owner = self.host.reader_ns(req.pid());
+        self.psi.admit(fh, owner)?;
+        let fd = self
+            .host
+            .psi_trigger(req.pid(), file, data)
+            .map_err(|e| Errno::from_i32(e.os_errno().unwrap_or_else(|| e.errno())))?;
+        self.psi.add(fh, owner, fd)?;
+        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
+    }
+
     /// The mirrored entries of a directory, for this reader.
     fn dyn_entries(&self, req: &Request, ino: u64) -> Result<Vec<(u64, FileType, String)>, Errno> {
         let rel = if ino == tree::SYS_CPU {
@@ -296,12 +346,19 @@ fn guarded(op: &'static str, f: impl FnOnce()) {
     }
 }
 
-fn errno(e: &hostview::Error) -> Errno {
+pub(crate) fn errno(e: &hostview::Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// A mirrored sysfs entry below the CPU directory.
 fn is_dynamic(ino: u64) -> bool {
-    ino >= sysfs::DYN_BASE
+    ino >= sysfs::DYN_BASE && !cgroupfs::owns(ino)
+}
+
+/// Whether node `ino` of the static tree is served with these options (`cgroup/` only
+/// with `--enable-cgroup`).
+fn shown(host: &Host, ino: u64) -> bool {
+    ino != tree::CGROUP || host.options().cgroup_view
 }
 
 /// The counters' index of the file behind `ino` (the mirrored CPU tree for any inode
@@ -335,7 +392,20 @@ impl Filesystem for LxcFs {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || {
             if let Some(n) = tree::child(parent.0, name.as_encoded_bytes()) {
+                if !shown(&self.host, n.ino) {
+                    return reply.error(Errno::ENOENT);
+                }
                 return reply.entry(&TTL, &self.attr(&n), Generation(0));
+            }
+            if cgroupfs::CgroupTree::is_dir_here(parent.0) {
+                let a = name.to_str().ok_or(Errno::ENOENT).and_then(|n| {
+                    self.cgroups
+                        .lookup(&self.host, req.pid(), parent.0, n, self.started)
+                });
+                return match a {
+                    Ok(a) => reply.entry(&TTL_PER_READER, &a, Generation(0)),
+                    Err(e) => reply.error(e),
+                };
             }
             let rel = name
                 .to_str()
@@ -351,8 +421,17 @@ impl Filesystem for LxcFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         guarded("getattr", || {
-            if let Some(n) = tree::node(ino.0) {
+            if let Some(n) = tree::node(ino.0).filter(|n| shown(&self.host, n.ino)) {
                 return reply.attr(&TTL, &self.attr(&n));
+            }
+            if cgroupfs::owns(ino.0) {
+                return match self
+                    .cgroups
+                    .getattr(&self.host, req.pid(), ino.0, self.started)
+                {
+                    Ok(a) => reply.attr(&TTL_PER_READER, &a),
+                    Err(e) => reply.error(e),
+                };
             }
             match self.dyn_path(ino.0, None).map(|r| self.dyn_attr(req, &r)) {
                 Some(Ok(a)) => reply.attr(&TTL_PER_READER, &a),
@@ -399,7 +478,8 @@ impl Filesystem for LxcFs {
             e
         };
         guarded("open", || {
-            if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            let writes = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+            if writes && self.trigger_file(ino.0).is_none() {
                 return reply.error(failed(Errno::EACCES));
             }
             // /proc and sysfs files refuse O_DIRECT; so do we, rather than pretend.
@@ -416,9 +496,11 @@ impl Filesystem for LxcFs {
                 return reply.error(failed(Errno::EMFILE));
             }
             let reader = req.pid();
+            // A handle that takes a trigger is ours to answer: never passed through.
             let choice = match &src {
+                Source::Virtual(_) if writes => passthrough::Choice::served(),
                 Source::Virtual(f) => self.pt.choose(*f, reader, &r.bytes),
-                Source::Host(_) => passthrough::Choice::served(),
+                Source::Host(_) | Source::Pids(_) => passthrough::Choice::served(),
             };
             let content = r.bytes.clone();
             let fh = FileHandle(
@@ -516,6 +598,7 @@ impl Filesystem for LxcFs {
         reply: ReplyEmpty,
     ) {
         guarded("release", || {
+            self.psi.remove(fh.0);
             self.cache.closed(ino.0, fh.0);
             let closed = self.handles.remove(fh.0);
             // Learn before answering: the same thread's next OPEN may already be in
@@ -577,6 +660,10 @@ impl Filesystem for LxcFs {
         guarded("lseek", || {
             let size = match tree::node(ino.0) {
                 Some(n) => Ok(self.attr(&n).size),
+                None if cgroupfs::owns(ino.0) => self
+                    .cgroups
+                    .getattr(&self.host, req.pid(), ino.0, self.started)
+                    .map(|a| a.size),
                 None => self
                     .dyn_path(ino.0, None)
                     .ok_or(Errno::ENOENT)
@@ -611,18 +698,25 @@ impl Filesystem for LxcFs {
     }
 
     /// Always ready, with the mask the kernel's own file gives (a /proc file: readable
-    /// and writable; a sysfs or PSI file: also `POLLERR | POLLPRI`).
+    /// and writable; a sysfs or PSI file: also `POLLERR | POLLPRI`), except a handle
+    /// holding a PSI trigger (`--enable-psi-poll`): `POLLPRI` once it fired, else
+    /// nothing yet and a notification when it fires (see `psi`).
     fn poll(
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
-        _ph: PollNotifier,
+        fh: FileHandle,
+        ph: PollNotifier,
         _events: PollEvents,
         _flags: PollFlags,
         reply: ReplyPoll,
     ) {
         guarded("poll", || {
+            if self.host.options().psi_poll {
+                if let Some(ev) = self.psi.poll(fh.0, ph) {
+                    return reply.poll(ev);
+                }
+            }
             let mut ready = PollEvents::POLLIN
                 | PollEvents::POLLOUT
                 | PollEvents::POLLRDNORM
@@ -632,6 +726,145 @@ impl Filesystem for LxcFs {
             }
             reply.poll(ready)
         })
+    }
+
+    /// A PSI trigger (`--enable-psi-poll`); nothing else takes writes.
+    fn write(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        guarded("write", || {
+            match self.write_trigger(req, ino.0, fh.0, data) {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(e),
+            }
+        })
+    }
+
+    // The mount is read-only unless `--enable-psi-poll` makes it take triggers: then
+    // every other change reaches us and is refused here, quietly (fuser's defaults log
+    // each one).
+
+    /// Truncating a pressure file opened for a trigger (`echo … >` opens with
+    /// `O_TRUNC`) is a no-op, as on the kernel's file.
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        guarded("setattr", || {
+            let truncate_only = size == Some(0) && mode.is_none() && uid.is_none() && gid.is_none();
+            match tree::node(ino.0) {
+                Some(n) if truncate_only && self.trigger_file(ino.0).is_some() => {
+                    reply.attr(&TTL, &self.attr(&n))
+                }
+                _ => reply.error(Errno::EACCES),
+            }
+        })
+    }
+
+    fn mknod(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _d: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn mkdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn unlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn rmdir(&self, _r: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn symlink(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _t: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn rename(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn link(&self, _r: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn create(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn setxattr(
+        &self,
+        _r: &Request,
+        _i: INodeNo,
+        _n: &OsStr,
+        _v: &[u8],
+        _f: i32,
+        _p: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EACCES)
+    }
+
+    fn removexattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EACCES)
     }
 
     /// As the kernel's file: sysfs has no such attribute, /proc supports none.
@@ -662,9 +895,19 @@ impl Filesystem for LxcFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         guarded("readdir", || {
+            if cgroupfs::CgroupTree::is_dir_here(ino.0) {
+                if !shown(&self.host, tree::CGROUP) {
+                    return reply.error(Errno::ENOENT);
+                }
+                let entries = match self.cgroups.entries(&self.host, req.pid(), ino.0) {
+                    Ok(e) => e,
+                    Err(e) => return reply.error(e),
+                };
+                return add_entries(reply, &entries, offset);
+            }
             let (this, parent) = match tree::node(ino.0) {
                 Some(n) if n.kind == Kind::Dir => (n.ino, n.parent),
                 Some(_) => return reply.error(Errno::ENOTDIR),
@@ -675,27 +918,36 @@ impl Filesystem for LxcFs {
                 (this, FileType::Directory, ".".into()),
                 (parent, FileType::Directory, "..".into()),
             ];
-            entries.extend(tree::children(this).map(|n| {
-                let t = match n.kind {
-                    Kind::Dir => FileType::Directory,
-                    Kind::File(_) => FileType::RegularFile,
-                };
-                (n.ino, t, n.name.to_string())
-            }));
+            entries.extend(
+                tree::children(this)
+                    .filter(|n| shown(&self.host, n.ino))
+                    .map(|n| {
+                        let t = match n.kind {
+                            Kind::Dir => FileType::Directory,
+                            Kind::File(_) => FileType::RegularFile,
+                        };
+                        (n.ino, t, n.name.to_string())
+                    }),
+            );
             if this == tree::SYS_CPU || is_dynamic(this) {
                 match self.dyn_entries(req, this) {
                     Ok(more) => entries.extend(more),
                     Err(e) => return reply.error(e),
                 }
             }
-            for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
-                if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
-                    break;
-                }
-            }
-            reply.ok();
+            add_entries(reply, &entries, offset);
         })
     }
+}
+
+/// Answer a READDIR from `offset` on.
+fn add_entries(mut reply: ReplyDirectory, entries: &[(u64, FileType, String)], offset: u64) {
+    for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+        if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+            break;
+        }
+    }
+    reply.ok();
 }
 
 #[cfg(test)]

@@ -41,9 +41,14 @@ pub struct ServeConfig {
 /// A connection ready to be served: INIT answered (or adopted) and the backing files
 /// registered, in the calling thread; no thread started yet, so the caller may still
 /// drop what its serving threads must not have.
-pub struct Connected(fuser::Session<LxcFs>);
+pub struct Connected(fuser::Session<LxcFs>, crate::psi::Pollers);
 
 impl Connected {
+    /// What wakes the pollers of PSI triggers (see `psi`) once the session is running.
+    pub fn pollers(&self) -> crate::psi::Pollers {
+        self.1.clone()
+    }
+
     /// Serve from background threads until the connection ends (unmounted and no bind
     /// mount left, or aborted).
     pub fn spawn(self) -> io::Result<BackgroundSession> {
@@ -66,6 +71,7 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
         cfg.counters.clone(),
     );
     let pt = fs.pt.clone();
+    let pollers = fs.psi.pollers();
     let notifier = fs.notifier.clone();
     let session = if cfg.initialized || cfg.shared.initialized() {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
@@ -80,5 +86,5 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
         session
     };
     let _ = notifier.set(session.notifier());
-    Ok(Connected(session))
+    Ok(Connected(session, pollers))
 }

@@ -27,6 +27,8 @@ const SYS_DEVICES: u64 = 4;
 const SYS_SYSTEM: u64 = 5;
 pub const SYS_CPU: u64 = 6;
 const PROC_PRESSURE: u64 = 7;
+/// `cgroup/` (`--enable-cgroup` only; its entries are `cgroupfs`'s).
+pub const CGROUP: u64 = 8;
 
 const fn dir(ino: u64, parent: u64, name: &'static str) -> Node {
     Node {
@@ -39,7 +41,7 @@ const fn dir(ino: u64, parent: u64, name: &'static str) -> Node {
 
 /// The directories, with their paths; the files in them are hostview's
 /// [`hostview::files::TABLE`], each under the directory of its path.
-const DIRS: [(Node, &str); 7] = [
+const DIRS: [(Node, &str); 8] = [
     (dir(ROOT, ROOT, ""), ""),
     (dir(PROC, ROOT, "proc"), "proc"),
     (dir(SYS, ROOT, "sys"), "sys"),
@@ -47,6 +49,7 @@ const DIRS: [(Node, &str); 7] = [
     (dir(SYS_SYSTEM, SYS_DEVICES, "system"), "sys/devices/system"),
     (dir(SYS_CPU, SYS_SYSTEM, "cpu"), "sys/devices/system/cpu"),
     (dir(PROC_PRESSURE, PROC, "pressure"), "proc/pressure"),
+    (dir(CGROUP, ROOT, "cgroup"), "cgroup"),
 ];
 
 fn file_node(spec: &'static Spec) -> Option<Node> {
@@ -76,16 +79,17 @@ fn nodes() -> impl Iterator<Item = Node> {
 /// Whether the kernel's own file answers `poll` with `POLLERR | POLLPRI` besides
 /// readable and writable: sysfs attributes and PSI files do (a poller waits on them
 /// for a change or a trigger), the other /proc files do not. Inodes outside the static
-/// tree are all below the CPU directory.
+/// tree are below the CPU directory or `cgroup/` (cgroupfs files answer as sysfs's).
 pub fn polls_priority(ino: u64) -> bool {
     node(ino).is_none_or(|n| n.parent == SYS_CPU || n.parent == PROC_PRESSURE)
 }
 
-/// Whether `ino` stands for a sysfs entry (xattrs: sysfs has none, /proc refuses them).
+/// Whether `ino` stands for a sysfs or cgroupfs entry (xattrs: they have none, /proc
+/// refuses them).
 pub fn in_sys(ino: u64) -> bool {
     match node(ino) {
         None => true,
-        Some(n) if n.ino == SYS => true,
+        Some(n) if n.ino == SYS || n.ino == CGROUP => true,
         Some(n) if n.ino == ROOT => false,
         Some(n) => in_sys(n.parent),
     }

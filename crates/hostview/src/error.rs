@@ -44,6 +44,15 @@ impl Error {
         }
     }
 
+    /// The system's own errno of a failed call (what a kernel file answered), where
+    /// there was one.
+    pub fn os_errno(&self) -> Option<i32> {
+        match self {
+            Error::Io { source, .. } => Some(source.raw_os_error()),
+            _ => None,
+        }
+    }
+
     /// True when the file does not exist (a controller not enabled, a process gone).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Io { source, .. } if *source == Errno::NOENT)

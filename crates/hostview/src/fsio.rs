@@ -148,6 +148,21 @@ impl Dir {
         Ok(out)
     }
 
+    /// Open `rel` for reading and writing and write `bytes` to it in one `write(2)`:
+    /// what registers a PSI trigger, whose descriptor must then stay open.
+    pub fn open_and_write(&self, rel: &str, bytes: &[u8]) -> Result<OwnedFd> {
+        let rel = relative(rel);
+        let fd = openat(
+            &self.fd,
+            rel,
+            OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(self.path_of(rel), e))?;
+        rustix::io::write(&fd, bytes).map_err(|e| Error::io(self.path_of(rel), e))?;
+        Ok(fd)
+    }
+
     /// `lstat` of `rel` (symlinks are not followed).
     pub fn lstat(&self, rel: &str) -> Result<rustix::fs::Stat> {
         let rel = relative(rel);

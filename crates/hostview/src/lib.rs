@@ -8,6 +8,7 @@ mod activity;
 mod busiest;
 pub mod cache;
 pub mod cgroup;
+pub mod cgroupview;
 mod cpu;
 pub mod cpudir;
 mod cpufiles;
@@ -20,6 +21,7 @@ mod logonce;
 mod memory;
 pub mod observe;
 pub mod pidns;
+mod psitrigger;
 pub mod reason;
 mod rendercache;
 mod sys;
@@ -62,6 +64,10 @@ pub struct Options {
     pub cpu_shares: bool,
     /// `--host-uptime`: every reader gets the host's /proc/uptime.
     pub host_uptime: bool,
+    /// `--enable-cgroup`: serve the `cgroup/` tree (see [`cgroupview`]).
+    pub cgroup_view: bool,
+    /// `--enable-psi-poll`: PSI triggers on `proc/pressure/*` handles.
+    pub psi_poll: bool,
     pub resolver: ResolverKind,
     /// Fault injection for the restart tests: abort the process when rendering this
     /// file, like a worker that crashes on a request. Only debug builds (the tests')
@@ -86,6 +92,8 @@ impl Default for Options {
             loadavg: false,
             cpu_shares: false,
             host_uptime: false,
+            cgroup_view: false,
+            psi_poll: false,
             resolver: ResolverKind::Auto,
             abort_on: None,
             fail_on: None,
@@ -203,6 +211,11 @@ impl Host {
     /// The host's root directory (the mirrored sysfs entries are read from it).
     pub fn root(&self) -> &Dir {
         &self.root
+    }
+
+    /// The switches it was opened with.
+    pub fn options(&self) -> &Options {
+        &self.opts
     }
 
     pub fn layout(&self) -> Layout {

@@ -73,6 +73,23 @@ pub struct Cli {
     #[arg(long = "host-uptime")]
     pub host_uptime: bool,
 
+    /// Serve cgroup/ beside proc/: every cgroup hierarchy of the host (cgroup/memory,
+    /// cgroup/cpu,cpuacct, …, cgroup/unified; on a pure v2 host cgroup/ is the v2
+    /// hierarchy), each rooted at the reader's container's cgroup, for containers
+    /// without a cgroup namespace to bind over /sys/fs/cgroup. Read-only: writes fail
+    /// with EROFS (EACCES with --enable-psi-poll, whose mount takes writes).
+    #[arg(long = "enable-cgroup")]
+    pub enable_cgroup: bool,
+
+    /// Let programs write PSI triggers (`some 150000 1000000`) to an open
+    /// proc/pressure/{cpu,memory,io} and poll(2) it for POLLPRI, each trigger registered
+    /// on the reader's container's own cgroup pressure file (cgroup v2, or the unified
+    /// hierarchy of a hybrid host). Mounts the filesystem writable (writes to anything
+    /// else still fail with EACCES). Takes effect on a new mount: a mount adopted from
+    /// a previous daemon keeps its read-only flag.
+    #[arg(long = "enable-psi-poll")]
+    pub enable_psi_poll: bool,
+
     /// Accepted for LXCFS compatibility: lxcfs-rs validates its per-container cache
     /// through /proc whatever this says.
     #[arg(long = "enable-pidfd")]
@@ -240,6 +257,8 @@ impl Cli {
             enable_cfs: self.enable_cfs,
             enable_cpu_shares: self.enable_cpu_shares,
             host_uptime: self.host_uptime,
+            enable_cgroup: self.enable_cgroup,
+            enable_psi_poll: self.enable_psi_poll,
             threads: self.threads,
             fuse_poll_us: self.fuse_poll_us,
             init_resolver: self.init_resolver.kind(),

@@ -171,7 +171,7 @@ fn run(cli: &Cli) -> Result<()> {
     }
     match state {
         mountpoint::State::Free(mountpoint) => {
-            let fuse = connection::open_and_mount(&mountpoint, &pass)
+            let fuse = connection::open_and_mount(&mountpoint, &pass, cli.enable_psi_poll)
                 .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
             tracing::info!("mounted {}", mountpoint.display());
             let shared = connection_state(!cli.disable_fuse_passthrough)?;

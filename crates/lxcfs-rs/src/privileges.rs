@@ -25,7 +25,13 @@ pub const KEPT: CapabilitySet = CapabilitySet::SYS_PTRACE.union(CapabilitySet::D
 
 /// Drop to [`KEPT`] for this thread and every thread it starts from now on.
 pub fn drop_to_serving() -> Result<()> {
-    for cap in CapabilitySet::all().difference(KEPT).iter() {
+    drop_to_serving_with(CapabilitySet::empty())
+}
+
+/// [`drop_to_serving`], keeping `extra` as well.
+pub fn drop_to_serving_with(extra: CapabilitySet) -> Result<()> {
+    let kept = KEPT.union(extra);
+    for cap in CapabilitySet::all().difference(kept).iter() {
         // Capabilities this kernel does not know are no error.
         match rustix::thread::remove_capability_from_bounding_set(cap) {
             Ok(()) | Err(rustix::io::Errno::INVAL) => {}
@@ -33,7 +39,7 @@ pub fn drop_to_serving() -> Result<()> {
         }
     }
     let now = rustix::thread::capabilities(None).context("cannot read our capabilities")?;
-    let keep = now.permitted.intersection(KEPT);
+    let keep = now.permitted.intersection(kept);
     rustix::thread::set_capabilities(
         None,
         CapabilitySets {

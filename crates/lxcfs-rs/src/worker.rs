@@ -69,16 +69,28 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         fusefs::connect(host.clone(), fuse, &cfg).context("cannot take up the FUSE connection")?;
     // Still one thread: every thread started from here on has only what serving needs.
     // Serving unconfined beats not serving: a kernel that refuses either is logged.
-    if let Err(e) = crate::privileges::drop_to_serving() {
+    // PSI triggers registered without CAP_SYS_RESOURCE take only windows in whole
+    // 2 s (Linux 6.5+): kept so that a reader holding it may pick any, as on the
+    // kernel's file (`hostview::psitrigger` checks the reader's own).
+    let (extra_caps, extra_calls) = if serve.enable_psi_poll {
+        (
+            rustix::thread::CapabilitySet::SYS_RESOURCE,
+            crate::sandbox::PSI_POLL,
+        )
+    } else {
+        (rustix::thread::CapabilitySet::empty(), &[][..])
+    };
+    if let Err(e) = crate::privileges::drop_to_serving_with(extra_caps) {
         tracing::error!("worker keeps its capabilities: {e:#}");
     }
-    let confined = crate::sandbox::confine()
+    let confined = crate::sandbox::confine_with(extra_calls)
         .inspect_err(|e| tracing::error!("worker serves without a system call filter: {e:#}"))
         .is_ok();
     if !serve.disable_loadavg {
         host.start_loadavg()
             .context("cannot start the load average sampler")?;
     }
+    let pollers = connected.pollers();
     let session = connected
         .spawn()
         .context("cannot serve the FUSE connection")?;
@@ -113,7 +125,7 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     );
     let _ = ready.write_all(b"R");
     drop(ready);
-    wait(session, &host, &counters, signals)
+    wait(session, &host, &counters, signals, &pollers)
 }
 
 /// The supervisor's counters; without them (a supervisor that kept none, or of a
@@ -166,6 +178,8 @@ pub fn host_options(serve: &ServeOptions) -> Options {
         cfs: serve.enable_cfs,
         cpu_shares: serve.enable_cpu_shares,
         host_uptime: serve.host_uptime,
+        cgroup_view: serve.enable_cgroup,
+        psi_poll: serve.enable_psi_poll,
         loadavg: !serve.disable_loadavg,
         resolver: serve.init_resolver,
         abort_on: None,
@@ -222,6 +236,7 @@ fn wait(
     host: &Host,
     counters: &connection::Counters,
     mut signals: Signals,
+    pollers: &fusefs::Pollers,
 ) -> Result<()> {
     let mut tally = hostview::ReadTally::default();
     let mut window = Instant::now();
@@ -258,6 +273,9 @@ fn wait(
                     {
                         std::thread::sleep(std::time::Duration::from_millis(2));
                     }
+                    // Pollers of PSI triggers wait on notifications only we
+                    // could send: they ask again, and the next worker answers.
+                    pollers.wake_all();
                     crate::logging::flush(crate::EXIT_FLUSH);
                     std::process::exit(0)
                 }

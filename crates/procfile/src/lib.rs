@@ -17,6 +17,7 @@ pub mod memory;
 pub mod mountinfo;
 pub mod netlink;
 pub mod pid;
+pub mod psi;
 pub mod render;
 pub mod sysinfo;
 pub mod value;

@@ -67,6 +67,12 @@ pub struct ProcStatus {
     pub nspid_depth: usize,
 }
 
+/// The effective capabilities (`CapEff:`, hexadecimal) of a `/proc/<pid>/status`.
+pub fn cap_eff(text: &str) -> Option<u64> {
+    let value = text.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(value.trim(), 16).ok()
+}
+
 /// Unknown or malformed lines are ignored; a malformed `NSpid:` line leaves
 /// `nspid_inner` at `None` and `nspid_depth` at 0.
 pub fn parse_status(text: &str) -> ProcStatus {
@@ -219,5 +225,16 @@ mod tests {
         assert_eq!(st, ProcStatus::default());
         let st = parse_status("NSpid:  7   8 \n");
         assert_eq!((st.nspid_inner, st.nspid_depth), (Some(8), 2));
+    }
+
+    #[test]
+    fn cap_eff_is_hex_and_total() {
+        assert_eq!(
+            cap_eff("Name:\tx\nCapEff:\t000001ffffffffff\n"),
+            Some(0x1ff_ffff_ffff)
+        );
+        assert_eq!(cap_eff("CapEff:\t0000000000080004"), Some(0x80004));
+        assert_eq!(cap_eff("CapEff:\tzz\n"), None);
+        assert_eq!(cap_eff(""), None);
     }
 }

@@ -57,6 +57,11 @@ impl CgroupPaths {
         self.v1.iter().flatten().next().map(String::as_str)
     }
 
+    /// The path in v1 hierarchy `i` (indexed like [`Hierarchies::v1`]).
+    pub fn v1_at(&self, i: usize) -> Option<&str> {
+        self.v1.get(i)?.as_deref()
+    }
+
     /// The v2 path even on a hybrid host whose v2 hierarchy has no controllers (PSI).
     pub fn unified(&self) -> Option<&str> {
         self.v2.as_deref()

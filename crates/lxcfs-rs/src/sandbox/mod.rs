@@ -98,10 +98,29 @@ pub const ALLOWED: &[(&str, i64)] = &[
     ("recvmsg", libc::SYS_recvmsg),
 ];
 
+/// What `--enable-psi-poll` adds: the epoll set of the thread that watches the PSI
+/// triggers (see fusefs's `psi`).
+pub const PSI_POLL: &[(&str, i64)] = &[
+    ("epoll_create1", libc::SYS_epoll_create1),
+    ("epoll_ctl", libc::SYS_epoll_ctl),
+    ("epoll_pwait", libc::SYS_epoll_pwait),
+    ("epoll_pwait2", libc::SYS_epoll_pwait2),
+    #[cfg(target_arch = "x86_64")]
+    ("epoll_wait", libc::SYS_epoll_wait),
+];
+
 /// Install the allow-list on this thread (and so on every thread it starts).
 pub fn confine() -> Result<()> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        ALLOWED.iter().map(|&(_, nr)| (nr, Vec::new())).collect();
+    confine_with(&[])
+}
+
+/// [`confine`] with `extra` calls allowed too.
+pub fn confine_with(extra: &[(&str, i64)]) -> Result<()> {
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = ALLOWED
+        .iter()
+        .chain(extra)
+        .map(|&(_, nr)| (nr, Vec::new()))
+        .collect();
     let arch = if cfg!(target_arch = "aarch64") {
         TargetArch::aarch64
     } else {

@@ -1,0 +1,257 @@
+//! PSI triggers on `proc/pressure/*` handles (`--enable-psi-poll`).
+//!
+//! A trigger written to a handle is registered by `hostview` on the reader's
+//! container's own pressure file; the descriptor that holds it is kept here with the
+//! handle, in one epoll set a thread of its own waits on. The kernel's FUSE `poll`
+//! works by notification: a POLL request that would wait carries a kernel handle,
+//! answered at once with what is ready now, and the server sends `FUSE_NOTIFY_POLL`
+//! with that handle when it changes, upon which the kernel asks again. So a POLL on a
+//! handle with a trigger answers `POLLPRI` if the trigger fired since the last poll (the
+//! kernel's PSI file clears the event as it reports it, and so do we) and nothing
+//! otherwise, keeping the notifier; the epoll thread marks the trigger fired and sends
+//! the notification.
+//!
+//! Without the flag nothing here runs: handles are never writable and POLL answers at
+//! once, as before (LXCFS 7.0 kept every file's poll waiting, and readers hung).
+//!
+//! What a worker hand-off does: the descriptors holding the triggers are the worker's,
+//! so the kernel drops the triggers with it, and the next worker does not know them
+//! (nor the kernel handles of waiting pollers). A worker that is replaced on purpose
+//! first wakes every waiting poller ([`Pollers::wake_all`]); a poller asking again is
+//! answered as a handle without a trigger is (`POLLERR | POLLPRI` with the rest, like
+//! the kernel's file without one) and must write its trigger again on a new handle.
+//! A worker that crashes wakes no one: such a poller waits until its own timeout.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use fuser::{Errno, PollEvents, PollNotifier};
+use rustix::event::epoll;
+
+/// Triggers one container (pid namespace) may hold at a time; past it a write fails
+/// with `ENOSPC`. The kernel has no bound of its own per cgroup, and each trigger costs
+/// it a timer and a wakeup per window.
+pub const PER_CONTAINER: usize = 16;
+
+struct Armed {
+    fd: OwnedFd,
+    owner: u64,
+    fired: bool,
+    waiter: Option<PollNotifier>,
+}
+
+#[derive(Default)]
+struct Table {
+    by_fh: HashMap<u64, Armed>,
+    per_owner: HashMap<u64, usize>,
+}
+
+#[derive(Default)]
+struct Shared {
+    table: Mutex<Table>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The triggers of one worker.
+#[derive(Default)]
+pub struct Psi {
+    shared: Arc<Shared>,
+    /// The epoll set, made with its thread on the first trigger (after the worker's
+    /// sandbox is in place, so the thread has it too).
+    epoll: OnceLock<Option<Arc<OwnedFd>>>,
+}
+
+impl Psi {
+    fn epoll(&self) -> Option<Arc<OwnedFd>> {
+        self.epoll
+            .get_or_init(|| {
+                let fd = epoll::create(epoll::CreateFlags::CLOEXEC)
+                    .inspect_err(|e| tracing::error!("PSI triggers: no epoll set: {e}"))
+                    .ok()?;
+                let fd = Arc::new(fd);
+                let (ep, shared) = (fd.clone(), self.shared.clone());
+                std::thread::Builder::new()
+                    .name("psi-poll".into())
+                    .spawn(move || watch(&ep, &shared))
+                    .inspect_err(|e| tracing::error!("PSI triggers: no thread: {e}"))
+                    .ok()?;
+                Some(fd)
+            })
+            .clone()
+    }
+
+    /// Keep `fd`, a registered trigger, for handle `fh` of container `owner`.
+    /// `EBUSY` when the handle has one already (the kernel allows one per descriptor),
+    /// `ENOSPC` past [`PER_CONTAINER`].
+    pub fn admit(&self, fh: u64, owner: u64) -> Result<(), Errno> {
+        let t = self.shared.lock();
+        if t.by_fh.contains_key(&fh) {
+            return Err(Errno::EBUSY);
+        }
+        if t.per_owner.get(&owner).copied().unwrap_or(0) >= PER_CONTAINER {
+            return Err(Errno::ENOSPC);
+        }
+        Ok(())
+    }
+
+    /// Keep `fd` (checked with [`Psi::admit`] first) and watch it.
+    pub fn add(&self, fh: u64, owner: u64, fd: OwnedFd) -> Result<(), Errno> {
+        let ep = self.epoll().ok_or(Errno::ENOMEM)?;
+        let mut t = self.shared.lock();
+        if t.by_fh.contains_key(&fh) {
+            return Err(Errno::EBUSY);
+        }
+        let n = t.per_owner.entry(owner).or_insert(0);
+        if *n >= PER_CONTAINER {
+            return Err(Errno::ENOSPC);
+        }
+        epoll::add(
+            ep.as_fd(),
+            fd.as_fd(),
+            epoll::EventData::new_u64(fh),
+            epoll::EventFlags::PRI,
+        )
+        .map_err(|e| Errno::from_i32(e.raw_os_error()))?;
+        *n += 1;
+        t.by_fh.insert(
+            fh,
+            Armed {
+                fd,
+                owner,
+                fired: false,
+                waiter: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// The handle is closed: its trigger goes (closing the descriptor removes it from
+    /// the kernel and from the epoll set).
+    pub fn remove(&self, fh: u64) {
+        let mut t = self.shared.lock();
+        if let Some(a) = t.by_fh.remove(&fh) {
+            if let Some(n) = t.per_owner.get_mut(&a.owner) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    t.per_owner.remove(&a.owner);
+                }
+            }
+            drop(a.fd);
+        }
+    }
+
+    /// What a POLL of handle `fh` answers, `None` when it has no trigger. The notifier
+    /// is kept for the next event.
+    pub fn poll(&self, fh: u64, ph: PollNotifier) -> Option<PollEvents> {
+        let mut t = self.shared.lock();
+        let a = t.by_fh.get_mut(&fh)?;
+        if std::mem::take(&mut a.fired) {
+            a.waiter = None;
+            return Some(PollEvents::POLLPRI);
+        }
+        a.waiter = Some(ph);
+        Some(PollEvents::empty())
+    }
+
+    /// What wakes this worker's pollers from outside the session.
+    pub fn pollers(&self) -> Pollers {
+        Pollers(self.shared.clone())
+    }
+
+    #[cfg(test)]
+    fn count(&self, owner: u64) -> usize {
+        self.shared
+            .lock()
+            .per_owner
+            .get(&owner)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// The waiting pollers of a worker's triggers.
+#[derive(Clone)]
+pub struct Pollers(Arc<Shared>);
+
+impl Pollers {
+    /// Wake every waiting poller: a worker about to be replaced does, so that they ask
+    /// again, and the next worker answers them.
+    pub fn wake_all(&self) {
+        let waiters: Vec<PollNotifier> = self
+            .0
+            .lock()
+            .by_fh
+            .values_mut()
+            .filter_map(|a| a.waiter.take())
+            .collect();
+        for w in waiters {
+            let _ = w.notify();
+        }
+    }
+}
+
+/// The epoll thread: mark each trigger that fired and wake its poller.
+fn watch(ep: &OwnedFd, shared: &Shared) {
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+    loop {
+        events.clear();
+        match epoll::wait(ep, rustix::buffer::spare_capacity(&mut events), None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                tracing::error!("PSI triggers: epoll_wait failed, no more events: {e}");
+                return;
+            }
+        }
+        let mut wake = Vec::new();
+        {
+            let mut t = shared.lock();
+            for ev in &events {
+                if let Some(a) = t.by_fh.get_mut(&ev.data.u64()) {
+                    a.fired = true;
+                    wake.extend(a.waiter.take());
+                }
+            }
+        }
+        for w in wake {
+            if let Err(e) = w.notify() {
+                tracing::debug!("FUSE_NOTIFY_POLL: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn triggers_are_bounded_per_container_and_one_per_handle() {
+        let psi = Psi::default();
+        let fd = || rustix::pipe::pipe().unwrap().0;
+        for fh in 0..PER_CONTAINER as u64 {
+            assert!(psi.admit(fh, 7).is_ok());
+            psi.add(fh, 7, fd()).unwrap();
+        }
+        assert_eq!(psi.admit(100, 7), Err(Errno::ENOSPC));
+        assert_eq!(psi.add(100, 7, fd()), Err(Errno::ENOSPC));
+        assert_eq!(psi.admit(0, 8), Err(Errno::EBUSY));
+        // A neighbour is not affected.
+        psi.add(200, 8, fd()).unwrap();
+        psi.remove(3);
+        assert_eq!(psi.count(7), PER_CONTAINER - 1);
+        psi.add(100, 7, fd()).unwrap();
+        for fh in 0..=200 {
+            psi.remove(fh);
+        }
+        assert_eq!(psi.count(7), 0);
+        assert_eq!(psi.count(8), 0);
+    }
+}

@@ -1,0 +1,188 @@
+//! The `cgroup/` tree (`--enable-cgroup`): every cgroup hierarchy of the host, each
+//! rooted at the reader's container's cgroup, so that a container without a cgroup
+//! namespace can bind it over `/sys/fs/cgroup` and see its own limits at the top and
+//! nothing of its neighbours.
+//!
+//! Paths here are relative to the `cgroup/` directory, as the container names them:
+//! `memory/memory.limit_in_bytes`, `unified/cgroup.procs`. With v1 hierarchies each
+//! has a directory (named after its controllers, `cpu,cpuacct`, or `systemd` for
+//! `name=systemd`) and the v2 hierarchy is `unified`, as hybrid hosts mount them; on a
+//! pure v2 host `cgroup/` itself is the v2 hierarchy. Values are the host's files read
+//! at read time; only the pid lists are rewritten, into the reader's pid numbering.
+
+use crate::Host;
+use crate::cgroup::Hierarchies;
+use crate::error::{Error, Result};
+use crate::fsio::DirEntry;
+use crate::pidns::NsId;
+
+/// The directory the v2 hierarchy takes beside v1 ones.
+pub const UNIFIED: &str = "unified";
+
+/// Files that list pids (`tasks`, `cgroup.threads`: thread ids), rewritten per reader.
+pub fn lists_pids(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    matches!(name, "cgroup.procs" | "tasks" | "cgroup.threads")
+}
+
+/// Which hierarchy a top-level name stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    V1(usize),
+    V2,
+}
+
+/// The directory name of v1 hierarchy `i`: its controllers, `name=` dropped.
+fn v1_name(hier: &Hierarchies, i: usize) -> Option<String> {
+    let h = hier.v1.get(i)?;
+    Some(
+        h.controllers
+            .iter()
+            .map(|c| c.strip_prefix("name=").unwrap_or(c))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// `cgroup/` is the v2 hierarchy itself: no v1 hierarchy at all.
+fn pure_v2(hier: &Hierarchies) -> bool {
+    hier.v1.is_empty() && hier.v2.is_some()
+}
+
+/// The names of `cgroup/`'s hierarchy directories (none on a pure v2 host).
+pub fn hierarchy_names(hier: &Hierarchies) -> Vec<String> {
+    if pure_v2(hier) {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = (0..hier.v1.len())
+        .filter_map(|i| v1_name(hier, i))
+        .collect();
+    if hier.v2.is_some() {
+        names.push(UNIFIED.to_string());
+    }
+    names
+}
+
+/// `rel` split into its hierarchy and the rest below that hierarchy's root.
+fn split<'a>(hier: &Hierarchies, rel: &'a str) -> Option<(Which, &'a str)> {
+    if pure_v2(hier) {
+        return Some((Which::V2, rel));
+    }
+    let (first, rest) = rel.split_once('/').unwrap_or((rel, ""));
+    if first == UNIFIED && hier.v2.is_some() {
+        return Some((Which::V2, rest));
+    }
+    (0..hier.v1.len())
+        .find(|&i| v1_name(hier, i).as_deref() == Some(first))
+        .map(|i| (Which::V1(i), rest))
+}
+
+/// `a/b` joined, where `.` or empty stand for nothing.
+fn join(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl Host {
+    /// The host path (relative to the host root) behind `rel` (non-empty) for reader
+    /// `tid`: below its container's cgroup in that hierarchy. `None` when the reader's
+    /// container cannot be told or has no cgroup there: unlike the virtual files this
+    /// fails closed, since the host's whole tree is exactly what must not be shown.
+    pub fn cgroup_host_path(&self, tid: u32, rel: &str) -> Option<String> {
+        let (which, rest) = split(&self.hier, rel)?;
+        if rest.split('/').any(|c| c == "..") {
+            return None;
+        }
+        let c = self.container(tid).ok()?;
+        let (mount, own) = match which {
+            Which::V1(i) => (self.hier.v1.get(i)?.mount_point.as_str(), c.paths.v1_at(i)?),
+            Which::V2 => (
+                self.hier.v2.as_ref()?.mount_point.as_str(),
+                c.paths.unified()?,
+            ),
+        };
+        Some(join(&[mount, own, rest]))
+    }
+
+    /// The entries of directory `rel` of `cgroup/` (`""`: the top) for reader `tid`.
+    pub fn cgroup_entries(&self, tid: u32, rel: &str) -> Result<Vec<DirEntry>> {
+        if rel.is_empty() && !pure_v2(&self.hier) {
+            return Ok(hierarchy_names(&self.hier)
+                .into_iter()
+                .map(|name| DirEntry {
+                    name,
+                    kind: rustix::fs::FileType::Directory,
+                })
+                .collect());
+        }
+        let host = self
+            .cgroup_host_path(tid, rel)
+            .ok_or_else(|| Error::io(format!("cgroup/{rel}"), rustix::io::Errno::NOENT))?;
+        self.root.entries(&host)
+    }
+
+    /// Pid list `host_rel` (a `cgroup.procs`, `tasks` or `cgroup.threads`) as reader
+    /// `tid` numbers its processes: pids outside the reader's pid namespace are left
+    /// out (a reader in the daemon's namespace sees them all).
+    pub fn cgroup_pids(&self, tid: u32, host_rel: &str, out: &mut Vec<u8>) -> Result<()> {
+        let text = self.root.read_lossy(host_rel)?;
+        out.clear();
+        let reader = NsId::of(&self.proc, tid)?;
+        for pid in text
+            .lines()
+            .filter_map(|l| procfile::value::parse_u64(l.trim()))
+            .filter_map(|p| u32::try_from(p).ok())
+        {
+            let shown = if reader == self.self_ns {
+                Some(pid)
+            } else {
+                self.pid_in(reader, pid)
+            };
+            if let Some(p) = shown {
+                out.extend_from_slice(p.to_string().as_bytes());
+                out.push(b'\n');
+            }
+        }
+        Ok(())
+    }
+
+    /// Host pid `pid` as numbered in `ns`, when it lives in `ns` itself. A process of a
+    /// pid namespace nested below `ns` is left out too: `/proc` tells only its innermost
+    /// and outermost numbers, not whether the levels between are `ns`.
+    fn pid_in(&self, ns: NsId, pid: u32) -> Option<u32> {
+        if NsId::of(&self.proc, pid).ok()? != ns {
+            return None;
+        }
+        let status = self.proc.read_lossy(&format!("{pid}/status")).ok()?;
+        procfile::pid::parse_status(&status).nspid_inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn joins_skip_dots_and_slashes() {
+        assert_eq!(
+            join(&["/sys/fs/cgroup/memory", ".", ""]),
+            "sys/fs/cgroup/memory"
+        );
+        assert_eq!(
+            join(&["/sys/fs/cgroup/unified/", "a/b", "c/d"]),
+            "sys/fs/cgroup/unified/a/b/c/d"
+        );
+    }
+
+    #[test]
+    fn pid_lists_by_name() {
+        assert!(lists_pids("memory/x/cgroup.procs"));
+        assert!(lists_pids("tasks"));
+        assert!(!lists_pids("memory/memory.stat"));
+    }
+}

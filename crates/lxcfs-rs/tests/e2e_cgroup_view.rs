@@ -1,0 +1,139 @@
+//! End to end: `--enable-cgroup`'s `cgroup/` tree, read from inside containers. Each
+//! container sees its own cgroup as the root of every hierarchy (its limit at the top,
+//! its child groups below, its processes in its own pid numbering) and nothing of a
+//! neighbour's; writes of any kind are refused; without the flag there is no
+//! `cgroup/`. Runs on this hybrid host (v1 hierarchies) and in the pure-v2 VM, where
+//! `cgroup/` is the v2 hierarchy itself.
+//!
+//! Needs root, /dev/fuse and writable cgroups: fails, saying why, without.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+
+/// The memory hierarchy's directory below `cgroup/`, and its limit file.
+fn memory_dir() -> (&'static str, &'static str) {
+    match Layout::host().unwrap() {
+        Layout::V1 => ("cgroup/memory", "memory.limit_in_bytes"),
+        Layout::V2 => ("cgroup", "memory.max"),
+    }
+}
+
+const MIB_256: u64 = 256 << 20;
+const MIB_128: u64 = 128 << 20;
+
+#[test]
+fn a_container_sees_its_own_subtree_only() {
+    let d = Daemon::start(&["--enable-cgroup"]);
+    let a = Cgroup::with_memory_limit("cgv-a", MIB_256);
+    let sub = a.child("inner", &[Limit::Memory(MIB_128)]);
+    // On v2 a group with children holds no processes: the container's init lives in
+    // `init.scope` below it, as systemd puts it, and the container is the group above.
+    let init = a.child("init.scope", &[]);
+    let b = Cgroup::with_memory_limit("cgv-b", MIB_128);
+    let (dir, limit) = memory_dir();
+    let script = format!(
+        "V=\"$E2E_MNT/{dir}\"\n\
+         echo '== limit'; cat \"$V/{limit}\"\n\
+         echo '== inner'; cat \"$V/inner/{limit}\"\n\
+         echo '== list'; ls \"$V\"\n\
+         echo '== procs'; cat \"$V/init.scope/cgroup.procs\"\n\
+         echo '== me'; echo $$\n\
+         echo '== top'; ls \"$E2E_MNT/cgroup\"\n"
+    );
+    let out = run(&init, &d.mnt, &script);
+    let text = out.ok();
+    assert_eq!(
+        script_part(text, "limit").trim(),
+        MIB_256.to_string(),
+        "{text}"
+    );
+    assert_eq!(
+        script_part(text, "inner").trim(),
+        MIB_128.to_string(),
+        "{text}"
+    );
+    let list: Vec<&str> = script_part(text, "list").lines().collect();
+    assert!(list.contains(&"inner"), "{text}");
+    assert!(list.contains(&limit), "{text}");
+    let b_name = b.rel.rsplit('/').next().unwrap();
+    assert!(!list.contains(&b_name), "a neighbour's group shows: {text}");
+    // Pids as the container numbers them: its init (1) and the shell that reads.
+    let procs: Vec<u32> = script_part(text, "procs")
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let me: u32 = script_part(text, "me").trim().parse().unwrap();
+    assert!(procs.contains(&1) && procs.contains(&me), "{text}");
+    assert!(procs.iter().all(|&p| p < 100), "host pids leak: {text}");
+    if Layout::host().unwrap() == Layout::V1 {
+        let top: Vec<&str> = script_part(text, "top").lines().collect();
+        for h in ["memory", "cpuset", "pids", "unified"] {
+            assert!(
+                top.iter().any(|t| t.split(',').any(|c| c == h)),
+                "{h}: {text}"
+            );
+        }
+    }
+
+    // The neighbour sees its own limit at the same path, and no `inner`.
+    let out = run(
+        &b,
+        &d.mnt,
+        &format!("cat \"$E2E_MNT/{dir}/{limit}\"; ls \"$E2E_MNT/{dir}/inner\" 2>&1 || echo gone"),
+    );
+    let text = out.ok();
+    assert!(text.starts_with(&MIB_128.to_string()), "{text}");
+    assert!(text.contains("gone"), "{text}");
+    drop((init, sub));
+}
+
+#[test]
+fn writes_are_refused() {
+    refused_with(&["--enable-cgroup"], libc::EROFS);
+}
+
+/// `--enable-psi-poll` mounts writable: the daemon refuses the write itself.
+#[test]
+fn writes_are_refused_on_a_writable_mount_too() {
+    refused_with(&["--enable-cgroup", "--enable-psi-poll"], libc::EACCES);
+}
+
+fn refused_with(args: &[&str], errno: i32) {
+    let d = Daemon::start(args);
+    let a = Cgroup::with_memory_limit("cgv-w", MIB_256);
+    let (dir, limit) = memory_dir();
+    let script = format!(
+        "V=\"$E2E_MNT/{dir}\"\n\
+         echo 1000000 > \"$V/{limit}\" 2>/dev/null && echo WROTE\n\
+         mkdir \"$V/new\" 2>/dev/null && echo MADE\n\
+         echo $$ > \"$V/cgroup.procs\" 2>/dev/null && echo MOVED\n\
+         python3 -c 'import os,sys\n\
+try:\n    os.open(sys.argv[1], os.O_WRONLY)\n\
+except OSError as e:\n    print(\"errno\", e.errno)' \"$V/{limit}\"\n\
+         cat \"$V/{limit}\"\n"
+    );
+    let text = run(&a, &d.mnt, &script).ok().to_string();
+    for w in ["WROTE", "MADE", "MOVED"] {
+        assert!(!text.contains(w), "{w}: {text}");
+    }
+    assert!(
+        text.contains(&format!("errno {errno}")),
+        "a write open is not errno {errno}: {text}"
+    );
+    assert!(text.contains(&MIB_256.to_string()), "{text}");
+    assert_eq!(a.read("memory", limit).unwrap().trim(), MIB_256.to_string());
+}
+
+#[test]
+fn without_the_flag_there_is_no_cgroup_directory() {
+    let d = Daemon::start(&[]);
+    assert!(!d.path("cgroup").exists());
+    let top: Vec<String> = std::fs::read_dir(&d.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!top.contains(&"cgroup".to_string()), "{top:?}");
+}

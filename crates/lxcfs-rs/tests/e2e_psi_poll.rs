@@ -1,0 +1,286 @@
+//! End to end: `--enable-psi-poll`. A real poller (Python's `select.poll`) writes a PSI
+//! trigger to `proc/pressure/memory` from inside a container and waits for `POLLPRI`:
+//! it gets one within the window while its container churns page cache through a small
+//! memory limit (v1 `memory.limit_in_bytes` on this hybrid host, v2 `memory.high` in
+//! the pure-v2 VM), and its idle neighbour, polling at the same time, gets none.
+//! Malformed triggers fail with the kernel's EINVAL, a second trigger on a handle with
+//! EBUSY, the container's seventeenth with ENOSPC; without the flag the files are
+//! read-only and poll answers at once.
+//!
+//! On a hybrid host a container's PSI is its cgroup2 group's, so the test puts each
+//! container's init in a cgroup2 group of its own too (runtimes do).
+//!
+//! Needs root, /dev/fuse, writable cgroups with PSI, and python3: fails, saying why,
+//! without.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+
+/// Writes argv[2] (+ NUL) as a trigger to argv[1] and polls it for POLLPRI for argv[3]
+/// ms: prints `event <revents> <seconds>` or `none`, or `errno <n>` if the write fails.
+const POLLER: &str = r#"
+import os, select, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    os.write(fd, sys.argv[2].encode() + b"\0")
+except OSError as e:
+    print("errno", e.errno)
+    sys.exit(0)
+print("armed", flush=True)
+p = select.poll()
+p.register(fd, select.POLLPRI)
+t = time.monotonic()
+ev = p.poll(int(sys.argv[3]))
+if ev:
+    print("event", ev[0][1], round(time.monotonic() - t, 2))
+else:
+    print("none")
+"#;
+
+/// 10 ms of memory stall within 2 s: a window an unprivileged writer may use too.
+const TRIGGER: &str = "some 10000 2000000";
+const FILE_MIB: u64 = 48;
+const LIMIT: u64 = 16 << 20;
+
+/// A cgroup2 group on a hybrid host (on a pure v2 host the container's own group is
+/// used): removed on drop, after the container's processes are gone.
+struct Unified(Option<PathBuf>);
+
+impl Unified {
+    fn for_group(cg: &Cgroup) -> Unified {
+        if cg.layout == Layout::V2 {
+            return Unified(None);
+        }
+        let dir = PathBuf::from(CGROUP_ROOT).join("unified").join(&cg.rel);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e} (no cgroup2 hierarchy?)", dir.display()));
+        Unified(Some(dir))
+    }
+
+    /// Shell that moves the container's init (pid 1 of its namespace) into it.
+    fn join(&self) -> String {
+        match &self.0 {
+            Some(d) => format!("echo 1 > '{}/cgroup.procs'\n", d.display()),
+            None => String::new(),
+        }
+    }
+}
+
+impl Drop for Unified {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            for _ in 0..200 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+fn poller(trigger: &str, timeout_ms: u32) -> String {
+    format!(
+        "python3 -c '{}' \"$E2E_MNT/proc/pressure/memory\" '{trigger}' {timeout_ms}\n",
+        POLLER.replace('\'', "'\\''")
+    )
+}
+
+/// A file on disk bigger than the limit, out of the page cache.
+struct BigFile(PathBuf);
+
+impl BigFile {
+    fn new() -> BigFile {
+        let p = PathBuf::from("/var/tmp").join(unique("psi-churn"));
+        let chunk = vec![7u8; 1 << 20];
+        let mut data = Vec::with_capacity((FILE_MIB << 20) as usize);
+        for _ in 0..FILE_MIB {
+            data.extend_from_slice(&chunk);
+        }
+        std::fs::write(&p, data).unwrap();
+        BigFile(p)
+    }
+}
+
+impl Drop for BigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn memory_limited(tag: &str) -> Cgroup {
+    let cg = Cgroup::new(tag, &[]);
+    match cg.layout {
+        Layout::V1 => cg.write("memory", "memory.limit_in_bytes", &LIMIT.to_string()),
+        Layout::V2 => cg.write("memory", "memory.high", &LIMIT.to_string()),
+    }
+    .unwrap();
+    cg
+}
+
+#[test]
+fn a_container_under_memory_pressure_is_woken_and_its_idle_neighbour_is_not() {
+    let d = Daemon::start(&["--enable-psi-poll"]);
+    let file = BigFile::new();
+    let (ua, ub);
+    let a = memory_limited("psi-hog");
+    let b = memory_limited("psi-idle");
+    (ua, ub) = (Unified::for_group(&a), Unified::for_group(&b));
+    // The churn: every pass drops the file's pages, so each read charges the group
+    // again and reclaims (memory stall).
+    let hog = format!(
+        "{join}( while :; do python3 -c 'import os,sys; f=os.open(sys.argv[1],os.O_RDONLY); \
+         os.posix_fadvise(f,0,0,os.POSIX_FADV_DONTNEED)' '{f}'; cat '{f}' >/dev/null; done ) &\n\
+         H=$!\n{poll}kill $H\n",
+        join = ua.join(),
+        f = file.0.display(),
+        poll = poller(TRIGGER, 15_000),
+    );
+    let idle = format!("{}{}", ub.join(), poller(TRIGGER, 8_000));
+    let mnt = d.mnt.clone();
+    let neighbour = std::thread::spawn(move || {
+        let out = run_timeout(&b, &mnt, &idle, Duration::from_secs(60));
+        let text = out.ok().to_string();
+        drop(b);
+        text
+    });
+    let out = run_timeout(&a, &d.mnt, &hog, Duration::from_secs(60));
+    let hog_text = out.ok().to_string();
+    let idle_text = neighbour.join().unwrap();
+    println!("hog: {hog_text}idle: {idle_text}");
+    let event = hog_text
+        .lines()
+        .find(|l| l.starts_with("event"))
+        .unwrap_or_else(|| panic!("no event under pressure: {hog_text}"));
+    let revents: i32 = event.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(revents & libc::POLLPRI as i32 != 0, "{event}");
+    assert!(
+        idle_text.lines().any(|l| l == "none"),
+        "the idle neighbour was woken: {idle_text}"
+    );
+    drop((ua, ub));
+}
+
+#[test]
+fn triggers_are_checked_and_bounded() {
+    let d = Daemon::start(&["--enable-psi-poll"]);
+    let a = memory_limited("psi-bad");
+    let ua = Unified::for_group(&a);
+    let script = format!(
+        "{join}python3 -c '
+import errno, os, sys
+p = sys.argv[1] + \"/proc/pressure/memory\"
+def write(fd, b):
+    try:
+        os.write(fd, b)
+        return 0
+    except OSError as e:
+        return e.errno
+for bad in [b\"bogus\\n\", b\"some 0 2000000\\n\", b\"some 1 100\\n\", b\"some 150000 2000000\"]:
+    fd = os.open(p, os.O_RDWR)
+    print(\"bad\", write(fd, bad))
+    os.close(fd)
+fd = os.open(p, os.O_RDWR)
+print(\"first\", write(fd, b\"some 150000 2000000\\0\"))
+print(\"second\", write(fd, b\"some 150000 2000000\\0\"))
+held = [fd]
+for i in range(16):
+    f = os.open(p, os.O_RDWR)
+    held.append(f)
+    r = write(f, b\"full 150000 2000000\\n\")
+    if r:
+        print(\"limit\", i + 1, r)
+        break
+for f in held:
+    os.close(f)
+f = os.open(p, os.O_RDWR)
+print(\"after close\", write(f, b\"some 150000 2000000\\n\"))
+try:
+    os.open(sys.argv[1] + \"/proc/meminfo\", os.O_RDWR)
+except OSError as e:
+    print(\"meminfo\", e.errno)
+' \"$E2E_MNT\"\n",
+        join = ua.join()
+    );
+    let text = run(&a, &d.mnt, &script).ok().to_string();
+    let bad: Vec<&str> = text.lines().filter(|l| l.starts_with("bad ")).collect();
+    assert_eq!(bad.len(), 4, "{text}");
+    for l in bad {
+        assert_eq!(l, format!("bad {}", libc::EINVAL), "{text}");
+    }
+    assert!(text.contains("first 0\n"), "{text}");
+    assert!(
+        text.contains(&format!("second {}\n", libc::EBUSY)),
+        "{text}"
+    );
+    // One trigger held by `first`, fifteen more fit, the seventeenth does not.
+    assert!(
+        text.contains(&format!("limit 16 {}\n", libc::ENOSPC)),
+        "{text}"
+    );
+    assert!(text.contains("after close 0\n"), "{text}");
+    assert!(
+        text.contains(&format!("meminfo {}\n", libc::EACCES)),
+        "{text}"
+    );
+    drop(ua);
+}
+
+#[test]
+fn without_the_flag_pressure_files_are_read_only_and_poll_answers_at_once() {
+    let d = Daemon::start(&[]);
+    let a = Cgroup::new("psi-off", &[]);
+    let script = "python3 -c '
+import os, select, sys, time
+p = sys.argv[1] + \"/proc/pressure/memory\"
+try:
+    os.open(p, os.O_RDWR)
+except OSError as e:
+    print(\"open\", e.errno)
+fd = os.open(p, os.O_RDONLY)
+q = select.poll()
+q.register(fd, select.POLLPRI)
+t = time.monotonic()
+print(\"ready\", len(q.poll(5000)), time.monotonic() - t < 1)
+' \"$E2E_MNT\"\n";
+    let text = run(&a, &d.mnt, script).ok().to_string();
+    assert!(text.contains(&format!("open {}\n", libc::EROFS)), "{text}");
+    assert!(text.contains("ready 1 True"), "{text}");
+}
+
+#[test]
+fn a_waiting_poller_is_woken_when_its_worker_is_replaced() {
+    let d = Daemon::start(&["--enable-psi-poll"]);
+    let a = memory_limited("psi-upgrade");
+    let ua = Unified::for_group(&a);
+    let script = format!("{}{}", ua.join(), poller(TRIGGER, 30_000));
+    let mnt = d.mnt.clone();
+    let waiter = std::thread::spawn(move || {
+        let out = run_timeout(&a, &mnt, &script, Duration::from_secs(60));
+        (out.ok().to_string(), a)
+    });
+    // Armed and waiting by then (a container starts in well under a second).
+    std::thread::sleep(Duration::from_secs(3));
+    d.upgrade();
+    let (text, a) = waiter.join().unwrap();
+    drop(a);
+    let event = text
+        .lines()
+        .find(|l| l.starts_with("event"))
+        .unwrap_or_else(|| panic!("the poller was not woken: {text}"));
+    let v: Vec<&str> = event.split_whitespace().collect();
+    let revents: i32 = v[1].parse().unwrap();
+    let secs: f64 = v[2].parse().unwrap();
+    // Answered by the new worker as a handle without a trigger, long before the
+    // poller's own timeout.
+    assert!(revents & libc::POLLERR as i32 != 0, "{event}");
+    println!("{event}");
+    assert!((1.0..20.0).contains(&secs), "{event}");
+    drop(ua);
+}
