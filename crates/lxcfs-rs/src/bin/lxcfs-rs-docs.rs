@@ -17,6 +17,9 @@ mod cli;
 #[path = "../node/args.rs"]
 mod node;
 #[allow(dead_code)]
+#[path = "../nri/args.rs"]
+mod nri;
+#[allow(dead_code)]
 #[path = "../status/args.rs"]
 mod status;
 
@@ -57,13 +60,18 @@ fn main() -> Result<()> {
         .bin_name("lxcfs-rs node");
     // One page per subcommand too (lxcfs-rs-node-install.1, ...), which its page names.
     clap_mangen::generate_to(node, &man).context("cannot write the node pages")?;
-    // Completions know `check`, `cdi`, `node` and `status` as subcommands; the daemon's own parser
-    // never sees them (main.rs dispatches on the first argument), so this shape exists
+    let nri = nri::Args::command()
+        .name("lxcfs-rs-nri")
+        .bin_name("lxcfs-rs nri");
+    write_man(&nri, &man.join("lxcfs-rs-nri.1"))?;
+    // Completions know `check`, `cdi`, `node`, `nri` and `status` as subcommands; the
+    // daemon's own parser never sees them (main.rs dispatches on the first argument), so this shape exists
     // only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
         .subcommand(cdi::Args::command().name("cdi"))
         .subcommand(node::Args::command().name("node"))
+        .subcommand(nri::Args::command().name("nri"))
         .subcommand(status::Args::command().name("status"))
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)
