@@ -166,6 +166,20 @@ fn no_binds_when_nothing_serves_the_mountpoint() {
 }
 
 #[test]
+fn pods_of_a_named_namespace_get_the_binds_unless_labelled_out() {
+    let d = Daemon::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, _plugin, p) = connect(dir.path(), &d.mnt, &["--namespace", "team"]);
+    let plain = harness::pod("team", "web", "runc", &[]);
+    assert_eq!(destinations(&create(&rt, &p, &plain)), DEFAULT_DESTINATIONS);
+    let out = harness::pod("team", "db", "runc", &[(OPT_IN_LABEL, "false")]);
+    assert!(create(&rt, &p, &out).is_empty());
+    let elsewhere = harness::pod("other", "web", "runc", &[]);
+    assert!(create(&rt, &p, &elsewhere).is_empty());
+    rt.close(p);
+}
+
+#[test]
 fn handlers_named_as_accepting_everything_get_every_served_file() {
     let d = Daemon::start(&[]);
     let dir = tempfile::tempdir().unwrap();

@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use crate::api;
 
-/// The pod label that opts a pod's containers in, with value [`OPT_IN_VALUE`]. A label
-/// rather than an annotation: the same label selects the pod for the admission-policy
-/// path, and `kubectl get pods -l` finds the pods that have the files.
+/// The pod label that opts a pod's containers in, with value [`OPT_IN_VALUE`], or out
+/// (of its namespace's opt-in) with [`OPT_OUT_VALUE`]. A label rather than an
+/// annotation: the same label selects pods for the admission-policy path, and
+/// `kubectl get pods -l` finds the pods that have the files.
 pub const OPT_IN_LABEL: &str = "lxcfs-rs.io/inject";
 pub const OPT_IN_VALUE: &str = "true";
+pub const OPT_OUT_VALUE: &str = "false";
 
 /// The mount options of every bind: read-only (the files refuse writes anyway, and a
 /// read-only bind says so before a write reaches the daemon).
@@ -87,6 +89,9 @@ pub struct Policy {
     /// Runtime handlers (RuntimeClass handlers) known to accept every destination,
     /// e.g. crun's.
     pub all_files_handlers: Vec<String>,
+    /// Namespaces whose pods are opted in unless labelled out. NRI shows a plugin the
+    /// pod's namespace by name only, not the namespace's labels: the node is told.
+    pub namespaces: Vec<String>,
 }
 
 /// Why a container got no binds, or the binds it got.
@@ -97,11 +102,20 @@ pub enum Decision {
     Binds(Vec<api::Mount>),
 }
 
-pub fn opted_in(labels: &HashMap<String, String>) -> bool {
-    labels.get(OPT_IN_LABEL).is_some_and(|v| v == OPT_IN_VALUE)
+fn label(labels: &HashMap<String, String>) -> Option<&str> {
+    labels.get(OPT_IN_LABEL).map(String::as_str)
 }
 
 impl Policy {
+    /// The pod's label decides; without it, its namespace does.
+    pub fn opted_in(&self, pod: &api::PodSandbox) -> bool {
+        match label(&pod.labels) {
+            Some(OPT_IN_VALUE) => true,
+            Some(OPT_OUT_VALUE) => false,
+            _ => self.namespaces.iter().any(|n| *n == pod.namespace),
+        }
+    }
+
     /// The files this pod's runtime handler accepts.
     pub fn files_for(&self, runtime_handler: &str) -> &[String] {
         if self.all_files_handlers.iter().any(|h| h == runtime_handler) {
@@ -117,7 +131,7 @@ impl Policy {
         pod: &api::PodSandbox,
         served: impl FnOnce() -> Result<Vec<String>, String>,
     ) -> Decision {
-        if !opted_in(&pod.labels) {
+        if !self.opted_in(pod) {
             return Decision::NotOptedIn;
         }
         let served = match served() {
@@ -160,11 +174,13 @@ mod tests {
                 "sys/devices/system/cpu".into(),
             ],
             all_files_handlers: vec!["crun".into()],
+            namespaces: vec!["team".into()],
         }
     }
 
     fn pod(label: Option<&str>, handler: &str) -> api::PodSandbox {
         let mut p = api::PodSandbox::new();
+        p.namespace = "default".into();
         if let Some(v) = label {
             p.labels.insert(OPT_IN_LABEL.into(), v.into());
         }
@@ -194,6 +210,18 @@ mod tests {
             p.decide(&pod(Some("yes"), "runc"), everything),
             Decision::NotOptedIn
         );
+    }
+
+    #[test]
+    fn pods_of_a_named_namespace_are_in_unless_labelled_out() {
+        let p = policy();
+        let mut team = pod(None, "runc");
+        team.namespace = "team".into();
+        assert!(p.opted_in(&team));
+        team.labels.insert(OPT_IN_LABEL.into(), "false".into());
+        assert!(!p.opted_in(&team));
+        assert!(p.opted_in(&pod(Some("true"), "runc")));
+        assert!(!p.opted_in(&pod(None, "runc")));
     }
 
     #[test]

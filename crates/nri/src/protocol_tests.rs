@@ -29,6 +29,7 @@ fn policy() -> Policy {
             "sys/devices/system/cpu".into(),
         ],
         all_files_handlers: vec!["crun".into()],
+        namespaces: vec![],
     }
 }
 

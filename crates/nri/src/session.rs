@@ -11,7 +11,7 @@ use ttrpc::r#async::{Client, Server, TtrpcContext};
 
 use crate::api;
 use crate::mux;
-use crate::plugin::{Decision, Gate, Policy, opted_in};
+use crate::plugin::{Decision, Gate, Policy};
 use crate::service;
 
 /// The event CreateContainer, as numbered in NRI's Event enum.
@@ -111,7 +111,7 @@ impl service::Plugin for Service {
     ) -> ttrpc::Result<api::CreateContainerResponse> {
         let pod = req.pod.into_option().unwrap_or_default();
         let container = req.container.into_option().unwrap_or_default();
-        let served = if opted_in(&pod.labels) {
+        let served = if self.policy.opted_in(&pod) {
             Some(self.gate.served().await)
         } else {
             None

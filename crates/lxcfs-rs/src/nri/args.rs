@@ -16,8 +16,9 @@ pub const DEFAULT_SOCKET: &str = "/var/run/nri/nri.sock";
     about = "Run the NRI plugin that binds lxcfs-rs's files into opted-in pods' containers",
     long_about = "Connect to the container runtime's NRI socket (containerd >= 2.0 and CRI-O >= 1.30 \
 run NRI by default; containerd 1.7 and CRI-O 1.26 when it is enabled) and, when the runtime creates a \
-container of a pod labelled lxcfs-rs.io/inject=true, add read-only binds of the files MOUNTPOINT serves \
-over the container's own: /proc/{cpuinfo,diskstats,meminfo,stat,swaps,uptime,loadavg} and \
+container of a pod labelled lxcfs-rs.io/inject=true (or of a namespace named with --namespace, unless \
+labelled lxcfs-rs.io/inject=false), add read-only binds of the files the --mountpoint serves over the \
+container's own: /proc/{cpuinfo,diskstats,meminfo,stat,swaps,uptime,loadavg} and \
 /sys/devices/system/cpu, the destinations every OCI runtime accepts (pods of the runtime handlers named \
 with --all-files-handler also get /proc/slabinfo and /proc/pressure/*). The mount is checked at each \
 container creation: when it does not serve (no daemon, a dead or hung mount), the container is created \
@@ -44,6 +45,12 @@ pub struct Args {
     /// and /proc/pressure/*. Repeatable.
     #[arg(long = "all-files-handler", value_name = "HANDLER")]
     pub all_files_handlers: Vec<String>,
+
+    /// A namespace whose pods get the files unless labelled lxcfs-rs.io/inject=false
+    /// (the runtime tells a plugin a pod's namespace by name, not the namespace's
+    /// labels). Repeatable.
+    #[arg(long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
 
     /// The name the plugin registers with.
     #[arg(long, value_name = "NAME", default_value = "lxcfs-rs")]

@@ -133,6 +133,7 @@ fn run_inner(args: &Args) -> Result<()> {
         default_files: default_files(),
         all_files: all_files(),
         all_files_handlers: args.all_files_handlers.clone(),
+        namespaces: args.namespaces.clone(),
     };
     let probe: Arc<dyn Probe> = Arc::new(Mount {
         path: probe_path(&args.host_root, &args.mountpoint),
