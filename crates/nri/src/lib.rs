@@ -25,6 +25,7 @@
 //!   shares a destination with a mount of the container's own replaces it, and two
 //!   plugins adjusting the same destination fail the creation.
 
+#[cfg(feature = "protocol")]
 mod generated {
     #![allow(
         clippy::all,
@@ -35,14 +36,18 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/generated.rs"));
 }
 /// NRI's messages (generated from proto/nri.proto).
+#[cfg(feature = "protocol")]
 pub use generated::nri as api;
 /// NRI's Runtime and Plugin ttRPC services: clients, server traits, registration.
+#[cfg(feature = "protocol")]
 pub use generated::nri_ttrpc as service;
 
-#[cfg(any(test, feature = "harness"))]
+#[cfg(all(feature = "protocol", any(test, feature = "harness")))]
 pub mod harness;
 pub mod mux;
+#[cfg(feature = "protocol")]
 pub mod plugin;
-#[cfg(test)]
+#[cfg(all(test, feature = "protocol"))]
 mod protocol_tests;
+#[cfg(feature = "protocol")]
 pub mod session;

@@ -10,12 +10,8 @@
 //! [`Deframer`] is the pure part (bytes in, frames out); [`multiplex`] runs it on a socket
 //! and hands each connection to ttRPC as an in-process byte stream.
 
-use std::collections::HashMap;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, WriteHalf};
-use tokio::net::UnixStream;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+#[cfg(feature = "protocol")]
+pub use running::multiplex;
 
 /// The connection on which the plugin serves and the runtime calls.
 pub const PLUGIN_SERVICE: u32 = 1;
@@ -115,102 +111,115 @@ impl Deframer {
     }
 }
 
-/// How much one connection's stream buffers between the socket and ttRPC.
-const STREAM_BUFFER: usize = 256 << 10;
+/// The framing run on a socket (tokio).
+#[cfg(feature = "protocol")]
+mod running {
+    use std::collections::HashMap;
 
-/// Multiplexes `trunk`: returns one byte stream per id of `conns` (in that order) and
-/// the task that runs the socket. The task ends, closing every stream, when the peer
-/// closes the socket or breaks the framing; its result says which.
-pub fn multiplex(
-    trunk: UnixStream,
-    conns: &[u32],
-) -> (Vec<DuplexStream>, JoinHandle<Result<(), String>>) {
-    let (mut trunk_read, mut trunk_write) = trunk.into_split();
-    let (frames_tx, mut frames_rx) = mpsc::channel::<Vec<u8>>(64);
-    let mut ours = Vec::with_capacity(conns.len());
-    let mut writers: HashMap<u32, WriteHalf<DuplexStream>> = HashMap::new();
-    for &conn in conns {
-        let (mine, far) = tokio::io::duplex(STREAM_BUFFER);
-        ours.push(mine);
-        let (mut far_read, far_write) = tokio::io::split(far);
-        writers.insert(conn, far_write);
-        // What ttRPC writes on this connection goes out framed.
-        let tx = frames_tx.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                match far_read.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.send(encode(conn, &buf[..n])).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-    }
-    drop(frames_tx);
-    // One writer, so frames of different connections never interleave.
-    let writer = tokio::spawn(async move {
-        while let Some(bytes) = frames_rx.recv().await {
-            if trunk_write.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = trunk_write.shutdown().await;
-    });
-    let reader = tokio::spawn(async move {
-        // However this task ends (even aborted), the writer goes with it, and with the
-        // two halves the socket.
-        let _writer = AbortOnDrop(writer);
-        let mut deframer = Deframer::new();
-        let mut buf = vec![0u8; 64 << 10];
-        let result = loop {
-            match trunk_read.read(&mut buf).await {
-                Ok(0) => {
-                    break if deframer.pending() == 0 {
-                        Ok(())
-                    } else {
-                        Err("the peer closed the socket inside a frame".to_string())
-                    };
-                }
-                Err(e) => break Err(format!("reading the socket: {e}")),
-                Ok(n) => deframer.push(&buf[..n]),
-            }
-            let failed = loop {
-                match deframer.next_frame() {
-                    Ok(Some(frame)) => {
-                        if let Some(w) = writers.get_mut(&frame.conn) {
-                            // A connection whose reader is gone drops its frames, as
-                            // a connection nobody opened does.
-                            if w.write_all(&frame.payload).await.is_err() {
-                                writers.remove(&frame.conn);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, WriteHalf};
+    use tokio::net::UnixStream;
+    use tokio::sync::mpsc;
+    use tokio::task::JoinHandle;
+
+    use super::{Deframer, encode};
+
+    /// How much one connection's stream buffers between the socket and ttRPC.
+    const STREAM_BUFFER: usize = 256 << 10;
+
+    /// Multiplexes `trunk`: returns one byte stream per id of `conns` (in that order) and
+    /// the task that runs the socket. The task ends, closing every stream, when the peer
+    /// closes the socket or breaks the framing; its result says which.
+    pub fn multiplex(
+        trunk: UnixStream,
+        conns: &[u32],
+    ) -> (Vec<DuplexStream>, JoinHandle<Result<(), String>>) {
+        let (mut trunk_read, mut trunk_write) = trunk.into_split();
+        let (frames_tx, mut frames_rx) = mpsc::channel::<Vec<u8>>(64);
+        let mut ours = Vec::with_capacity(conns.len());
+        let mut writers: HashMap<u32, WriteHalf<DuplexStream>> = HashMap::new();
+        for &conn in conns {
+            let (mine, far) = tokio::io::duplex(STREAM_BUFFER);
+            ours.push(mine);
+            let (mut far_read, far_write) = tokio::io::split(far);
+            writers.insert(conn, far_write);
+            // What ttRPC writes on this connection goes out framed.
+            let tx = frames_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    match far_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tx.send(encode(conn, &buf[..n])).await.is_err() {
+                                break;
                             }
                         }
                     }
-                    Ok(None) => break None,
-                    Err(e) => break Some(e.to_string()),
+                }
+            });
+        }
+        drop(frames_tx);
+        // One writer, so frames of different connections never interleave.
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = frames_rx.recv().await {
+                if trunk_write.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = trunk_write.shutdown().await;
+        });
+        let reader = tokio::spawn(async move {
+            // However this task ends (even aborted), the writer goes with it, and with the
+            // two halves the socket.
+            let _writer = AbortOnDrop(writer);
+            let mut deframer = Deframer::new();
+            let mut buf = vec![0u8; 64 << 10];
+            let result = loop {
+                match trunk_read.read(&mut buf).await {
+                    Ok(0) => {
+                        break if deframer.pending() == 0 {
+                            Ok(())
+                        } else {
+                            Err("the peer closed the socket inside a frame".to_string())
+                        };
+                    }
+                    Err(e) => break Err(format!("reading the socket: {e}")),
+                    Ok(n) => deframer.push(&buf[..n]),
+                }
+                let failed = loop {
+                    match deframer.next_frame() {
+                        Ok(Some(frame)) => {
+                            if let Some(w) = writers.get_mut(&frame.conn) {
+                                // A connection whose reader is gone drops its frames, as
+                                // a connection nobody opened does.
+                                if w.write_all(&frame.payload).await.is_err() {
+                                    writers.remove(&frame.conn);
+                                }
+                            }
+                        }
+                        Ok(None) => break None,
+                        Err(e) => break Some(e.to_string()),
+                    }
+                };
+                if let Some(e) = failed {
+                    break Err(e);
                 }
             };
-            if let Some(e) = failed {
-                break Err(e);
+            // Closing the streams' far ends tells ttRPC the connection is gone.
+            for (_, mut w) in writers.drain() {
+                let _ = w.shutdown().await;
             }
-        };
-        // Closing the streams' far ends tells ttRPC the connection is gone.
-        for (_, mut w) in writers.drain() {
-            let _ = w.shutdown().await;
+            result
+        });
+        (ours, reader)
+    }
+
+    struct AbortOnDrop(JoinHandle<()>);
+
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
         }
-        result
-    });
-    (ours, reader)
-}
-
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
