@@ -112,7 +112,7 @@ impl Policy {
         match label(&pod.labels) {
             Some(OPT_IN_VALUE) => true,
             Some(OPT_OUT_VALUE) => false,
-            _ => self.namespaces.iter().any(|n| *n == pod.namespace),
+            _ => self.namespaces.contains(&pod.namespace),
         }
     }
 
