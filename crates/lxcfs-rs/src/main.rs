@@ -10,6 +10,7 @@ mod metrics;
 mod mountpoint;
 mod node;
 mod notify;
+mod nri;
 mod orphan;
 mod pidfile;
 mod preflight;
@@ -85,6 +86,16 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs cdi")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(cdi::run(&cdi));
+    } else if args.first().is_some_and(|a| a == "nri") {
+        // Likewise its own command line; a mountpoint named "nri" is ./nri.
+        let nri = nri::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs nri")).chain(args.into_iter().skip(1)),
+        );
+        logging::init(nri.debug, false);
+        logging::start_queue(|| {});
+        let code = nri::run(&nri);
+        logging::flush(EXIT_FLUSH);
+        return ExitCode::from(code);
     } else {
         let cli = Cli::parse();
         logging::init(cli.debug, cli.log_format == cli::LogFormat::Json);

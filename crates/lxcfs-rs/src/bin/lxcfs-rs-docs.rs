@@ -20,6 +20,9 @@ mod cli;
 #[path = "../node/args.rs"]
 mod node;
 #[allow(dead_code)]
+#[path = "../nri/args.rs"]
+mod nri;
+#[allow(dead_code)]
 #[path = "../seccomp_profile/args.rs"]
 mod seccomp_profile;
 #[allow(dead_code)]
@@ -63,6 +66,10 @@ fn main() -> Result<()> {
         .bin_name("lxcfs-rs node");
     // One page per subcommand too (lxcfs-rs-node-install.1, ...), which its page names.
     clap_mangen::generate_to(node, &man).context("cannot write the node pages")?;
+    let nri = nri::Args::command()
+        .name("lxcfs-rs-nri")
+        .bin_name("lxcfs-rs nri");
+    write_man(&nri, &man.join("lxcfs-rs-nri.1"))?;
     let agent = agent::Args::command()
         .name("lxcfs-rs-seccomp-agent")
         .bin_name("lxcfs-rs seccomp-agent");
@@ -71,14 +78,15 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-seccomp-profile")
         .bin_name("lxcfs-rs seccomp-profile");
     write_man(&profile, &man.join("lxcfs-rs-seccomp-profile.1"))?;
-    // Completions know `check`, `cdi`, `node`, `status`, `seccomp-agent` and
-    // `seccomp-profile` as subcommands; the daemon's own parser
-    // never sees them (main.rs dispatches on the first argument), so this shape exists
+    // Completions know `check`, `cdi`, `node`, `nri`, `status`, `seccomp-agent` and
+    // `seccomp-profile` as subcommands; the daemon's own parser never sees them (main.rs
+    // dispatches on the first argument), so this shape exists
     // only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
         .subcommand(cdi::Args::command().name("cdi"))
         .subcommand(node::Args::command().name("node"))
+        .subcommand(nri::Args::command().name("nri"))
         .subcommand(status::Args::command().name("status"))
         .subcommand(agent::Args::command().name("seccomp-agent"))
         .subcommand(seccomp_profile::Args::command().name("seccomp-profile"))
