@@ -190,6 +190,32 @@ fn lxc_starts_with_the_hosts_files_when_the_daemon_is_dead() {
 }
 
 #[test]
+fn the_packages_hook_leaves_a_mountpoint_lxcfs_serves_to_lxcfss_hook() {
+    require_lxc();
+    let l = Lxcfs::start();
+    let rootfs = Rootfs::busybox();
+    let mut ct = Lxc::new(&rootfs);
+    ct.installed(Some(&l.mnt));
+    include_the_package(&mut ct);
+    let out = ct.run(
+        "grep -c ' fuse.lxcfs' /proc/self/mountinfo || true",
+        DEADLINE,
+    );
+    assert!(
+        out.status.success(),
+        "the hook failed the container: {out:?}\n--- lxc log\n{}",
+        ct.log_text()
+    );
+    assert_eq!(out.stdout, "0\n", "{out:?}");
+    let said = ct.hook_output(LXC_HOOK);
+    assert!(
+        said.contains("/var/lib/lxcfs is served by fuse.lxcfs, not lxcfs-rs"),
+        "{said}\n--- lxc log\n{}",
+        ct.log_text()
+    );
+}
+
+#[test]
 fn lxc_with_debian_lxcfs_installed_too_sees_the_files_once() {
     require_lxc();
     for f in [LXCFS_HOOK, LXCFS_CONF] {

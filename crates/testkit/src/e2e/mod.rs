@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 mod container;
 mod daemon;
+mod lxcfs;
 mod text;
 
 pub use crate::cgroup::{CGROUP_ROOT, Layout, Limit};
@@ -28,6 +29,7 @@ pub use crate::mounts::{MountEntry, force_unmount, fuse_mounts_at, is_mounted, m
 pub use crate::proc::{is_running, signal, thread_states, worker_pids};
 pub use container::{Cgroup, Running, run, run_env, run_timeout};
 pub use daemon::Daemon;
+pub use lxcfs::Lxcfs;
 pub use text::*;
 
 /// The files a runtime bind-mounts over a container's `/proc`.

@@ -1,11 +1,13 @@
 //! Real container runtimes for the end-to-end tests: a busybox-static root filesystem,
-//! the CDI spec a running mount gives (`lxcfs-rs cdi`), runc bundles made from
-//! `runc spec`, and Podman on private storage.
+//! the CDI spec a running mount gives (`lxcfs-rs cdi`), OCI bundles for runc and crun
+//! ([`Bundle`]), Podman on private storage, a dockerd of the test's own, LXC with the
+//! package's hook, and the read loop every runtime's container runs through a worker
+//! kill and a live upgrade ([`ReadLoop`]).
 //!
-//! Everything a test makes here (bundles, runc state, cgroups, Podman's storage and
-//! images, CDI spec files) is removed when its value is dropped, also when the test
-//! panics. Nothing is fetched from a registry: the one image is the busybox rootfs.
-//! Like the rest of the harness, helpers panic with what failed.
+//! Everything a test makes here (bundles, runtime state, cgroups, Podman's and
+//! Docker's storage and images, CDI spec files, LXC paths) is removed when its value is
+//! dropped, also when the test panics. Nothing is fetched from a registry: the one image
+//! is the busybox rootfs. Like the rest of the harness, helpers panic with what failed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
