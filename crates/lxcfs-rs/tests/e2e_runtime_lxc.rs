@@ -5,10 +5,11 @@
 //! `/usr/share` and `/var/lib/lxcfs` are left alone). The hook binds every file the
 //! mount serves, `/proc/pressure/*` and `slabinfo` included (LXC has no /proc
 //! allow-list), and with a 256 MiB limit and cpuset 1 the container sees its own
-//! values; reads go on through a worker kill and a live upgrade. With nothing serving
-//! the mountpoint the container still starts, and the hook says why it bound nothing.
-//! With Debian's `lxcfs` installed too, both hooks run and the container sees the
-//! lxcfs-rs files once.
+//! values, and with half a CPU of quota against `--enable-cfs` one CPU; reads go on
+//! through a worker kill and a live upgrade. With nothing serving the mountpoint, a
+//! dead daemon or LXCFS there, the container still starts, and the hook says why it
+//! bound nothing. With Debian's `lxcfs` installed too, both hooks run and every file
+//! is the lxcfs-rs mount's.
 //!
 //! Needs root, /dev/fuse, cgroups, lxc, lxcfs (for its hook) and busybox-static
 //! (`.ci/run` installs them): fails, saying why, without.
@@ -120,6 +121,31 @@ fn lxc_with_the_packages_hook_binds_every_served_file_and_shows_the_containers_v
         )),
         "{said}\n--- lxc log\n{}",
         ct.log_text()
+    );
+}
+
+#[test]
+fn lxc_with_half_a_cpu_and_enable_cfs_shows_one_cpu() {
+    require_lxc();
+    let d = Daemon::start(&["--enable-cfs"]);
+    let rootfs = Rootfs::busybox();
+    let mut ct = Lxc::new(&rootfs);
+    ct.cpu_quota(50_000, 100_000).installed(Some(&d.mnt));
+    include_the_package(&mut ct);
+    let out = ct.run(SCRIPT, DEADLINE);
+    assert!(
+        out.status.success(),
+        "{out:?}\n--- lxc log\n{}",
+        ct.log_text()
+    );
+    let text = &out.stdout;
+    // ⌈0.5⌉ = 1 CPU, renumbered 0, in every file; no memory limit.
+    assert_eq!(part(text, "online"), "0", "{text}");
+    assert_eq!(part(text, "processors"), "1", "{text}");
+    assert_eq!(
+        meminfo_value(part(text, "meminfo"), "MemTotal"),
+        host_mem_total_kb(),
+        "{text}"
     );
 }
 

@@ -81,6 +81,16 @@ impl Lxc {
         }
     }
 
+    /// A CFS quota of `quota` µs per `period` µs, in this host's CPU controller's keys.
+    pub fn cpu_quota(&mut self, quota: u64, period: u64) -> &mut Self {
+        if Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+            self.line(&format!("lxc.cgroup.cpu.cfs_period_us = {period}"));
+            self.line(&format!("lxc.cgroup.cpu.cfs_quota_us = {quota}"))
+        } else {
+            self.line(&format!("lxc.cgroup2.cpu.max = {quota} {period}"))
+        }
+    }
+
     /// `host` bound read-write at `/out` in the container.
     pub fn out_dir(&mut self, host: &Path) -> &mut Self {
         self.line(&format!(
