@@ -82,6 +82,34 @@ impl Rootfs {
         Rootfs { _dir: dir, path }
     }
 
+    /// Copies the host's `tools` (found on PATH, dynamically linked ones with the
+    /// libraries their loader lists) to `/usr/bin` of the rootfs, so that containers run
+    /// the real ones (procps `free`, util-linux `lscpu`) without the host's `/usr`
+    /// bound: hosts without `ldd` or a merged `/usr` (the pure-v2 VM) have them too.
+    pub fn with_tools(self, tools: &[&str]) -> Rootfs {
+        let usr_bin = self.path.join("usr/bin");
+        // The targets of the rootfs's lib and lib64 links, where the loader looks.
+        for d in ["usr/bin", "usr/lib", "usr/lib64"] {
+            fs::create_dir_all(self.path.join(d)).expect("create a rootfs dir");
+        }
+        for t in tools {
+            let bin = which(t).unwrap_or_else(|| panic!("no {t} on PATH to copy into the rootfs"));
+            fs::copy(&bin, usr_bin.join(t)).expect("copy a tool");
+            for lib in shared_libraries(&bin) {
+                let to = self
+                    .path
+                    .join(lib.strip_prefix("/").expect("an absolute path"));
+                if to.exists() {
+                    continue;
+                }
+                fs::create_dir_all(to.parent().expect("a library's dir")).expect("mkdir");
+                fs::copy(&lib, &to)
+                    .unwrap_or_else(|e| panic!("copy {} into the rootfs: {e}", lib.display()));
+            }
+        }
+        self
+    }
+
     /// The rootfs as an uncompressed tarball at `to` (for `podman import`).
     pub fn tarball(&self, to: &Path) {
         run_deadline(
@@ -95,6 +123,26 @@ impl Rootfs {
         )
         .ok();
     }
+}
+
+/// The shared libraries (and loader) `bin` loads, as its dynamic loader lists them when
+/// asked to trace instead of run (what `ldd` does): `name => /path (0x...)` and
+/// `/loader/path (0x...)` lines. None for a static binary.
+fn shared_libraries(bin: &Path) -> Vec<PathBuf> {
+    let out = Command::new(bin)
+        .env("LD_TRACE_LOADED_OBJECTS", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("run {} to list its libraries: {e}", bin.display()));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next(),
+                None => l.split_whitespace().next(),
+            }?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
 }
 
 /// Whether an ELF image has a `PT_INTERP` program header (is dynamically linked).
