@@ -9,7 +9,8 @@
 //! through a worker kill and a live upgrade. With nothing serving the mountpoint, a
 //! dead daemon or LXCFS there, the container still starts, and the hook says why it
 //! bound nothing. With Debian's `lxcfs` installed too, both hooks run and every file
-//! is the lxcfs-rs mount's.
+//! is the lxcfs-rs mount's. `--mountpoint=DIR` on the hook's line serves another
+//! mountpoint.
 //!
 //! Needs root, /dev/fuse, cgroups, lxc, lxcfs (for its hook) and busybox-static
 //! (`.ci/run` installs them): fails, saying why, without.
@@ -147,6 +148,26 @@ fn lxc_with_half_a_cpu_and_enable_cfs_shows_one_cpu() {
         host_mem_total_kb(),
         "{text}"
     );
+}
+
+#[test]
+fn the_hook_serves_another_mountpoint_given_on_its_line() {
+    require_lxc();
+    let d = Daemon::start(&[]);
+    let rootfs = Rootfs::busybox();
+    let mut ct = Lxc::new(&rootfs);
+    // Nothing at /var/lib/lxcfs: the binds can only come from the given mountpoint.
+    ct.limits(256 * MIB, "1").installed(None).line(&format!(
+        "lxc.hook.mount = {LXC_HOOK} --mountpoint={}",
+        d.mnt.display()
+    ));
+    let out = ct.run(SCRIPT, DEADLINE);
+    assert!(
+        out.status.success(),
+        "{out:?}\n--- lxc log\n{}",
+        ct.log_text()
+    );
+    assert_the_containers_values(&out.stdout);
 }
 
 #[test]
