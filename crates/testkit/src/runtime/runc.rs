@@ -182,12 +182,13 @@ impl Bundle {
         )
         .expect("write config.json");
         let mut c = self.oci.command();
-        c.arg("--root")
-            .arg(self.dir.path().join("state"))
-            .arg(verb)
-            .arg("--bundle")
-            .arg(self.dir.path())
-            .arg(&self.id);
+        c.arg("--root").arg(self.dir.path().join("state")).arg(verb);
+        // pivot_root(2) refuses the initial ramfs as the old root (EINVAL): on a host
+        // running from its initramfs (the pure-v2 VM) the runtime must chroot instead.
+        if root_is_initramfs() {
+            c.arg("--no-pivot");
+        }
+        c.arg("--bundle").arg(self.dir.path()).arg(&self.id);
         c
     }
 
@@ -237,4 +238,13 @@ fn host_mems() -> String {
         }
     }
     "0".into()
+}
+
+/// Whether `/` is the kernel's initial rootfs (the initramfs, never switched from).
+fn root_is_initramfs() -> bool {
+    crate::mounts::mounts()
+        .iter()
+        .rev()
+        .find(|m| m.mount_point == "/")
+        .is_some_and(|m| m.fstype == "rootfs" || m.fstype == "ramfs")
 }
