@@ -227,14 +227,25 @@ impl CdiSpec {
 /// read besides `/etc/cdi`, with priority over it. Podman 4.3 reads no other.
 pub const CDI_RUN_DIR: &str = "/var/run/cdi";
 
+/// The lock [`InstalledSpec`] takes: beside the runtimes' spec directories rather than
+/// in one (runtimes read what is there).
+pub const SPEC_LOCK: &str = "/run/lxcfs-rs-e2e-cdi.lock";
+
 /// The spec of a mount written (by `lxcfs-rs cdi --write`) where runtimes look;
-/// deleted on drop. One at a time per kind: the caller serializes.
+/// deleted on drop. One at a time on the machine: the spec's path is fixed, so test
+/// processes (several worktrees, several binaries) take turns through an exclusive
+/// lock on [`SPEC_LOCK`], held until drop.
 pub struct InstalledSpec {
     pub path: PathBuf,
+    _turn: fs::File,
 }
 
 impl InstalledSpec {
     pub fn write(mnt: &Path) -> InstalledSpec {
+        fs::create_dir_all(CDI_RUN_DIR).expect("create the CDI spec directory");
+        let turn = fs::File::create(SPEC_LOCK).expect("create the spec's lock file");
+        rustix::fs::flock(&turn, rustix::fs::FlockOperation::LockExclusive)
+            .expect("lock the spec's lock file");
         let path = Path::new(CDI_RUN_DIR).join("lxcfs-rs.io-proc.json");
         assert!(
             !path.exists(),
@@ -249,15 +260,17 @@ impl InstalledSpec {
             DEADLINE,
         );
         out.ok();
-        InstalledSpec { path }
+        InstalledSpec { path, _turn: turn }
     }
 }
 
 impl Drop for InstalledSpec {
     fn drop(&mut self) {
+        // Before the lock goes with `_turn`.
         let _ = fs::remove_file(&self.path);
     }
 }
+
 /// rmdir `/<name>` in every cgroup hierarchy where it is left.
 pub(crate) fn remove_cgroups(name: &str) {
     for m in mounts() {
