@@ -1,10 +1,14 @@
-//! Arbitrary host meminfo text and arbitrary container numbers through compute,
-//! render::meminfo and render::swaps: no panic, and the invariants hold.
+//! Arbitrary host meminfo text and arbitrary container numbers (memory and hugetlb)
+//! through compute, hugetlb::compute, render::meminfo and render::swaps: no panic, and
+//! the invariants hold.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use procfile::{HostMem, Limit, MemStat, MemoryView, SwapView, memory::compute, render};
+use procfile::{
+    HostHuge, HostMem, HugeView, Limit, MemStat, MemoryView, SwapView, hugetlb, memory::compute,
+    render,
+};
 
 fn limit(u: &mut Unstructured<'_>) -> Result<Limit> {
     Ok(if u.arbitrary()? {
@@ -65,10 +69,25 @@ fuzz_target!(|data: &[u8]| {
     let Ok(swap_enabled) = u.arbitrary::<bool>() else {
         return;
     };
+    let Ok(huge_view) = (|| {
+        Ok::<_, libfuzzer_sys::arbitrary::Error>(HugeView {
+            limit: limit(&mut u)?,
+            usage: u.arbitrary()?,
+            rsvd_usage: u.arbitrary()?,
+        })
+    })() else {
+        return;
+    };
     let host_text = String::from_utf8_lossy(u.take_rest());
     let host = HostMem::parse(&host_text).unwrap_or_default();
 
-    let vals = compute(&host, &view, swap_enabled);
+    let mut vals = compute(&host, &view, swap_enabled);
+    if let Some(h) = HostHuge::parse(&host_text) {
+        vals.huge = hugetlb::compute(&h, &huge_view);
+        if let Some(v) = vals.huge {
+            assert!(v.free <= v.total && v.total <= h.total && v.rsvd <= v.free);
+        }
+    }
     assert!(vals.mem_total <= host.mem_total_kb);
     assert!(vals.mem_free <= vals.mem_total);
     assert!(vals.mem_available <= vals.mem_total);

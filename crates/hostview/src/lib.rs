@@ -371,12 +371,31 @@ impl Host {
         let text = self.root.read_string("proc/meminfo")?;
         let host =
             HostMem::parse(&text).ok_or_else(|| Error::parse(self.root.path_of("proc/meminfo")))?;
-        let vals = procfile::memory::compute(&host, &view, self.opts.swap);
+        let mut vals = procfile::memory::compute(&host, &view, self.opts.swap);
         match file {
             VirtualFile::Swaps => procfile::render::swaps(&vals, out),
-            _ => procfile::render::meminfo(&text, &vals, out),
+            _ => {
+                vals.huge = self.huge_pages(&text, c)?;
+                procfile::render::meminfo(&text, &vals, out);
+            }
         }
         Ok(())
+    }
+
+    /// The huge page lines bounded by the container's hugetlb limit. A host without
+    /// huge pages (the common case) costs no cgroup read: zero stays zero.
+    fn huge_pages(&self, meminfo: &str, c: &Container) -> Result<Option<procfile::HugeValues>> {
+        let Some(host) = procfile::HostHuge::parse(meminfo) else {
+            return Ok(None);
+        };
+        if host.total == 0 && host.hugetlb_kb.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        let size = host.cgroup_size_name();
+        let Some(view) = memory::read_huge(&self.hier, &c.paths, &size)? else {
+            return Ok(None);
+        };
+        Ok(procfile::hugetlb::compute(&host, &view))
     }
 
     /// When `pid` started, in ns since boot (field 22 of `/proc/<pid>/stat`).

@@ -1,7 +1,7 @@
 //! Reading a container's memory controller into a [`MemoryView`].
 
 use procfile::value::{parse_limit_v1, parse_limit_v2, parse_u64};
-use procfile::{Limit, MemStat, MemoryView, SwapView};
+use procfile::{HugeView, Limit, MemStat, MemoryView, SwapView};
 
 use crate::cgroup::{Backend, CgroupPaths, Controller, Hierarchies, ancestors};
 use crate::error::{Error, Result};
@@ -10,19 +10,36 @@ use crate::fsio::Dir;
 /// The container's memory, or `None` when it has no memory controller or sits at the
 /// hierarchy root: then the host's own values are the truth.
 pub fn read(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<MemoryView>> {
-    let Some(backend) = hier.backend(Controller::Memory) else {
+    let Some((backend, dir, path)) = below_root(hier, paths, Controller::Memory) else {
         return Ok(None);
     };
-    let Some((dir, path)) = paths.locate(hier, Controller::Memory) else {
-        return Ok(None);
-    };
-    if path == "." {
-        return Ok(None);
-    }
     match backend {
         Backend::V1(_) => read_v1(dir, path).map(Some),
         Backend::V2 => read_v2(dir, path),
     }
+}
+
+/// Where the container's cgroup of `c` is, unless it has none or it is the hierarchy's
+/// root (whose values are the host's own).
+fn below_root<'h>(
+    hier: &'h Hierarchies,
+    paths: &'h CgroupPaths,
+    c: Controller,
+) -> Option<(Backend, &'h Dir, &'h str)> {
+    let backend = hier.backend(c)?;
+    let (dir, path) = paths.locate(hier, c)?;
+    (path != ".").then_some((backend, dir, path))
+}
+
+/// The nearest of `path` and its ancestors (the root excluded) that has file `name`,
+/// with the file's text: v2 may not enable a controller in the container's own cgroup.
+fn nearest<'p>(dir: &Dir, path: &'p str, name: &str) -> Result<Option<(&'p str, String)>> {
+    for p in ancestors(path).take_while(|p| *p != ".") {
+        if let Some(s) = dir.read_optional(&file(p, name))? {
+            return Ok(Some((p, s)));
+        }
+    }
+    Ok(None)
 }
 
 fn file(path: &str, name: &str) -> String {
@@ -84,14 +101,7 @@ fn read_v2(dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
     // Usage and statistics come from the nearest level where the controller is enabled
     // (a runtime may not delegate it to the container's own cgroup); limits from every
     // level.
-    let mut found = None;
-    for p in ancestors(path).take_while(|p| *p != ".") {
-        if let Some(s) = dir.read_optional(&file(p, "memory.current"))? {
-            found = Some((p, s));
-            break;
-        }
-    }
-    let Some((at, current)) = found else {
+    let Some((at, current)) = nearest(dir, path, "memory.current")? else {
         return Ok(None);
     };
     let limit = min_limit(dir, path, "memory.max", parse_limit_v2)?;
@@ -116,5 +126,42 @@ fn read_v2(dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
         usage,
         stat,
         swap,
+    }))
+}
+
+/// The container's hugetlb cgroup for one page size (`size` as the controller names it:
+/// `2MB`), or `None` without the controller or at the hierarchy root.
+pub fn read_huge(hier: &Hierarchies, paths: &CgroupPaths, size: &str) -> Result<Option<HugeView>> {
+    let Some((backend, dir, path)) = below_root(hier, paths, Controller::Hugetlb) else {
+        return Ok(None);
+    };
+    let (limit_name, parse, usage_name, rsvd_name): (_, fn(&str) -> Option<Limit>, _, _) =
+        match backend {
+            Backend::V1(_) => (
+                format!("hugetlb.{size}.limit_in_bytes"),
+                parse_limit_v1,
+                format!("hugetlb.{size}.usage_in_bytes"),
+                format!("hugetlb.{size}.rsvd.usage_in_bytes"),
+            ),
+            Backend::V2 => (
+                format!("hugetlb.{size}.max"),
+                parse_limit_v2,
+                format!("hugetlb.{size}.current"),
+                format!("hugetlb.{size}.rsvd.current"),
+            ),
+        };
+    // Usage from the nearest level that has it, limits from every level.
+    let Some((at, usage)) = nearest(dir, path, &usage_name)? else {
+        return Ok(None);
+    };
+    let usage =
+        parse_u64(&usage).ok_or_else(|| Error::parse(dir.path_of(&file(at, &usage_name))))?;
+    let rsvd_usage = dir
+        .read_optional(&file(at, &rsvd_name))?
+        .and_then(|s| parse_u64(&s));
+    Ok(Some(HugeView {
+        limit: min_limit(dir, path, &limit_name, parse)?,
+        usage,
+        rsvd_usage,
     }))
 }

@@ -7,6 +7,7 @@ mod crashloop;
 mod logging;
 mod metrics;
 mod mountpoint;
+mod node;
 mod notify;
 mod orphan;
 mod pidfile;
@@ -54,6 +55,14 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs status")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(status::run(&status));
+    } else if args.first().is_some_and(|a| a == "node") {
+        // Run by a DaemonSet's pod; single-threaded until it has entered the node's
+        // namespaces (a mount-namespace switch refuses a multi-threaded caller).
+        let node = node::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs node")).chain(args.into_iter().skip(1)),
+        );
+        logging::init(false, false);
+        return ExitCode::from(node::run(&node));
     } else if args.first().is_some_and(|a| a == "cdi") {
         // Likewise its own command line; a mountpoint named "cdi" is ./cdi.
         let cdi = cdi::Args::parse_from(

@@ -227,7 +227,7 @@ impl HostMem {
 }
 
 /// The number of a meminfo line after its label: `      24684084 kB`.
-fn kb_value(rest: &str) -> Option<u64> {
+pub(crate) fn kb_value(rest: &str) -> Option<u64> {
     let rest = rest.trim_ascii();
     let digits = rest.strip_suffix("kB").unwrap_or(rest);
     crate::value::parse_u64(digits)
@@ -264,6 +264,8 @@ pub struct MemValues {
     pub percpu: Option<u64>,
     pub zswap: Option<u64>,
     pub zswapped: Option<u64>,
+    /// The hugetlb cgroup's bound on the huge page lines; `None` keeps the host's.
+    pub huge: Option<crate::HugeValues>,
 }
 
 impl MemValues {
@@ -340,8 +342,11 @@ pub fn compute(host: &HostMem, view: &MemoryView, swap_enabled: bool) -> MemValu
         kernel_stack: kb(st.kernel_stack),
         page_tables: kb(st.pagetables),
         percpu: kb(st.percpu),
-        zswap: kb(st.zswap),
-        zswapped: kb(st.zswapped),
+        // Where the cgroup does not account zswap (v1, kernels before 5.19) the
+        // container has none that it can see; the host's would be another's pages.
+        zswap: kb(st.zswap).or(Some(0)),
+        zswapped: kb(st.zswapped).or(Some(0)),
+        huge: None,
     }
 }
 

@@ -6,8 +6,8 @@ use proptest::prelude::*;
 
 use procfile::cpuset::MAX_CPUS;
 use procfile::{
-    CpuSet, HostMem, Limit, MemStat, MemoryView, SwapView, keyed, memory::compute, mountinfo, pid,
-    render, value,
+    CpuSet, HostHuge, HostMem, HugeView, Limit, MemStat, MemoryView, SwapView, hugetlb, keyed,
+    memory::compute, mountinfo, pid, render, value,
 };
 
 /// Run every parser on `s`; none may panic.
@@ -29,6 +29,9 @@ fn parse_everything(s: &str) {
     let _ = MemStat::from_v1(s);
     let _ = MemStat::from_v2(s);
     let _ = HostMem::parse(s);
+    if let Some(h) = HostHuge::parse(s) {
+        let _ = h.cgroup_size_name();
+    }
 }
 
 fn limit() -> impl Strategy<Value = Limit> {
@@ -256,6 +259,46 @@ proptest! {
             }
             if label.is_none() || label == Some("DirectMap4k") {
                 prop_assert_eq!(line, host_line);
+            }
+        }
+    }
+
+    #[test]
+    fn hugetlb_bounds_hold(
+        total in bytes(), free in bytes(), rsvd in bytes(), surp in bytes(),
+        page_kb in prop_oneof![Just(2048u64), Just(1 << 20), Just(64), 1u64..u64::MAX],
+        hugetlb_kb in opt_bytes(),
+        limit in limit(), usage in bytes(), rsvd_usage in opt_bytes(),
+        lines in prop::collection::vec(meminfo_line(), 0..20),
+    ) {
+        let host = HostHuge { total, free, rsvd, surp, page_kb, hugetlb_kb };
+        let view = HugeView { limit, usage, rsvd_usage };
+        let Some(v) = hugetlb::compute(&host, &view) else {
+            prop_assert_eq!(limit, Limit::Max);
+            return Ok(());
+        };
+        prop_assert!(v.free <= v.total && v.total <= host.total);
+        prop_assert!(v.free <= host.free);
+        prop_assert!(v.rsvd <= v.free);
+        prop_assert!(v.surp <= v.total);
+        prop_assert!(v.hugetlb_kb.is_some() == host.hugetlb_kb.is_some());
+        if let (Some(c), Some(h)) = (v.hugetlb_kb, host.hugetlb_kb) {
+            prop_assert!(c <= h);
+        }
+        // Rendered into any host text, the structure stays the host's.
+        let text = lines.join("\n");
+        let vals = procfile::MemValues { huge: Some(v), ..Default::default() };
+        let mut out = Vec::new();
+        render::meminfo(&text, &vals, &mut out);
+        let out = String::from_utf8(out).unwrap();
+        prop_assert_eq!(out.lines().count(), text.lines().count());
+        for (host_line, line) in text.lines().zip(out.lines()) {
+            prop_assert_eq!(
+                line.split_once(':').map(|(l, _)| l),
+                host_line.split_once(':').map(|(l, _)| l)
+            );
+            if host_line.starts_with("HugePages_Total:") {
+                prop_assert_eq!(line[16..].trim().parse::<u64>().unwrap(), v.total);
             }
         }
     }

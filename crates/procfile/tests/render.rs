@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use procfile::{HostMem, Limit, MemStat, MemValues, MemoryView, SwapView, memory::compute, render};
+use procfile::{
+    HostMem, HugeValues, Limit, MemStat, MemValues, MemoryView, SwapView, memory::compute, render,
+};
 
 const V1_STAT: &str = include_str!("data/memory.stat.v1");
 const V2_STAT: &str = include_str!("data/memory.stat.v2");
@@ -21,7 +23,14 @@ fn values(text: &str) -> HashMap<&str, u64> {
     text.lines()
         .filter_map(|l| {
             let (label, rest) = l.split_once(':')?;
-            let n = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+            let rest = rest.trim();
+            // The huge page counts have no unit.
+            let n = rest
+                .strip_suffix("kB")
+                .unwrap_or(rest)
+                .trim()
+                .parse()
+                .ok()?;
             Some((label, n))
         })
         .collect()
@@ -185,6 +194,42 @@ fn meminfo_none_keeps_host_and_active_needs_both_parts() {
 }
 
 #[test]
+fn meminfo_huge_page_counts_have_the_kernels_columns() {
+    let host = "HugePages_Total:     512\nHugePages_Free:      500\nHugePages_Rsvd:        6\n\
+                HugePages_Surp:        2\nHugepagesize:       2048 kB\nHugetlb:         1048576 kB\n";
+    let huge = HugeValues {
+        total: 128,
+        free: 118,
+        rsvd: 4,
+        surp: 0,
+        hugetlb_kb: Some(262_144),
+    };
+    let vals = MemValues {
+        huge: Some(huge),
+        ..MemValues::default()
+    };
+    assert_eq!(
+        render_meminfo(host, &vals),
+        "HugePages_Total:     128\nHugePages_Free:      118\nHugePages_Rsvd:        4\n\
+         HugePages_Surp:        0\nHugepagesize:       2048 kB\nHugetlb:          262144 kB\n"
+    );
+    // Past five digits the kernel's %5lu widens to the right, as here.
+    let wide = MemValues {
+        huge: Some(HugeValues {
+            total: 1_234_567,
+            ..huge
+        }),
+        ..MemValues::default()
+    };
+    assert_eq!(
+        render_meminfo("HugePages_Total:       0\n", &wide),
+        "HugePages_Total:   1234567\n"
+    );
+    // Without a hugetlb bound the host's lines stay.
+    assert_eq!(render_meminfo(host, &MemValues::default()), host);
+}
+
+#[test]
 fn meminfo_appends_and_pads_long_values() {
     let mut out = b"previous\n".to_vec();
     let vals = MemValues {
@@ -268,6 +313,13 @@ fn meminfo_layout_is_the_kernels() {
         percpu: k("Percpu"),
         zswap: k("Zswap"),
         zswapped: k("Zswapped"),
+        huge: Some(HugeValues {
+            total: h["HugePages_Total"],
+            free: h["HugePages_Free"],
+            rsvd: h["HugePages_Rsvd"],
+            surp: h["HugePages_Surp"],
+            hugetlb_kb: k("Hugetlb"),
+        }),
     };
     let out = render_meminfo(HOST_MEMINFO, &vals);
     let buffers = HOST_MEMINFO
@@ -276,4 +328,24 @@ fn meminfo_layout_is_the_kernels() {
         .unwrap();
     let expected = HOST_MEMINFO.replace(buffers, "Buffers:               0 kB");
     assert_eq!(out, expected);
+}
+
+#[test]
+fn zswap_is_zero_where_the_cgroup_does_not_account_it() {
+    let host = HostMem {
+        mem_total_kb: 8 * 1024 * 1024,
+        swap_total_kb: 0,
+    };
+    let text = "Zswap:            524288 kB\nZswapped:        1048576 kB\n";
+    let v1 = MemoryView {
+        stat: MemStat::from_v1(V1_STAT),
+        ..v2_view()
+    };
+    assert_eq!(
+        render_meminfo(text, &compute(&host, &v1, true)),
+        "Zswap:                 0 kB\nZswapped:              0 kB\n"
+    );
+    let v2 = compute(&host, &v2_view(), true);
+    let st = MemStat::from_v2(V2_STAT);
+    assert_eq!(v2.zswap, Some(st.zswap.unwrap() / 1024));
 }

@@ -39,6 +39,7 @@ pub enum Controller {
     Cpuset,
     Io,
     Pids,
+    Hugetlb,
 }
 
 impl Controller {
@@ -50,6 +51,7 @@ impl Controller {
             Controller::Cpuset => "cpuset",
             Controller::Io => "blkio",
             Controller::Pids => "pids",
+            Controller::Hugetlb => "hugetlb",
         }
     }
 
@@ -61,6 +63,7 @@ impl Controller {
             Controller::Cpuset => "cpuset",
             Controller::Io => "io",
             Controller::Pids => "pids",
+            Controller::Hugetlb => "hugetlb",
         }
     }
 }

@@ -14,6 +14,9 @@ mod check;
 #[path = "../cli.rs"]
 mod cli;
 #[allow(dead_code)]
+#[path = "../node/args.rs"]
+mod node;
+#[allow(dead_code)]
 #[path = "../status/args.rs"]
 mod status;
 
@@ -49,12 +52,18 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-cdi")
         .bin_name("lxcfs-rs cdi");
     write_man(&cdi, &man.join("lxcfs-rs-cdi.1"))?;
-    // Completions know `check`, `cdi` and `status` as subcommands; the daemon's own parser
+    let node = node::Args::command()
+        .name("lxcfs-rs-node")
+        .bin_name("lxcfs-rs node");
+    // One page per subcommand too (lxcfs-rs-node-install.1, ...), which its page names.
+    clap_mangen::generate_to(node, &man).context("cannot write the node pages")?;
+    // Completions know `check`, `cdi`, `node` and `status` as subcommands; the daemon's own parser
     // never sees them (main.rs dispatches on the first argument), so this shape exists
     // only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
         .subcommand(cdi::Args::command().name("cdi"))
+        .subcommand(node::Args::command().name("node"))
         .subcommand(status::Args::command().name("status"))
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)

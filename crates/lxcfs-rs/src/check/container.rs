@@ -113,6 +113,7 @@ pub fn check(host: Option<&Arc<Host>>, pid: u32) -> ContainerReport {
         (Controller::Cpuset, "cpuset"),
         (Controller::Io, "io"),
         (Controller::Pids, "pids"),
+        (Controller::Hugetlb, "hugetlb"),
     ] {
         let (Some(b), Some((_, rel))) = (hier.backend(ctrl), c.paths.locate(hier, ctrl)) else {
             continue;

@@ -12,14 +12,16 @@ use crate::MemValues;
 pub fn meminfo(host_meminfo: &str, vals: &MemValues, out: &mut Vec<u8>) {
     out.reserve(host_meminfo.len().saturating_add(64));
     for line in host_meminfo.split_inclusive('\n') {
-        let substituted = line
-            .split_once(':')
-            .and_then(|(label, _)| Some((label, virtual_value(label, vals)?)));
-        if let Some((label, value)) = substituted {
+        let label = line.split_once(':').map(|(label, _)| label);
+        // Writing into a Vec<u8> cannot fail.
+        if let Some((label, value)) = label.and_then(|l| Some((l, virtual_value(l, vals)?))) {
             // The kernel's `%-16s%8lu kB`, the colon counted in the 16 columns.
             let pad = 16usize.saturating_sub(label.len() + 1);
-            // Writing into a Vec<u8> cannot fail.
             let _ = writeln!(out, "{label}:{:pad$}{value:>8} kB", "");
+        } else if let Some((label, count)) = label.and_then(|l| Some((l, huge_count(l, vals)?))) {
+            // The kernel's `HugePages_Total:   %5lu`: counts, no unit, value at column 19.
+            let pad = 19usize.saturating_sub(label.len() + 1);
+            let _ = writeln!(out, "{label}:{:pad$}{count:>5}", "");
         } else {
             out.extend_from_slice(line.as_bytes());
             if !line.ends_with('\n') {
@@ -65,6 +67,19 @@ fn virtual_value(label: &str, v: &MemValues) -> Option<u64> {
         "FileHugePages" => v.file_huge,
         "Zswap" => v.zswap,
         "Zswapped" => v.zswapped,
+        "Hugetlb" => v.huge?.hugetlb_kb,
+        _ => None,
+    }
+}
+
+/// The container's huge page count for a `HugePages_*` label; `None` keeps the host's.
+fn huge_count(label: &str, v: &MemValues) -> Option<u64> {
+    let h = v.huge?;
+    match label {
+        "HugePages_Total" => Some(h.total),
+        "HugePages_Free" => Some(h.free),
+        "HugePages_Rsvd" => Some(h.rsvd),
+        "HugePages_Surp" => Some(h.surp),
         _ => None,
     }
 }

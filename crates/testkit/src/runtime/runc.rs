@@ -166,6 +166,62 @@ impl Bundle {
         self
     }
 
+    /// As a Kubernetes pod with `hostPID: true` and `privileged: true` runs: in the
+    /// host's pid namespace, with every capability, nothing masked or read-only.
+    pub fn host_pid_privileged(&mut self) -> &mut Self {
+        let linux = &mut self.config["linux"];
+        if let Some(ns) = linux["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "pid");
+        }
+        linux["maskedPaths"] = json!([]);
+        // Every device, /dev/fuse included (the devices controller on v1, eBPF on v2).
+        self.resources()["devices"] = json!([{ "allow": true, "access": "rwm" }]);
+        let linux = &mut self.config["linux"];
+        linux["readonlyPaths"] = json!([]);
+        // Every capability we hold, as a runtime gives a privileged container its own.
+        let bounding = fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            })
+            .expect("CapBnd in /proc/self/status");
+        let all: Vec<String> = (0..=40)
+            .filter(|n| bounding & (1u64 << n) != 0)
+            .filter_map(cap_name)
+            .map(String::from)
+            .collect();
+        let caps = &mut self.config["process"]["capabilities"];
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
+            caps[set] = json!(all);
+        }
+        self.config["process"]["noNewPrivileges"] = json!(false);
+        self
+    }
+
+    /// What a runtime does to delete a container: SIGKILL to every process in its
+    /// cgroup (`kill --all`), then `delete`.
+    pub fn kill_all(&self) {
+        run_deadline(
+            self.oci
+                .command()
+                .arg("--root")
+                .arg(self.dir.path().join("state"))
+                .args(["kill", "--all"])
+                .arg(&self.id)
+                .arg("KILL"),
+            DEADLINE,
+        )
+        .ok();
+    }
+
     /// The binds of a CDI device, as a CDI runtime adds them to the OCI spec.
     pub fn cdi(&mut self, mounts: &[CdiMount]) -> &mut Self {
         for m in mounts {
@@ -225,6 +281,54 @@ impl Drop for Bundle {
         remove_cgroups(&self.id);
         unmount_under(self.dir.path());
     }
+}
+
+/// The capabilities runc 1.1 knows, by number (linux/capability.h).
+fn cap_name(n: u32) -> Option<&'static str> {
+    const NAMES: [&str; 41] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    NAMES.get(n as usize).copied()
 }
 
 /// The memory nodes of the root cpuset (v1 or v2), for a cpuset the runtime must fill.
