@@ -10,66 +10,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use common::*;
-use rustix::process::Signal;
-
-/// Debian's LXCFS on a fresh mountpoint, stopped and unmounted on drop.
-struct Lxcfs {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Lxcfs {
-    fn mnt(&self) -> std::path::PathBuf {
-        std::fs::canonicalize(self.dir.path()).unwrap().join("mnt")
-    }
-}
-
-impl Drop for Lxcfs {
-    fn drop(&mut self) {
-        let _ = signal(self.child.id(), Signal::TERM);
-        if wait_deadline(&mut self.child, Duration::from_secs(10)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        force_unmount(&self.mnt());
-    }
-}
-
-fn start_lxcfs() -> Lxcfs {
-    require_env();
-    let bin = which("lxcfs").unwrap_or_else(|| {
-        panic!("Debian's lxcfs is not installed (apt-get install lxcfs; .ci/run does)")
-    });
-    let dir = tempfile::Builder::new()
-        .prefix(&unique("coexist"))
-        .tempdir()
-        .unwrap();
-    std::fs::create_dir(dir.path().join("mnt")).unwrap();
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(dir.path().join("lxcfs.pid"))
-        .arg(dir.path().join("mnt"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lxcfs");
-    let l = Lxcfs { child, dir };
-    let mnt = l.mnt();
-    poll(DEADLINE, "LXCFS to mount", || {
-        (is_mounted(&mnt) && std::fs::File::open(mnt.join("proc/meminfo")).is_ok()).then_some(())
-    });
-    l
-}
 
 #[test]
 fn lxcfs_rs_refuses_a_mountpoint_lxcfs_serves_and_check_names_lxcfs() {
-    let l = start_lxcfs();
-    let mnt = l.mnt();
+    let l = Lxcfs::start();
+    let mnt = l.mnt.clone();
     let dir = tempfile::tempdir().unwrap();
     let out = run_deadline(
         Command::new(lxcfs_rs())
@@ -104,7 +52,7 @@ fn lxcfs_rs_refuses_a_mountpoint_lxcfs_serves_and_check_names_lxcfs() {
     assert_eq!(out.status.code(), Some(1), "{r:#}");
     let m = &r["mount"];
     assert_eq!(m["state"], "lxcfs", "{m:#}");
-    assert_eq!(m["daemon"]["pid"], l.child.id());
+    assert_eq!(m["daemon"]["pid"], l.pid());
     // What the running binary says: Debian's lxcfs prints its version quoted, on stderr.
     let v = run_deadline(
         Command::new(which("lxcfs").unwrap()).arg("--version"),

@@ -1,7 +1,8 @@
 //! Docker (Debian's docker.io 20.10, runc underneath; no CDI before Docker 25) runs a
 //! busybox image with the README's `-v` flags — the CDI default device's binds — and
 //! `-m 256m --cpuset-cpus 1`, or `--cpus 0.5` against a daemon with `--enable-cfs`, and
-//! the container shows its own values; a `-v` for a pressure file fails the container.
+//! the container shows its own values; a `-v` for a pressure file fails the container;
+//! reads go on through a worker kill and a live upgrade.
 //!
 //! The test starts a dockerd of its own (private data and socket, no iptables, no
 //! bridge, no network for containers). Needs root, /dev/fuse, cgroups, docker.io and
@@ -14,7 +15,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use testkit::runtime::{CdiSpec, Dockerd, Rootfs};
+use testkit::runtime::{CdiSpec, Dockerd, ReadLoop, Rootfs};
 
 /// The destinations README's Docker recipe binds, in its order.
 const README_BINDS: [&str; 8] = [
@@ -128,4 +129,18 @@ fn docker_with_half_a_cpu_and_enable_cfs_shows_one_cpu() {
     let text = &out.stdout;
     assert_eq!(part(text, "online"), "0", "{text}");
     assert_eq!(part(text, "processors"), "1", "{text}");
+}
+
+#[test]
+fn reads_in_a_docker_container_survive_a_worker_kill_and_an_upgrade() {
+    require_docker();
+    let d = Daemon::start(&[]);
+    let rootfs = Rootfs::busybox();
+    let docker = Dockerd::start(&rootfs);
+    let lp = ReadLoop::new(&CdiSpec::of(&d.mnt).device("default"), 256 * 1024);
+    let mut flags = volumes(&d.mnt, &README_BINDS);
+    flags.extend(["-m".into(), "256m".into(), "-v".into(), lp.volume()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let child = docker.spawn(&flags, &lp.script);
+    lp.through_kill_and_upgrade("docker", &d, child);
 }

@@ -1,12 +1,14 @@
-//! Podman (Debian's 4.3, with runc) runs a busybox image with the CDI device the spec
-//! `lxcfs-rs cdi --write` installs: `--device lxcfs-rs.io/proc=default` with
+//! Podman (Debian's 4.3) runs a busybox image with the CDI device the spec
+//! `lxcfs-rs cdi --write` installs. With runc: `--device lxcfs-rs.io/proc=default` with
 //! `-m 256m --cpuset-cpus 1`, and with `--cpus 0.5` against a daemon with
-//! `--enable-cfs`, shows the container's values; `=all` fails under runc on the
-//! pressure files. crun is not tried: crun 1.8 refuses this hybrid cgroup host.
+//! `--enable-cfs`, shows the container's values; `=all` fails on the pressure files;
+//! reads go on through a worker kill and a live upgrade. With crun (`--runtime crun`,
+//! the cgroup2 mount hidden from it on a hybrid host: `testkit::runtime::crun_command`):
+//! `=all`, pressure files and slabinfo included, is taken.
 //!
-//! Needs root, /dev/fuse, cgroups, podman, runc and busybox-static (`.ci/run` installs
-//! them): fails, saying why, without. The image is the busybox rootfs imported into a
-//! private store; nothing is pulled.
+//! Needs root, /dev/fuse, cgroups, podman, runc, crun and busybox-static (`.ci/run`
+//! installs them): fails, saying why, without. The image is the busybox rootfs imported
+//! into a private store; nothing is pulled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +17,7 @@ mod common;
 use std::sync::Mutex;
 
 use common::*;
-use testkit::runtime::{InstalledSpec, Podman, Rootfs};
+use testkit::runtime::{CdiSpec, InstalledSpec, Oci, Podman, ReadLoop, Rootfs};
 
 /// Podman 4.3 reads specs only from /etc/cdi and /var/run/cdi, so the tests of this
 /// binary take turns with the one spec file there.
@@ -24,8 +26,8 @@ static SPEC_DIR: Mutex<()> = Mutex::new(());
 fn require_podman() {
     require_env();
     if let Err(e) = require_tools(
-        &["podman", "runc", "busybox", "tar"],
-        "podman runc busybox-static",
+        &["podman", "runc", "crun", "busybox", "tar"],
+        "podman runc crun busybox-static",
     ) {
         panic!("Podman tests cannot run here: {e}");
     }
@@ -110,6 +112,70 @@ fn podman_with_half_a_cpu_and_enable_cfs_shows_one_cpu() {
     assert_eq!(
         meminfo_value(part(text, "meminfo"), "MemTotal"),
         host_mem_total_kb(),
+        "{text}"
+    );
+}
+
+#[test]
+fn reads_in_a_podman_container_survive_a_worker_kill_and_an_upgrade() {
+    require_podman();
+    let _turn = SPEC_DIR.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start(&[]);
+    let _spec = InstalledSpec::write(&d.mnt);
+    let rootfs = Rootfs::busybox();
+    let podman = Podman::new(&rootfs);
+    let lp = ReadLoop::new(&CdiSpec::of(&d.mnt).device("default"), 256 * 1024);
+    let volume = lp.volume();
+    let child = podman.spawn(
+        &[
+            "--device",
+            "lxcfs-rs.io/proc=default",
+            "-m",
+            "256m",
+            "-v",
+            &volume,
+        ],
+        &lp.script,
+    );
+    lp.through_kill_and_upgrade("podman", &d, child);
+}
+
+#[test]
+fn podman_with_crun_takes_the_full_device_and_shows_the_containers_values() {
+    require_podman();
+    let _turn = SPEC_DIR.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start(&[]);
+    let _spec = InstalledSpec::write(&d.mnt);
+    let rootfs = Rootfs::busybox();
+    let podman = Podman::with(Oci::Crun, &rootfs);
+    let out = podman.run(
+        &[
+            "--device",
+            "lxcfs-rs.io/proc=all",
+            "-m",
+            "256m",
+            "--cpuset-cpus",
+            "1",
+        ],
+        &format!(
+            "{SCRIPT}\necho '== pressure'; cat /proc/pressure/cpu /proc/pressure/io \
+             /proc/pressure/memory | grep -c '^some'\necho '== slabinfo'; head -1 /proc/slabinfo\n\
+             echo '== nproc'; nproc\necho '== end'\n"
+        ),
+        DEADLINE,
+    );
+    let text = out.ok();
+    assert_eq!(
+        meminfo_value(part(text, "meminfo"), "MemTotal"),
+        256 * 1024,
+        "{text}"
+    );
+    assert_eq!(part(text, "online"), "1", "{text}");
+    assert_eq!(part(text, "processors"), "1", "{text}");
+    assert_eq!(part(text, "nproc"), "1", "{text}");
+    assert_eq!(part(text, "pressure"), "3", "{text}");
+    assert!(
+        part(text, "slabinfo").starts_with("slabinfo - version"),
         "{text}"
     );
 }

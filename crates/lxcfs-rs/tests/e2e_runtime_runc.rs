@@ -14,8 +14,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use rustix::process::Signal;
-use testkit::runtime::{Bundle, CdiMount, CdiSpec, Rootfs};
+use testkit::runtime::{Bundle, CdiMount, CdiSpec, ReadLoop, Rootfs};
 
 fn require_runc() {
     require_env();
@@ -203,87 +202,16 @@ fn runc_refuses_each_pressure_file_and_takes_every_other_bind_of_the_full_device
     assert_eq!(meminfo_value(&text, "MemTotal"), 256 * 1024, "{text}");
 }
 
-/// Reads every bound file in a loop until /out/stop appears; counts failures, and
-/// meminfo lines without the 256 MiB limit as failures too.
-const READ_LOOP: &str = r#"
-n=0; f=0
-touch /out/started
-while [ ! -e /out/stop ]; do
-    for p in /proc/meminfo /proc/cpuinfo /proc/stat /proc/uptime /proc/loadavg \
-             /proc/diskstats /proc/swaps /sys/devices/system/cpu/online; do
-        cat $p >/dev/null || { f=$((f+1)); echo "ERR $p"; }
-    done
-    v=$(head -1 /proc/meminfo) || v=failed
-    case "$v" in *262144*) ;; *) f=$((f+1)); echo "BAD $v";; esac
-    n=$((n+1)); echo $n >/out/n
-done
-echo "reads=$n failed=$f"
-"#;
-
-fn loops_done(out: &Path) -> u64 {
-    std::fs::read_to_string(out.join("n"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Wait until the container has gone `more` loops further.
-fn wait_loops(out: &Path, more: u64) {
-    let from = loops_done(out);
-    poll(DEADLINE, "the container's reads to go on", || {
-        (loops_done(out) >= from + more).then_some(())
-    });
-}
-
 #[test]
 fn reads_in_a_runc_container_survive_a_worker_kill_and_an_upgrade() {
     require_runc();
     let d = Daemon::start(&[]);
-    let spec = CdiSpec::of(&d.mnt);
+    let default = CdiSpec::of(&d.mnt).device("default");
     let rootfs = Rootfs::busybox();
-    let out = tempfile::tempdir().unwrap();
-    let mut b = Bundle::new(&rootfs, READ_LOOP);
-    b.memory_limit(256 * MIB).cdi(&spec.device("default")).bind(
-        out.path(),
-        "/out",
-        &["rbind", "rw"],
-    );
-    let mut child = b.spawn();
-    poll(DEADLINE, "the container to start reading", || {
-        out.path().join("started").exists().then_some(())
-    });
-    wait_loops(out.path(), 5);
-
-    let before = d.workers();
-    assert_eq!(before.len(), 1, "{before:?}\n{}", d.log_text());
-    signal(before[0], Signal::KILL).unwrap();
-    poll(DEADLINE, "a worker replacing the killed one", || {
-        let now = d.workers();
-        (now.len() == 1 && now[0] != before[0] && !is_running(before[0])).then_some(())
-    });
-    wait_loops(out.path(), 5);
-
-    d.upgrade();
-    wait_loops(out.path(), 5);
-
-    std::fs::write(out.path().join("stop"), "").unwrap();
-    let status = wait_deadline(&mut child, DEADLINE).expect("the container to stop");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "{status}: {stdout}\n{stderr}");
-    let last = stdout.lines().last().unwrap_or_default();
-    let (reads, failed) = last
-        .strip_prefix("reads=")
-        .and_then(|r| r.split_once(" failed="))
-        .unwrap_or_else(|| panic!("no tally: {stdout}\n{stderr}"));
-    let reads: u64 = reads.parse().unwrap();
-    assert!(reads >= 15, "{stdout}");
-    assert_eq!(failed, "0", "{stdout}\n--- daemon\n{}", d.log_text());
-    let log = d.log_text();
-    assert!(log.contains("SIGKILL"), "{log}");
-    assert!(log.contains("SIGUSR1"), "{log}");
-    // Dropping the bundle with a live container would hide a hang: it exited.
-    drop(b);
+    let lp = ReadLoop::new(&default, 256 * 1024);
+    let mut b = Bundle::new(&rootfs, &lp.script);
+    b.memory_limit(256 * MIB)
+        .cdi(&default)
+        .bind(lp.dir(), "/out", &["rbind", "rw"]);
+    lp.through_kill_and_upgrade("runc", &d, b.spawn());
 }

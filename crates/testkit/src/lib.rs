@@ -6,7 +6,8 @@
 //! - [`procstat`]: the one `/proc/stat` parser of the tests;
 //! - [`e2e`]: the end-to-end harness (a mounted daemon, containers), which panics with
 //!   what failed;
-//! - [`runtime`]: real runtimes (runc, Podman) with a busybox rootfs and the CDI spec.
+//! - [`runtime`]: real runtimes (runc, crun, Podman, Docker, LXC) with a busybox rootfs
+//!   and the CDI spec.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 mod agent;
 mod container;
 mod daemon;
+mod lxcfs;
 mod text;
 
 pub use crate::cgroup::{CGROUP_ROOT, Layout, Limit};
@@ -30,6 +31,7 @@ pub use crate::proc::{is_running, signal, thread_states, worker_pids};
 pub use agent::Agent;
 pub use container::{Cgroup, Running, run, run_env, run_timeout};
 pub use daemon::Daemon;
+pub use lxcfs::Lxcfs;
 pub use text::*;
 
 /// The files a runtime bind-mounts over a container's `/proc`.
