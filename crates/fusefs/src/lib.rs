@@ -12,6 +12,7 @@ mod passthrough;
 mod psi;
 mod seek;
 mod serve;
+mod sources;
 mod sysfs;
 mod tree;
 
@@ -41,6 +42,7 @@ use handles::{Handles, Read, Source, window};
 use passthrough::{Mode, Passthrough};
 pub use psi::Pollers;
 pub use serve::{Connected, ServeConfig, connect};
+use sources::is_dynamic;
 use tree::{Kind, Node};
 
 /// Names and attributes of the static tree never change, so the kernel may cache them.
@@ -142,90 +144,6 @@ impl LxcFs {
         }
     }
 
-    /// Path (as the container names it) of a mirrored inode or of a child of one.
-    fn dyn_path(&self, parent: u64, name: Option<&str>) -> Option<String> {
-        if cgroupfs::CgroupTree::is_dir_here(parent) {
-            return None;
-        }
-        let base = if parent == tree::SYS_CPU {
-            None
-        } else {
-            Some(self.inodes.path(parent, self.host.root())?)
-        };
-        match (base, name) {
-            (Some(b), Some(n)) => Some(format!("{b}/{n}")),
-            (Some(b), None) => Some(b),
-            (None, Some(n)) => Some(n.to_string()),
-            (None, None) => None,
-        }
-    }
-
-    /// Attributes of a mirrored path for this reader.
-    fn dyn_attr(&self, req: &Request, rel: &str) -> Result<FileAttr, Errno> {
-        let host_rel = self
-            .host
-            .cpu_dir_host_path(req.pid(), rel)
-            .ok_or(Errno::ENOENT)?;
-        let st = self.host.root().lstat(&host_rel).map_err(|e| errno(&e))?;
-        let a = attr::of_host(self.inodes.intern(rel), &st, self.started);
-        self.cache.attr_sent(a.ino.0, a.size);
-        Ok(a)
-    }
-
-    /// What an inode's content comes from, for this reader.
-    fn source(&self, req: &Request, ino: u64) -> Result<Source, Errno> {
-        if cgroupfs::owns(ino) {
-            return self.cgroups.source(&self.host, req.pid(), ino);
-        }
-        match tree::node(ino).map(|n| n.kind) {
-            // Without `default_permissions` the kernel leaves mode checks to us.
-            Some(Kind::File(f)) if f.root_only() && req.uid() != 0 => Err(Errno::EACCES),
-            Some(Kind::File(f)) => Ok(Source::Virtual(f)),
-            Some(Kind::Dir) => Err(Errno::EISDIR),
-            None => self
-                .dyn_path(ino, None)
-                .and_then(|r| self.host.cpu_dir_host_path(req.pid(), &r))
-                .map(Source::Host)
-                .ok_or(Errno::ENOENT),
-        }
-    }
-
-    /// `src` rendered for this reader.
-    fn render(&self, req: &Request, src: &Source) -> Result<Rendered, Errno> {
-        match src {
-            Source::Virtual(f) => self.host.rendering(*f, req.pid()),
-            Source::Pids(p) => {
-                let mut buf = Vec::with_capacity(4096);
-                self.host
-                    .cgroup_pids(req.pid(), p, &mut buf)
-                    .map(|()| Rendered {
-                        bytes: buf.into(),
-                        owner: self.host.reader_ns(req.pid()),
-                        origin: Origin::Container,
-                        reason: None,
-                    })
-            }
-            Source::Host(p) => {
-                let mut buf = Vec::with_capacity(4096);
-                self.host.root().read_into(p, &mut buf).map(|()| Rendered {
-                    bytes: buf.into(),
-                    owner: self.host.reader_ns(req.pid()),
-                    // The mirrored sysfs entries are the host's by design.
-                    origin: Origin::Container,
-                    reason: None,
-                })
-            }
-        }
-        .map_err(|e| errno(&e))
-    }
-
-    /// What inode `ino` shows this reader, and its rendering.
-    fn source_rendered(&self, req: &Request, ino: u64) -> Result<(Source, Rendered), Errno> {
-        let src = self.source(req, ino)?;
-        let buf = self.render(req, &src)?;
-        Ok((src, buf))
-    }
-
     /// Take over handle `fh` of `ino`, opened by a previous worker, with a new rendering.
     fn adopt(&self, req: &Request, ino: u64, fh: u64) -> Result<handles::Rendering, Errno> {
         let (src, r) = self.source_rendered(req, ino)?;
@@ -264,57 +182,6 @@ impl LxcFs {
             reply.error(Errno::EINVAL)
         }
     }
-
-    /// The pressure file behind `ino` when it takes PSI triggers (`--enable-psi-poll`).
-    fn trigger_file(&self, ino: u64) -> Option<VirtualFile> {
-        match tree::node(ino)?.kind {
-            Kind::File(
-                f @ (VirtualFile::PressureCpu
-                | VirtualFile::PressureMemory
-                | VirtualFile::PressureIo),
-            ) if self.host.options().psi_poll => Some(f),
-            _ => None,
-        }
-    }
-
-    /// Register the trigger `data` written to handle `fh` (see `psi`); the bytes taken.
-    fn write_trigger(&self, req: &Request, ino: u64, fh: u64, data: &[u8]) -> Result<u32, Errno> {
-        let file = self.trigger_file(ino).ok_or(Errno::EACCES)?;
-        let owner = self.host.reader_ns(req.pid());
-        self.psi.admit(fh, owner)?;
-        let fd = self
-            .host
-            .psi_trigger(req.pid(), file, data)
-            .map_err(|e| Errno::from_i32(e.os_errno().unwrap_or_else(|| e.errno())))?;
-        self.psi.add(fh, owner, fd)?;
-        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
-    }
-
-    /// The mirrored entries of a directory, for this reader.
-    fn dyn_entries(&self, req: &Request, ino: u64) -> Result<Vec<(u64, FileType, String)>, Errno> {
-        let rel = if ino == tree::SYS_CPU {
-            String::new()
-        } else {
-            self.inodes
-                .path(ino, self.host.root())
-                .ok_or(Errno::ENOENT)?
-        };
-        let entries = self
-            .host
-            .cpu_dir_entries(req.pid(), &rel)
-            .map_err(|e| errno(&e))?;
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                let path = if rel.is_empty() {
-                    e.name.clone()
-                } else {
-                    format!("{rel}/{}", e.name)
-                };
-                (self.inodes.intern(&path), attr::kind(e.kind), e.name)
-            })
-            .collect())
-    }
 }
 
 /// An open refused because its container's handles pin too much: said at most once
@@ -348,11 +215,6 @@ fn guarded(op: &'static str, f: impl FnOnce()) {
 
 pub(crate) fn errno(e: &hostview::Error) -> Errno {
     Errno::from_i32(e.errno())
-}
-
-/// A mirrored sysfs entry below the CPU directory.
-fn is_dynamic(ino: u64) -> bool {
-    ino >= sysfs::DYN_BASE && !cgroupfs::owns(ino)
 }
 
 /// Whether node `ino` of the static tree is served with these options (`cgroup/` only

@@ -26,8 +26,11 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fuser::{Errno, PollEvents, PollNotifier};
+use fuser::{Errno, PollEvents, PollNotifier, Request};
+use hostview::VirtualFile;
 use rustix::event::epoll;
+
+use crate::tree::{self, Kind};
 
 /// Triggers one container (pid namespace) may hold at a time; past it a write fails
 /// with `ENOSPC`. The kernel has no bound of its own per cgroup, and each trigger costs
@@ -224,6 +227,40 @@ fn watch(ep: &OwnedFd, shared: &Shared) {
                 tracing::debug!("FUSE_NOTIFY_POLL: {e}");
             }
         }
+    }
+}
+
+/// Triggers as the FUSE handlers meet them.
+impl crate::LxcFs {
+    /// The pressure file behind `ino` when it takes PSI triggers (`--enable-psi-poll`).
+    pub(crate) fn trigger_file(&self, ino: u64) -> Option<VirtualFile> {
+        match tree::node(ino)?.kind {
+            Kind::File(
+                f @ (VirtualFile::PressureCpu
+                | VirtualFile::PressureMemory
+                | VirtualFile::PressureIo),
+            ) if self.host.options().psi_poll => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Register the trigger `data` written to handle `fh` (see `psi`); the bytes taken.
+    pub(crate) fn write_trigger(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        data: &[u8],
+    ) -> Result<u32, Errno> {
+        let file = self.trigger_file(ino).ok_or(Errno::EACCES)?;
+        let owner = self.host.reader_ns(req.pid());
+        self.psi.admit(fh, owner)?;
+        let fd = self
+            .host
+            .psi_trigger(req.pid(), file, data)
+            .map_err(|e| Errno::from_i32(e.os_errno().unwrap_or_else(|| e.errno())))?;
+        self.psi.add(fh, owner, fd)?;
+        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
     }
 }
 
