@@ -54,7 +54,8 @@ pub struct Cli {
     pub disable_swap: bool,
 
     /// Limit the CPU count by the CFS quota as well as the cpuset, renumbering CPUs
-    /// 0..n-1 in every CPU file (default: the cpuset alone, with host CPU ids).
+    /// 0..n-1 in every CPU file, with /proc/stat's idle what the quota left unused
+    /// (default: the cpuset alone, with host CPU ids, idle their unused time).
     #[arg(long = "enable-cfs")]
     pub enable_cfs: bool,
 
