@@ -22,6 +22,7 @@ mod rendercache;
 mod sys;
 mod tasks;
 mod taskstats;
+mod vmstat;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -379,3 +379,23 @@ fn v1_containers_do_not_share_history() {
     assert_eq!(c2.line(11), line(11, 2 * S, 0, cap));
     assert_eq!(stat(&host, V1_C1).text, c1.text);
 }
+
+#[test]
+fn v1_vmstat_counts_events_since_the_container_started() {
+    let root = fixture("cpu-v1");
+    let host = open(&root, false);
+    // Init started at 4000 s of the host's 5000: a fifth of every event counter, the
+    // rate vmstat's first line divides by /proc/stat's CPU time stays the host's.
+    // Current amounts (free pages, a threshold, working-set nodes) stay the host's.
+    assert_eq!(
+        render(&host, VirtualFile::Vmstat, V1_C1),
+        "nr_free_pages 2329417\nnr_dirty_threshold 500000\nworkingset_nodes 74419\n\
+         nr_dirtied 7748593\nnuma_hit 1\npgpgin 1800000\npgpgout 900001\npswpin 200\n\
+         pswpout 500\npgfault 15555555\n"
+    );
+    // The host itself: its own file.
+    assert_eq!(
+        render(&host, VirtualFile::Vmstat, V1_HOST),
+        host_file(&root, VirtualFile::Vmstat)
+    );
+}

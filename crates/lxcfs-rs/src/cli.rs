@@ -14,7 +14,7 @@ use hostview::ResolverKind;
     disable_version_flag = true,
     about = "Serve containers a /proc and /sys/devices/system/cpu that reflect their own cgroup limits",
     long_about = "Mounts a FUSE filesystem (LXCFS's layout: proc/meminfo, proc/swaps, proc/cpuinfo, \
-proc/stat, proc/uptime, proc/loadavg, proc/diskstats, proc/pressure/{cpu,memory,io}, proc/slabinfo, \
+proc/stat, proc/uptime, proc/loadavg, proc/diskstats, proc/pressure/{cpu,memory,io}, proc/slabinfo, proc/vmstat, \
 sys/devices/system/cpu) whose content depends on who reads it: a reader is identified by its pid namespace, and the values come from the \
 cgroup of that namespace's init (cgroup v1, v2 and hybrid hosts). Runtimes bind-mount these files \
 over a container's /proc files.\n\nRuns in the foreground as root, in the host's pid, mount and \

@@ -1,5 +1,5 @@
 //! LXC (Debian's lxc 5.0) runs a busybox container with the CDI spec's full device as
-//! `lxc.mount.entry` lines: it takes every file, `/proc/pressure/*` and `slabinfo`
+//! `lxc.mount.entry` lines: it takes every file, `/proc/pressure/*`, `slabinfo` and `vmstat`
 //! included (LXC has no /proc allow-list), and with a 256 MiB limit and cpuset 1 the
 //! container sees its own values.
 //!
@@ -45,6 +45,7 @@ echo "== online"; cat /sys/devices/system/cpu/online
 echo "== processors"; grep -c '^processor' /proc/cpuinfo
 echo "== pressure"; cat /proc/pressure/cpu /proc/pressure/memory /proc/pressure/io | grep -c '^some'
 echo "== slabinfo"; head -1 /proc/slabinfo
+echo "== vmstat"; grep -c '^pgpgin ' /proc/vmstat
 echo "== mounts"; grep -c ' fuse.lxcfs-rs ' /proc/self/mountinfo
 echo "== end"
 "#,
@@ -68,6 +69,7 @@ echo "== end"
         part(text, "slabinfo").starts_with("slabinfo - version"),
         "{text}"
     );
+    assert_eq!(part(text, "vmstat"), "1", "{text}");
     // Every bind of the device is there (each is a mount of the FUSE filesystem).
     assert_eq!(part(text, "mounts"), all.len().to_string(), "{text}");
 }

@@ -42,6 +42,10 @@ proptest! {
         let _ = CpuUsage::parse_cpu_stat(&s);
         let _ = value::parse_seconds_ns(&s);
         let _ = procfile::pid::status_state(&s);
+        // vmstat keeps every line, scaled or not.
+        let mut vm = Vec::new();
+        render::vmstat(&s, (1, 3), &mut vm);
+        prop_assert_eq!(String::from_utf8_lossy(&vm).lines().count(), s.lines().count());
         let io = diskstats::parse_io_stat(&s);
         let io2 = diskstats::parse_blkio(&s, &s);
         let mut out = Vec::new();
