@@ -17,11 +17,17 @@ use cpu_kit::*;
 
 const LIMIT: u64 = 256 * MIB;
 
-/// Runs htop in a 120×30 tmux session for 3 s (two refreshes), prints the screen,
-/// then `top -bn1` after `---`.
+/// Runs htop in a 120×30 tmux session until its memory meter is drawn and a second
+/// more (a refresh), prints the screen (or why htop stopped: the pane stays), then
+/// `top -bn1` after `---`.
 const SCREENS: &str = "export HOME=$(mktemp -d) TERM=xterm\n\
-     tmux -S \"$HOME/tmux\" new-session -d -x 120 -y 30 'htop -d 10' || exit 96\n\
-     sleep 3\n\
+     tmux -S \"$HOME/tmux\" new-session -d -x 120 -y 30 \
+       'htop -d 10 2>&1; echo \"htop exited: $?\"; sleep 60' || exit 96\n\
+     for i in $(seq 40); do\n\
+       tmux -S \"$HOME/tmux\" capture-pane -p | grep -q -e 'Mem\\[' -e 'htop exited' && break\n\
+       sleep 0.5\n\
+     done\n\
+     sleep 1\n\
      tmux -S \"$HOME/tmux\" capture-pane -p\n\
      tmux -S \"$HOME/tmux\" kill-server\n\
      echo ---\n\
