@@ -19,10 +19,11 @@ const LIMIT: u64 = 256 * MIB;
 
 /// Runs htop in a 120×30 tmux session until its memory meter is drawn and a second
 /// more (a refresh), prints the screen (or why htop stopped: the pane stays), then
-/// `top -bn1` after `---`.
+/// `top -bn1` after `---`. htop draws for an xterm: tmux's own terminal entry
+/// (`tmux-256color`) is not on every machine (the VM has only `xterm`).
 const SCREENS: &str = "export HOME=$(mktemp -d) TERM=xterm\n\
      tmux -S \"$HOME/tmux\" new-session -d -x 120 -y 30 \
-       'htop -d 10 2>&1; echo \"htop exited: $?\"; sleep 60' || exit 96\n\
+       'TERM=xterm htop -d 10 2>&1; echo \"htop exited: $?\"; sleep 60' || exit 96\n\
      for i in $(seq 40); do\n\
        tmux -S \"$HOME/tmux\" capture-pane -p | grep -q -e 'Mem\\[' -e 'htop exited' && break\n\
        sleep 0.5\n\
