@@ -1,5 +1,5 @@
 //! The CPU inputs and renderers: cpu.max, cpuacct.usage_all, cpu.stat, /proc/uptime
-//! seconds, and cpuinfo/stat rendered from arbitrary host text.
+//! seconds, and cpuinfo/stat/vmstat rendered from arbitrary host text.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,4 +27,6 @@ fuzz_target!(|data: &[u8]| {
     };
     render::stat(&s, &st, 100, &scaled, &mut out);
     render::uptime(u64::MAX, u64::MAX, &mut out);
+    render::vmstat(&s, (1, 3), &mut out);
+    render::vmstat(&s, (u64::MAX, 1), &mut out);
 });

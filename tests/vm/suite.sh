@@ -528,12 +528,15 @@ check_cpu() {
 # busy time grows by at least 0.2 s and by no more than the quota allows (it is the
 # container's time, not the host's), every counter is monotonic, uptime advances
 # with the wall clock, stays below the host's, and its idle agrees with stat's.
+# (uptime is read by the shell right after cat read stat: a second cat would start
+# under emulation long enough after for idle, which grows by the wall time of every
+# CPU shown, to have moved on by more than the tolerance.)
 check_cpu_time() {
 	local _l _g _q _out _s1 _u1 _s2 _u2 _vm _b _w _i1 _i2 _ui
 	_l=$1 _g=$2 _q=$3
-	_out=$(ctr "$_g" "cat /proc/stat; echo ---; cat /proc/uptime; echo ---
+	_out=$(ctr "$_g" "cat /proc/stat; echo ---; read -r u </proc/uptime; echo \"\$u\"; echo ---
 		timeout 1 sh -c 'while :; do :; done' 2>/dev/null
-		cat /proc/stat; echo ---; cat /proc/uptime")
+		cat /proc/stat; echo ---; read -r u </proc/uptime; echo \"\$u\"")
 	_vm=$(cut -d' ' -f1 /proc/uptime)
 	_s1=$(part "$_out" 0) _u1=$(part "$_out" 1) _s2=$(part "$_out" 2) _u2=$(part "$_out" 3)
 	check "$_l: uptime format '%.2f %.2f'" sh -c "echo '$_u1' | grep -qE '^[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2}\$'"

@@ -1,4 +1,5 @@
-//! The activity files: loadavg, diskstats, pressure and slabinfo.
+//! The activity files: loadavg, diskstats, pressure and slabinfo (vmstat in its own
+//! module).
 
 use procfile::diskstats::{self, Dev, DevIo};
 use procfile::loadavg::{self, LoadAvg, TaskCounts};
@@ -24,6 +25,7 @@ impl Host {
                 self.render_pressure(file, c, out)
             }
             VirtualFile::Slabinfo => self.render_slabinfo(c, out),
+            VirtualFile::Vmstat => self.render_vmstat(c, out),
             _ => self.host_instead(file, out, HostReason::NotVirtualized),
         }
     }

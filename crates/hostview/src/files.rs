@@ -18,10 +18,11 @@ pub enum VirtualFile {
     PressureMemory,
     PressureIo,
     Slabinfo,
+    Vmstat,
 }
 
 impl VirtualFile {
-    pub const ALL: [VirtualFile; 15] = [
+    pub const ALL: [VirtualFile; 16] = [
         VirtualFile::Meminfo,
         VirtualFile::Swaps,
         VirtualFile::Cpuinfo,
@@ -37,6 +38,7 @@ impl VirtualFile {
         VirtualFile::PressureMemory,
         VirtualFile::PressureIo,
         VirtualFile::Slabinfo,
+        VirtualFile::Vmstat,
     ];
 
     /// Its entry in [`TABLE`].
@@ -71,7 +73,7 @@ pub enum Renderer {
     Memory,
     /// From the CPU view: cpuinfo, stat, uptime, the sysfs CPU lists.
     Cpu,
-    /// From what the container's tasks did: load, I/O, pressure, slabs.
+    /// From what the container's tasks did: load, I/O, pressure, slabs, vm events.
     Activity,
 }
 
@@ -99,7 +101,7 @@ const fn spec(file: VirtualFile, path: &'static str, inode: u64, renderer: Rende
 }
 
 /// Every served file, in [`VirtualFile`] declaration order.
-pub const TABLE: [Spec; 15] = [
+pub const TABLE: [Spec; 16] = [
     spec(VirtualFile::Meminfo, "proc/meminfo", 103, Renderer::Memory),
     spec(VirtualFile::Swaps, "proc/swaps", 105, Renderer::Memory),
     spec(VirtualFile::Cpuinfo, "proc/cpuinfo", 100, Renderer::Cpu),
@@ -168,6 +170,7 @@ pub const TABLE: [Spec; 15] = [
             Renderer::Activity,
         )
     },
+    spec(VirtualFile::Vmstat, "proc/vmstat", 111, Renderer::Activity),
 ];
 
 // Every variant has an entry: `spec` indexes by discriminant.

@@ -28,6 +28,7 @@ mod sys;
 mod sysinfo;
 mod tasks;
 mod taskstats;
+mod vmstat;
 
 use std::path::Path;
 use std::sync::Arc;

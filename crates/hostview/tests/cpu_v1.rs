@@ -51,9 +51,9 @@ fn v1_first_stat_is_the_containers_usage_per_cpu() {
     let root = fixture("cpu-v1");
     let host = open(&root, false);
     let st = stat(&host, V1_C1);
-    // Init started at 4000 s, now is 5000 s: 1000 s of life. The effective quota is
-    // /lxc's 1.5 CPUs over 7 CPUs: each could give 1000 s × 1.5 / 7.
-    let cap = 1000 * S * 1500 / 7000;
+    // Init started at 4000 s, now is 5000 s: 1000 s of life on each CPU. /lxc's quota
+    // of 1.5 CPUs is not the capacity without --enable-cfs: the 7 CPUs shown are.
+    let cap = 1000 * S;
     // usage_all: own time, plus cpu5's (not visible: 7 s user, 0.7 s system) spread
     // evenly over the 7 visible CPUs.
     let (su, ss) = (S, S / 10);
@@ -138,24 +138,18 @@ fn v1_stat_grows_with_clock_and_usage() {
     let d = |id: u32, col: usize| after.cpu(id)[col] - before.cpu(id)[col];
     assert_eq!(d(0, 0), 500, "cpu0 user +5 s");
     assert_eq!(d(0, 2), 0);
-    // 5 s of work in 10 s on a CPU that can give 10 × 1.5 / 7 s: no idle at all.
-    assert_eq!(d(0, 3), 0);
+    // 5 s of work in 10 s: the other 5 s of cpu0 are idle, whatever the quota.
+    assert_eq!(d(0, 3), 500);
     assert_eq!(d(8, 2), 100, "cpu8 system +1 s");
     assert_eq!(d(8, 0), 0);
-    // The container could use 10 s × 1.5 = 15 s and used 6 s: 9 s of idle in all,
-    // split by each CPU's unused share (15/7 s each; cpu0 has none, cpu8 15/7 − 1 s).
+    // 7 CPUs for 10 s, 6 s used: 64 s of idle, each CPU's unused time.
     let idle: u64 = [0, 1, 2, 3, 8, 10, 11].iter().map(|&id| d(id, 3)).sum();
-    // Each of the 7 lines is truncated to ticks separately: ±1 tick each.
-    assert!((893..=907).contains(&idle), "total idle +{idle}");
+    assert_eq!(idle, 6400, "total idle");
     for id in [1, 2, 3, 10, 11] {
-        assert!(
-            (162..=163).contains(&d(id, 3)),
-            "cpu{id} idle +{}",
-            d(id, 3)
-        );
+        assert_eq!(d(id, 3), 1000, "cpu{id} idle");
         assert_eq!(d(id, 0) + d(id, 2), 0);
     }
-    assert!((86..=87).contains(&d(8, 3)), "cpu8 idle +{}", d(8, 3));
+    assert_eq!(d(8, 3), 900, "cpu8 idle");
     // Wall time never runs backwards for the counters even if the clock file does.
     set_clock(root, "5005.00");
     let again = stat(&host, V1_C1);
@@ -331,11 +325,12 @@ fn v1_host_reader_gets_the_hosts_files() {
     assert!(host.cpu_view(V1_HOST).unwrap().is_none());
 }
 
-#[test]
-fn v1_saturated_quota_on_one_of_two_cpus_leaves_no_idle() {
+/// c2 (cpuset 10-11, 0.5 CPU) spends its whole quota, 5 s in 10 s, on cpu10: `(before,
+/// after)` of its `/proc/stat` under a daemon with or without `--enable-cfs`.
+fn saturated_half_cpu(cfs: bool) -> (Stat, Stat) {
     let tmp = copy_tree(&fixture("cpu-v1"));
     let root = tmp.path();
-    let host = open(root, false);
+    let host = open(root, cfs);
     let before = stat(&host, V1_C2);
     // c2 (cpuset 10-11, 0.5 CPU) spends its whole quota, 5 s in 10 s, on cpu10.
     set_clock(root, "5010.00");
@@ -347,8 +342,27 @@ fn v1_saturated_quota_on_one_of_two_cpus_leaves_no_idle() {
     );
     let after = stat(&host, V1_C2);
     assert_monotonic(&before, &after);
+    (before, after)
+}
+
+#[test]
+fn v1_saturated_quota_is_half_of_one_of_its_two_cpus() {
+    let (before, after) = saturated_half_cpu(false);
+    assert_eq!(after.ids(), [10, 11]);
     assert_eq!(after.total[0] - before.total[0], 500);
-    // The container could not have run more: top must show it 100 % busy.
+    // top's process list shows the loop at 50 % of a CPU; its header, over the two CPUs
+    // it shows, 25 % us: 15 s of the 20 s idle. Per CPU: cpu10 half idle, cpu11 all.
+    assert_eq!(after.total[3] - before.total[3], 1500, "idle grew");
+    assert_eq!(after.cpu(10)[3] - before.cpu(10)[3], 500);
+    assert_eq!(after.cpu(11)[3] - before.cpu(11)[3], 1000);
+}
+
+#[test]
+fn v1_saturated_quota_in_the_quota_view_leaves_no_idle() {
+    let (before, after) = saturated_half_cpu(true);
+    // One CPU standing for the 0.5 CPU of quota, all of it used: 100 % busy in top.
+    assert_eq!(after.ids(), [0]);
+    assert_eq!(after.total[0] - before.total[0], 500);
     assert_eq!(after.total[3] - before.total[3], 0, "idle grew");
 }
 
@@ -358,9 +372,30 @@ fn v1_containers_do_not_share_history() {
     let c1 = stat(&host, V1_C1);
     let c2 = stat(&host, V1_C2);
     assert_eq!(c2.ids(), [10, 11]);
-    // c2: 500 s old, 0.5 CPU over 2 CPUs; cpu10 4 s + 1 s, cpu11 2 s.
-    let cap = 500 * S * 500 / 2000;
+    // c2: 500 s old on 2 CPUs (its 0.5 CPU of quota shows as idle); cpu10 4 s + 1 s,
+    // cpu11 2 s.
+    let cap = 500 * S;
     assert_eq!(c2.line(10), line(10, 4 * S, S, cap));
     assert_eq!(c2.line(11), line(11, 2 * S, 0, cap));
     assert_eq!(stat(&host, V1_C1).text, c1.text);
+}
+
+#[test]
+fn v1_vmstat_counts_events_since_the_container_started() {
+    let root = fixture("cpu-v1");
+    let host = open(&root, false);
+    // Init started at 4000 s of the host's 5000: a fifth of every event counter, the
+    // rate vmstat's first line divides by /proc/stat's CPU time stays the host's.
+    // Current amounts (free pages, a threshold, working-set nodes) stay the host's.
+    assert_eq!(
+        render(&host, VirtualFile::Vmstat, V1_C1),
+        "nr_free_pages 2329417\nnr_dirty_threshold 500000\nworkingset_nodes 74419\n\
+         nr_dirtied 7748593\nnuma_hit 1\npgpgin 1800000\npgpgout 900001\npswpin 200\n\
+         pswpout 500\npgfault 15555555\n"
+    );
+    // The host itself: its own file.
+    assert_eq!(
+        render(&host, VirtualFile::Vmstat, V1_HOST),
+        host_file(&root, VirtualFile::Vmstat)
+    );
 }

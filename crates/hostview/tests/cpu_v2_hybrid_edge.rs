@@ -38,13 +38,13 @@ fn v2_default_view_uses_cpuset_cpus_effective() {
 fn v2_stat_spreads_cpu_stat_over_the_visible_cpus() {
     let host = open(&fixture("cpu-v2"), false);
     let st = stat(&host, V2_READER);
-    // 600 s old; the pod's 1.5 CPUs (75 ms / 50 ms) are tighter than the container's
-    // 2.5 (500 ms / 200 ms); 40 s user + 8 s system over 4 CPUs.
-    let cap = 600 * S * 1500 / 4000;
+    // 600 s old on 4 CPUs (without --enable-cfs the pod's quota of 1.5 CPUs only shows
+    // as idle); 40 s user + 8 s system spread over them.
+    let cap = 600 * S;
     for id in 2..=5 {
         assert_eq!(st.line(id), line(id, 10 * S, 2 * S, cap));
     }
-    assert_eq!(st.total, [4000, 0, 800, 85200, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(st.total, [4000, 0, 800, 235_200, 0, 0, 0, 0, 0, 0]);
     // Tasks of the whole subtree (init.scope and app): 4001 runs; highest inner pid 9.
     assert_eq!(st.value("procs_running"), 1);
     assert_eq!(st.value("procs_blocked"), 0);
@@ -83,8 +83,8 @@ fn v2_stat_grows_with_clock_and_usage() {
         let (b, a) = (before.cpu(id), after.cpu(id));
         assert_eq!(a[0] - b[0], 100, "user +1 s each");
         assert_eq!(a[2] - b[2], 0);
-        // 10 s × 1.5 / 4 = 3.75 s of capacity, 1 s of it used.
-        assert_eq!(a[3] - b[3], 275, "idle");
+        // 10 s on each CPU, 1 s of it used.
+        assert_eq!(a[3] - b[3], 900, "idle");
     }
     let up = render(&host, VirtualFile::Uptime, V2_READER);
     assert!(up.starts_with("610.00 "), "{up}");
@@ -115,14 +115,14 @@ fn hybrid_one_cpu_keeps_its_host_id() {
     let root = fixture("cpu-hybrid");
     let host = open(&root, false);
     assert_one_view(&host, HY_READER, &[1]);
-    // 100 s old, 0.5 CPU: 50 s of capacity; cpu1's 30 s + 5 s and cpu0's 4 s + 1 s
-    // (from before the cpuset was narrowed) all land on cpu1.
+    // 100 s old on one CPU (its 0.5 CPU of quota only shows as idle); cpu1's 30 s + 5 s
+    // and cpu0's 4 s + 1 s (from before the cpuset was narrowed) all land on cpu1.
     let st = stat(&host, HY_READER);
-    assert_eq!(st.line(1), "cpu1 3400 0 600 1000 0 0 0 0 0 0");
-    assert_eq!(st.total, [3400, 0, 600, 1000, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(st.line(1), "cpu1 3400 0 600 6000 0 0 0 0 0 0");
+    assert_eq!(st.total, [3400, 0, 600, 6000, 0, 0, 0, 0, 0, 0]);
     assert_eq!(
         render(&host, VirtualFile::Uptime, HY_READER),
-        "100.00 10.00\n"
+        "100.00 60.00\n"
     );
     assert_eq!(
         render(&host, VirtualFile::Cpuinfo, HY_READER),
@@ -143,11 +143,12 @@ fn hybrid_quota_view_shows_cpu1_as_cpu0() {
     assert_eq!(st.line(0), "cpu0 3400 0 600 1000 0 0 0 0 0 0");
 }
 
-#[test]
-fn hybrid_saturated_quota_is_100_percent_busy() {
+/// 10 s in which the container burns its whole 0.5 CPU, then 10 s in which it burns
+/// half of that: the growth of `/proc/stat`'s `cpu` line in each.
+fn saturated_then_half(cfs: bool) -> (Vec<u64>, (u64, u64)) {
     let tmp = copy_tree(&fixture("cpu-hybrid"));
     let root = tmp.path();
-    let host = open(root, false);
+    let host = open(root, cfs);
     let before = stat(&host, HY_READER);
     // 10 s pass and the container burns its whole 0.5 CPU: 5 s.
     set_clock(root, "1110.00");
@@ -160,14 +161,28 @@ fn hybrid_saturated_quota_is_100_percent_busy() {
         .zip(&before.total)
         .map(|(a, b)| a - b)
         .collect();
-    assert_eq!(d, [400, 0, 100, 0, 0, 0, 0, 0, 0, 0], "busy 100 %");
-    // Half of it: 50 % busy.
     set_clock(root, "1120.00");
     bump_usage_all(&root.join(HY_USAGE), 1, 2 * S + S / 2, 0);
     let half = stat(&host, HY_READER);
     let busy = half.total[0] - after.total[0];
     let idle = half.total[3] - after.total[3];
-    assert_eq!((busy, idle), (250, 250));
+    (d, (busy, idle))
+}
+
+#[test]
+fn hybrid_saturated_quota_is_half_of_its_cpu() {
+    // The loop shows as 50 % of a CPU in top's process list, and so does the header
+    // over the one CPU shown; then 25 %.
+    let (full, half) = saturated_then_half(false);
+    assert_eq!(full, [400, 0, 100, 500, 0, 0, 0, 0, 0, 0], "busy 50 %");
+    assert_eq!(half, (250, 750));
+}
+
+#[test]
+fn hybrid_saturated_quota_in_the_quota_view_is_100_percent_busy() {
+    let (full, half) = saturated_then_half(true);
+    assert_eq!(full, [400, 0, 100, 0, 0, 0, 0, 0, 0, 0], "busy 100 %");
+    assert_eq!(half, (250, 250));
 }
 
 // ---------------------------------------------------------------- cpu-edge
@@ -280,10 +295,11 @@ fn big_host_with_a_four_cpu_cpuset() {
     assert_eq!(cpuinfo.matches("\n\n").count(), 4);
     assert_eq!(field(&cpuinfo, 128, "apicid"), "256");
     assert_eq!(field(&cpuinfo, 131, "physical id"), "0");
-    // 1000 s old, 2 CPUs of quota over 4: 500 s each; 400 s user, 80 s system spread.
+    // 1000 s old on 4 CPUs (2 CPUs of quota only show as idle); 400 s user, 80 s
+    // system spread.
     let st = stat(&host, BIG_READER);
     for id in 128..=131 {
-        assert_eq!(st.line(id), line(id, 100 * S, 20 * S, 500 * S));
+        assert_eq!(st.line(id), line(id, 100 * S, 20 * S, 1000 * S));
     }
     assert_eq!(st.value("processes"), 17);
     assert_eq!(

@@ -14,7 +14,7 @@ use hostview::ResolverKind;
     disable_version_flag = true,
     about = "Serve containers a /proc and /sys/devices/system/cpu that reflect their own cgroup limits",
     long_about = "Mounts a FUSE filesystem (LXCFS's layout: proc/meminfo, proc/swaps, proc/cpuinfo, \
-proc/stat, proc/uptime, proc/loadavg, proc/diskstats, proc/pressure/{cpu,memory,io}, proc/slabinfo, \
+proc/stat, proc/uptime, proc/loadavg, proc/diskstats, proc/pressure/{cpu,memory,io}, proc/slabinfo, proc/vmstat, \
 sys/devices/system/cpu) whose content depends on who reads it: a reader is identified by its pid namespace, and the values come from the \
 cgroup of that namespace's init (cgroup v1, v2 and hybrid hosts). Runtimes bind-mount these files \
 over a container's /proc files.\n\nRuns in the foreground as root, in the host's pid, mount and \
@@ -54,7 +54,8 @@ pub struct Cli {
     pub disable_swap: bool,
 
     /// Limit the CPU count by the CFS quota as well as the cpuset, renumbering CPUs
-    /// 0..n-1 in every CPU file (default: the cpuset alone, with host CPU ids).
+    /// 0..n-1 in every CPU file, with /proc/stat's idle what the quota left unused
+    /// (default: the cpuset alone, with host CPU ids, idle their unused time).
     #[arg(long = "enable-cfs")]
     pub enable_cfs: bool,
 

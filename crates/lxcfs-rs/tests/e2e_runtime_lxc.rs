@@ -56,6 +56,7 @@ echo "== nproc"; nproc
 echo "== top"; top -bn1 | grep '^Mem:'
 echo "== pressure"; cat /proc/pressure/cpu /proc/pressure/memory /proc/pressure/io | grep -c '^some'
 echo "== slabinfo"; head -1 /proc/slabinfo
+echo "== vmstat"; grep -c '^pgpgin ' /proc/vmstat
 echo "== mounts"; grep ' fuse.lxcfs-rs ' /proc/self/mountinfo | cut -d' ' -f5 | sort
 echo "== end"
 "#;
@@ -88,6 +89,7 @@ fn assert_the_containers_values(text: &str) {
         part(text, "slabinfo").starts_with("slabinfo - version"),
         "{text}"
     );
+    assert_eq!(part(text, "vmstat"), "1", "{text}");
 }
 
 #[test]

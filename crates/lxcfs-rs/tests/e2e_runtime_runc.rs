@@ -1,6 +1,7 @@
 //! runc (Debian's 1.1.5) runs busybox containers with the binds of the CDI spec's
 //! default device, made from `runc spec` as a user would: it accepts them, refuses the
-//! pressure files under /proc (which is why the default device leaves them out), and
+//! pressure files and vmstat under /proc (which is why the default device leaves them
+//! out), and
 //! the container's tools (busybox's, and procps free and lscpu from the host's /usr bound
 //! read-only) show its limits. Reads survive a worker kill and a live upgrade.
 //!
@@ -152,22 +153,24 @@ fn runc_with_a_half_cpu_quota_and_enable_cfs_shows_one_cpu() {
     );
 }
 
-fn is_pressure(m: &CdiMount) -> bool {
-    m.container_path.starts_with("/proc/pressure/")
+/// Under /proc and not on runc's allow-list.
+fn runc_refuses(m: &CdiMount) -> bool {
+    m.container_path.starts_with("/proc/pressure/") || m.container_path == "/proc/vmstat"
 }
 
 #[test]
-fn runc_refuses_each_pressure_file_and_takes_every_other_bind_of_the_full_device() {
+fn runc_refuses_each_pressure_file_and_vmstat_and_takes_every_other_bind_of_the_full_device() {
     require_runc();
     let d = Daemon::start(&[]);
     let spec = CdiSpec::of(&d.mnt);
     let all = spec.device("all");
     let default = spec.device("default");
-    let pressure: Vec<&CdiMount> = all.iter().filter(|m| is_pressure(m)).collect();
+    let pressure: Vec<&CdiMount> = all.iter().filter(|m| runc_refuses(m)).collect();
     assert_eq!(
         pressure.len(),
-        3,
-        "this host has PSI, so the full device must carry /proc/pressure/{{cpu,io,memory}}: {}",
+        4,
+        "this host has PSI, so the full device must carry /proc/pressure/{{cpu,io,memory}}, \
+         and /proc/vmstat: {}",
         spec.text
     );
     let rootfs = Rootfs::busybox();
@@ -189,7 +192,7 @@ fn runc_refuses_each_pressure_file_and_takes_every_other_bind_of_the_full_device
         );
     }
     // Everything else of the full device (the default's binds and slabinfo) is taken.
-    let rest: Vec<CdiMount> = all.iter().filter(|m| !is_pressure(m)).cloned().collect();
+    let rest: Vec<CdiMount> = all.iter().filter(|m| !runc_refuses(m)).cloned().collect();
     assert!(
         rest.iter().any(|m| m.container_path == "/proc/slabinfo"),
         "{}",

@@ -88,18 +88,25 @@ fn by_default_uptime_is_the_containers_age_and_ps_cannot_use_it() {
     }
 }
 
-/// vmstat's first line divides /proc/stat's event counts by the time /proc/stat says
-/// the CPUs ran. Those counts are the host's since its boot, scaled to the container's
-/// share of that time, so the rates come out as the host's average rates, not the host's
-/// whole history spread over the container's few seconds (56 252 181 interrupts a second
-/// before).
+/// vmstat's first line divides /proc/stat's event counts, and /proc/vmstat's paging and
+/// swapping counts, by the time /proc/stat says the CPUs ran: the container's. Both
+/// files show the host's counts since its boot scaled to the container's share of that
+/// time (bound here as LXC and crun can; runc refuses /proc/vmstat), so the rates come
+/// out as the host's average rates, not the host's whole history spread over the
+/// container's few seconds (56 252 181 interrupts a second before).
 #[test]
 fn vmstats_first_line_shows_plausible_rates() {
     require_tools(&["vmstat"], "procps").unwrap();
     let d = Daemon::start(&[]);
     let cg = Cgroup::new("vmstat", &[Limit::Memory(128 * MIB), Limit::cpus("0")]);
-    let out = run(&cg, &d.mnt, "sleep 1; vmstat 1 1");
-    let text = out.ok();
+    let out = run(
+        &cg,
+        &d.mnt,
+        "mount --bind \"$E2E_MNT/proc/vmstat\" /proc/vmstat || exit 97\n\
+         sleep 1; vmstat 1 1; echo ---; cat /proc/vmstat; echo ---; cat /proc/uptime",
+    );
+    let s = sections(out.ok());
+    let text = &s[0];
     // "procs ... system ... cpu" / " r  b swpd ... in cs us sy id ..." / values
     let header: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
     let values: Vec<u64> = text
@@ -111,26 +118,46 @@ fn vmstats_first_line_shows_plausible_rates() {
         .collect();
     let col = |name: &str| values[header.iter().position(|h| *h == name).unwrap()];
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    let host_count = |key: &str| -> u64 {
-        stat.lines()
+    let vmstat = std::fs::read_to_string("/proc/vmstat").unwrap();
+    let count = |file: &str, key: &str| -> u64 {
+        file.lines()
             .find_map(|l| l.strip_prefix(key))
             .and_then(|r| r.split_whitespace().next())
             .and_then(|v| v.parse().ok())
-            .unwrap()
+            .unwrap_or_else(|| panic!("no {key:?} in\n{file}"))
     };
     let up: f64 = host_uptime_secs();
     let cpus = std::thread::available_parallelism().unwrap().get() as f64;
     // The host's average rates, per CPU of the host and for all of them: the container
     // (one CPU) sees somewhere in between; 5x for what vmstat's rounding and the
-    // container's idle accounting add.
-    for (col_name, key) in [("in", "intr "), ("cs", "ctxt ")] {
-        let host_rate = host_count(key) as f64 / up;
+    // container's idle accounting add. (Paging in KiB, as vmstat's bi/bo.)
+    for (col_name, file, key) in [
+        ("in", &stat, "intr "),
+        ("cs", &stat, "ctxt "),
+        ("bi", &vmstat, "pgpgin "),
+        ("bo", &vmstat, "pgpgout "),
+        ("si", &vmstat, "pswpin "),
+        ("so", &vmstat, "pswpout "),
+    ] {
+        let host_rate = count(file, key) as f64 / up;
         let seen = col(col_name) as f64;
         assert!(
             seen <= 5.0 * host_rate * cpus + 100.0,
             "vmstat's {col_name} is {seen}/s; the host averages {host_rate:.0}/s\n{text}"
         );
     }
+    // The container's counts are the host's over the container's share of its uptime:
+    // at most the host's, and as small as a few seconds of a long uptime make them.
+    let age: f64 = s[2].split_whitespace().next().unwrap().parse().unwrap();
+    for key in ["pgpgin ", "pgpgout ", "pgfault "] {
+        let (mine, host) = (count(&s[1], key) as f64, count(&vmstat, key) as f64);
+        assert!(
+            mine <= host * (age + 5.0) / up + 1.0,
+            "{key}{mine} in a container {age} s old; the host has {host} in {up} s"
+        );
+    }
+    // Current amounts stay the host's kind of number (a gauge is not scaled).
+    assert!(count(&s[1], "nr_free_pages ") > 0, "{}", s[1]);
 }
 
 /// psutil (Debian's, with Debian's python3), as monitoring agents use it: the

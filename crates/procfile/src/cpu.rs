@@ -85,8 +85,8 @@ pub struct CpuView {
     host_ids: Vec<u32>,
     /// Quota view (`--enable-cfs`): shown as `0..n-1` instead of host ids.
     renumbered: bool,
-    /// How much of the visible CPUs the container may use, in thousandths of a CPU
-    /// (`1000 × n` without a tighter quota).
+    /// The CPU time the shown CPUs stand for, in thousandths of a CPU: what `/proc/stat`
+    /// counts as busy plus idle. `1000 × n`, or the quota in the quota view.
     capacity_milli: u64,
 }
 
@@ -97,6 +97,14 @@ impl CpuView {
     ///
     /// Visible CPUs are the cpuset's online CPUs, or all online CPUs when that is empty.
     /// In the quota view only the first ⌈quota⌉ of them are shown, renumbered from 0.
+    ///
+    /// Capacity follows what is shown. Without the quota view the container sees its
+    /// cpuset's CPUs, so their whole time is the capacity and a quota only shows as
+    /// idle: `top`'s header then agrees with its process list (one loop held to half a
+    /// CPU on two CPUs is 25 % us, the loop 50 % of one CPU) and with the per-CPU rows.
+    /// Idle as the unused quota there would show that loop as 100 % us on two CPUs.
+    /// In the quota view the shown CPUs stand for the quota, and a container spending
+    /// all of it looks fully busy.
     pub fn new(
         host_online: &CpuSet,
         cpuset: Option<&CpuSet>,
@@ -120,7 +128,10 @@ impl CpuView {
             ids.truncate(n.max(1));
         }
         let full = (ids.len() as u64).saturating_mul(1000);
-        let capacity_milli = quota.map_or(full, |q| q.millicpus().clamp(1, full));
+        let capacity_milli = match (renumbered, quota) {
+            (true, Some(q)) => q.millicpus().clamp(1, full),
+            _ => full,
+        };
         CpuView {
             host_ids: ids,
             renumbered,
@@ -277,11 +288,12 @@ mod tests {
             true,
         );
         assert_eq!(v.len(), 2);
-        // Quota without --enable-cfs limits capacity, not the count.
+        // Without --enable-cfs a quota limits neither the count nor the capacity: the
+        // CPUs shown are the cpuset's, and their time is what idle is counted against.
         let v = CpuView::new(&set("0-1"), None, CpuQuota::new(50_000, 100_000), false);
         assert_eq!(
             (v.len(), v.capacity_milli(), v.renumbered()),
-            (2, 500, false)
+            (2, 2000, false)
         );
     }
 
@@ -327,10 +339,13 @@ mod tests {
         assert!(v.renumbered());
         assert_eq!(v.shown_set().to_string(), "0-1");
         assert_eq!(v.capacity_milli(), 2000);
-        // A quota tighter than the count keeps its capacity.
+        // A quota tighter than the count keeps its capacity in the quota view; without
+        // it the capacity is the CPUs shown.
         let q = CpuQuota::new(50_000, 100_000);
-        let v = CpuView::new(&set("0-3"), None, q, false).at_most(2);
+        let v = CpuView::new(&set("0-3"), None, q, true).at_most(2);
         assert_eq!(v.capacity_milli(), 500);
+        let v = CpuView::new(&set("0-3"), None, q, false).at_most(2);
+        assert_eq!(v.capacity_milli(), 2000);
         // Never more CPUs than the view had, never none.
         let v = CpuView::new(&set("0-1"), None, None, false).at_most(8);
         assert_eq!(v.host_ids(), &[0, 1]);

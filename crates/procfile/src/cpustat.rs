@@ -4,8 +4,9 @@
 //! every shown counter only grows — also when the cpuset or quota changes, when the
 //! container's usage counters are reset, or when CPUs appear and disappear (a vanished
 //! CPU's time is folded into the first remaining one, keeping the `cpu` total growing).
-//! Idle grows with the container's capacity per CPU (min(quota, n) / n of wall time)
-//! minus its busy time, so a container saturating its quota looks 100 % busy.
+//! Idle is the view's capacity (all of its n CPUs' time, or the quota in the quota
+//! view) minus the busy time: a busy loop held to half a CPU shows as half of one CPU
+//! busy by default, and as fully busy in the quota view, whose CPUs stand for the quota.
 
 use crate::cpu::CpuView;
 
@@ -266,7 +267,39 @@ mod tests {
     }
 
     #[test]
-    fn quota_spent_on_one_of_two_cpus_leaves_no_idle() {
+    fn quota_spent_on_one_of_two_cpus_leaves_no_idle_in_the_quota_view() {
+        // --enable-cfs with 1.5 CPUs on a cpuset of 0-1: two CPUs shown, capacity 1.5.
+        let v = view("0-1", Some((150_000, 100_000)), true);
+        let u0 = CpuUsage {
+            user_ns: 0,
+            system_ns: 0,
+            per_cpu: Some(vec![(0, 0, 0), (1, 0, 0)]),
+        };
+        let mut st = StatState::start(&v, &u0, 0, 0);
+        let u1 = CpuUsage {
+            user_ns: 15 * S,
+            system_ns: 0,
+            per_cpu: Some(vec![(0, 10 * S, 0), (1, 5 * S, 0)]),
+        };
+        st.advance(&v, &u1, 10 * S);
+        assert_eq!(st.total().idle, 0);
+        // A third of it used: the rest of the capacity is idle. The quota view's CPUs
+        // are not the host's, so the usage is spread evenly and so is the idle.
+        let u2 = CpuUsage {
+            user_ns: 20 * S,
+            system_ns: 0,
+            per_cpu: Some(vec![(0, 15 * S, 0), (1, 5 * S, 0)]),
+        };
+        st.advance(&v, &u2, 20 * S);
+        assert_eq!(st.total().idle, 10 * S);
+        assert_eq!(st.slots()[0].1.idle, 5 * S);
+        assert_eq!(st.slots()[1].1.idle, 5 * S);
+    }
+
+    #[test]
+    fn saturated_half_cpu_quota_is_half_of_one_cpu_by_default() {
+        // Cpuset 0-1, 0.5 CPU, one loop on cpu0: what top's process list shows (50 % of
+        // one CPU) is what its header shows (25 % of two), and the per-CPU rows agree.
         let v = view("0-1", Some((50_000, 100_000)), false);
         let u0 = CpuUsage {
             user_ns: 0,
@@ -280,27 +313,26 @@ mod tests {
             per_cpu: Some(vec![(0, 5 * S, 0), (1, 0, 0)]),
         };
         st.advance(&v, &u1, 10 * S);
-        assert_eq!(st.total().idle, 0);
-        // Half of it used: the other half of the capacity is idle, on the idle CPU.
-        let u2 = CpuUsage {
-            user_ns: 7_500_000_000,
-            system_ns: 0,
-            per_cpu: Some(vec![(0, 7_500_000_000, 0), (1, 0, 0)]),
-        };
-        st.advance(&v, &u2, 20 * S);
-        assert_eq!(st.total().idle, 2_500_000_000);
-        assert_eq!(st.slots()[1].1.idle, 2_500_000_000);
+        let t = st.total();
+        assert_eq!((t.user, t.idle), (5 * S, 15 * S));
+        assert_eq!(st.slots()[0].1.idle, 5 * S);
+        assert_eq!(st.slots()[1].1.idle, 10 * S);
     }
 
     #[test]
-    fn saturating_half_cpu_quota_looks_fully_busy() {
-        let v = view("0", Some((50_000, 100_000)), false);
+    fn saturating_half_cpu_quota_looks_fully_busy_in_the_quota_view() {
+        let v = view("0", Some((50_000, 100_000)), true);
         let mut st = StatState::start(&v, &usage(0, 0), 0, 100 * S);
         // 10 s of wall time, 5 s of CPU: the whole quota.
         st.advance(&v, &usage(5 * S, 0), 110 * S);
         let t = st.total();
         assert_eq!(t.user, 5 * S);
         assert_eq!(t.idle, 0);
+        // The same without the quota view: half of the one CPU shown.
+        let v = view("0", Some((50_000, 100_000)), false);
+        let mut st = StatState::start(&v, &usage(0, 0), 0, 100 * S);
+        st.advance(&v, &usage(5 * S, 0), 110 * S);
+        assert_eq!(st.total().idle, 5 * S);
     }
 
     #[test]

@@ -42,6 +42,10 @@ proptest! {
         let _ = CpuUsage::parse_cpu_stat(&s);
         let _ = value::parse_seconds_ns(&s);
         let _ = procfile::pid::status_state(&s);
+        // vmstat keeps every line, scaled or not.
+        let mut vm = Vec::new();
+        render::vmstat(&s, (1, 3), &mut vm);
+        prop_assert_eq!(String::from_utf8_lossy(&vm).lines().count(), s.lines().count());
         let io = diskstats::parse_io_stat(&s);
         let io2 = diskstats::parse_blkio(&s, &s);
         let mut out = Vec::new();
@@ -83,6 +87,62 @@ proptest! {
         if let (true, Some(q)) = (cfs, q) {
             prop_assert!(v.len() as u64 <= q.cpus_ceil().max(1));
             prop_assert!(v.renumbered());
+        }
+    }
+
+    /// What `top` shows: its header's busy share is busy / (busy + idle) of the `cpu`
+    /// line, its process list's %CPU is busy / elapsed (of one CPU). Whatever the
+    /// container ran, within what its cpuset and quota allow, the two agree: by default
+    /// the header is the busy time over all shown CPUs' time (a loop held to half a CPU
+    /// on two CPUs: 25 %), in the quota view over the quota's (the same loop: 100 %).
+    #[test]
+    fn top_header_agrees_with_the_process_list(
+        set in cpuset(),
+        q in quota(),
+        cfs in any::<bool>(),
+        per_cpu in any::<bool>(),
+        shares in proptest::collection::vec(0u64..=1000, 16),
+        elapsed in 1_000_000u64..100_000_000_000,
+    ) {
+        let online = CpuSet::parse("0-15").unwrap();
+        let v = CpuView::new(&online, Some(&set), q, cfs);
+        let n = v.len() as u64;
+        let allowed_milli = q.map_or(n * 1000, |q| q.millicpus().min(n * 1000)).max(1);
+        // Each shown CPU busy for a share of the interval, scaled down to fit the quota.
+        let want: Vec<u64> = v.host_ids().iter().zip(&shares).map(|(_, &m)| m).collect();
+        let asked: u64 = want.iter().sum();
+        let scale = |m: u64| if asked > allowed_milli { m * allowed_milli / asked } else { m };
+        let busy_per: Vec<(u32, u64)> = v
+            .host_ids()
+            .iter()
+            .zip(&want)
+            .map(|(&c, &m)| (c, (u128::from(elapsed) * u128::from(scale(m)) / 1000) as u64))
+            .collect();
+        let busy: u64 = busy_per.iter().map(|(_, b)| b).sum();
+        let zero = CpuUsage {
+            user_ns: 0,
+            system_ns: 0,
+            per_cpu: per_cpu.then(|| busy_per.iter().map(|&(c, _)| (c, 0, 0)).collect()),
+        };
+        let now = CpuUsage {
+            user_ns: busy,
+            system_ns: 0,
+            per_cpu: per_cpu.then(|| busy_per.iter().map(|&(c, b)| (c, b, 0)).collect()),
+        };
+        let wall = 1_000_000_000_000u64;
+        let mut st = StatState::start(&v, &zero, 0, wall);
+        st.advance(&v, &now, wall + elapsed);
+        let t = st.total();
+        prop_assert_eq!(t.user, busy);
+        let header = t.user as f64 / (t.user + t.idle) as f64;
+        let process = busy as f64 / elapsed as f64; // in CPUs, as top's Irix mode
+        let cpus = if v.renumbered() { v.capacity_milli() as f64 / 1000.0 } else { n as f64 };
+        prop_assert!(
+            (header - process / cpus).abs() < 1e-6,
+            "header {header} vs process {process} CPUs over {cpus} (view {v:?})"
+        );
+        if !cfs {
+            prop_assert_eq!(v.capacity_milli(), n * 1000);
         }
     }
 

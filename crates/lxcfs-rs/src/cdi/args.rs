@@ -18,10 +18,10 @@ pub const DEFAULT_DIR: &str = "/etc/cdi";
     long_about = "Print (or, with --write, write) a Container Device Interface (CDI) spec whose \
 devices bind the files MOUNTPOINT serves over a container's own. Device lxcfs-rs.io/proc=default \
 binds /proc/{cpuinfo,diskstats,meminfo,stat,swaps,uptime,loadavg} and /sys/devices/system/cpu, \
-the destinations runc, youki and crun all accept; lxcfs-rs.io/proc=all adds /proc/slabinfo and \
-/proc/pressure/{cpu,io,memory} where the mount serves them: runc and youki refuse the pressure \
-files (under /proc and not on their allow-list, so the whole container fails to start), crun and \
-LXC take them. Only files the running mount serves are listed. Use it with `podman run --device lxcfs-rs.io/proc=default`, or a containerd/CRI-O CDI \
+the destinations runc, youki and crun all accept; lxcfs-rs.io/proc=all adds /proc/slabinfo, \
+/proc/vmstat and /proc/pressure/{cpu,io,memory} where the mount serves them: runc and youki refuse \
+vmstat and the pressure files (under /proc and not on their allow-list, so the whole container \
+fails to start), crun and LXC take them. Only files the running mount serves are listed. Use it with `podman run --device lxcfs-rs.io/proc=default`, or a containerd/CRI-O CDI \
 device request.",
     after_help = "Exit status: 0 when the spec was printed or written; 1 when MOUNTPOINT is not \
 served by lxcfs-rs or the spec cannot be written; 2 on a usage error."

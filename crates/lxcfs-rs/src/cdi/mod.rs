@@ -46,12 +46,13 @@ pub const RUNC_SAFE_PROC: [&str; 7] = [
     "proc/uptime",
     "proc/loadavg",
 ];
-/// Served files runc refuses (pressure) or that only the full device carries.
-pub const OTHER_PROC: [&str; 4] = [
+/// Served files runc refuses (pressure, vmstat) or that only the full device carries.
+pub const OTHER_PROC: [&str; 5] = [
     "proc/slabinfo",
     "proc/pressure/cpu",
     "proc/pressure/io",
     "proc/pressure/memory",
+    "proc/vmstat",
 ];
 /// A directory: glibc counts its `cpuN` entries, lscpu reads them. Not under /proc,
 /// so no runtime checks it.
@@ -220,7 +221,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const EVERYTHING: [&str; 12] = [
+    const EVERYTHING: [&str; 13] = [
         "proc/cpuinfo",
         "proc/diskstats",
         "proc/meminfo",
@@ -232,6 +233,7 @@ mod tests {
         "proc/pressure/cpu",
         "proc/pressure/io",
         "proc/pressure/memory",
+        "proc/vmstat",
         "sys/devices/system/cpu",
     ];
 
@@ -283,7 +285,11 @@ mod tests {
                 "/sys/devices/system/cpu"
             ]
         );
-        assert!(!destinations(default).iter().any(|d| d.contains("pressure")));
+        assert!(
+            !destinations(default)
+                .iter()
+                .any(|d| d.contains("pressure") || d.ends_with("vmstat"))
+        );
     }
 
     #[test]
@@ -291,7 +297,7 @@ mod tests {
         let s = spec(Path::new("/var/lib/lxcfs"), &EVERYTHING);
         let all = &s.devices[1];
         assert_eq!(all.name, "all");
-        assert_eq!(all.container_edits.mounts.len(), 12);
+        assert_eq!(all.container_edits.mounts.len(), 13);
         for m in &all.container_edits.mounts {
             assert_eq!(
                 m.host_path,
@@ -305,11 +311,14 @@ mod tests {
 
     #[test]
     fn files_the_mount_lacks_are_not_listed() {
-        // A host without PSI serves no pressure files; slabinfo left out too.
+        // A host without PSI serves no pressure files; slabinfo and vmstat left out too
+        // (an older daemon's mount).
         let served: Vec<&str> = EVERYTHING
             .iter()
             .copied()
-            .filter(|f| !f.contains("pressure") && !f.ends_with("slabinfo"))
+            .filter(|f| {
+                !f.contains("pressure") && !f.ends_with("slabinfo") && !f.ends_with("vmstat")
+            })
             .collect();
         let s = spec(Path::new("/m"), &served);
         assert_eq!(destinations(&s.devices[0]), destinations(&s.devices[1]));

@@ -58,6 +58,7 @@ pub fn run_cpu(cg: &Cgroup, d: &Daemon, script: &str, env: &[(&str, &str)]) -> O
     run_env(cg, &d.mnt, &format!("{BIND_SYS_CPU}{script}"), env)
 }
 
+#[allow(unused_imports)]
 pub use testkit::procstat::{Stat, assert_monotonic};
 
 pub fn cpu_dirs(ls: &[String]) -> Vec<String> {

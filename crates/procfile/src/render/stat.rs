@@ -19,7 +19,7 @@ pub struct ProcessCounts {
 /// host's rate, not the host's whole history over the container's few seconds. It is a
 /// pure function of the host's counter and the two ages, both of which only grow (and
 /// the ratio with them), so it never decreases, across daemon restarts too.
-fn scaled(v: u64, (age, host): (u64, u64)) -> u64 {
+pub(crate) fn scaled(v: u64, (age, host): (u64, u64)) -> u64 {
     if host == 0 || age >= host {
         return v;
     }
