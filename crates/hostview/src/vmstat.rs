@@ -6,22 +6,15 @@ use crate::Host;
 use crate::cache::Container;
 use crate::error::Result;
 use crate::files::VirtualFile;
+use crate::reason::HostReason;
 
 impl Host {
     pub(crate) fn render_vmstat(&self, c: &Container, out: &mut Vec<u8>) -> Result<()> {
         if c.ns.is_none() {
-            return self.host_instead(
-                VirtualFile::Vmstat,
-                out,
-                "a reader in the host's pid namespace: the host's counts are its own",
-            );
+            return self.host_instead(VirtualFile::Vmstat, out, HostReason::HostReader);
         }
         let Some(start) = c.start_ns else {
-            return self.host_instead(
-                VirtualFile::Vmstat,
-                out,
-                "its init's start time cannot be read",
-            );
+            return self.host_instead(VirtualFile::Vmstat, out, HostReason::NoStartTime);
         };
         let now = self.boottime_ns()?;
         let host = self.root.read_string(VirtualFile::Vmstat.host_path())?;
