@@ -195,6 +195,7 @@ fn handlers_named_as_accepting_everything_get_every_served_file() {
         "proc/pressure/cpu",
         "proc/pressure/io",
         "proc/pressure/memory",
+        "proc/vmstat",
     ] {
         if d.mnt.join(extra).exists() {
             expected.push(format!("/{extra}"));
