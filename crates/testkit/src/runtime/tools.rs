@@ -1,0 +1,212 @@
+//! The tools a user runs in a container to see its limits — procps `free`, `top` and
+//! `uptime`, busybox `nproc`, `cat /proc/swaps`, util-linux `lscpu` — run by one script
+//! in every runtime's container and checked by one function, so that each runtime is
+//! held to the same values the same way.
+
+use crate::e2e::{DEADLINE, free_total, host_mem_total_kb, script_part};
+
+use super::Rootfs;
+
+/// The host programs [`SCRIPT`] runs from `/usr/bin`, copied by [`rootfs`]. busybox's
+/// `free` and `uptime` call sysinfo(2), which no file can change: the real ones read
+/// /proc, as a distribution image's do.
+pub const TOOLS: [&str; 4] = ["free", "top", "uptime", "lscpu"];
+
+/// Where ncurses (procps top) looks for the `dumb` terminal's entry, on the host
+/// (Debian's ncurses-base) and in the rootfs.
+const DUMB_HOST: &str = "/lib/terminfo/d/dumb";
+const DUMB_ROOTFS: &str = "usr/share/terminfo/d/dumb";
+
+/// A busybox rootfs with [`TOOLS`] in `/usr/bin` and the `dumb` terminal's terminfo
+/// entry: procps top exits 1, silently, when it finds no entry for `$TERM`, even in
+/// batch mode.
+pub fn rootfs() -> Rootfs {
+    let r = Rootfs::busybox().with_tools(&TOOLS);
+    let to = r.path.join(DUMB_ROOTFS);
+    std::fs::create_dir_all(to.parent().expect("a dir")).expect("create the terminfo dir");
+    std::fs::copy(DUMB_HOST, &to)
+        .unwrap_or_else(|e| panic!("copy {DUMB_HOST} (ncurses-base) into the rootfs: {e}"));
+    r
+}
+
+/// What a user types, each output under a `== name` line. `nproc` is busybox's, which
+/// asks sched_getaffinity(2) as coreutils' does; `nproc --all` counts the CPU directory.
+/// top's header is its first five lines (the process list is not ours).
+pub const SCRIPT: &str = r#"
+echo "== free"; /usr/bin/free -k
+echo "== nproc"; nproc
+echo "== nproc --all"; nproc --all
+echo "== uptime"; /usr/bin/uptime
+echo "== /proc/uptime"; cat /proc/uptime
+echo "== top"; TERM=dumb /usr/bin/top -bn1 2>&1 | head -5
+echo "== swaps"; cat /proc/swaps
+echo "== lscpu"; /usr/bin/lscpu | grep -E '^(CPU\(s\)|On-line CPU\(s\) list):'
+echo "== end"
+"#;
+
+/// The values a container's tools must show.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    /// free's and top's memory total, KiB.
+    pub mem_kib: u64,
+    /// What sched_getaffinity(2) gives (`nproc`): the cpuset's CPU count.
+    pub affinity: usize,
+    /// The CPUs the files show (`nproc --all`, lscpu's `CPU(s):`).
+    pub cpus: usize,
+    /// lscpu's `On-line CPU(s) list:`.
+    pub online: String,
+}
+
+impl Expectation {
+    /// `-m 256m --cpuset-cpus 1`: 256 MiB, one CPU (host id 1) everywhere.
+    pub fn limited() -> Expectation {
+        Expectation {
+            mem_kib: 256 * 1024,
+            affinity: 1,
+            cpus: 1,
+            online: "1".into(),
+        }
+    }
+
+    /// `--cpus 0.5`: the host's memory; with `--enable-cfs` ⌈0.5⌉ = one CPU renumbered
+    /// 0 in the files, without it the host's CPUs. sched_getaffinity(2) is the
+    /// cpuset's (all of the host's) either way: a quota is no affinity.
+    pub fn half_cpu(enable_cfs: bool) -> Expectation {
+        let host = std::thread::available_parallelism()
+            .expect("the host's CPU count")
+            .get();
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .expect("read the host's online CPUs");
+        Expectation {
+            mem_kib: host_mem_total_kb(),
+            affinity: host,
+            cpus: if enable_cfs { 1 } else { host },
+            online: if enable_cfs {
+                "0".into()
+            } else {
+                online.trim().into()
+            },
+        }
+    }
+}
+
+/// Asserts that [`SCRIPT`]'s output `out` shows `e`; `who` names the runtime in the
+/// messages.
+pub fn check_limits(who: &str, out: &str, e: &Expectation) {
+    let part = |name| script_part(out, name).trim();
+    let ctx = format!("{who}: the container's tools printed:\n{out}");
+
+    assert_eq!(free_total(part("free")), e.mem_kib, "free's total; {ctx}");
+
+    assert_eq!(part("nproc"), e.affinity.to_string(), "nproc; {ctx}");
+    assert_eq!(
+        part("nproc --all"),
+        e.cpus.to_string(),
+        "nproc --all; {ctx}"
+    );
+
+    // The container's age: seconds, so procps uptime says `up 0 min` (or 1 at a
+    // minute's edge), never the host's hours.
+    let up: f64 = part("/proc/uptime")
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no seconds in /proc/uptime; {ctx}"));
+    assert!(up < DEADLINE.as_secs_f64(), "uptime {up} s; {ctx}");
+    let says = part("uptime");
+    assert!(
+        says.contains(" up 0 min,") || says.contains(" up 1 min,"),
+        "procps uptime; {ctx}"
+    );
+
+    let top = part("top");
+    assert!(
+        top.contains(" up 0 min,") || top.contains(" up 1 min,"),
+        "top's uptime; {ctx}"
+    );
+    let mib = top_value(top, "MiB Mem :", "total").unwrap_or_else(|| panic!("top; {ctx}"));
+    let want = e.mem_kib as f64 / 1024.0;
+    // top prints one decimal.
+    assert!(
+        (mib - want).abs() <= 0.05,
+        "top's MiB Mem {mib}, want {want:.1}; {ctx}"
+    );
+    let cpu = top_cpu(top).unwrap_or_else(|| panic!("top's %Cpu(s) line does not parse; {ctx}"));
+    assert!(
+        cpu.iter().all(|p| (0.0..=100.0).contains(p)) && cpu.iter().sum::<f64>() <= 100.5,
+        "top's %Cpu(s) {cpu:?}; {ctx}"
+    );
+
+    check_swaps(part("swaps"), &ctx);
+
+    let lscpu = part("lscpu");
+    assert_eq!(
+        lscpu_value(lscpu, "CPU(s):"),
+        e.cpus.to_string(),
+        "lscpu; {ctx}"
+    );
+    // lscpu writes `0,1` where the kernel's file says `0-1`: compare the CPUs.
+    assert_eq!(
+        cpu_list(lscpu_value(lscpu, "On-line CPU(s) list:")),
+        cpu_list(&e.online),
+        "lscpu; {ctx}"
+    );
+}
+
+/// No swap limit is set: the container may use the host's swap (none, or some), never
+/// shows more devices than the host has, and the header is the kernel's.
+fn check_swaps(swaps: &str, ctx: &str) {
+    assert!(swaps.starts_with("Filename"), "/proc/swaps; {ctx}");
+    let host = std::fs::read_to_string("/proc/swaps").expect("read the host's /proc/swaps");
+    assert!(
+        swaps.lines().count() <= host.lines().count(),
+        "/proc/swaps, host's:\n{host}; {ctx}"
+    );
+}
+
+/// The number before `label` on the line starting with `line` of top's header
+/// (`MiB Mem :    256.0 total,  ...`).
+fn top_value(top: &str, line: &str, label: &str) -> Option<f64> {
+    let rest = top.lines().find_map(|l| l.strip_prefix(line))?;
+    rest.split(',').find_map(|f| {
+        let mut w = f.split_whitespace();
+        let (v, l) = (w.next()?, w.next()?);
+        (l == label).then(|| v.parse().ok()).flatten()
+    })
+}
+
+/// The eight percentages of top's `%Cpu(s):` line, each `N.N label`.
+fn top_cpu(top: &str) -> Option<Vec<f64>> {
+    let rest = top.lines().find_map(|l| l.strip_prefix("%Cpu(s):"))?;
+    let values: Option<Vec<f64>> = rest
+        .split(',')
+        .map(|f| {
+            // ` 0.0 ni,100.0 id`: no space after a comma before three digits.
+            f.split_whitespace().next()?.parse().ok()
+        })
+        .collect();
+    values.filter(|v| v.len() == 8)
+}
+
+fn lscpu_value<'a>(lscpu: &'a str, key: &str) -> &'a str {
+    lscpu
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in lscpu's output:\n{lscpu}"))
+}
+
+/// The CPU ids of a list like `0-2,5`.
+fn cpu_list(list: &str) -> Vec<u32> {
+    let id = |w: &str| -> u32 {
+        w.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("not a CPU list: {list:?}"))
+    };
+    list.split(',')
+        .flat_map(|r| match r.split_once('-') {
+            Some((a, b)) => (id(a)..=id(b)).collect::<Vec<_>>(),
+            None => vec![id(r)],
+        })
+        .collect()
+}
