@@ -12,20 +12,23 @@ use super::Rootfs;
 /// /proc, as a distribution image's do.
 pub const TOOLS: [&str; 4] = ["free", "top", "uptime", "lscpu"];
 
-/// Where ncurses (procps top) looks for the `dumb` terminal's entry, on the host
-/// (Debian's ncurses-base) and in the rootfs.
-const DUMB_HOST: &str = "/lib/terminfo/d/dumb";
-const DUMB_ROOTFS: &str = "usr/share/terminfo/d/dumb";
+/// Where ncurses (procps top) finds the `dumb` terminal's entry: on Debian's hosts
+/// (ncurses-base) the second, in the pure-v2 VM's root the first; in the rootfs the
+/// first.
+const DUMB: [&str; 2] = ["/usr/share/terminfo/d/dumb", "/lib/terminfo/d/dumb"];
 
 /// A busybox rootfs with [`TOOLS`] in `/usr/bin` and the `dumb` terminal's terminfo
 /// entry: procps top exits 1, silently, when it finds no entry for `$TERM`, even in
 /// batch mode.
 pub fn rootfs() -> Rootfs {
     let r = Rootfs::busybox().with_tools(&TOOLS);
-    let to = r.path.join(DUMB_ROOTFS);
+    let from = DUMB
+        .iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .unwrap_or_else(|| panic!("no terminfo entry for `dumb` at {DUMB:?} (ncurses-base)"));
+    let to = r.path.join(&DUMB[0][1..]);
     std::fs::create_dir_all(to.parent().expect("a dir")).expect("create the terminfo dir");
-    std::fs::copy(DUMB_HOST, &to)
-        .unwrap_or_else(|e| panic!("copy {DUMB_HOST} (ncurses-base) into the rootfs: {e}"));
+    std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {from} into the rootfs: {e}"));
     r
 }
 
@@ -209,4 +212,76 @@ fn cpu_list(list: &str) -> Vec<u32> {
             None => vec![id(r)],
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What runc's container printed with `-m 256m --cpuset-cpus 1` (top's process
+    /// lines cut).
+    const LIMITED: &str = "== free
+               total        used        free      shared  buff/cache   available
+Mem:          262144        1148      260996           0           0      260996
+Swap:              0           0           0
+== nproc
+1
+== nproc --all
+1
+== uptime
+ 20:13:39 up 0 min,  0 user,  load average: 0.00, 0.00, 0.00
+== /proc/uptime
+0.01 0.00
+== top
+top - 20:14:00 up 0 min,  0 user,  load average: 0.00, 0.00, 0.00
+Tasks:   3 total,   1 running,   2 sleeping,   0 stopped,   0 zombie
+%Cpu(s):  0.0 us,  0.0 sy,  0.0 ni,100.0 id,  0.0 wa,  0.0 hi,  0.0 si,  0.0 st
+MiB Mem :    256.0 total,    254.9 free,      1.1 used,      0.0 buff/cache
+MiB Swap:      0.0 total,      0.0 free,      0.0 used.    254.9 avail Mem
+== swaps
+Filename\t\t\t\tType\t\tSize\tUsed\tPriority
+== lscpu
+CPU(s):                                  1
+On-line CPU(s) list:                     1
+== end
+";
+
+    #[test]
+    fn the_containers_values_pass() {
+        check_limits("test", LIMITED, &Expectation::limited());
+    }
+
+    #[test]
+    #[should_panic(expected = "free's total")]
+    fn the_hosts_free_fails() {
+        let out = LIMITED.replace("Mem:          262144", "Mem:        24683664");
+        check_limits("test", &out, &Expectation::limited());
+    }
+
+    #[test]
+    #[should_panic(expected = "top's MiB Mem")]
+    fn the_hosts_top_fails() {
+        let out = LIMITED.replace("   256.0 total", " 24105.1 total");
+        check_limits("test", &out, &Expectation::limited());
+    }
+
+    #[test]
+    #[should_panic(expected = "top's uptime")]
+    fn the_hosts_uptime_in_top_fails() {
+        let out = LIMITED.replace("20:14:00 up 0 min", "20:14:00 up  6:26");
+        check_limits("test", &out, &Expectation::limited());
+    }
+
+    #[test]
+    #[should_panic(expected = "%Cpu(s) line does not parse")]
+    fn a_cpu_line_without_eight_values_fails() {
+        let out = LIMITED.replace(",  0.0 st", "");
+        check_limits("test", &out, &Expectation::limited());
+    }
+
+    #[test]
+    fn cpu_lists_expand() {
+        assert_eq!(cpu_list("0-1"), cpu_list("0,1"));
+        assert_eq!(cpu_list("0-2,5"), [0, 1, 2, 5]);
+    }
 }
