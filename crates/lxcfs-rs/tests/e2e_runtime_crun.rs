@@ -1,7 +1,8 @@
 //! crun (Debian's 1.8.1) runs busybox bundles made from `crun spec` with every bind of
 //! the CDI spec's full device: it has no /proc allow-list, so it takes the pressure
-//! files and slabinfo that runc refuses, and the container's tools (busybox's, and
-//! procps free and lscpu copied into the rootfs) show its limits.
+//! files and slabinfo that runc refuses, and with `-m 256m --cpuset-cpus 1` or half a
+//! CPU of quota the container's tools (the shared `testkit::runtime::tools` script and
+//! checks) show its limits.
 //!
 //! crun 1.8 refuses a hybrid cgroup host whose cgroup2 hierarchy has a controller
 //! ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2"; on the
@@ -21,7 +22,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use testkit::runtime::{Bundle, CdiSpec, Oci, Rootfs};
+use testkit::runtime::{Bundle, CdiSpec, Oci, tools};
 
 fn require_crun() {
     require_env();
@@ -35,19 +36,23 @@ fn part<'a>(out: &'a str, name: &str) -> &'a str {
     script_part(out, name).trim()
 }
 
-const SCRIPT: &str = r#"
+/// The files behind the tools, and what only crun takes, after the shared tools' script.
+fn script() -> String {
+    format!(
+        "{}{}",
+        tools::SCRIPT,
+        r#"
 echo "== meminfo"; head -1 /proc/meminfo
-echo "== nproc"; nproc
 echo "== online"; cat /sys/devices/system/cpu/online
 echo "== processors"; grep -c '^processor' /proc/cpuinfo
 echo "== statcpus"; grep -c '^cpu[0-9]' /proc/stat
 echo "== pressure"; cat /proc/pressure/* 2>/dev/null | grep -c '^some'
 echo "== slabinfo"; head -1 /proc/slabinfo
-echo "== procps free"; /usr/bin/free -k
-echo "== lscpu"; /usr/bin/lscpu | grep -E '^On-line CPU\(s\) list:'
 echo "== mounts"; grep -c ' fuse.lxcfs-rs ' /proc/self/mountinfo
 echo "== end"
-"#;
+"#
+    )
+}
 
 #[test]
 fn crun_takes_every_bind_of_the_full_device_and_shows_the_containers_limits() {
@@ -68,16 +73,16 @@ fn crun_takes_every_bind_of_the_full_device_and_shows_the_containers_limits() {
         all.iter().any(|m| m.container_path == "/proc/slabinfo"),
         "{all:?}"
     );
-    let rootfs = Rootfs::busybox().with_tools(&["free", "lscpu"]);
-    let mut b = Bundle::with(Oci::Crun, &rootfs, SCRIPT);
+    let rootfs = tools::rootfs();
+    let mut b = Bundle::with(Oci::Crun, &rootfs, &script());
     b.memory_limit(256 * MIB).cpuset("1").cdi(&all);
     let text = b.run(DEADLINE).ok().to_string();
+    tools::check_limits("crun", &text, &tools::Expectation::limited());
     assert_eq!(
         meminfo_value(part(&text, "meminfo"), "MemTotal"),
         256 * 1024,
         "{text}"
     );
-    assert_eq!(part(&text, "nproc"), "1", "{text}");
     assert_eq!(part(&text, "online"), "1", "{text}");
     assert_eq!(part(&text, "processors"), "1", "{text}");
     assert_eq!(part(&text, "statcpus"), "1", "{text}");
@@ -86,29 +91,32 @@ fn crun_takes_every_bind_of_the_full_device_and_shows_the_containers_limits() {
         part(&text, "slabinfo").starts_with("slabinfo - version"),
         "{text}"
     );
-    assert_eq!(free_total(part(&text, "procps free")), 256 * 1024, "{text}");
-    assert!(part(&text, "lscpu").ends_with(" 1"), "{text}");
     // Every bind of the device is a mount of the FUSE filesystem in the container.
     assert_eq!(part(&text, "mounts"), all.len().to_string(), "{text}");
 }
 
-#[test]
-fn crun_with_a_half_cpu_quota_and_enable_cfs_shows_one_cpu() {
+/// `--cpus 0.5`, against a daemon with or without `--enable-cfs`.
+fn half_a_cpu(enable_cfs: bool) {
     require_crun();
-    let d = Daemon::start(&["--enable-cfs"]);
+    let d = Daemon::start(if enable_cfs { &["--enable-cfs"] } else { &[] });
     let all = CdiSpec::of(&d.mnt).device("all");
-    let rootfs = Rootfs::busybox().with_tools(&["free", "lscpu"]);
-    let mut b = Bundle::with(Oci::Crun, &rootfs, SCRIPT);
+    let rootfs = tools::rootfs();
+    let mut b = Bundle::with(Oci::Crun, &rootfs, &script());
     b.cpu_quota(50_000, 100_000).cdi(&all);
     let text = b.run(DEADLINE).ok().to_string();
-    // ⌈0.5⌉ = 1 CPU, renumbered 0, in every file.
-    assert_eq!(part(&text, "online"), "0", "{text}");
-    assert_eq!(part(&text, "processors"), "1", "{text}");
-    assert_eq!(part(&text, "statcpus"), "1", "{text}");
-    assert!(part(&text, "lscpu").ends_with(" 0"), "{text}");
-    assert_eq!(
-        free_total(part(&text, "procps free")),
-        host_mem_total_kb(),
-        "{text}"
-    );
+    let e = tools::Expectation::half_cpu(enable_cfs);
+    tools::check_limits("crun", &text, &e);
+    assert_eq!(part(&text, "online"), e.online, "{text}");
+    assert_eq!(part(&text, "processors"), e.cpus.to_string(), "{text}");
+    assert_eq!(part(&text, "statcpus"), e.cpus.to_string(), "{text}");
+}
+
+#[test]
+fn crun_with_a_half_cpu_quota_and_enable_cfs_shows_one_cpu() {
+    half_a_cpu(true);
+}
+
+#[test]
+fn crun_with_a_half_cpu_quota_without_enable_cfs_shows_the_cpuset() {
+    half_a_cpu(false);
 }

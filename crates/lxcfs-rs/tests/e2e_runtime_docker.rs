@@ -1,7 +1,8 @@
 //! Docker (Debian's docker.io 20.10, runc underneath; no CDI before Docker 25) runs a
 //! busybox image with the README's `-v` flags — the CDI default device's binds — and
-//! `-m 256m --cpuset-cpus 1`, or `--cpus 0.5` against a daemon with `--enable-cfs`, and
-//! the container shows its own values; a `-v` for a pressure file fails the container;
+//! `-m 256m --cpuset-cpus 1`, or `--cpus 0.5` against a daemon with and without
+//! `--enable-cfs`, and the container's tools (the shared `testkit::runtime::tools`
+//! script and checks) show its own values; a `-v` for a pressure file fails the container;
 //! reads go on through a worker kill and a live upgrade.
 //!
 //! The test starts a dockerd of its own (private data and socket, no iptables, no
@@ -15,7 +16,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use testkit::runtime::{CdiSpec, Dockerd, ReadLoop, Rootfs};
+use testkit::runtime::{CdiSpec, Dockerd, ReadLoop, Rootfs, tools};
 
 /// The destinations README's Docker recipe binds, in its order.
 const README_BINDS: [&str; 8] = [
@@ -44,14 +45,19 @@ fn volumes(mnt: &Path, dests: &[&str]) -> Vec<String> {
         .collect()
 }
 
-const SCRIPT: &str = r#"
+/// The files behind the tools, after the shared tools' script.
+fn script() -> String {
+    format!(
+        "{}{}",
+        tools::SCRIPT,
+        r#"
 echo "== meminfo"; head -1 /proc/meminfo
 echo "== online"; cat /sys/devices/system/cpu/online
 echo "== processors"; grep -c '^processor' /proc/cpuinfo
-echo "== nproc"; nproc
-echo "== top"; top -bn1 | grep '^Mem:'
 echo "== end"
-"#;
+"#
+    )
+}
 
 /// A labelled part of the script's output, trimmed.
 fn part<'a>(out: &'a str, name: &str) -> &'a str {
@@ -71,18 +77,19 @@ fn docker_with_the_readme_binds_shows_the_containers_memory_and_cpus() {
         .collect();
     assert_eq!(default, README_BINDS, "{}", spec.text);
 
-    let rootfs = Rootfs::busybox();
+    let rootfs = tools::rootfs();
     let docker = Dockerd::start(&rootfs);
     let mut flags = volumes(&d.mnt, &README_BINDS);
     flags.extend(["-m", "256m", "--cpuset-cpus", "1"].map(String::from));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let out = docker.run(&flags, SCRIPT, DEADLINE);
+    let out = docker.run(&flags, &script(), DEADLINE);
     assert!(
         out.status.success(),
         "{out:?}\n--- dockerd\n{}",
         docker.log_text()
     );
     let text = &out.stdout;
+    tools::check_limits("docker", text, &tools::Expectation::limited());
     assert_eq!(
         meminfo_value(part(text, "meminfo"), "MemTotal"),
         256 * 1024,
@@ -90,9 +97,6 @@ fn docker_with_the_readme_binds_shows_the_containers_memory_and_cpus() {
     );
     assert_eq!(part(text, "online"), "1", "{text}");
     assert_eq!(part(text, "processors"), "1", "{text}");
-    assert_eq!(part(text, "nproc"), "1", "{text}");
-    let top = part(text, "top");
-    assert!(top.starts_with("Mem:"), "{text}");
 
     // Each pressure file as a -v: runc refuses it, the container does not start.
     let mut flags = volumes(&d.mnt, &README_BINDS);
@@ -111,24 +115,36 @@ fn docker_with_the_readme_binds_shows_the_containers_memory_and_cpus() {
     );
 }
 
-#[test]
-fn docker_with_half_a_cpu_and_enable_cfs_shows_one_cpu() {
+/// `--cpus 0.5`, against a daemon with or without `--enable-cfs`.
+fn half_a_cpu(enable_cfs: bool) {
     require_docker();
-    let d = Daemon::start(&["--enable-cfs"]);
-    let rootfs = Rootfs::busybox();
+    let d = Daemon::start(if enable_cfs { &["--enable-cfs"] } else { &[] });
+    let rootfs = tools::rootfs();
     let docker = Dockerd::start(&rootfs);
     let mut flags = volumes(&d.mnt, &README_BINDS);
     flags.extend(["--cpus", "0.5"].map(String::from));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let out = docker.run(&flags, SCRIPT, DEADLINE);
+    let out = docker.run(&flags, &script(), DEADLINE);
     assert!(
         out.status.success(),
         "{out:?}\n--- dockerd\n{}",
         docker.log_text()
     );
     let text = &out.stdout;
-    assert_eq!(part(text, "online"), "0", "{text}");
-    assert_eq!(part(text, "processors"), "1", "{text}");
+    let e = tools::Expectation::half_cpu(enable_cfs);
+    tools::check_limits("docker", text, &e);
+    assert_eq!(part(text, "online"), e.online, "{text}");
+    assert_eq!(part(text, "processors"), e.cpus.to_string(), "{text}");
+}
+
+#[test]
+fn docker_with_half_a_cpu_and_enable_cfs_shows_one_cpu() {
+    half_a_cpu(true);
+}
+
+#[test]
+fn docker_with_half_a_cpu_without_enable_cfs_shows_the_cpuset() {
+    half_a_cpu(false);
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! runc (Debian's 1.1.5) runs busybox containers with the binds of the CDI spec's
 //! default device, made from `runc spec` as a user would: it accepts them, refuses the
 //! pressure files and vmstat under /proc (which is why the default device leaves them
-//! out), and
-//! the container's tools (busybox's, and procps free and lscpu from the host's /usr bound
-//! read-only) show its limits. Reads survive a worker kill and a live upgrade.
+//! out), and with `-m 256m --cpuset-cpus 1` or half a CPU of quota the container's tools
+//! (the shared `testkit::runtime::tools` script and checks) show its limits. Reads
+//! survive a worker kill and a live upgrade.
 //!
 //! Needs root, /dev/fuse, cgroups, runc and busybox-static (`.ci/run` installs them):
 //! fails, saying why, without.
@@ -12,10 +12,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
-use testkit::runtime::{Bundle, CdiMount, CdiSpec, ReadLoop, Rootfs};
+use testkit::runtime::{Bundle, CdiMount, CdiSpec, ReadLoop, Rootfs, tools};
 
 fn require_runc() {
     require_env();
@@ -24,133 +22,86 @@ fn require_runc() {
     }
 }
 
-/// The text between `== name` and the next `== ` line of a script's output.
+/// A labelled part of the script's output, trimmed.
 fn part<'a>(out: &'a str, name: &str) -> &'a str {
-    script_part(out, name)
+    script_part(out, name).trim()
 }
 
-/// `Mem: 1234K used, 5678K free, ...` (busybox top's second line): used + free, in KiB.
-fn top_mem_total_kib(top: &str) -> u64 {
-    let line = top
-        .lines()
-        .find(|l| l.starts_with("Mem:"))
-        .unwrap_or_else(|| panic!("no Mem: line in top's output:\n{top}"));
-    let num = |label: &str| -> u64 {
-        let i = line.find(label).unwrap_or_else(|| panic!("{line}"));
-        let word = line[..i].split_whitespace().last().unwrap();
-        word.trim_end_matches('K').parse().unwrap()
-    };
-    num(" used") + num(" free")
-}
-
-/// lscpu's `CPU(s):` and `On-line CPU(s) list:` values.
-fn lscpu(out: &str) -> (&str, &str) {
-    let value = |key: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(str::trim)
-            .unwrap_or_else(|| panic!("no {key} in lscpu's output:\n{out}"))
-    };
-    (value("CPU(s):"), value("On-line CPU(s) list:"))
-}
-
-const TOOLS_SCRIPT: &str = r#"
+/// The files behind the tools, and busybox free, after the shared tools' script.
+fn script() -> String {
+    format!(
+        "{}{}",
+        tools::SCRIPT,
+        r#"
 echo "== meminfo"; head -3 /proc/meminfo
-echo "== nproc"; nproc
 echo "== online"; cat /sys/devices/system/cpu/online
 echo "== cpudirs"; ls /sys/devices/system/cpu | grep -c '^cpu[0-9]'
 echo "== processors"; grep -c '^processor' /proc/cpuinfo
 echo "== statcpus"; grep -c '^cpu[0-9]' /proc/stat
-echo "== uptime"; cat /proc/uptime
-echo "== swaps"; cat /proc/swaps
-echo "== top"; top -bn1 | head -3
 echo "== busybox free"; free
-echo "== procps free"; /usr/bin/free -k
-echo "== lscpu"; /usr/bin/lscpu | grep -E '^(CPU\(s\)|On-line CPU\(s\) list):'
 echo "== end"
-"#;
+"#
+    )
+}
 
 #[test]
 fn runc_with_the_default_device_shows_the_containers_memory_and_cpus() {
     require_runc();
     let d = Daemon::start(&[]);
     let spec = CdiSpec::of(&d.mnt);
-    let rootfs = Rootfs::busybox();
-    let mut b = Bundle::new(&rootfs, TOOLS_SCRIPT);
+    let rootfs = tools::rootfs();
+    let mut b = Bundle::new(&rootfs, &script());
     b.memory_limit(256 * MIB)
         .cpuset("1")
-        .cdi(&spec.device("default"))
-        // procps free (dynamically linked) from the host, read-only.
-        .bind(Path::new("/usr"), "/usr", &["rbind", "ro"]);
+        .cdi(&spec.device("default"));
     let out = b.run(DEADLINE);
     let text = out.ok();
+    tools::check_limits("runc", text, &tools::Expectation::limited());
 
-    let meminfo = part(text, "meminfo");
-    assert_eq!(meminfo_value(meminfo, "MemTotal"), 256 * 1024, "{text}");
-    // One CPU (host id 1) in every file, and sched_getaffinity agrees.
-    assert_eq!(part(text, "nproc").trim(), "1", "{text}");
-    assert_eq!(part(text, "online").trim(), "1", "{text}");
-    assert_eq!(part(text, "cpudirs").trim(), "1", "{text}");
-    assert_eq!(part(text, "processors").trim(), "1", "{text}");
-    assert_eq!(part(text, "statcpus").trim(), "1", "{text}");
-    // The container's age, not the host's.
-    let up: f64 = part(text, "uptime")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(up < DEADLINE.as_secs_f64(), "uptime {up}: {text}");
-    // No swap limit set: the container may use the host's swap (none here or some),
-    // never more than the host has; the header is the kernel's.
-    let swaps = part(text, "swaps");
-    assert!(swaps.starts_with("Filename"), "{text}");
-    let host_swaps = std::fs::read_to_string("/proc/swaps").unwrap();
-    assert!(
-        swaps.lines().count() <= host_swaps.lines().count(),
-        "{swaps}\nhost:\n{host_swaps}"
-    );
-    // busybox top reads /proc/meminfo: used + free is the limit.
-    assert_eq!(top_mem_total_kib(part(text, "top")), 256 * 1024, "{text}");
-    // busybox free calls sysinfo(2), which no file can change: the host's total.
-    let bb_free = part(text, "busybox free");
     assert_eq!(
-        free_total(bb_free),
+        meminfo_value(part(text, "meminfo"), "MemTotal"),
+        256 * 1024,
+        "{text}"
+    );
+    // One CPU (host id 1) in every file.
+    assert_eq!(part(text, "online"), "1", "{text}");
+    assert_eq!(part(text, "cpudirs"), "1", "{text}");
+    assert_eq!(part(text, "processors"), "1", "{text}");
+    assert_eq!(part(text, "statcpus"), "1", "{text}");
+    // busybox free calls sysinfo(2), which no file can change: the host's total.
+    assert_eq!(
+        free_total(part(text, "busybox free")),
         host_mem_total_kb(),
         "busybox free should show the host (sysinfo): {text}"
     );
-    // procps free (4.0, Debian 12) reads /proc/meminfo: the container's.
-    assert_eq!(free_total(part(text, "procps free")), 256 * 1024, "{text}");
-    // util-linux lscpu reads the CPU directory: one CPU, host id 1.
-    assert_eq!(lscpu(part(text, "lscpu")), ("1", "1"), "{text}");
+}
+
+/// `--cpus 0.5`, against a daemon with or without `--enable-cfs`.
+fn half_a_cpu(enable_cfs: bool) {
+    require_runc();
+    let d = Daemon::start(if enable_cfs { &["--enable-cfs"] } else { &[] });
+    let spec = CdiSpec::of(&d.mnt);
+    let rootfs = tools::rootfs();
+    let mut b = Bundle::new(&rootfs, &script());
+    b.cpu_quota(50_000, 100_000).cdi(&spec.device("default"));
+    let text = b.run(DEADLINE).ok().to_string();
+    let e = tools::Expectation::half_cpu(enable_cfs);
+    tools::check_limits("runc", &text, &e);
+    // In every file.
+    assert_eq!(part(&text, "online"), e.online, "{text}");
+    for p in ["cpudirs", "processors", "statcpus"] {
+        assert_eq!(part(&text, p), e.cpus.to_string(), "{p}: {text}");
+    }
 }
 
 #[test]
 fn runc_with_a_half_cpu_quota_and_enable_cfs_shows_one_cpu() {
-    require_runc();
-    let d = Daemon::start(&["--enable-cfs"]);
-    let spec = CdiSpec::of(&d.mnt);
-    let rootfs = Rootfs::busybox();
-    let mut b = Bundle::new(&rootfs, TOOLS_SCRIPT);
-    b.cpu_quota(50_000, 100_000)
-        .cdi(&spec.device("default"))
-        .bind(Path::new("/usr"), "/usr", &["rbind", "ro"]);
-    let text = b.run(DEADLINE).ok().to_string();
-    // ⌈0.5⌉ = 1 CPU, renumbered 0, in every file.
-    assert_eq!(part(&text, "online").trim(), "0", "{text}");
-    assert_eq!(part(&text, "cpudirs").trim(), "1", "{text}");
-    assert_eq!(part(&text, "processors").trim(), "1", "{text}");
-    assert_eq!(part(&text, "statcpus").trim(), "1", "{text}");
-    assert_eq!(lscpu(part(&text, "lscpu")), ("1", "0"), "{text}");
-    // busybox nproc asks sched_getaffinity, which a quota does not change.
-    let host_cpus = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(part(&text, "nproc").trim(), host_cpus.to_string(), "{text}");
-    // No memory limit: the host's total, through the file too.
-    assert_eq!(
-        meminfo_value(part(&text, "meminfo"), "MemTotal"),
-        host_mem_total_kb(),
-        "{text}"
-    );
+    half_a_cpu(true);
+}
+
+#[test]
+fn runc_with_a_half_cpu_quota_without_enable_cfs_shows_the_cpuset() {
+    half_a_cpu(false);
 }
 
 /// Under /proc and not on runc's allow-list.

@@ -23,6 +23,7 @@ mod lxc;
 mod podman;
 mod readloop;
 mod runc;
+pub mod tools;
 
 pub use docker::{DOCKER, DOCKERD, Dockerd};
 pub use lxc::{LXC_CONF, LXC_HOOK, LXC_MOUNTPOINT, Lxc};
