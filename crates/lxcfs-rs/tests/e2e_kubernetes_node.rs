@@ -18,7 +18,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::Duration;
 
 use common::*;
 use testkit::proc::is_running;
@@ -639,10 +638,8 @@ fn the_systemd_way_makes_the_calls_a_unit_needs_and_no_read_fails() {
     assert_eq!(calls(), "disable --now lxcfs-rs.service\ndaemon-reload\n");
     assert!(!units.join("lxcfs-rs.service").exists());
     // `disable --now` stops the unit; its main process exits on its own time.
-    poll(
-        Duration::from_secs(10),
-        "the stopped unit's supervisor to exit",
-        || (!is_running(sup2)).then_some(()),
-    );
+    poll(DEADLINE, "the stopped unit's supervisor to exit", || {
+        (!is_running(sup2)).then_some(())
+    });
     assert!(!testkit::mounts::is_mounted(&node.mnt));
 }
