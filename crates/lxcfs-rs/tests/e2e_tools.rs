@@ -34,7 +34,14 @@ fn etime_secs(s: &str) -> Option<u64> {
 #[test]
 fn ps_elapsed_time_is_right_with_host_uptime() {
     require_tools(&["ps"], "procps").unwrap();
-    let d = Daemon::start(&["--host-uptime"]);
+    // --enable-cfs changes the CPU view only: ps's arithmetic is the same.
+    for flags in [&["--host-uptime"][..], &["--host-uptime", "--enable-cfs"]] {
+        ps_with(flags);
+    }
+}
+
+fn ps_with(flags: &[&str]) {
+    let d = Daemon::start(flags);
     let cg = Cgroup::with_memory_limit("ps-etime", 128 * MIB);
     let out = run(
         &cg,
@@ -97,7 +104,13 @@ fn by_default_uptime_is_the_containers_age_and_ps_cannot_use_it() {
 #[test]
 fn vmstats_first_line_shows_plausible_rates() {
     require_tools(&["vmstat"], "procps").unwrap();
-    let d = Daemon::start(&[]);
+    for flags in [&[][..], &["--enable-cfs"]] {
+        vmstat_with(flags);
+    }
+}
+
+fn vmstat_with(flags: &[&str]) {
+    let d = Daemon::start(flags);
     let cg = Cgroup::new("vmstat", &[Limit::Memory(128 * MIB), Limit::cpus("0")]);
     let out = run(
         &cg,
@@ -166,7 +179,13 @@ fn vmstats_first_line_shows_plausible_rates() {
 #[test]
 fn psutil_sees_the_container() {
     require_tools(&["python3"], "python3").unwrap();
-    let d = Daemon::start(&[]);
+    for flags in [&[][..], &["--enable-cfs"]] {
+        psutil_with(flags);
+    }
+}
+
+fn psutil_with(flags: &[&str]) {
+    let d = Daemon::start(flags);
     let cg = Cgroup::new("psutil", &[Limit::Memory(256 * MIB), Limit::cpus("1")]);
     let out = run(
         &cg,
@@ -202,4 +221,51 @@ fn psutil_sees_the_container() {
     let boot: i64 = lines[1][1].parse().unwrap();
     assert!((boot - btime).abs() <= 1, "boot_time {boot}, btime {btime}");
     assert_eq!(lines[2], ["True"], "{text}");
+}
+
+/// psutil's `cpu_percent` over a busy loop of known size: one shell loop in a
+/// container of two CPUs with half a CPU of quota. By default the view is the cpuset's
+/// two CPUs, so the loop is a quarter of the machine (as top's header shows it); with
+/// `--enable-cfs` the machine is the quota's one CPU, which the loop fills.
+#[test]
+fn psutil_cpu_percent_follows_a_busy_loop() {
+    require_tools(&["python3"], "python3").unwrap();
+    let two = testkit::cgroup::root_cpus().unwrap();
+    assert!(two.len() >= 2, "needs two CPUs, the host has {two}");
+    let cpus: Vec<u32> = two.iter().take(2).collect();
+    let list = format!("{},{}", cpus[0], cpus[1]);
+    for (flags, count, range) in [
+        (&[][..], 2, 10.0..=40.0),
+        (&["--enable-cfs"][..], 1, 50.0..=100.0),
+    ] {
+        let d = Daemon::start(flags);
+        let cg = Cgroup::new(
+            "psutil-busy",
+            &[
+                Limit::cpus(&list),
+                Limit::Quota {
+                    quota_us: 50_000,
+                    period_us: 100_000,
+                },
+            ],
+        );
+        let out = run(
+            &cg,
+            &d.mnt,
+            "mount --bind \"$E2E_MNT/sys/devices/system/cpu\" /sys/devices/system/cpu\n\
+             sh -c 'while :; do :; done' & loop=$!\n\
+             /usr/bin/python3 -c 'import psutil\n\
+             psutil.cpu_percent()\n\
+             print(psutil.cpu_count(), psutil.cpu_percent(interval=2))'\n\
+             kill $loop",
+        );
+        let text = out.ok();
+        let f: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(f[0], count.to_string(), "{flags:?}: {text}");
+        let pct: f64 = f[1].parse().unwrap();
+        assert!(
+            range.contains(&pct),
+            "{flags:?}: cpu_percent {pct} with one busy loop at half a CPU, want {range:?}"
+        );
+    }
 }
