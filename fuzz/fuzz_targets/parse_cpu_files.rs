@@ -14,6 +14,22 @@ fuzz_target!(|data: &[u8]| {
     let usage = CpuUsage::parse_usage_all(&s)
         .or_else(|| CpuUsage::parse_cpu_stat(&s))
         .unwrap_or_default();
+    // The exact per-CPU times of another line of the same input, scaled into it.
+    let exact = s.lines().nth(1).and_then(CpuUsage::parse_usage_percpu);
+    let usage = match exact {
+        Some(e) => {
+            let scaled = usage.scaled_to(&e);
+            if let Some(per) = &scaled.per_cpu {
+                for &(c, u, s) in per {
+                    if let Some(&x) = e.get(c as usize) {
+                        assert_eq!(u.checked_add(s), Some(x), "cpu {c} scaled to its exact time");
+                    }
+                }
+            }
+            scaled
+        }
+        None => usage,
+    };
     let online = CpuSet::parse(s.lines().next().unwrap_or("")).unwrap_or_default();
     let view = CpuView::new(&online, None, quota, data.first().is_some_and(|b| b & 1 == 1));
     let mut st = StatState::start(&view, &usage, u64::from(data.len() as u32) << 20, 1 << 40);

@@ -150,7 +150,18 @@ pub fn usage(hier: &Hierarchies, paths: &CgroupPaths) -> Result<CpuUsage> {
     ) {
         let rel = format!("{path}/cpuacct.usage_all");
         if let Some(s) = dir.read_optional(&rel)? {
-            return CpuUsage::parse_usage_all(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)));
+            let all =
+                CpuUsage::parse_usage_all(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+            // Its user/system split is sampled at ticks; the exact run time per CPU
+            // is what the container used (see `CpuUsage::scaled_to`).
+            let rel = format!("{path}/cpuacct.usage_percpu");
+            return Ok(match dir.read_optional(&rel)? {
+                Some(s) => all.scaled_to(
+                    &CpuUsage::parse_usage_percpu(&s)
+                        .ok_or_else(|| Error::parse(dir.path_of(&rel)))?,
+                ),
+                None => all,
+            });
         }
         // Older kernels: only the total. Counting it as user time keeps the sum right;
         // LXCFS's per-CPU fallback counted it twice.

@@ -24,8 +24,9 @@ struct Sample {
     up: f64,
     /// The scheduler's exact run time, ns (`cpuacct.usage`, `cpu.stat` usage_usec).
     usage: u64,
-    /// User + system time, what /proc/stat's busy is made of, in ticks: summed over
-    /// `cpuacct.usage_all` (tick-sampled) on v1, `cpu.stat` user_usec + system_usec on v2.
+    /// User + system time, what /proc/stat's busy is made of, in ticks: on v1 the exact
+    /// run time (the daemon scales `cpuacct.usage_all`'s tick-sampled split to
+    /// `cpuacct.usage_percpu`), on v2 `cpu.stat` user_usec + system_usec.
     usage_all: u64,
     stat: Stat,
 }
@@ -73,14 +74,8 @@ fn sample(t: &str) -> Sample {
         (get("usage_usec ") * 1000, busy_us / 10_000)
     } else {
         assert_eq!(acct[1], "cpu user system", "usage_all header:\n{t}");
-        let ns: u64 = acct[2..]
-            .iter()
-            .map(|l| {
-                let r: Vec<u64> = l.split_whitespace().map(|v| v.parse().unwrap()).collect();
-                r[1] + r[2]
-            })
-            .sum();
-        (acct[0].trim().parse().unwrap(), ns / 10_000_000)
+        let exact: u64 = acct[0].trim().parse().unwrap();
+        (exact, exact / 10_000_000)
     };
     Sample {
         up,
@@ -190,12 +185,12 @@ fn busy_half_cpu(args: &[&str], cpuset: &str, pin: &str, shown: usize, capacity:
         let ratio = (w1.usage - w0.usage) as f64 / 1e9 / (0.5 * (w1.up - w0.up));
         // Each frame's header and process list measure the same second: the list from
         // each process's exact run time, the header from renderings up to 100 ms apart
-        // (the daemon's render cache) of the cgroup's user and system time — on v1
-        // `cpuacct.usage_all`, which the kernel samples at ticks, and a 10 ms quota
-        // period aliases with the tick: measured up to a fifth above the exact usage on
-        // a busy machine. So over the three 1 s frames they agree within a quarter plus
-        // 5 points; showing the unused quota as idle instead would read 100 % against
-        // 50 % or 25 %.
+        // (the daemon's render cache) of the cgroup's run time. (On v1 that is
+        // `cpuacct.usage_all`'s user/system split scaled to the exact per-CPU time: the
+        // split alone is sampled at ticks, which a 10 ms quota period aliases with, and
+        // read 75 % against the process list's 50 % in a loaded CI run.) So over the
+        // three 1 s frames they agree within a quarter plus 5 points; showing the
+        // unused quota as idle instead would read 100 % against 50 % or 25 %.
         let mean = |f: fn(&Frame) -> f64| frames[1..].iter().map(f).sum::<f64>() / 3.0;
         let (header, processes) = (mean(|f| f.busy), mean(|f| f.processes));
         let want = processes / capacity;
@@ -207,9 +202,9 @@ fn busy_half_cpu(args: &[&str], cpuset: &str, pin: &str, shown: usize, capacity:
             s[1]
         );
 
-        // /proc/stat over 2 s. Its user/system come from usage_all (v1, sampled at
-        // ticks) or cpu.stat's user + system (v2), so they are compared with that, and
-        // idle with what the capacity leaves of it.
+        // /proc/stat over 2 s. Its user/system add up to the exact run time (v1) or
+        // cpu.stat's user + system (v2), so they are compared with that, and idle with
+        // what the capacity leaves of it.
         let (p0, p1) = (sample(&s[2]), sample(&s[3]));
         let (st0, st1) = (p0.stat, p1.stat);
         assert_monotonic(&st0, &st1);
@@ -225,7 +220,7 @@ fn busy_half_cpu(args: &[&str], cpuset: &str, pin: &str, shown: usize, capacity:
         let idle_slack = slack + (10.0 * capacity) as i64;
         assert!(
             (busy - used).abs() <= 5 + slack,
-            "busy grew {busy} ticks; usage_all grew {used}\n{}\n{}",
+            "busy grew {busy} ticks; the cgroup's user + system grew {used}\n{}\n{}",
             st0.text,
             st1.text
         );

@@ -52,6 +52,50 @@ impl CpuUsage {
         })
     }
 
+    /// v1 `cpuacct.usage_percpu`: each CPU's exact run time in ns, indexed by CPU id.
+    pub fn parse_usage_percpu(text: &str) -> Option<Vec<u64>> {
+        text.split_ascii_whitespace()
+            .map(crate::value::parse_u64)
+            .collect()
+    }
+
+    /// Each CPU's user and system time scaled so that together they are that CPU's
+    /// exact run time (`exact`, from `cpuacct.usage_percpu`). `cpuacct.usage_all`
+    /// splits user from system by sampling at ticks, and a CFS period near the tick
+    /// aliases with it: a loop held to half a CPU read as three quarters on a loaded
+    /// host. The split keeps its proportions; a CPU with no sampled time but run time
+    /// counts it as user. CPUs `exact` does not list are left as they are.
+    pub fn scaled_to(self, exact: &[u64]) -> CpuUsage {
+        let Some(per) = self.per_cpu else {
+            return self;
+        };
+        let (mut user, mut system) = (0u64, 0u64);
+        let per: Vec<(u32, u64, u64)> = per
+            .into_iter()
+            .map(|(c, u, s)| {
+                let (u, s) = match exact.get(c as usize) {
+                    Some(&e) => {
+                        let sampled = u128::from(u) + u128::from(s);
+                        // u / sampled ≤ 1, so the quotient fits in u64 again.
+                        let u2 = (u128::from(e) * u128::from(u))
+                            .checked_div(sampled)
+                            .map_or(e, |v| u64::try_from(v).unwrap_or(e));
+                        (u2, e - u2.min(e))
+                    }
+                    None => (u, s),
+                };
+                user = user.saturating_add(u);
+                system = system.saturating_add(s);
+                (c, u, s)
+            })
+            .collect();
+        CpuUsage {
+            user_ns: user,
+            system_ns: system,
+            per_cpu: Some(per),
+        }
+    }
+
     /// v2 `cpu.stat`: `user_usec`, `system_usec` (µs).
     pub fn parse_cpu_stat(text: &str) -> Option<CpuUsage> {
         let user = crate::keyed::get(text, "user_usec")?;
@@ -234,6 +278,28 @@ pub fn ticks(ns: u64, ticks_per_sec: u64) -> u64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn usage_all_scaled_to_the_exact_run_time() {
+        let all = CpuUsage::parse_usage_all("cpu user system\n0 300 100\n1 0 0\n2 50 50\n5 7 3\n")
+            .unwrap();
+        let exact = CpuUsage::parse_usage_percpu("200 40 100 9 \n").unwrap();
+        let u = all.scaled_to(&exact);
+        // 3:1 of 200; no sampled time: all user; 1:1 of 100; CPU 5 not listed: as is.
+        assert_eq!(
+            u.per_cpu.as_deref(),
+            Some(&[(0, 150, 50), (1, 40, 0), (2, 50, 50), (5, 7, 3)][..])
+        );
+        assert_eq!((u.user_ns, u.system_ns), (247, 103));
+        assert_eq!(CpuUsage::parse_usage_percpu("1 x 2"), None);
+        // Huge values do not overflow.
+        let big =
+            CpuUsage::parse_usage_all(&format!("cpu user system\n0 {} {}\n", u64::MAX, u64::MAX))
+                .unwrap()
+                .scaled_to(&[u64::MAX]);
+        let (_, u, s) = big.per_cpu.unwrap()[0];
+        assert_eq!(u.checked_add(s), Some(u64::MAX));
+    }
     use crate::CpuSet;
     use crate::cpu::CpuQuota;
 

@@ -39,6 +39,7 @@ proptest! {
     fn parsers_are_total(s in text(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = CpuQuota::parse_v2(&s);
         let _ = CpuUsage::parse_usage_all(&s);
+        let _ = CpuUsage::parse_usage_percpu(&s);
         let _ = CpuUsage::parse_cpu_stat(&s);
         let _ = value::parse_seconds_ns(&s);
         let _ = procfile::pid::status_state(&s);
