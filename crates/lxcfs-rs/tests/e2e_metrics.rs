@@ -224,27 +224,25 @@ fn two_containers_reads_are_counted_exactly_and_the_exposition_parses() {
         3.0,
         "no other error"
     );
-    // Each container's init was found once, by the kernel's ioctl (later renderings
-    // take it from the cache, re-checked after a second as cached_init).
-    let resolved = |method: &str| {
-        delta(
-            &before,
-            &after,
-            "lxcfs_pidns_resolution_duration_seconds_count",
-            &[("method", method)],
-        )
+    // Each container's init was found once: by the kernel's ioctl where it has
+    // NS_GET_TGID_FROM_PIDNS, else by walking /proc (the VM's 6.1). Later renderings
+    // take it from the cache, re-checked after a second as cached_init.
+    let fresh = ["ioctl", "procfs_parents", "procfs_scan"];
+    let resolved = |metric: &str, method: &str, le: Option<&str>| {
+        let mut labels = vec![("method", method)];
+        labels.extend(le.map(|le| ("le", le)));
+        delta(&before, &after, metric, &labels)
     };
-    assert_eq!(resolved("ioctl"), 2.0, "one resolution per container");
-    assert_eq!(resolved("failed"), 0.0);
-    assert_eq!(
-        delta(
-            &before,
-            &after,
-            "lxcfs_pidns_resolution_duration_seconds_bucket",
-            &[("method", "ioctl"), ("le", "+Inf")]
-        ),
-        2.0
-    );
+    let count = "lxcfs_pidns_resolution_duration_seconds_count";
+    let total: f64 = fresh.iter().map(|m| resolved(count, m, None)).sum();
+    assert_eq!(total, 2.0, "one resolution per container");
+    assert_eq!(resolved(count, "failed", None), 0.0);
+    let bucket = "lxcfs_pidns_resolution_duration_seconds_bucket";
+    let observed: f64 = fresh
+        .iter()
+        .map(|m| resolved(bucket, m, Some("+Inf")))
+        .sum();
+    assert_eq!(observed, 2.0, "each resolution in the latency histogram");
     assert_eq!(
         delta(
             &before,
@@ -570,6 +568,9 @@ fn fallback_lines(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
+/// Reads of a failing file by one container.
+const READS: u32 = 2_000;
+
 #[test]
 fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_budget() {
     // Debug builds (the tests') fail every read of meminfo's container data.
@@ -577,15 +578,18 @@ fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_bud
     let cg = Cgroup::with_memory_limit("metrics-failing", 256 * MIB);
     let c = Running::start(&cg, &d.mnt);
     let before = scrape(&d);
-    // Ten thousand reads, with the shell's own `read` (no process per read).
-    let out = c.exec(
-        "i=0; while [ $i -lt 10000 ]; do read -r l < /proc/meminfo || echo FAIL; \
-         i=$((i+1)); done; echo \"$l\"",
-    );
+    // Two thousand reads, with the shell's own `read` (no process per read): enough
+    // to see the count exact and the log quiet, and done in time under emulation (the
+    // pure-v2 VM did not finish ten thousand in 30 s).
+    let out = c.exec(&format!(
+        "i=0; while [ $i -lt {READS} ]; do read -r l < /proc/meminfo || echo FAIL; \
+         i=$((i+1)); done; echo \"$l\""
+    ));
     assert!(out.ok().starts_with("MemTotal:"), "{}", out.stdout);
     let after = scrape(&d);
     let f = [("file", "proc/meminfo")];
-    assert_eq!(delta(&before, &after, "lxcfs_opens_total", &f), 10_000.0);
+    let n = f64::from(READS);
+    assert_eq!(delta(&before, &after, "lxcfs_opens_total", &f), n);
     assert_eq!(
         delta(
             &before,
@@ -593,7 +597,7 @@ fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_bud
             "lxcfs_renders_total",
             &[("file", "proc/meminfo"), ("outcome", "host_fallback")]
         ),
-        10_000.0
+        n
     );
     assert_eq!(
         delta(
@@ -602,7 +606,7 @@ fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_bud
             "lxcfs_host_files_total",
             &[("file", "proc/meminfo"), ("reason", "read_error")]
         ),
-        10_000.0
+        n
     );
     let name = format!("/{}", cg.rel);
     // (The test's own reads from the host fail too: theirs are other lines.)
@@ -625,7 +629,7 @@ fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_bud
     assert_eq!(code, 0, "{err}");
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(
-        j["host_files_by_reason"]["read_error"].as_u64().unwrap() >= 10_000,
+        j["host_files_by_reason"]["read_error"].as_u64().unwrap() >= u64::from(READS),
         "{j}"
     );
 
