@@ -31,11 +31,6 @@ fn require_crun() {
     }
 }
 
-/// A labelled part of the script's output, trimmed.
-fn part<'a>(out: &'a str, name: &str) -> &'a str {
-    script_part(out, name).trim()
-}
-
 /// The files behind the tools, and what only crun takes, after the shared tools' script.
 fn script() -> String {
     format!(

@@ -59,11 +59,6 @@ echo "== end"
     )
 }
 
-/// A labelled part of the script's output, trimmed.
-fn part<'a>(out: &'a str, name: &str) -> &'a str {
-    script_part(out, name).trim()
-}
-
 #[test]
 fn docker_with_the_readme_binds_shows_the_containers_memory_and_cpus() {
     require_docker();

@@ -29,11 +29,6 @@ use testkit::runtime::{CdiSpec, LXC_CONF, LXC_HOOK, Lxc, ReadLoop, Rootfs, tools
 const LXCFS_HOOK: &str = "/usr/share/lxcfs/lxc.mount.hook";
 const LXCFS_CONF: &str = "/usr/share/lxc/config/common.conf.d/00-lxcfs.conf";
 
-/// A labelled part of the script's output, trimmed.
-fn part<'a>(out: &'a str, name: &str) -> &'a str {
-    script_part(out, name).trim()
-}
-
 fn require_lxc() {
     require_env();
     if let Err(e) = require_tools(

@@ -22,11 +22,6 @@ fn require_runc() {
     }
 }
 
-/// A labelled part of the script's output, trimmed.
-fn part<'a>(out: &'a str, name: &str) -> &'a str {
-    script_part(out, name).trim()
-}
-
 /// The files behind the tools, and busybox free, after the shared tools' script.
 fn script() -> String {
     format!(

@@ -81,6 +81,11 @@ pub fn script_part<'a>(out: &'a str, name: &str) -> &'a str {
     &rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)]
 }
 
+/// [`script_part`], trimmed: what a runtime test compares a labelled command's output by.
+pub fn part<'a>(out: &'a str, name: &str) -> &'a str {
+    script_part(out, name).trim()
+}
+
 /// The parts of `text` separated by lines `---`.
 pub fn sections(text: &str) -> Vec<String> {
     let mut out = vec![String::new()];

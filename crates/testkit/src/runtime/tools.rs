@@ -3,7 +3,7 @@
 //! in every runtime's container and checked by one function, so that each runtime is
 //! held to the same values the same way.
 
-use crate::e2e::{DEADLINE, free_total, host_mem_total_kb, script_part};
+use crate::e2e::{DEADLINE, free_total, host_mem_total_kb, part};
 
 use super::Rootfs;
 
@@ -96,7 +96,7 @@ impl Expectation {
 /// Asserts that [`SCRIPT`]'s output `out` shows `e`; `who` names the runtime in the
 /// messages.
 pub fn check_limits(who: &str, out: &str, e: &Expectation) {
-    let part = |name| script_part(out, name).trim();
+    let part = |name| part(out, name);
     let ctx = format!("{who}: the container's tools printed:\n{out}");
 
     assert_eq!(free_total(part("free")), e.mem_kib, "free's total; {ctx}");
