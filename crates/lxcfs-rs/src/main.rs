@@ -78,7 +78,7 @@ fn main() -> ExitCode {
                 .chain(args.into_iter().skip(1)),
         );
         logging::init(a.debug, a.log_json);
-        logging::start_queue(|| {});
+        logging::start_queue(agent::confine_log_writer);
         agent::run(&a)
     } else if args.first().is_some_and(|a| a == "cdi") {
         // Likewise its own command line; a mountpoint named "cdi" is ./cdi.

@@ -191,6 +191,45 @@ fn a_non_root_caller_is_answered_too() {
     let text = b.run(DEADLINE).ok().to_string();
     assert_eq!(free_total(&text), 256 * 1024, "{text}");
     assert!(text.lines().any(|l| l.trim() == "1000"), "{text}");
+    assert_serving_threads_confined(agent.pid);
+}
+
+/// Every thread of the agent but its main one (which waits for signals and runs the
+/// live upgrade's execve) keeps only CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and
+/// CAP_SYS_PTRACE, with no_new_privs and the system call filter; the threads that
+/// answer containers and take runtimes' hand-overs are among them.
+fn assert_serving_threads_confined(agent: u32) {
+    // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE
+    let kept = (1u64 << 1) | (1u64 << 2) | (1u64 << 19);
+    let mut names = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{agent}/task")).unwrap() {
+        let task = task.unwrap();
+        if task.file_name().to_str() == Some(&agent.to_string()) {
+            continue;
+        }
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap();
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+                .unwrap()
+        };
+        for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+            assert_eq!(
+                u64::from_str_radix(&field(set), 16).unwrap(),
+                kept,
+                "{set} of agent thread {name}:\n{status}"
+            );
+        }
+        assert_eq!(field("NoNewPrivs:"), "1", "thread {name}");
+        assert_eq!(field("Seccomp:"), "2", "thread {name}");
+        names.push(name.trim().to_string());
+    }
+    for expected in ["intake", "answer-0"] {
+        assert!(names.iter().any(|n| n == expected), "{names:?}");
+    }
 }
 
 #[test]

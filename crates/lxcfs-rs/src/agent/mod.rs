@@ -52,10 +52,6 @@ pub fn run(args: &Args) -> Result<()> {
         ..hostview::Options::default()
     };
     let host = Arc::new(Host::open(Path::new("/"), opts).context("cannot read the host")?);
-    if !args.disable_loadavg {
-        host.start_loadavg()
-            .context("cannot start the load average sampler")?;
-    }
     // The binary on disk now, not this process's image: SIGUSR1 upgrades to it.
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     let signals =
@@ -88,20 +84,41 @@ pub fn run(args: &Args) -> Result<()> {
         args.socket.display()
     );
     tracing::info!("{}", host.features());
-    {
-        let (registry, busy) = (registry.clone(), busy.clone());
-        std::thread::Builder::new()
-            .name("intake".into())
-            .spawn(move || intake::accept_loop(&listener, &registry, &busy))
-            .context("cannot start the intake thread")?;
-    }
-    for i in 0..args.threads.clamp(1, 64) {
-        let (registry, host) = (registry.clone(), host.clone());
-        std::thread::Builder::new()
-            .name(format!("answer-{i}"))
-            .spawn(move || registry.serve(&host))
-            .context("cannot start an answering thread")?;
-    }
+    let threads = args.threads.clamp(1, 64);
+    let loadavg = !args.disable_loadavg;
+    let (registry2, host2, busy2) = (registry.clone(), host.clone(), busy.clone());
+    // The threads that read what containers and runtimes send start from one confined
+    // thread, and so inherit its confinement; this one keeps what an upgrade's execve
+    // needs (see `confine`).
+    let started = std::thread::Builder::new()
+        .name("confine".into())
+        .spawn(move || -> Result<String> {
+            let confined = confine();
+            if loadavg {
+                host2
+                    .start_loadavg()
+                    .context("cannot start the load average sampler")?;
+            }
+            {
+                let (registry, busy) = (registry2.clone(), busy2);
+                std::thread::Builder::new()
+                    .name("intake".into())
+                    .spawn(move || intake::accept_loop(&listener, &registry, &busy))
+                    .context("cannot start the intake thread")?;
+            }
+            for i in 0..threads {
+                let (registry, host) = (registry2.clone(), host2.clone());
+                std::thread::Builder::new()
+                    .name(format!("answer-{i}"))
+                    .spawn(move || registry.serve(&host))
+                    .context("cannot start an answering thread")?;
+            }
+            Ok(confined)
+        })
+        .context("cannot start the serving threads")?
+        .join()
+        .map_err(|_| anyhow::anyhow!("starting the serving threads panicked"))??;
+    tracing::info!("{started}");
     let mut signals = signals;
     for sig in signals.forever() {
         if sig == SIGUSR1 {
@@ -113,6 +130,42 @@ pub fn run(args: &Args) -> Result<()> {
         break;
     }
     Ok(())
+}
+
+/// What the threads that answer containers keep: the worker's capabilities and
+/// `CAP_DAC_OVERRIDE`, for the caller's `/proc/<tid>/mem`, which is its owner's, mode
+/// 0600 (a container process running as another user than root).
+const ANSWER_CAPS: rustix::thread::CapabilitySet = rustix::thread::CapabilitySet::DAC_OVERRIDE;
+
+/// Confine the calling thread, and so every thread it starts: the serving worker's
+/// capabilities plus [`ANSWER_CAPS`], `no_new_privs`, and the worker's system call
+/// allow-list plus [`crate::sandbox::AGENT`]. Capabilities, `no_new_privs` and filters
+/// belong to threads, so the main thread, which only waits for signals and runs the
+/// live upgrade, keeps what `execve` of the new binary needs: a filter would outlive
+/// the exec and bind the new program to the old one's list (and stack a copy per
+/// upgrade), a shrunken bounding set would leave the new program with less. Serving
+/// unconfined beats not serving: a kernel that refuses either is logged. Says what it
+/// kept, for the log.
+pub fn confine() -> String {
+    if let Err(e) = crate::privileges::drop_to_serving_with(ANSWER_CAPS) {
+        tracing::error!("the agent's serving threads keep their capabilities: {e:#}");
+    }
+    let calls = match crate::sandbox::confine_with(crate::sandbox::AGENT) {
+        Ok(()) => (crate::sandbox::ALLOWED.len() + crate::sandbox::AGENT.len()).to_string(),
+        Err(e) => {
+            tracing::error!("the agent serves without a system call filter: {e:#}");
+            "0 (no filter)".into()
+        }
+    };
+    format!(
+        "serving threads confined: capabilities kept: {}; system calls allowed: {calls}",
+        crate::privileges::describe()
+    )
+}
+
+/// The log writer's confinement: [`confine`], quietly.
+pub fn confine_log_writer() {
+    let _ = confine();
 }
 
 /// The socket file goes with the agent, so a runtime starting a container meanwhile is
