@@ -230,11 +230,15 @@ fn quantile(hist: &[u64], q: f64) -> f64 {
 
 fn print_report(args: &SoakArgs, rows: &[Row]) {
     println!("### lxcfs-bench soak\n");
+    let kills = if args.kill_every == 0 {
+        "never SIGKILLed".to_string()
+    } else {
+        format!("SIGKILLed every {} s", args.kill_every)
+    };
     println!(
         "- {} containers, each polling meminfo, stat, uptime and loadavg once a second for \
-         {} min; the lxcfs-rs worker SIGKILLed every {} s; lxcfs-rs arguments {:?}; LXCFS \
-         runs with -l",
-        args.containers, args.minutes, args.kill_every, args.daemons.lxcfs_rs_args
+         {} min; the lxcfs-rs worker {kills}; lxcfs-rs arguments {:?}; LXCFS runs with -l",
+        args.containers, args.minutes, args.daemons.lxcfs_rs_args
     );
     println!(
         "- RSS start is taken after {} s of polling; latency is open + read + close, from \
