@@ -367,6 +367,53 @@ fn a_live_upgrade_keeps_serving_the_containers() {
     assert_eq!(free_total(&text), 256 * 1024, "{text}");
 }
 
+/// Socket activation, as the package's `lxcfs-rs-seccomp-agent.socket` runs it: a
+/// container is started while only the socket exists (the agent crashed and is being
+/// restarted, or has not started yet) and is served by the agent the connection
+/// starts; a live upgrade keeps the socket systemd's; a stop leaves it in place.
+#[test]
+fn a_socket_activated_agent_serves_the_container_that_started_it() {
+    require();
+    require_tools(&["systemd-socket-activate"], "systemd").unwrap();
+    let d = Daemon::start(&[]);
+    let mut agent = Agent::start_activated(&[]);
+    assert!(
+        !agent.log_text().contains("seccomp agent: answering"),
+        "the agent runs before any connection:\n{}",
+        agent.log_text()
+    );
+    let rootfs = rootfs();
+    let b = bundle(&rootfs, &d, &agent, 256 * MIB, "free | grep Mem:");
+    let text = b.run(DEADLINE).ok().to_string();
+    assert_eq!(free_total(&text), 256 * 1024, "{text}");
+    let log = agent.log_text();
+    assert!(log.contains("socket activated"), "{log}");
+    assert!(log.contains("answering sysinfo for container"), "{log}");
+    signal(agent.pid, rustix::process::Signal::USR1).unwrap();
+    poll(DEADLINE, "the upgraded agent", || {
+        agent
+            .log_text()
+            .contains("live upgrade: serving on with")
+            .then_some(())
+    });
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", agent.pid)).unwrap();
+    assert!(
+        cmdline
+            .split(|&b| b == 0)
+            .any(|a| a == b"--socket-activated"),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    let text = b.run(DEADLINE).ok().to_string();
+    assert_eq!(free_total(&text), 256 * 1024, "{text}");
+    agent.stop();
+    assert!(
+        agent.socket.exists(),
+        "the agent removed systemd's socket:\n{}",
+        agent.log_text()
+    );
+}
+
 /// 10 000 sysinfo calls per second from one container while another reads its
 /// /proc/meminfo: the reader's rate and latency alone, next to the same loop of plain
 /// calls (the profile with sysinfo allowed: the caller's own CPU), and next to the

@@ -24,8 +24,12 @@ host's. Use the same -u / --host-uptime / --disable-loadavg as the lxcfs-rs daem
 agree. SIGUSR1 is a live upgrade: the binary on disk replaces the agent's program in the same \
 process and keeps serving every container. If the agent stops, the kernel fails the pending and \
 later sysinfo calls of the containers it served with ENOSYS at once (none waits); containers \
-started after it is back are served again.",
-    after_help = "Signals: SIGTERM, SIGINT: exit (removing the socket); SIGUSR1: live upgrade. \
+started after it is back are served again. Under systemd, start it from its socket unit \
+(lxcfs-rs-seccomp-agent.socket): the socket then exists while the agent does not (a crash, a \
+restart), runtimes' connections wait in it, and containers started meanwhile start, their \
+sysinfo calls waiting for the agent.",
+    after_help = "Signals: SIGTERM, SIGINT: exit (removing the socket, unless systemd passed \
+it: LISTEN_FDS); SIGUSR1: live upgrade. \
 Exit status: 0 after SIGTERM or SIGINT; 1 when it cannot start (not root, the \
 socket is served by another agent, the host cannot be read)."
 )]
@@ -61,6 +65,10 @@ pub struct Args {
     /// The descriptors a live upgrade hands to the new program (set by the agent).
     #[arg(long, value_name = "SPEC", hide = true)]
     pub inherit: Option<String>,
+
+    /// The inherited socket is systemd's (set by the agent on a live upgrade).
+    #[arg(long = "socket-activated", hide = true)]
+    pub socket_activated: bool,
 }
 
 impl Args {

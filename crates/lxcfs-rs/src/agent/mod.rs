@@ -21,6 +21,7 @@
 //! loses no container. If it dies anyway, its containers' sysinfo fails fast (ENOSYS,
 //! see above): no call hangs, and the containers started after it is back are served.
 
+mod activation;
 mod answer;
 mod args;
 mod handover;
@@ -57,7 +58,9 @@ pub fn run(args: &Args) -> Result<()> {
     let signals =
         Signals::new([SIGTERM, SIGINT, SIGUSR1]).context("cannot install signal handlers")?;
     let registry = Arc::new(Registry::new().context("cannot create the epoll instance")?);
-    let listener = match &args.inherit {
+    // A socket systemd holds (passed now, or to the program before an upgrade) is
+    // systemd's to remove.
+    let (listener, activated) = match &args.inherit {
         Some(spec) => {
             let (listener, held) = handover::take(spec)?;
             let n = held.len();
@@ -67,9 +70,18 @@ pub fn run(args: &Args) -> Result<()> {
                     .with_context(|| format!("cannot watch container {name}'s listener"))?;
             }
             tracing::info!("live upgrade: serving on with {n} containers' descriptors");
-            std::os::unix::net::UnixListener::from(listener)
+            (
+                std::os::unix::net::UnixListener::from(listener),
+                args.socket_activated,
+            )
         }
-        None => intake::bind(&args.socket)?,
+        None => match activation::listener(&args.socket)? {
+            Some(l) => {
+                tracing::info!("socket activated: serving on the socket systemd listens on");
+                (l, true)
+            }
+            None => (intake::bind(&args.socket)?, false),
+        },
     };
     // Kept for a live upgrade, which passes this copy on.
     let listener_fd: std::os::fd::OwnedFd = listener
@@ -77,7 +89,7 @@ pub fn run(args: &Args) -> Result<()> {
         .context("cannot duplicate the socket")?
         .into();
     let busy = Arc::new(std::sync::Mutex::new(()));
-    let _socket = RemoveOnExit(args.socket.clone());
+    let _socket = (!activated).then(|| RemoveOnExit(args.socket.clone()));
     tracing::info!(
         "lxcfs-rs {} seccomp agent: answering sysinfo(2) for the containers whose profile names {}",
         env!("CARGO_PKG_VERSION"),
@@ -122,7 +134,11 @@ pub fn run(args: &Args) -> Result<()> {
     let mut signals = signals;
     for sig in signals.forever() {
         if sig == SIGUSR1 {
-            let e = handover::exec(&exe, &args.passthrough(), &listener_fd, &registry, &busy);
+            let mut pass = args.passthrough();
+            if activated {
+                pass.push("--socket-activated".into());
+            }
+            let e = handover::exec(&exe, &pass, &listener_fd, &registry, &busy);
             tracing::error!("live upgrade failed, serving on: {e:#}");
             continue;
         }
@@ -168,7 +184,7 @@ pub fn confine_log_writer() {
     let _ = confine();
 }
 
-/// The socket file goes with the agent, so a runtime starting a container meanwhile is
+/// The socket file goes with an agent that made it, so a runtime starting a container meanwhile is
 /// refused at once ("connection refused") rather than left waiting.
 struct RemoveOnExit(PathBuf);
 

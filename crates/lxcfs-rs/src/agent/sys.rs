@@ -103,15 +103,18 @@ pub fn answer<Fd: AsFd>(fd: Fd, id: u64, answer: Answer) -> rustix::io::Result<(
 }
 
 /// Own descriptor `n`, inherited across `execve` from the agent's previous program
-/// (see `handover`). The caller checked that it is open and of the expected kind, and
-/// takes each number once.
+/// (see `handover`) or from systemd (`LISTEN_FDS`, see `activation`). The caller
+/// checked that it is open (and, for `handover`, of the expected kind), and takes each
+/// number once.
 pub fn adopt(n: i32) -> rustix::io::Result<OwnedFd> {
     if n < 0 {
         return Err(rustix::io::Errno::BADF);
     }
-    // SAFETY: `n` is open (checked by the caller) and nothing in this process owns it:
-    // the new program has opened no handle to it, its number came from the command
-    // line its previous program wrote, and `handover::take` takes each number once.
+    // SAFETY: `n` is open (checked by the caller; `sd_notify::listen_fds` fails on a
+    // descriptor it cannot set CLOEXEC on) and nothing in this process owns it: the
+    // program has opened no handle to it, its number came from the command line its
+    // previous program wrote or from systemd's LISTEN_FDS (read once: the crate unsets
+    // it), and `handover::take` takes each number once.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 

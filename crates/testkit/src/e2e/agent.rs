@@ -21,6 +21,17 @@ pub struct Agent {
 impl Agent {
     /// Start an agent with `args` and wait until its socket accepts connections.
     pub fn start(args: &[&str]) -> Agent {
+        Agent::spawn(false, args)
+    }
+
+    /// A socket-activated agent, as a systemd `.socket` unit starts it:
+    /// `systemd-socket-activate` listens on the socket at once and execs the agent
+    /// (same pid, `LISTEN_FDS=1`) when the first runtime connects.
+    pub fn start_activated(args: &[&str]) -> Agent {
+        Agent::spawn(true, args)
+    }
+
+    fn spawn(activated: bool, args: &[&str]) -> Agent {
         require_env();
         let dir = tempfile::Builder::new()
             .prefix(&unique("agent"))
@@ -29,7 +40,14 @@ impl Agent {
         let base = fs::canonicalize(dir.path()).expect("canonicalize the temp dir");
         let socket = base.join("seccomp.sock");
         let log = base.join("log");
-        let child = Command::new(lxcfs_rs())
+        let mut cmd = if activated {
+            let mut c = Command::new("systemd-socket-activate");
+            c.arg("-l").arg(&socket).arg("--").arg(lxcfs_rs());
+            c
+        } else {
+            Command::new(lxcfs_rs())
+        };
+        let child = cmd
             .arg("seccomp-agent")
             .arg("--socket")
             .arg(&socket)
@@ -38,7 +56,9 @@ impl Agent {
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("create the agent's log"))
             .spawn()
-            .expect("start lxcfs-rs seccomp-agent");
+            .unwrap_or_else(|e| {
+                panic!("cannot start the seccomp agent (activated: {activated}): {e}")
+            });
         let pid = child.id();
         let mut a = Agent {
             child: Some(child),
@@ -70,6 +90,17 @@ impl Agent {
 
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and wait for its exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(self.pid as i32).expect("a pid"),
+                rustix::process::Signal::TERM,
+            );
+            let _ = c.wait();
+        }
     }
 
     /// SIGKILL, and reap it.
