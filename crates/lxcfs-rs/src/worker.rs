@@ -75,7 +75,7 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     let (extra_caps, extra_calls) = if serve.enable_psi_poll {
         (
             rustix::thread::CapabilitySet::SYS_RESOURCE,
-            crate::sandbox::PSI_POLL,
+            crate::sandbox::EPOLL,
         )
     } else {
         (rustix::thread::CapabilitySet::empty(), &[][..])

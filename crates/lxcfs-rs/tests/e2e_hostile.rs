@@ -472,24 +472,7 @@ fn transfer_lock_and_open_flags_answer_like_proc() {
 fn assert_every_thread_confined(worker: u32) {
     let kept = (1u64 << 2) | (1u64 << 19); // CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE
     for task in fs::read_dir(format!("/proc/{worker}/task")).unwrap() {
-        let status = fs::read_to_string(task.unwrap().path().join("status")).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-                .unwrap()
-        };
-        for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
-            assert_eq!(
-                u64::from_str_radix(&field(set), 16).unwrap(),
-                kept,
-                "{set} of a worker thread:\n{status}"
-            );
-        }
-        assert_eq!(field("CapInh:"), "0000000000000000");
-        assert_eq!(field("NoNewPrivs:"), "1");
-        assert_eq!(field("Seccomp:"), "2", "filter mode in every thread");
+        assert_thread_confined(&task.unwrap().path(), kept);
     }
 }
 

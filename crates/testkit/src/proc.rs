@@ -127,6 +127,31 @@ pub fn thread_states(pid: u32) -> String {
     out
 }
 
+/// Thread `task` (a `/proc/<pid>/task/<tid>` directory) keeps exactly the capabilities
+/// `kept` (a bit mask, `1 << CAP_*`) in its effective, permitted and bounding sets,
+/// none inheritable, with no_new_privs and a seccomp filter; returns its name.
+pub fn assert_thread_confined(task: &std::path::Path, kept: u64) -> String {
+    let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+    let name = name.trim().to_string();
+    let status = std::fs::read_to_string(task.join("status"))
+        .unwrap_or_else(|e| panic!("{}: {e}", task.display()));
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {key} in {}:\n{status}", task.display()))
+    };
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        let got = u64::from_str_radix(&field(set), 16).unwrap_or(u64::MAX);
+        assert_eq!(got, kept, "{set} of thread {name}:\n{status}");
+    }
+    assert_eq!(field("CapInh:"), "0000000000000000", "thread {name}");
+    assert_eq!(field("NoNewPrivs:"), "1", "thread {name}");
+    assert_eq!(field("Seccomp:"), "2", "filter mode in thread {name}");
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,7 +155,7 @@ const ANSWER_CAPS: rustix::thread::CapabilitySet = rustix::thread::CapabilitySet
 
 /// Confine the calling thread, and so every thread it starts: the serving worker's
 /// capabilities plus [`ANSWER_CAPS`], `no_new_privs`, and the worker's system call
-/// allow-list plus [`crate::sandbox::AGENT`]. Capabilities, `no_new_privs` and filters
+/// allow-list plus [`crate::sandbox::EPOLL`] and [`crate::sandbox::AGENT`]. Capabilities, `no_new_privs` and filters
 /// belong to threads, so the main thread, which only waits for signals and runs the
 /// live upgrade, keeps what `execve` of the new binary needs: a filter would outlive
 /// the exec and bind the new program to the old one's list (and stack a copy per
@@ -166,8 +166,9 @@ pub fn confine() -> String {
     if let Err(e) = crate::privileges::drop_to_serving_with(ANSWER_CAPS) {
         tracing::error!("the agent's serving threads keep their capabilities: {e:#}");
     }
-    let calls = match crate::sandbox::confine_with(crate::sandbox::AGENT) {
-        Ok(()) => (crate::sandbox::ALLOWED.len() + crate::sandbox::AGENT.len()).to_string(),
+    let extra = [crate::sandbox::EPOLL, crate::sandbox::AGENT].concat();
+    let calls = match crate::sandbox::confine_with(&extra) {
+        Ok(()) => (crate::sandbox::ALLOWED.len() + extra.len()).to_string(),
         Err(e) => {
             tracing::error!("the agent serves without a system call filter: {e:#}");
             "0 (no filter)".into()

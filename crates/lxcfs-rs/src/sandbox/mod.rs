@@ -98,9 +98,9 @@ pub const ALLOWED: &[(&str, i64)] = &[
     ("recvmsg", libc::SYS_recvmsg),
 ];
 
-/// What `--enable-psi-poll` adds: the epoll set of the thread that watches the PSI
-/// triggers (see fusefs's `psi`).
-pub const PSI_POLL: &[(&str, i64)] = &[
+/// An epoll set: what `--enable-psi-poll` adds (the thread that watches the PSI
+/// triggers, see fusefs's `psi`), and the seccomp agent's answering threads.
+pub const EPOLL: &[(&str, i64)] = &[
     ("epoll_create1", libc::SYS_epoll_create1),
     ("epoll_ctl", libc::SYS_epoll_ctl),
     ("epoll_pwait", libc::SYS_epoll_pwait),
@@ -109,16 +109,11 @@ pub const PSI_POLL: &[(&str, i64)] = &[
     ("epoll_wait", libc::SYS_epoll_wait),
 ];
 
-/// What the seccomp agent's confined threads add (`lxcfs-rs seccomp-agent`): their
-/// epoll set of containers' notification descriptors, the runtimes' connections to its
-/// socket, and the host's own `sysinfo` that a container's answer is laid over.
+/// What the seccomp agent's confined threads add (`lxcfs-rs seccomp-agent`) to
+/// [`EPOLL`] (their epoll set of containers' notification descriptors): the runtimes'
+/// connections to its socket, and the host's own `sysinfo` that a container's answer
+/// is laid over.
 pub const AGENT: &[(&str, i64)] = &[
-    ("epoll_create1", libc::SYS_epoll_create1),
-    ("epoll_ctl", libc::SYS_epoll_ctl),
-    ("epoll_pwait", libc::SYS_epoll_pwait),
-    ("epoll_pwait2", libc::SYS_epoll_pwait2),
-    #[cfg(target_arch = "x86_64")]
-    ("epoll_wait", libc::SYS_epoll_wait),
     ("accept4", libc::SYS_accept4),
     #[cfg(target_arch = "x86_64")]
     ("accept", libc::SYS_accept),

@@ -27,7 +27,7 @@ mod text;
 
 pub use crate::cgroup::{CGROUP_ROOT, Layout, Limit};
 pub use crate::mounts::{MountEntry, force_unmount, fuse_mounts_at, is_mounted, mounts};
-pub use crate::proc::{is_running, signal, thread_states, worker_pids};
+pub use crate::proc::{assert_thread_confined, is_running, signal, thread_states, worker_pids};
 pub use agent::Agent;
 pub use container::{Cgroup, Running, run, run_env, run_timeout};
 pub use daemon::Daemon;
