@@ -55,6 +55,23 @@ pub fn unmount(mountpoint: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// `FUSE_NOTIFY_POLL`: the file whose kernel poll handle is `kh` may be ready; its
+/// pollers ask again. A handle the kernel no longer knows (its file was closed) is
+/// ignored by it.
+pub fn notify_poll<Fd: AsFd>(fd: Fd, kh: u64) -> io::Result<()> {
+    const FUSE_NOTIFY_POLL: i32 = 1;
+    let mut msg = [0u8; 24];
+    msg[0..4].copy_from_slice(&24u32.to_ne_bytes());
+    msg[4..8].copy_from_slice(&FUSE_NOTIFY_POLL.to_ne_bytes());
+    msg[16..24].copy_from_slice(&kh.to_ne_bytes());
+    let n = rustix::io::write(fd, &msg)?;
+    if n == msg.len() {
+        Ok(())
+    } else {
+        Err(io::Error::from(io::ErrorKind::WriteZero))
+    }
+}
+
 /// `FUSE_NOTIFY_RESEND` (Linux 6.9+): put every request a server has read but not
 /// answered back in the queue, so the next worker answers what a dead one had taken.
 /// `Err(EINVAL)` on older kernels.

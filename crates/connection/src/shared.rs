@@ -17,6 +17,14 @@
 //! | 2 | number of files (the layout below), checked by every process that maps it |
 //! | 3 | 1 once INIT was answered (0 in the state of versions that did not keep it) |
 //! | 4 + 4·i .. | file i (in [`VirtualFile::ALL`] order): backing id (0: none), live pure opens, content version, lock holder pid |
+//! | 256 .. 512 | [`POLLERS`] slots: the kernel poll handle (`kh`) of each poller waiting on a PSI trigger, 0 when free |
+//!
+//! The poller slots let the supervisor wake, after a worker died, the pollers that
+//! worker had promised a notification (`FUSE_NOTIFY_POLL`, [`crate::notify_poll`]):
+//! the triggers died with it, and without a wake-up a poller would sleep until its own
+//! timeout (forever for `poll(-1)`); woken, it polls again, and the next worker tells
+//! it its trigger is gone. They lie inside the first page, which every version of this
+//! state has (zeroed), so states and workers of older versions agree on the layout.
 //!
 //! The memfds exist only on a connection that wants passthrough; without them the
 //! descriptors handed on are the state alone.
@@ -45,9 +53,22 @@ const LOCK: usize = 3;
 /// Attempts at the lock before giving up on a pure answer (it is held for a pwrite).
 const LOCK_SPINS: u32 = 200;
 
+/// The first poller slot, and how many there are.
+const POLLERS_AT: usize = 256;
+pub const POLLERS: usize = 256;
+
 fn words_needed() -> usize {
     HEADER + PER_FILE * VirtualFile::ALL.len()
 }
+
+/// Words mapped: the files' and the poller slots (within the first 4 KiB page, which
+/// the state of every version has).
+fn words_mapped() -> usize {
+    words_needed().max(POLLERS_AT + POLLERS)
+}
+
+const _: () = assert!(HEADER + PER_FILE * VirtualFile::ALL.len() <= POLLERS_AT);
+const _: () = assert!((POLLERS_AT + POLLERS) * 8 <= 4096);
 
 pub struct Shared {
     state_fd: OwnedFd,
@@ -63,7 +84,7 @@ impl Shared {
             "lxcfs-rs:connection",
             MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
         )?;
-        let bytes = (words_needed() * 8).next_multiple_of(4096);
+        let bytes = (words_mapped() * 8).next_multiple_of(4096);
         rustix::fs::ftruncate(&state, bytes as u64)?;
         rustix::fs::fcntl_add_seals(
             &state,
@@ -77,7 +98,7 @@ impl Shared {
                 MemfdFlags::CLOEXEC,
             )?));
         }
-        let words = SharedWords::map(&state, words_needed())?;
+        let words = SharedWords::map(&state, words_mapped())?;
         let w = words.words();
         w[0].store(MAGIC, Ordering::Relaxed);
         w[2].store(VirtualFile::ALL.len() as u64, Ordering::Relaxed);
@@ -111,7 +132,7 @@ impl Shared {
         }
         let memfds = fds.split_off(1).into_iter().map(File::from).collect();
         let state_fd = fds.remove(0);
-        let words = SharedWords::map(&state_fd, words_needed())?;
+        let words = SharedWords::map(&state_fd, words_mapped())?;
         let w = words.words();
         if w[0].load(Ordering::Relaxed) != MAGIC
             || w[2].load(Ordering::Relaxed) != VirtualFile::ALL.len() as u64
@@ -273,6 +294,52 @@ impl Shared {
     }
 }
 
+/// The poller slots.
+impl Shared {
+    fn pollers(&self) -> &[AtomicU64] {
+        self.words
+            .words()
+            .get(POLLERS_AT..POLLERS_AT + POLLERS)
+            .unwrap_or(&[])
+    }
+
+    /// A poller with kernel handle `kh` waits for a notification from this worker;
+    /// false when every slot is taken (it then waits for its own timeout if the worker
+    /// dies). A handle already kept is not kept twice.
+    pub fn poller_waits(&self, kh: u64) -> bool {
+        if kh == 0 {
+            return false;
+        }
+        let slots = self.pollers();
+        if slots.iter().any(|w| w.load(Ordering::Acquire) == kh) {
+            return true;
+        }
+        slots.iter().any(|w| {
+            w.compare_exchange(0, kh, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+    }
+
+    /// The poller with handle `kh` was notified, or its file closed.
+    pub fn poller_done(&self, kh: u64) {
+        if kh == 0 {
+            return;
+        }
+        for w in self.pollers() {
+            let _ = w.compare_exchange(kh, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// Every kept handle, emptying the slots: the pollers a dead worker left waiting.
+    pub fn take_pollers(&self) -> Vec<u64> {
+        self.pollers()
+            .iter()
+            .map(|w| w.swap(0, Ordering::AcqRel))
+            .filter(|&kh| kh != 0)
+            .collect()
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
@@ -341,6 +408,31 @@ mod tests {
             .iter()
             .map(|f| f.try_clone_to_owned().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn poller_slots_are_shared_bounded_and_emptied_by_take() {
+        let a = Shared::create(false).unwrap();
+        let b = Shared::from_fds(fds_of(&a)).unwrap();
+        assert!(!a.poller_waits(0), "0 is no handle");
+        assert!(a.poller_waits(5));
+        assert!(a.poller_waits(5), "kept once");
+        assert!(b.poller_waits(9));
+        a.poller_done(9);
+        assert_eq!(b.take_pollers(), vec![5]);
+        assert!(a.take_pollers().is_empty());
+        for kh in 1..=POLLERS as u64 {
+            assert!(a.poller_waits(kh));
+        }
+        assert!(!b.poller_waits(1_000_000), "full");
+        b.poller_done(3);
+        assert!(b.poller_waits(1_000_000));
+        let mut all = a.take_pollers();
+        all.sort_unstable();
+        assert_eq!(all.len(), POLLERS);
+        assert!(all.contains(&1_000_000) && !all.contains(&3));
+        // The slots do not overlap the files' words.
+        assert_eq!(a.id(VirtualFile::ALL.len() - 1), None);
     }
 
     #[test]

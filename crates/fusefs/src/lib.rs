@@ -91,7 +91,7 @@ impl LxcFs {
             )),
             inodes: sysfs::Inodes::default(),
             cgroups: cgroupfs::CgroupTree::default(),
-            psi: psi::Psi::default(),
+            psi: psi::Psi::new(Some(shared.clone())),
             cache: pagecache::PageCache::default(),
             notifier: Arc::default(),
             sizes,

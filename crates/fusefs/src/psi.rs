@@ -20,12 +20,16 @@
 //! first wakes every waiting poller ([`Pollers::wake_all`]); a poller asking again is
 //! answered as a handle without a trigger is (`POLLERR | POLLPRI` with the rest, like
 //! the kernel's file without one) and must write its trigger again on a new handle.
-//! A worker that crashes wakes no one: such a poller waits until its own timeout.
+//! A worker that crashes wakes no one itself, so the kernel handle of every poller it
+//! left waiting is also kept in the connection's shared state
+//! (`connection::Shared::poller_waits`), and the supervisor wakes those when a worker
+//! dies; the next worker answers them as above.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use connection::Shared as Connection;
 use fuser::{Errno, PollEvents, PollNotifier, Request};
 use hostview::VirtualFile;
 use rustix::event::epoll;
@@ -53,16 +57,30 @@ struct Table {
 #[derive(Default)]
 struct Shared {
     table: Mutex<Table>,
+    /// Where waiting pollers' kernel handles are kept for the supervisor.
+    conn: Option<Arc<Connection>>,
 }
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn waits(&self, w: &PollNotifier) {
+        if let Some(c) = &self.conn {
+            c.poller_waits(w.handle().0);
+        }
+    }
+
+    /// `w` is notified or dropped: nobody waits on it any more.
+    fn done(&self, w: &PollNotifier) {
+        if let Some(c) = &self.conn {
+            c.poller_done(w.handle().0);
+        }
+    }
 }
 
 /// The triggers of one worker.
-#[derive(Default)]
 pub struct Psi {
     shared: Arc<Shared>,
     /// The epoll set, made with its thread on the first trigger (after the worker's
@@ -71,6 +89,17 @@ pub struct Psi {
 }
 
 impl Psi {
+    /// Triggers whose waiting pollers are kept in `conn` too (see the module).
+    pub fn new(conn: Option<Arc<Connection>>) -> Psi {
+        Psi {
+            shared: Arc::new(Shared {
+                table: Mutex::default(),
+                conn,
+            }),
+            epoll: OnceLock::new(),
+        }
+    }
+
     fn epoll(&self) -> Option<Arc<OwnedFd>> {
         self.epoll
             .get_or_init(|| {
@@ -139,6 +168,9 @@ impl Psi {
     pub fn remove(&self, fh: u64) {
         let mut t = self.shared.lock();
         if let Some(a) = t.by_fh.remove(&fh) {
+            if let Some(w) = &a.waiter {
+                self.shared.done(w);
+            }
             if let Some(n) = t.per_owner.get_mut(&a.owner) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -155,9 +187,12 @@ impl Psi {
         let mut t = self.shared.lock();
         let a = t.by_fh.get_mut(&fh)?;
         if std::mem::take(&mut a.fired) {
-            a.waiter = None;
+            if let Some(w) = a.waiter.take() {
+                self.shared.done(&w);
+            }
             return Some(PollEvents::POLLPRI);
         }
+        self.shared.waits(&ph);
         a.waiter = Some(ph);
         Some(PollEvents::empty())
     }
@@ -194,6 +229,7 @@ impl Pollers {
             .filter_map(|a| a.waiter.take())
             .collect();
         for w in waiters {
+            self.0.done(&w);
             let _ = w.notify();
         }
     }
@@ -223,6 +259,7 @@ fn watch(ep: &OwnedFd, shared: &Shared) {
             }
         }
         for w in wake {
+            shared.done(&w);
             if let Err(e) = w.notify() {
                 tracing::debug!("FUSE_NOTIFY_POLL: {e}");
             }
@@ -271,7 +308,7 @@ mod tests {
 
     #[test]
     fn triggers_are_bounded_per_container_and_one_per_handle() {
-        let psi = Psi::default();
+        let psi = Psi::new(None);
         let fd = || rustix::pipe::pipe().unwrap().0;
         for fh in 0..PER_CONTAINER as u64 {
             assert!(psi.admit(fh, 7).is_ok());

@@ -385,6 +385,7 @@ impl<'a> Supervisor<'a> {
         }
         if died {
             self.resend();
+            self.wake_pollers();
         }
         Ok(())
     }
@@ -403,6 +404,24 @@ impl<'a> Supervisor<'a> {
                      request wait until they are interrupted"
                 );
             }
+        }
+    }
+
+    /// Wake the PSI pollers a dead worker had promised a notification (it cannot any
+    /// more): they poll again and the next worker answers them.
+    fn wake_pollers(&mut self) {
+        let pollers = self.shared.take_pollers();
+        let mut woken = 0;
+        for kh in &pollers {
+            match connection::notify_poll(self.fuse.as_fd(), *kh) {
+                Ok(()) => woken += 1,
+                Err(e) => tracing::debug!("supervisor: FUSE_NOTIFY_POLL {kh}: {e}"),
+            }
+        }
+        if woken > 0 {
+            tracing::info!(
+                "supervisor: woke {woken} PSI trigger pollers a dead worker left waiting"
+            );
         }
     }
 

@@ -256,6 +256,28 @@ print(\"ready\", len(q.poll(5000)), time.monotonic() - t < 1)
 
 #[test]
 fn a_waiting_poller_is_woken_when_its_worker_is_replaced() {
+    poller_woken_when(|d| d.upgrade());
+}
+
+/// A worker killed while a poller waits for its trigger cannot wake it; the supervisor
+/// does, from the handles the worker kept in the shared state.
+#[test]
+fn a_waiting_poller_is_woken_when_its_worker_is_killed() {
+    poller_woken_when(|d| {
+        let w = d.workers();
+        assert_eq!(w.len(), 1, "{w:?}");
+        signal(w[0], rustix::process::Signal::KILL).unwrap();
+        poll(DEADLINE, "the woken pollers in the log", || {
+            d.log_text()
+                .contains("woke 1 PSI trigger pollers")
+                .then_some(())
+        });
+    });
+}
+
+/// A poller waits on a trigger with a 30 s timeout while `replace` replaces the worker:
+/// it must be woken within seconds, and told its trigger is gone.
+fn poller_woken_when(replace: impl FnOnce(&Daemon)) {
     let d = Daemon::start(&["--enable-psi-poll"]);
     let a = memory_limited("psi-upgrade");
     let ua = Unified::for_group(&a);
@@ -267,7 +289,7 @@ fn a_waiting_poller_is_woken_when_its_worker_is_replaced() {
     });
     // Armed and waiting by then (a container starts in well under a second).
     std::thread::sleep(Duration::from_secs(3));
-    d.upgrade();
+    replace(&d);
     let (text, a) = waiter.join().unwrap();
     drop(a);
     let event = text
