@@ -45,20 +45,6 @@ fn volumes(mnt: &Path, dests: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The files behind the tools, after the shared tools' script.
-fn script() -> String {
-    format!(
-        "{}{}",
-        tools::SCRIPT,
-        r#"
-echo "== meminfo"; head -1 /proc/meminfo
-echo "== online"; cat /sys/devices/system/cpu/online
-echo "== processors"; grep -c '^processor' /proc/cpuinfo
-echo "== end"
-"#
-    )
-}
-
 #[test]
 fn docker_with_the_readme_binds_shows_the_containers_memory_and_cpus() {
     require_docker();
@@ -77,7 +63,7 @@ fn docker_with_the_readme_binds_shows_the_containers_memory_and_cpus() {
     let mut flags = volumes(&d.mnt, &README_BINDS);
     flags.extend(["-m", "256m", "--cpuset-cpus", "1"].map(String::from));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let out = docker.run(&flags, &script(), DEADLINE);
+    let out = docker.run(&flags, &tools::script_with_files(), DEADLINE);
     assert!(
         out.status.success(),
         "{out:?}\n--- dockerd\n{}",
@@ -119,7 +105,7 @@ fn half_a_cpu(enable_cfs: bool) {
     let mut flags = volumes(&d.mnt, &README_BINDS);
     flags.extend(["--cpus", "0.5"].map(String::from));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let out = docker.run(&flags, &script(), DEADLINE);
+    let out = docker.run(&flags, &tools::script_with_files(), DEADLINE);
     assert!(
         out.status.success(),
         "{out:?}\n--- dockerd\n{}",

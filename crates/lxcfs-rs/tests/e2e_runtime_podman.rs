@@ -34,20 +34,6 @@ fn require_podman() {
     }
 }
 
-/// The files behind the tools, after the shared tools' script.
-fn script() -> String {
-    format!(
-        "{}{}",
-        tools::SCRIPT,
-        r#"
-echo "== meminfo"; head -1 /proc/meminfo
-echo "== online"; cat /sys/devices/system/cpu/online
-echo "== processors"; grep -c '^processor' /proc/cpuinfo
-echo "== end"
-"#
-    )
-}
-
 #[test]
 fn podman_with_the_cdi_default_device_shows_the_containers_memory_and_cpus() {
     require_podman();
@@ -65,7 +51,7 @@ fn podman_with_the_cdi_default_device_shows_the_containers_memory_and_cpus() {
             "--cpuset-cpus",
             "1",
         ],
-        &script(),
+        &tools::script_with_files(),
         DEADLINE,
     );
     let text = out.ok();
@@ -105,7 +91,7 @@ fn half_a_cpu(enable_cfs: bool) {
     let podman = Podman::new(&rootfs);
     let out = podman.run(
         &["--device", "lxcfs-rs.io/proc=default", "--cpus", "0.5"],
-        &script(),
+        &tools::script_with_files(),
         DEADLINE,
     );
     let text = out.ok();
@@ -170,7 +156,7 @@ fn podman_with_crun_takes_the_full_device_and_shows_the_containers_values() {
             "{}\necho '== pressure'; cat /proc/pressure/cpu /proc/pressure/io \
              /proc/pressure/memory | grep -c '^some'\necho '== slabinfo'; head -1 /proc/slabinfo\n\
              echo '== end'\n",
-            script()
+            tools::script_with_files()
         ),
         DEADLINE,
     );

@@ -47,6 +47,20 @@ echo "== lscpu"; /usr/bin/lscpu | grep -E '^(CPU\(s\)|On-line CPU\(s\) list):'
 echo "== end"
 "#;
 
+/// [`SCRIPT`], then the files behind the tools: the first line of `/proc/meminfo`, the
+/// online CPUs, cpuinfo's processors (what Docker and Podman take of the default set).
+pub fn script_with_files() -> String {
+    format!(
+        "{SCRIPT}{}",
+        r#"
+echo "== meminfo"; head -1 /proc/meminfo
+echo "== online"; cat /sys/devices/system/cpu/online
+echo "== processors"; grep -c '^processor' /proc/cpuinfo
+echo "== end"
+"#
+    )
+}
+
 /// The values a container's tools must show.
 #[derive(Debug, Clone)]
 pub struct Expectation {
