@@ -79,4 +79,28 @@ mod tests {
         }
         assert!(check_resource_name(&format!("a.io/{}", "x".repeat(64))).is_err());
     }
+
+    proptest::proptest! {
+        /// Any string gets an answer, and an accepted one has the shape the kubelet
+        /// needs: one domain, a name, no Kubernetes namespace.
+        #[test]
+        fn any_name_gets_an_answer(name in ".{0,80}") {
+            if check_resource_name(&name).is_ok() {
+                let (domain, rest) = name.split_once('/').unwrap_or_default();
+                proptest::prop_assert!(!domain.is_empty() && !rest.is_empty());
+                proptest::prop_assert!(!rest.contains('/'));
+                proptest::prop_assert!(!name.contains("kubernetes.io/"));
+            }
+        }
+
+        #[test]
+        fn names_made_by_the_rules_are_accepted(
+            domain in "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\\.[a-z0-9]{1,8}){0,3}",
+            rest in "[A-Za-z0-9]([A-Za-z0-9_.-]{0,20}[A-Za-z0-9])?",
+        ) {
+            let name = format!("{domain}/{rest}");
+            proptest::prop_assume!(!name.contains("kubernetes.io/") && !name.starts_with("requests."));
+            proptest::prop_assert!(check_resource_name(&name).is_ok(), "{}", name);
+        }
+    }
 }

@@ -86,6 +86,18 @@ pub async fn run(
     let kubelet = opts.dir.join(KUBELET_SOCKET);
     let mut said_waiting = false;
     loop {
+        // The kubelet makes its directory when it starts: a plugin started first (a
+        // node booting) waits for it rather than failing.
+        while !opts.dir.is_dir() {
+            if !said_waiting {
+                tracing::warn!(
+                    "no directory {} yet; waiting for the kubelet",
+                    opts.dir.display()
+                );
+                said_waiting = true;
+            }
+            tokio::time::sleep(opts.poll).await;
+        }
         // A socket left by an earlier run (or a crashed one) would make bind fail.
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket).map_err(|source| Error::Listen {

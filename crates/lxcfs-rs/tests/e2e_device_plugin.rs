@@ -163,13 +163,18 @@ fn a_container_allocated_the_resource_gets_its_own_limits_and_health_follows_the
 #[test]
 fn the_plugin_waits_for_the_kubelet_and_registers_again_when_it_restarts() {
     let d = Daemon::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    // The plugin first: no kubelet yet (a node booting, the plugin's pod up first).
-    let _plugin = Plugin::start(dir.path(), &d.mnt, &["--cdi-spec-dir", "none"]);
-    poll(DEADLINE, "the plugin's socket", || {
-        dir.path().join("lxcfs-rs.sock").exists().then_some(())
-    });
-    let mut kubelet = Kubelet::start(dir.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // The plugin first, before the kubelet has even made its directory (a node
+    // booting, the plugin's pod up first).
+    let dir = tmp.path().join("device-plugins");
+    let mut plugin = Plugin::start(&dir, &d.mnt, &["--cdi-spec-dir", "none"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!dir.exists(), "the plugin made the kubelet's directory");
+    assert!(
+        plugin.0.try_wait().unwrap().is_none(),
+        "the plugin exited instead of waiting for the kubelet"
+    );
+    let mut kubelet = Kubelet::start(&dir).unwrap();
     registered(&mut kubelet);
     kubelet.devices(NOTICE, all("Healthy")).unwrap();
 

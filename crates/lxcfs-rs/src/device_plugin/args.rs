@@ -25,13 +25,13 @@ lxcfs-rs.io/proc=default (or =all, --cdi-device), which the container runtime re
 spec `lxcfs-rs cdi --write` (or `lxcfs-rs node install`) put in /etc/cdi: read-only binds of \
 the files the mount serves over the container's own. Needs kubelet >= 1.29 (CDI devices from \
 device plugins; 1.28 with the DevicePluginCDIDevices feature gate) and a runtime with CDI \
-enabled (containerd >= 1.7 with enable_cdi, on by default in 2.0; CRI-O). The --devices devices \
+enabled (containerd >= 1.7 with enable_cdi, on by default in 2.0; CRI-O >= 1.23). The --devices devices \
 are shared, not hardware: each container requesting one unit holds one, so the number caps the \
 containers per node that can have the files. They are reported Unhealthy while the mount does \
 not serve or no CDI spec names the device, so the scheduler sends no new such pod to the node \
 then. Runs until killed; registers again whenever the kubelet restarts.",
-    after_help = "Exit status: 1 on a bad argument or when the plugin's socket cannot be made; \
-otherwise it runs until killed."
+    after_help = "Exit status: 2 on a malformed command line; 1 on a bad resource name, socket \
+name or mountpoint, or when the plugin's socket cannot be made; otherwise it runs until killed."
 )]
 pub struct Args {
     /// The kubelet's device plugin directory: its kubelet.sock, and the plugin's socket.
