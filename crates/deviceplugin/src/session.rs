@@ -48,6 +48,19 @@ fn identity(path: &Path) -> Option<Identity> {
     Some(Identity(m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
+/// Why the plugin is not registered, said once per reason rather than every poll.
+#[derive(Default)]
+struct Waiting(Option<String>);
+
+impl Waiting {
+    fn say(&mut self, why: String) {
+        if self.0.as_ref() != Some(&why) {
+            tracing::warn!("{why}");
+            self.0 = Some(why);
+        }
+    }
+}
+
 /// The registration this plugin sends.
 pub fn registration(config: &Config, endpoint: &str) -> api::RegisterRequest {
     api::RegisterRequest {
@@ -84,18 +97,15 @@ pub async fn run(
     let config = Arc::new(config);
     let socket = opts.dir.join(&opts.endpoint);
     let kubelet = opts.dir.join(KUBELET_SOCKET);
-    let mut said_waiting = false;
+    let mut waiting = Waiting::default();
     loop {
         // The kubelet makes its directory when it starts: a plugin started first (a
         // node booting) waits for it rather than failing.
         while !opts.dir.is_dir() {
-            if !said_waiting {
-                tracing::warn!(
-                    "no directory {} yet; waiting for the kubelet",
-                    opts.dir.display()
-                );
-                said_waiting = true;
-            }
+            waiting.say(format!(
+                "no directory {} yet; waiting for the kubelet",
+                opts.dir.display()
+            ));
             tokio::time::sleep(opts.poll).await;
         }
         // A socket left by an earlier run (or a crashed one) would make bind fail.
@@ -132,18 +142,18 @@ pub async fn run(
                             kubelet.display(),
                             opts.endpoint
                         );
-                        said_waiting = false;
+                        waiting = Waiting::default();
                         break theirs;
                     }
-                    Err(e) if !said_waiting => {
-                        tracing::warn!("{e}; retrying every {} ms", opts.poll.as_millis());
-                        said_waiting = true;
+                    Err(e) => {
+                        waiting.say(format!("{e}; retrying every {} ms", opts.poll.as_millis()))
                     }
-                    Err(_) => {}
                 }
-            } else if !said_waiting {
-                tracing::warn!("no kubelet socket at {} yet; waiting", kubelet.display());
-                said_waiting = true;
+            } else {
+                waiting.say(format!(
+                    "no kubelet socket at {} yet; waiting",
+                    kubelet.display()
+                ));
             }
             tokio::time::sleep(opts.poll).await;
             if identity(&socket) != ours {
