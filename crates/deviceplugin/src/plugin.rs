@@ -31,6 +31,10 @@ pub struct Config {
     pub cdi_device: String,
 }
 
+/// The largest pool offered: its list stays far below the 4 MiB a gRPC message may
+/// have by default (grpc-go's, the kubelet's, limit).
+pub const MAX_DEVICES: u32 = 10_000;
+
 /// The id of device `i`: the same on every node and after every restart, so the
 /// kubelet's checkpoint of earlier allocations still names devices that exist.
 pub fn device_id(i: usize) -> String {
@@ -246,6 +250,13 @@ mod tests {
         );
         // The kubelet refuses ids longer than 63 characters.
         assert!(device_id(usize::MAX).len() <= 63);
+    }
+
+    #[test]
+    fn the_largest_list_is_far_below_a_grpc_message_limit() {
+        use prost::Message;
+        let len = device_list(MAX_DEVICES as usize, false).encoded_len();
+        assert!(len < 512 * 1024, "{len}");
     }
 
     #[test]

@@ -46,9 +46,11 @@ pub struct Args {
     #[arg(long, value_name = "NAME", default_value = DEFAULT_RESOURCE)]
     pub resource_name: String,
 
-    /// How many containers of this node may hold the resource at once (one unit each).
+    /// How many containers of this node may hold the resource at once (one unit each;
+    /// at most 10000, so that the device list stays far below gRPC's 4 MiB message
+    /// limit).
     #[arg(long, value_name = "N", default_value_t = 1000,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+          value_parser = clap::value_parser!(u32).range(1..=::deviceplugin::plugin::MAX_DEVICES as i64))]
     pub devices: u32,
 
     /// The CDI device containers get: `default` binds what every runtime accepts;

@@ -223,6 +223,14 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_has_the_protocols_bounds() {
+        assert!(validate(&args(&["--devices", "10000"])).is_ok());
+        use clap::Parser;
+        assert!(Args::try_parse_from(["x", "--devices", "10001"]).is_err());
+        assert!(Args::try_parse_from(["x", "--devices", "0"]).is_err());
+    }
+
+    #[test]
     fn bad_names_are_refused_at_start() {
         assert!(validate(&args(&["--resource-name", "proc"])).is_err());
         assert!(validate(&args(&["--socket-name", "kubelet.sock"])).is_err());
