@@ -5,6 +5,7 @@ mod cdi;
 mod check;
 mod cli;
 mod crashloop;
+mod device_plugin;
 mod logging;
 mod metrics;
 mod mountpoint;
@@ -86,6 +87,16 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("lxcfs-rs cdi")).chain(args.into_iter().skip(1)),
         );
         return ExitCode::from(cdi::run(&cdi));
+    } else if args.first().is_some_and(|a| a == "device-plugin") {
+        let dp = device_plugin::Args::parse_from(
+            std::iter::once(OsString::from("lxcfs-rs device-plugin"))
+                .chain(args.into_iter().skip(1)),
+        );
+        logging::init(dp.debug, false);
+        logging::start_queue(|| {});
+        let code = device_plugin::run(&dp);
+        logging::flush(EXIT_FLUSH);
+        return ExitCode::from(code);
     } else if args.first().is_some_and(|a| a == "nri") {
         // Likewise its own command line; a mountpoint named "nri" is ./nri.
         let nri = nri::Args::parse_from(

@@ -16,6 +16,11 @@ What this cannot show: the API server's CEL type-checker (cel-python checks no t
 against the schema, which the Pod-schema validation of the result stands in for), and
 the kubelet and runtimes acting on the pod (the node-level tests do that part).
 
+3. The device plugin's DaemonSet and example pod: the resource the pod requests is the
+   CDI spec's kind (the plugin's default resource name), the plugin's pod reaches the
+   kubelet's device plugin directory and the CDI spec directories, and neither the
+   example pod nor the main DaemonSet has a volume.
+
 Usage: check.py CDI_SPEC_JSON SERVED_MOUNTPOINT
 """
 
@@ -45,7 +50,12 @@ OLDEST, NEWEST = "1.25.0", "1.37.0"
 CLAIMS = {
     "opt-in/policy": ("1.36.0", NEWEST),
     "opt-in/policy-v1beta1": ("1.34.0", NEWEST),
+    # A device plugin's CDI devices reach the runtime from kubelet 1.28 (feature gate
+    # DevicePluginCDIDevices; on by default from 1.29).
+    "opt-in/device-plugin": ("1.28.0", NEWEST),
 }
+# Manifests that are examples to copy, in no kustomization.
+EXAMPLES = {"opt-in/hostpath/pod.yaml", "opt-in/device-plugin/pod.yaml"}
 
 passed = 0
 failed = 0
@@ -127,7 +137,7 @@ def schemas():
         if f.endswith("kustomization.yaml") or rel.startswith("test/"):
             continue
         # Every manifest is part of a kustomization, except the hand-copied example.
-        check(f in listed or rel == "opt-in/hostpath/pod.yaml", f"{rel} is in no kustomization")
+        check(f in listed or rel in EXAMPLES, f"{rel} is in no kustomization")
         for doc in load(f):
             validate(doc, claims(os.path.dirname(rel)), rel)
 
@@ -370,11 +380,57 @@ def policies(cdi_path, served_mount):
     check(a == b, "opt-in/policy-v1beta1 is not opt-in/policy in v1beta1")
 
 
+# ---------------------------------------------------------------------------------------
+# The device plugin
+
+def device_plugin(cdi_path):
+    """The plugin's DaemonSet and the example pod agree with each other and with the CDI
+    spec: the resource the pod requests is the one the plugin registers (its default,
+    the spec's kind), the plugin reaches the kubelet's directory, and neither the
+    example pod nor the main DaemonSet has a hostPath volume."""
+    with open(cdi_path) as f:
+        kind = json.load(f)["kind"]
+    docs = kustomize(os.path.join(ROOT, "opt-in/device-plugin"))
+    ds = [d for d in docs if d["kind"] == "DaemonSet"]
+    check(len(ds) == 1, f"opt-in/device-plugin: {len(ds)} DaemonSets")
+    if not ds:
+        return
+    spec = ds[0]["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    check(c["args"][0] == "device-plugin", f"the plugin's pod runs {c['args']}")
+    check("--resource-name" not in c["args"], "the plugin's pod names another resource")
+    paths = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    dp = mounts.get("/var/lib/kubelet/device-plugins")
+    check(dp is not None and paths.get(dp["name"]) == "/var/lib/kubelet/device-plugins"
+          and not dp.get("readOnly", False),
+          "the plugin's pod has the kubelet's device plugin directory, writable")
+    args = c["args"]
+    root = args[args.index("--host-root") + 1] if "--host-root" in args else "/"
+    for d in ["/etc/cdi", "/var/run/cdi"]:
+        m = mounts.get(os.path.join(root, d.lstrip("/")))
+        check(m is not None and paths.get(m["name"]) == d,
+              f"the plugin's pod sees the CDI spec directory {d} under {root}")
+    lib = mounts.get(os.path.join(root, "var/lib"))
+    check(lib is not None and lib.get("readOnly") and lib.get("mountPropagation") == "HostToContainer",
+          "the plugin's pod sees the mountpoint's parent read-only, with later mounts")
+    main_ds = [d for d in kustomize(ROOT) if d["kind"] == "DaemonSet"][0]
+    check("volumes" not in main_ds["spec"]["template"]["spec"],
+          "the main DaemonSet mounts a volume (a dead mount could hold it)")
+    pod = load(os.path.join(ROOT, "opt-in/device-plugin/pod.yaml"))[0]
+    validate(pod, [CLAIMS["opt-in/device-plugin"][0], NEWEST], "opt-in/device-plugin/pod.yaml")
+    check(not pod["spec"].get("volumes"), "the example pod has volumes")
+    for ctr in pod["spec"]["containers"]:
+        limits = ctr.get("resources", {}).get("limits", {})
+        check(limits.get(kind) == 1, f"example container {ctr['name']} requests {limits}, not {kind}: 1")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     schemas()
     policies(sys.argv[1], sys.argv[2])
+    device_plugin(sys.argv[1])
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -17,6 +17,9 @@ mod check;
 #[path = "../cli.rs"]
 mod cli;
 #[allow(dead_code)]
+#[path = "../device_plugin/args.rs"]
+mod device_plugin;
+#[allow(dead_code)]
 #[path = "../node/args.rs"]
 mod node;
 #[allow(dead_code)]
@@ -70,6 +73,10 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-nri")
         .bin_name("lxcfs-rs nri");
     write_man(&nri, &man.join("lxcfs-rs-nri.1"))?;
+    let dp = device_plugin::Args::command()
+        .name("lxcfs-rs-device-plugin")
+        .bin_name("lxcfs-rs device-plugin");
+    write_man(&dp, &man.join("lxcfs-rs-device-plugin.1"))?;
     let agent = agent::Args::command()
         .name("lxcfs-rs-seccomp-agent")
         .bin_name("lxcfs-rs seccomp-agent");
@@ -78,13 +85,14 @@ fn main() -> Result<()> {
         .name("lxcfs-rs-seccomp-profile")
         .bin_name("lxcfs-rs seccomp-profile");
     write_man(&profile, &man.join("lxcfs-rs-seccomp-profile.1"))?;
-    // Completions know `check`, `cdi`, `node`, `nri`, `status`, `seccomp-agent` and
+    // Completions know `check`, `cdi`, `device-plugin`, `node`, `nri`, `status`, `seccomp-agent` and
     // `seccomp-profile` as subcommands; the daemon's own parser never sees them (main.rs
     // dispatches on the first argument), so this shape exists
     // only here.
     let mut cmd = cmd
         .subcommand(check::Args::command().name("check"))
         .subcommand(cdi::Args::command().name("cdi"))
+        .subcommand(device_plugin::Args::command().name("device-plugin"))
         .subcommand(node::Args::command().name("node"))
         .subcommand(nri::Args::command().name("nri"))
         .subcommand(status::Args::command().name("status"))

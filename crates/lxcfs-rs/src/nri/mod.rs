@@ -20,13 +20,13 @@ use crate::cdi::{CPU_DIR, OTHER_PROC, RUNC_SAFE_PROC};
 /// How long a check of the mount may take before the container is created without the
 /// files: well inside NRI's default 2 s request timeout, past which the runtime fails
 /// the container creation.
-const PROBE_DEADLINE: Duration = Duration::from_millis(1000);
+pub(crate) const PROBE_DEADLINE: Duration = Duration::from_millis(1000);
 /// Between attempts to reach the runtime (not started yet, restarting).
 const RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
-/// The mount as this process sees it.
-struct Mount {
-    path: PathBuf,
+/// The mount as this process sees it (also the device plugin's health check).
+pub(crate) struct Mount {
+    pub(crate) path: PathBuf,
 }
 
 impl Probe for Mount {
@@ -105,7 +105,7 @@ fn identity(args: &Args) -> Result<Identity> {
 }
 
 /// HOST_ROOT/MOUNTPOINT, however MOUNTPOINT is spelled.
-fn probe_path(host_root: &Path, mountpoint: &Path) -> PathBuf {
+pub(crate) fn probe_path(host_root: &Path, mountpoint: &Path) -> PathBuf {
     host_root.join(mountpoint.strip_prefix("/").unwrap_or(mountpoint))
 }
 
