@@ -86,6 +86,12 @@ pub struct WorkerArgs {
     /// The daemon's counters (see [`crate::Counters`]); `None` from a supervisor that
     /// kept none (the worker then counts into memory of its own that nobody reads).
     pub counters_fd: Option<RawFd>,
+    /// The connection's in-flight table (see [`crate::Inflight`]); `None` from a
+    /// supervisor that keeps none.
+    pub inflight_fd: Option<RawFd>,
+    /// Answer the requests dead workers left in the in-flight table: the kernel cannot
+    /// resend them (before Linux 6.9).
+    pub replay: bool,
     /// Serve the host's own files to every reader (the SIGUSR2 switch) from the start.
     pub host_files: bool,
     pub serve: ServeOptions,
@@ -113,6 +119,7 @@ impl WorkerArgs {
         };
         flag(self.initialized, "--fuse-initialized");
         flag(self.host_files, "--serve-host-files");
+        flag(self.replay, "--replay-inflight");
         flag(self.serve.debug, "--debug");
         flag(self.serve.disable_loadavg, "--disable-loadavg");
         flag(self.serve.disable_swap, "--disable-swap");
@@ -127,6 +134,9 @@ impl WorkerArgs {
         }
         if let Some(fd) = self.counters_fd {
             a.push(format!("--counters-fd={fd}").into());
+        }
+        if let Some(fd) = self.inflight_fd {
+            a.push(format!("--inflight-fd={fd}").into());
         }
         if self.serve.log_json {
             a.push("--log-format=json".into());
@@ -159,6 +169,8 @@ impl WorkerArgs {
         let mut initialized = false;
         let mut shared_fds = Vec::new();
         let mut counters_fd = None;
+        let mut inflight_fd = None;
+        let mut replay = false;
         let mut host_files = false;
         let mut serve = ServeOptions::default();
         let mut mountpoint = None;
@@ -178,6 +190,7 @@ impl WorkerArgs {
             match name {
                 b"--worker" => worker = true,
                 b"--fuse-initialized" => initialized = true,
+                b"--replay-inflight" => replay = true,
                 b"--serve-host-files" | b"--passthrough-on" => host_files = true,
                 b"-d" | b"--debug" => serve.debug = true,
                 b"--disable-loadavg" => serve.disable_loadavg = true,
@@ -202,6 +215,7 @@ impl WorkerArgs {
                                 .collect::<Result<_, _>>()?
                         }
                         b"--counters-fd" => counters_fd = Some(number(name, value)?),
+                        b"--inflight-fd" => inflight_fd = Some(number(name, value)?),
                         b"--log-format" => {
                             serve.log_json = match value {
                                 b"text" => false,
@@ -242,6 +256,8 @@ impl WorkerArgs {
             initialized,
             shared_fds,
             counters_fd,
+            inflight_fd,
+            replay,
             host_files,
             serve,
             mountpoint,
@@ -293,6 +309,8 @@ mod tests {
             initialized: true,
             shared_fds: vec![6, 7, 8],
             counters_fd: Some(10),
+            inflight_fd: Some(12),
+            replay: true,
             host_files: true,
             serve: ServeOptions {
                 debug: true,
@@ -323,6 +341,8 @@ mod tests {
         b.host_files = false;
         b.shared_fds.clear();
         b.counters_fd = None;
+        b.inflight_fd = None;
+        b.replay = false;
         b.serve = ServeOptions::default();
         assert_eq!(WorkerArgs::from_args(&b.to_args()).unwrap(), b);
         assert!(is_worker(&a.to_args()));
