@@ -87,7 +87,7 @@ fn a_writer_that_died_mid_copy_leaves_a_torn_slot_not_a_request() {
 #[test]
 fn a_dead_workers_slots_are_found_and_taken_by_one_worker_only() {
     let t = Inflight::create().unwrap();
-    let dead_pid = 4_000_000; // above any pid_max: never a running process
+    let dead_pid = 5_000_000; // above the largest pid_max (2^22): never a process
     let s = t.claim(dead_pid).unwrap();
     let live = t.claim(std::process::id()).unwrap();
     t.record(s, &request(48, 2), 0);

@@ -152,3 +152,7 @@ impl fuser::Journal for Journal {
         None
     }
 }
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;
