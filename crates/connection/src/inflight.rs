@@ -15,14 +15,20 @@
 //! | word | meaning |
 //! |---|---|
 //! | 0 | owner: the pid of the worker whose thread holds it (0: free) |
-//! | 1 | [`EMPTY`], [`WRITING`] (a copy under way) or [`FULL`] |
+//! | 1 | [`EMPTY`], [`READING`] (its thread is in `read(2)`), [`WRITING`] (a copy under way) or [`FULL`] |
 //! | 2 | how many times the request was replayed before (0: read from the device) |
 //! | 3 | the request's length in bytes (its header's `len`) |
 //! | 4.. | the request's bytes, at most [`CAP`]; a longer one keeps its header only |
 //!
-//! A reader of a slot trusts its bytes only when the state is `FULL`: the writer stores
-//! `WRITING` before the copy and `FULL` (release) after it, so a worker that died in
-//! the middle leaves `WRITING`, never a torn request that looks whole.
+//! A serving thread reads each request from the device straight into its slot
+//! ([`Inflight::receive`], one `readv(2)`: the slot, then the thread's own buffer for
+//! whatever does not fit), having zeroed the slot's first word and stored `READING`:
+//! the kernel's copy is the record, so a worker killed the instant `read(2)` returned
+//! still leaves the request behind, and a `READING` slot whose first word (the
+//! request's length) is still 0 was waiting, not holding anything. Replays are copied
+//! in ([`Inflight::record`]): the writer stores `WRITING` before the copy and `FULL`
+//! (release) after it, so a worker that died in the middle leaves `WRITING`, never a
+//! torn request that looks whole.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +50,7 @@ pub const HEADER_LEN: usize = 40;
 pub const EMPTY: u64 = 0;
 pub const WRITING: u64 = 1;
 pub const FULL: u64 = 2;
+pub const READING: u64 = 3;
 
 const TABLE_HEADER: usize = 2;
 const SLOT_HEADER: usize = 4;
@@ -202,24 +209,33 @@ impl Inflight {
         else {
             return Left::Nothing;
         };
-        match state.load(Ordering::Acquire) {
+        let data = slot.get(SLOT_HEADER..).unwrap_or(&[]);
+        let (total, replays) = match state.load(Ordering::Acquire) {
             EMPTY => return Left::Nothing,
-            FULL => {}
+            FULL => (
+                usize::try_from(len.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
+                rep.load(Ordering::Relaxed),
+            ),
+            // Its thread died in or right after `read(2)`: a request is there when the
+            // kernel wrote one (its first word is the request's length).
+            READING => match data
+                .first()
+                .map(|w| w.load(Ordering::Relaxed).to_ne_bytes())
+            {
+                Some([a, b, c, d, ..]) if u32::from_ne_bytes([a, b, c, d]) != 0 => {
+                    (u32::from_ne_bytes([a, b, c, d]) as usize, 0)
+                }
+                _ => return Left::Nothing,
+            },
             _ => return Left::Torn,
-        }
-        let total = usize::try_from(len.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        };
         if total < HEADER_LEN {
             return Left::Torn;
         }
         let whole = total <= CAP;
         let kept = if whole { total } else { HEADER_LEN };
         let mut bytes = Vec::with_capacity(kept.next_multiple_of(8));
-        for w in slot
-            .get(SLOT_HEADER..)
-            .unwrap_or(&[])
-            .iter()
-            .take(kept.div_ceil(8))
-        {
+        for w in data.iter().take(kept.div_ceil(8)) {
             bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
         }
         bytes.truncate(kept);
@@ -234,9 +250,53 @@ impl Inflight {
         }
         Left::Request(Recorded {
             bytes,
-            replays: u32::try_from(rep.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
+            replays: u32::try_from(replays).unwrap_or(u32::MAX),
             whole,
         })
+    }
+
+    /// Read the next request from `dev` into slot `i` (the caller's own) and `buf`:
+    /// `buf[..n]` holds it whole on return, and the slot holds it (its header only,
+    /// past [`CAP`] bytes) until [`clear`](Self::clear). `buf` must be at least as long
+    /// as the longest request.
+    pub fn receive<Fd: AsFd>(&self, i: usize, dev: Fd, buf: &mut [u8]) -> std::io::Result<usize> {
+        let slot = self.slot(i);
+        let (Some(state), Some(rep), Some(len), Some(first)) = (
+            slot.get(STATE),
+            slot.get(REPLAYS),
+            slot.get(LEN),
+            slot.get(SLOT_HEADER),
+        ) else {
+            return Err(std::io::Error::other("no such slot"));
+        };
+        if buf.len() < CAP {
+            return Err(rustix::io::Errno::INVAL.into());
+        }
+        first.store(0, Ordering::Relaxed);
+        state.store(READING, Ordering::Release);
+        let tail_len = buf.len().saturating_sub(CAP);
+        let at = TABLE_HEADER + i * SLOT_WORDS + SLOT_HEADER;
+        let n = match self.words.readv(dev, at, CAP, &mut buf[..tail_len]) {
+            Ok(n) => n,
+            Err(e) => {
+                state.store(EMPTY, Ordering::Release);
+                return Err(e);
+            }
+        };
+        // Contiguous in `buf`: the slot's part first, then what overflowed into `buf`.
+        let in_slot = n.min(CAP);
+        if n > CAP {
+            buf.copy_within(..n - CAP, CAP);
+        }
+        let data = slot.get(SLOT_HEADER..).unwrap_or(&[]);
+        for (w, chunk) in data.iter().zip(buf[..in_slot].chunks_mut(8)) {
+            let b = w.load(Ordering::Relaxed).to_ne_bytes();
+            chunk.copy_from_slice(&b[..chunk.len()]);
+        }
+        rep.store(0, Ordering::Relaxed);
+        len.store(n as u64, Ordering::Relaxed);
+        state.store(FULL, Ordering::Release);
+        Ok(n)
     }
 
     /// Give slot `i` up if `owner` (a dead worker) still holds it: true when this call

@@ -107,6 +107,42 @@ fn a_dead_workers_slots_are_found_and_taken_by_one_worker_only() {
 }
 
 #[test]
+fn a_request_received_is_kept_from_the_moment_the_read_returns() {
+    let t = Inflight::create().unwrap();
+    let slot = t.claim(1).unwrap();
+    // A pipe stands in for /dev/fuse: one write, one request.
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    let mut buf = vec![0u8; CAP + 8192];
+    let req = request(81, 5);
+    rustix::io::write(&w, &req).unwrap();
+    let n = t.receive(slot, &r, &mut buf).unwrap();
+    assert_eq!(&buf[..n], &req[..]);
+    assert!(matches!(t.read(slot), Left::Request(x) if x.bytes == req && x.whole));
+    // A worker killed the instant read(2) returned has not said FULL: the kernel's copy
+    // is there all the same.
+    t.word(slot, STATE)
+        .unwrap()
+        .store(READING, Ordering::Relaxed);
+    assert!(matches!(t.read(slot), Left::Request(x) if x.bytes == req && x.replays == 0));
+    // One killed while it waited in read(2): the first word is still zero.
+    t.word(slot, SLOT_HEADER)
+        .unwrap()
+        .store(0, Ordering::Relaxed);
+    assert_eq!(t.read(slot), Left::Nothing);
+    t.clear(slot);
+    // Longer than the slot: whole in the buffer, its header in the slot.
+    let big = request(CAP + 3000, 9);
+    rustix::io::write(&w, &big).unwrap();
+    let n = t.receive(slot, &r, &mut buf).unwrap();
+    assert_eq!(&buf[..n], &big[..]);
+    assert!(matches!(t.read(slot), Left::Request(x) if !x.whole && x.bytes == big[..HEADER_LEN]));
+    // A failed read leaves nothing behind, and a buffer shorter than a slot is refused.
+    drop(w);
+    assert_eq!(t.receive(slot, &r, &mut buf).unwrap(), 0);
+    assert!(t.receive(slot, &r, &mut [0u8; 64]).is_err());
+}
+
+#[test]
 fn a_table_of_another_layout_is_refused() {
     let t = Inflight::create().unwrap();
     t.words.words()[1].store(SLOTS as u64 + 1, Ordering::Relaxed);

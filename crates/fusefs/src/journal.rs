@@ -56,8 +56,8 @@ impl Journal {
             }
         } else if !dead.is_empty() {
             tracing::info!(
-                "answering what {} dead worker thread(s) had taken (this kernel cannot \
-                 resend it)",
+                "{} slot(s) of dead workers in the in-flight table: answering what they \
+                 had taken (this kernel cannot resend it)",
                 dead.len()
             );
         }
@@ -82,6 +82,16 @@ impl Journal {
 }
 
 impl fuser::Journal for Journal {
+    fn receive(
+        &self,
+        thread: usize,
+        dev: std::os::fd::BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<std::io::Result<usize>> {
+        let s = self.slot(thread)?;
+        Some(self.table.receive(s, dev, buf))
+    }
+
     fn taken(&self, thread: usize, request: &[u8]) {
         if let Some(s) = self.slot(thread) {
             self.table.record(s, request, 0);

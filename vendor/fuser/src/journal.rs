@@ -12,10 +12,23 @@
 //! second answer, which the kernel refuses (`ENOENT`, logged at debug level).
 
 use std::fmt::Debug;
+use std::io;
+use std::os::fd::BorrowedFd;
 
 /// Where a session's event loops record what they take (see the module doc).
 pub trait Journal: Debug + Send + Sync {
-    /// Event-loop thread `thread` (0-based) took `request` and is about to dispatch it.
+    /// Read the next request for event-loop thread `thread` (0-based) from `dev` into
+    /// `buf` (whole, `buf[..n]`), keeping it from the moment the read returns; `None`:
+    /// the thread has nowhere to keep it, fuser reads as usual and calls
+    /// [`taken`](Self::taken). Errors are the read's.
+    fn receive(
+        &self,
+        thread: usize,
+        dev: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Option<io::Result<usize>>;
+    /// Thread `thread` took `request` (read by fuser itself: see
+    /// [`receive`](Self::receive)) and is about to dispatch it.
     fn taken(&self, thread: usize, request: &[u8]);
     /// Thread `thread` is done with the request it took (answered, or one that has no
     /// answer).

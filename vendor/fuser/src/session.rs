@@ -621,10 +621,7 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
             }
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
-            let received = self.ch.receive_retrying(buf);
-            if let (Some(j), Ok(n)) = (&self.journal, &received) {
-                j.taken(self.index, buf.get(..*n).unwrap_or_default());
-            }
+            let received = self.receive(buf);
             if let (Some(r), Role::Leader) = (relay, role) {
                 if let Some((op, at)) = last {
                     r.learn(op, at.elapsed());
@@ -652,6 +649,34 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                 return end;
             }
         }
+    }
+
+    /// lxcfs-rs patch (journal): read the next request through the journal, which
+    /// keeps it from the moment the read returns, or read it and tell the journal.
+    fn receive(&self, buf: &mut [u8]) -> nix::Result<usize> {
+        let Some(j) = &self.journal else {
+            return self.ch.receive_retrying(buf);
+        };
+        loop {
+            match j.receive(self.index, self.ch.as_fd(), buf) {
+                None => break,
+                Some(Ok(n)) => return Ok(n),
+                Some(Err(e)) => {
+                    match nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)) {
+                        // As `receive_retrying`: safe to read again.
+                        nix::errno::Errno::ENOENT
+                        | nix::errno::Errno::EINTR
+                        | nix::errno::Errno::EAGAIN => continue,
+                        err => return Err(err),
+                    }
+                }
+            }
+        }
+        let received = self.ch.receive_retrying(buf);
+        if let Ok(n) = &received {
+            j.taken(self.index, buf.get(..*n).unwrap_or_default());
+        }
+        received
     }
 
     /// lxcfs-rs patch (journal): dispatch, or answer with an error, each request the
