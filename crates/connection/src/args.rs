@@ -92,6 +92,9 @@ pub struct WorkerArgs {
     /// Answer the requests dead workers left in the in-flight table: the kernel cannot
     /// resend them (before Linux 6.9).
     pub replay: bool,
+    /// Pids of the connection's last workers that crashed (not killed from outside):
+    /// a request they held counts against replaying it (see fusefs's `journal`).
+    pub crashed: Vec<u32>,
     /// Serve the host's own files to every reader (the SIGUSR2 switch) from the start.
     pub host_files: bool,
     pub serve: ServeOptions,
@@ -138,6 +141,10 @@ impl WorkerArgs {
         if let Some(fd) = self.inflight_fd {
             a.push(format!("--inflight-fd={fd}").into());
         }
+        if !self.crashed.is_empty() {
+            let list: Vec<String> = self.crashed.iter().map(|p| p.to_string()).collect();
+            a.push(format!("--crashed-pids={}", list.join(",")).into());
+        }
         if self.serve.log_json {
             a.push("--log-format=json".into());
         }
@@ -171,6 +178,7 @@ impl WorkerArgs {
         let mut counters_fd = None;
         let mut inflight_fd = None;
         let mut replay = false;
+        let mut crashed = Vec::new();
         let mut host_files = false;
         let mut serve = ServeOptions::default();
         let mut mountpoint = None;
@@ -216,6 +224,12 @@ impl WorkerArgs {
                         }
                         b"--counters-fd" => counters_fd = Some(number(name, value)?),
                         b"--inflight-fd" => inflight_fd = Some(number(name, value)?),
+                        b"--crashed-pids" => {
+                            crashed = value
+                                .split(|&b| b == b',')
+                                .map(|n| number(name, n))
+                                .collect::<Result<_, _>>()?
+                        }
                         b"--log-format" => {
                             serve.log_json = match value {
                                 b"text" => false,
@@ -258,6 +272,7 @@ impl WorkerArgs {
             counters_fd,
             inflight_fd,
             replay,
+            crashed,
             host_files,
             serve,
             mountpoint,
@@ -311,6 +326,7 @@ mod tests {
             counters_fd: Some(10),
             inflight_fd: Some(12),
             replay: true,
+            crashed: vec![300, 301],
             host_files: true,
             serve: ServeOptions {
                 debug: true,
@@ -343,6 +359,7 @@ mod tests {
         b.counters_fd = None;
         b.inflight_fd = None;
         b.replay = false;
+        b.crashed.clear();
         b.serve = ServeOptions::default();
         assert_eq!(WorkerArgs::from_args(&b.to_args()).unwrap(), b);
         assert!(is_worker(&a.to_args()));

@@ -8,17 +8,19 @@
 //! worker's slots are only emptied, and no request is answered twice with data.
 //!
 //! A request can be what killed the worker (a bug rendering some file). Replayed, it
-//! would kill every next worker, so it gets one more try by a virtualizing worker, one
-//! more by a worker serving the host's files (crash-loop safe mode: what `RESEND` gives
-//! such a request from 6.9 on), and is then answered `EIO`.
+//! would kill every next worker, so a slot counts the workers that crashed holding it
+//! (the supervisor says which did: one SIGKILLed from outside, say by an operator or a
+//! test, did not): after one crash it is tried again by a virtualizing worker, after
+//! two only by a worker serving the host's files (crash-loop safe mode: what `RESEND`
+//! gives such a request from 6.9 on), after three it is answered `EIO`.
 
 use std::sync::{Arc, Mutex};
 
 use connection::Inflight;
 use connection::inflight::{Left, alive};
 
-/// Replays after which a request is answered `EIO`, by a virtualizing worker and by
-/// one serving the host's files.
+/// Crashes of workers holding a request past which it is answered `EIO`, by a
+/// virtualizing worker and by one serving the host's files.
 const TRIES_VIRTUAL: u32 = 1;
 const TRIES_SAFE: u32 = 2;
 
@@ -33,13 +35,22 @@ pub struct Journal {
     /// This worker serves the host's files: a request that killed a virtualizing
     /// worker is tried once more.
     safe: bool,
+    /// Dead workers that crashed (the others were killed or stopped from outside).
+    crashed: Vec<u32>,
     me: u32,
 }
 
 impl Journal {
     /// A journal for `threads` event-loop threads; `replay`: answer what dead workers
-    /// left (the kernel cannot resend it), else only empty their slots.
-    pub fn new(table: Arc<Inflight>, threads: usize, replay: bool, safe: bool) -> Journal {
+    /// left (the kernel cannot resend it), else only empty their slots; `crashed`: the
+    /// pids of dead workers that crashed.
+    pub fn new(
+        table: Arc<Inflight>,
+        threads: usize,
+        replay: bool,
+        safe: bool,
+        crashed: Vec<u32>,
+    ) -> Journal {
         let me = std::process::id();
         let mut dead = table.dead(alive);
         let slots: Vec<Option<usize>> = (0..threads).map(|_| table.claim(me)).collect();
@@ -68,6 +79,7 @@ impl Journal {
             slots,
             left: Mutex::new(dead),
             safe,
+            crashed,
             me,
         }
     }
@@ -123,6 +135,10 @@ impl fuser::Journal for Journal {
             };
             let op = fuser::relay::opcode(&r.bytes).unwrap_or(0);
             let tries = if self.safe { TRIES_SAFE } else { TRIES_VIRTUAL };
+            // The slot counts its holders before this one; this one counts if it crashed.
+            let crashes = r
+                .replays
+                .saturating_add(u32::from(self.crashed.contains(&pid)));
             let fail = if !r.whole {
                 tracing::error!(
                     "a request (opcode {op}, {} bytes kept) left by dead worker {pid} was too \
@@ -130,11 +146,10 @@ impl fuser::Journal for Journal {
                     r.bytes.len()
                 );
                 Some(libc::EIO)
-            } else if r.replays >= tries {
+            } else if crashes > tries {
                 tracing::error!(
-                    "a request (opcode {op}) left by dead worker {pid} had already been \
-                     answered again {} time(s), by workers that died: answered EIO",
-                    r.replays
+                    "a request (opcode {op}) left by dead worker {pid} was being answered \
+                     by {crashes} workers that crashed: answered EIO"
                 );
                 Some(libc::EIO)
             } else {
@@ -142,10 +157,10 @@ impl fuser::Journal for Journal {
                 None
             };
             // Kept as ours before the dead worker's copy goes, so that dying now leaves
-            // it for the next worker (with one more replay counted).
+            // it for the next worker (with the crashes so far).
             let own = self.slot(thread).filter(|_| fail.is_none());
             if let Some(s) = own {
-                self.table.record(s, &r.bytes, r.replays.saturating_add(1));
+                self.table.record(s, &r.bytes, crashes);
             }
             if !self.table.free(i, pid, self.me) {
                 // Another worker took it first.

@@ -29,7 +29,7 @@ fn own_slot_holds(t: &Inflight, j: &Journal) -> Left {
 #[test]
 fn a_thread_keeps_its_request_until_it_answered() {
     let t = Arc::new(Inflight::create().unwrap());
-    let j = Journal::new(t.clone(), 2, true, false);
+    let j = Journal::new(t.clone(), 2, true, false, vec![]);
     let req = request(OPEN, 48);
     j.taken(1, &req);
     assert!(
@@ -51,11 +51,12 @@ fn a_thread_keeps_its_request_until_it_answered() {
 fn a_dead_workers_request_is_replayed_once_and_kept_as_ours_meanwhile() {
     let req = request(OPEN, 64);
     let t = left(&req, 0);
-    let j = Journal::new(t.clone(), 1, true, false);
+    let j = Journal::new(t.clone(), 1, true, false, vec![DEAD]);
     let o = j.orphan(0).unwrap();
     assert_eq!(o.request, req);
     assert_eq!(o.fail, None);
-    // If this worker dies answering it, the next one finds it, counted once more.
+    // If this worker dies answering it, the next one finds it, with the crash of the
+    // worker that held it.
     assert!(matches!(own_slot_holds(&t, &j), Left::Request(r) if r.replays == 1));
     assert!(t.dead(alive).is_empty(), "the dead worker's slot was freed");
     j.answered(0);
@@ -63,24 +64,38 @@ fn a_dead_workers_request_is_replayed_once_and_kept_as_ours_meanwhile() {
 }
 
 #[test]
-fn a_request_that_killed_workers_is_tried_once_more_in_safe_mode_then_fails() {
+fn a_request_that_crashed_workers_is_tried_once_more_in_safe_mode_then_fails() {
     let req = request(OPEN, 64);
-    // Killed one worker: a virtualizing worker answers EIO...
-    let j = Journal::new(left(&req, 1), 1, true, false);
+    let crashed = || vec![DEAD];
+    // Crashed two workers: a virtualizing worker answers EIO...
+    let j = Journal::new(left(&req, 1), 1, true, false, crashed());
     assert_eq!(j.orphan(0).unwrap().fail, Some(libc::EIO));
     // ...a safe one tries it (what FUSE_NOTIFY_RESEND would give it).
-    let j = Journal::new(left(&req, 1), 1, true, true);
+    let t = left(&req, 1);
+    let j = Journal::new(t.clone(), 1, true, true, crashed());
     assert_eq!(j.orphan(0).unwrap().fail, None);
-    // Killed a safe worker too: EIO for everyone.
-    let j = Journal::new(left(&req, 2), 1, true, true);
+    assert!(matches!(own_slot_holds(&t, &j), Left::Request(r) if r.replays == 2));
+    // Crashed a safe worker too: EIO for everyone.
+    let j = Journal::new(left(&req, 2), 1, true, true, crashed());
     assert_eq!(j.orphan(0).unwrap().fail, Some(libc::EIO));
+}
+
+#[test]
+fn a_worker_killed_from_outside_does_not_count_against_the_request() {
+    let req = request(OPEN, 64);
+    // One crash before, and its last holder was SIGKILLed (not in the crashed list):
+    // a virtualizing worker still answers it, and the count stays one.
+    let t = left(&req, 1);
+    let j = Journal::new(t.clone(), 1, true, false, vec![]);
+    assert_eq!(j.orphan(0).unwrap().fail, None);
+    assert!(matches!(own_slot_holds(&t, &j), Left::Request(r) if r.replays == 1));
 }
 
 #[test]
 fn a_request_kept_in_part_is_answered_eio_and_a_torn_one_is_skipped() {
     let big = request(OPEN, connection::inflight::CAP + 100);
     let t = left(&big, 0);
-    let j = Journal::new(t.clone(), 1, true, false);
+    let j = Journal::new(t.clone(), 1, true, false, vec![]);
     let o = j.orphan(0).unwrap();
     assert_eq!(o.fail, Some(libc::EIO));
     assert_eq!(o.request.len(), connection::inflight::HEADER_LEN);
@@ -97,7 +112,7 @@ fn a_request_kept_in_part_is_answered_eio_and_a_torn_one_is_skipped() {
     let mut bad = request(OPEN, 64);
     bad[..4].copy_from_slice(&60u32.to_ne_bytes());
     t.record(torn, &bad, 0);
-    let j = Journal::new(t.clone(), 1, true, false);
+    let j = Journal::new(t.clone(), 1, true, false, vec![]);
     assert_eq!(j.orphan(0), None);
     assert!(
         t.dead(alive).is_empty(),
@@ -108,7 +123,7 @@ fn a_request_kept_in_part_is_answered_eio_and_a_torn_one_is_skipped() {
 #[test]
 fn with_resend_a_dead_workers_slots_are_emptied_not_replayed() {
     let t = left(&request(OPEN, 64), 0);
-    let j = Journal::new(t.clone(), 1, false, false);
+    let j = Journal::new(t.clone(), 1, false, false, vec![]);
     assert_eq!(j.orphan(0), None);
     assert!(t.dead(alive).is_empty());
 }

@@ -43,6 +43,8 @@ pub struct ServeConfig {
     pub replay: bool,
     /// This worker serves the host's files (safe mode): see `journal`.
     pub host_files: bool,
+    /// Pids of dead workers that crashed (see `journal`).
+    pub crashed: Vec<u32>,
 }
 
 /// A connection ready to be served: INIT answered (or adopted) and the backing files
@@ -98,6 +100,7 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
             cfg.threads.max(1),
             cfg.replay,
             cfg.host_files,
+            cfg.crashed.clone(),
         )));
     }
     let _ = notifier.set(session.notifier());

@@ -68,6 +68,9 @@ pub struct Supervisor<'a> {
     /// What each worker's threads took and have not answered (`None`: it could not be
     /// made; a dead worker's requests then wait for their readers on kernels before 6.9).
     inflight: Option<Inflight>,
+    /// The last workers that crashed (not killed from outside), newest last: the next
+    /// worker counts a request they held against replaying it.
+    crashed: Vec<u32>,
     /// The daemon's counters (workers add to them) and what the metrics endpoint
     /// shows besides.
     metrics: std::sync::Arc<crate::metrics::State>,
@@ -149,6 +152,7 @@ impl<'a> Supervisor<'a> {
             initialized: !orphans.is_empty(),
             shared,
             inflight,
+            crashed: Vec::new(),
             metrics,
             next_cause: if orphans.is_empty() {
                 StartCause::First
@@ -252,6 +256,7 @@ impl<'a> Supervisor<'a> {
             counters_fd: Some(self.metrics.counters.fd().as_raw_fd()),
             inflight_fd: self.inflight.as_ref().map(|t| t.fd().as_raw_fd()),
             replay: !self.resend_supported,
+            crashed: self.crashed.clone(),
             host_files: self.host_files || safe,
             serve: self.cli.serve_options(),
             mountpoint: self.mountpoint.clone(),
@@ -358,6 +363,9 @@ impl<'a> Supervisor<'a> {
                     std::process::exit(0);
                 }
                 self.next_cause = cause_after(status);
+                if crashed(status) {
+                    self.note_crash(pid);
+                }
                 let next = self
                     .crash
                     .died(w_safe, crashed(status), lived, Instant::now());
@@ -399,6 +407,10 @@ impl<'a> Supervisor<'a> {
                 tracing::error!("supervisor: {line}");
                 if !w.safe {
                     self.crash.retry_failed(Instant::now());
+                }
+                if crashed(status) {
+                    let pid = w.child.id();
+                    self.note_crash(pid);
                 }
                 self.upgrading = None;
                 if self.reloading {
@@ -443,6 +455,14 @@ impl<'a> Supervisor<'a> {
                     }
                 );
             }
+        }
+    }
+
+    fn note_crash(&mut self, pid: u32) {
+        const KEPT: usize = 16;
+        self.crashed.push(pid);
+        if self.crashed.len() > KEPT {
+            self.crashed.remove(0);
         }
     }
 

@@ -77,6 +77,7 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         inflight,
         replay: args.replay,
         host_files: args.host_files,
+        crashed: args.crashed.clone(),
     };
     let adopted = cfg.initialized || cfg.shared.initialized();
     let connected =
