@@ -203,3 +203,31 @@ fn recording_cost() {
     }
     println!("record + clear of 80 bytes: {:?}", start.elapsed() / n);
 }
+
+/// What reading a request into its slot costs beside a plain `read(2)` (a pipe stands
+/// in for the device): `cargo test -p connection --release receiving_cost -- --ignored
+/// --nocapture` prints both.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn receiving_cost() {
+    let t = Inflight::create().unwrap();
+    let slot = t.claim(1).unwrap();
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    let req = request(80, 1);
+    let mut buf = vec![0u8; CAP + 128 * 1024];
+    let n = 500_000u32;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        rustix::io::write(&w, &req).unwrap();
+        rustix::io::read(&r, &mut buf[..]).unwrap();
+    }
+    let plain = start.elapsed() / n;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        rustix::io::write(&w, &req).unwrap();
+        t.receive(slot, &r, &mut buf).unwrap();
+        t.clear(slot);
+    }
+    let kept = start.elapsed() / n;
+    println!("write + read: {plain:?}; write + receive + clear: {kept:?}");
+}
