@@ -86,6 +86,15 @@ pub struct WorkerArgs {
     /// The daemon's counters (see [`crate::Counters`]); `None` from a supervisor that
     /// kept none (the worker then counts into memory of its own that nobody reads).
     pub counters_fd: Option<RawFd>,
+    /// The connection's in-flight table (see [`crate::Inflight`]); `None` from a
+    /// supervisor that keeps none.
+    pub inflight_fd: Option<RawFd>,
+    /// Answer the requests dead workers left in the in-flight table: the kernel cannot
+    /// resend them (before Linux 6.9).
+    pub replay: bool,
+    /// Pids of the connection's last workers that crashed (not killed from outside):
+    /// a request they held counts against replaying it (see fusefs's `journal`).
+    pub crashed: Vec<u32>,
     /// Serve the host's own files to every reader (the SIGUSR2 switch) from the start.
     pub host_files: bool,
     pub serve: ServeOptions,
@@ -113,6 +122,7 @@ impl WorkerArgs {
         };
         flag(self.initialized, "--fuse-initialized");
         flag(self.host_files, "--serve-host-files");
+        flag(self.replay, "--replay-inflight");
         flag(self.serve.debug, "--debug");
         flag(self.serve.disable_loadavg, "--disable-loadavg");
         flag(self.serve.disable_swap, "--disable-swap");
@@ -127,6 +137,13 @@ impl WorkerArgs {
         }
         if let Some(fd) = self.counters_fd {
             a.push(format!("--counters-fd={fd}").into());
+        }
+        if let Some(fd) = self.inflight_fd {
+            a.push(format!("--inflight-fd={fd}").into());
+        }
+        if !self.crashed.is_empty() {
+            let list: Vec<String> = self.crashed.iter().map(|p| p.to_string()).collect();
+            a.push(format!("--crashed-pids={}", list.join(",")).into());
         }
         if self.serve.log_json {
             a.push("--log-format=json".into());
@@ -159,6 +176,9 @@ impl WorkerArgs {
         let mut initialized = false;
         let mut shared_fds = Vec::new();
         let mut counters_fd = None;
+        let mut inflight_fd = None;
+        let mut replay = false;
+        let mut crashed = Vec::new();
         let mut host_files = false;
         let mut serve = ServeOptions::default();
         let mut mountpoint = None;
@@ -178,6 +198,7 @@ impl WorkerArgs {
             match name {
                 b"--worker" => worker = true,
                 b"--fuse-initialized" => initialized = true,
+                b"--replay-inflight" => replay = true,
                 b"--serve-host-files" | b"--passthrough-on" => host_files = true,
                 b"-d" | b"--debug" => serve.debug = true,
                 b"--disable-loadavg" => serve.disable_loadavg = true,
@@ -202,6 +223,13 @@ impl WorkerArgs {
                                 .collect::<Result<_, _>>()?
                         }
                         b"--counters-fd" => counters_fd = Some(number(name, value)?),
+                        b"--inflight-fd" => inflight_fd = Some(number(name, value)?),
+                        b"--crashed-pids" => {
+                            crashed = value
+                                .split(|&b| b == b',')
+                                .map(|n| number(name, n))
+                                .collect::<Result<_, _>>()?
+                        }
                         b"--log-format" => {
                             serve.log_json = match value {
                                 b"text" => false,
@@ -242,6 +270,9 @@ impl WorkerArgs {
             initialized,
             shared_fds,
             counters_fd,
+            inflight_fd,
+            replay,
+            crashed,
             host_files,
             serve,
             mountpoint,
@@ -293,6 +324,9 @@ mod tests {
             initialized: true,
             shared_fds: vec![6, 7, 8],
             counters_fd: Some(10),
+            inflight_fd: Some(12),
+            replay: true,
+            crashed: vec![300, 301],
             host_files: true,
             serve: ServeOptions {
                 debug: true,
@@ -323,6 +357,9 @@ mod tests {
         b.host_files = false;
         b.shared_fds.clear();
         b.counters_fd = None;
+        b.inflight_fd = None;
+        b.replay = false;
+        b.crashed.clear();
         b.serve = ServeOptions::default();
         assert_eq!(WorkerArgs::from_args(&b.to_args()).unwrap(), b);
         assert!(is_worker(&a.to_args()));

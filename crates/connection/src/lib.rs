@@ -13,18 +13,21 @@
 //!   FUSE passthrough bookkeeping every worker must agree on;
 //! - the daemon's counters ([`Counters`]), which outlive any worker;
 //! - after a worker dies, [`notify_resend`] puts the requests it had taken back in the
-//!   queue for the next one.
+//!   queue for the next one; before Linux 6.9, which cannot, the [`Inflight`] table
+//!   keeps each request a worker took until it answered it, for the next one to answer.
 //!
 //! `fusefs` only serves: it is handed a descriptor and a [`Shared`].
 
 pub mod args;
 pub mod counters;
+pub mod inflight;
 mod mount;
 mod shared;
 mod sys;
 
 pub use args::{ServeOptions, WorkerArgs};
 pub use counters::Counters;
+pub use inflight::Inflight;
 pub use mount::{FSTYPE, SOURCE, notify_poll, notify_resend, open_and_mount, unmount};
 pub use shared::{STATE_NEW, STATE_OFF, STATE_ON, Shared};
 pub use sys::adopt_inherited_fd;

@@ -90,3 +90,43 @@ impl Drop for SharedWords {
         let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len * 8) };
     }
 }
+
+impl SharedWords {
+    /// `readv(2)` from `fd` into `bytes` bytes of the mapping from word `word` on, then
+    /// into `tail`: a request read from `/dev/fuse` this way is in shared memory the
+    /// moment the system call returns, so a worker killed right after still leaves it
+    /// for the next one (see `inflight`).
+    pub fn readv<Fd: AsFd>(
+        &self,
+        fd: Fd,
+        word: usize,
+        bytes: usize,
+        tail: &mut [u8],
+    ) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let end = word
+            .checked_mul(8)
+            .and_then(|b| b.checked_add(bytes))
+            .ok_or(Errno::INVAL)?;
+        if end > self.len * 8 {
+            return Err(Errno::INVAL.into());
+        }
+        let iov = [
+            libc::iovec {
+                // SAFETY: `word * 8 + bytes` is within the mapping (checked above); the
+                // kernel writes there as another process sharing it could, and no
+                // reference to those bytes is made here.
+                iov_base: unsafe { self.ptr.as_ptr().add(word) }.cast(),
+                iov_len: bytes,
+            },
+            libc::iovec {
+                iov_base: tail.as_mut_ptr().cast(),
+                iov_len: tail.len(),
+            },
+        ];
+        // SAFETY: both buffers are valid for writes of their lengths for the duration
+        // of the call (the mapping lives as long as `self`; `tail` is borrowed mutably).
+        let n = unsafe { libc::readv(fd.as_fd().as_raw_fd(), iov.as_ptr(), 2) };
+        usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+    }
+}

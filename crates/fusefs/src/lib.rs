@@ -7,6 +7,7 @@ mod attr;
 mod backing;
 mod cgroupfs;
 mod handles;
+mod journal;
 mod pagecache;
 mod passthrough;
 mod psi;

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use connection::{Counters, Shared};
+use connection::{Counters, Inflight, Shared};
 use fuser::{BackgroundSession, Config, SessionACL};
 use hostview::Host;
 
@@ -36,6 +36,15 @@ pub struct ServeConfig {
     pub open_limit: u64,
     /// Where requests are counted (shared with the supervisor, which serves them).
     pub counters: Arc<Counters>,
+    /// Where each thread keeps the request it is answering, for the next worker should
+    /// this one die (see `journal`); `None` from a supervisor that keeps none.
+    pub inflight: Option<Arc<Inflight>>,
+    /// Answer what dead workers left in `inflight` (the kernel cannot resend it).
+    pub replay: bool,
+    /// This worker serves the host's files (safe mode): see `journal`.
+    pub host_files: bool,
+    /// Pids of dead workers that crashed (see `journal`).
+    pub crashed: Vec<u32>,
 }
 
 /// A connection ready to be served: INIT answered (or adopted) and the backing files
@@ -73,7 +82,7 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
     let pt = fs.pt.clone();
     let pollers = fs.psi.pollers();
     let notifier = fs.notifier.clone();
-    let session = if cfg.initialized || cfg.shared.initialized() {
+    let mut session = if cfg.initialized || cfg.shared.initialized() {
         fuser::Session::from_fd_initialized(fs, fd, SessionACL::All, config)
     } else {
         // Backing files can be registered once INIT is answered, and must be before any
@@ -85,6 +94,15 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
         pt.register(dev.as_fd());
         session
     };
+    if let Some(table) = &cfg.inflight {
+        session.set_journal(Arc::new(crate::journal::Journal::new(
+            table.clone(),
+            cfg.threads.max(1),
+            cfg.replay,
+            cfg.host_files,
+            cfg.crashed.clone(),
+        )));
+    }
     let _ = notifier.set(session.notifier());
     Ok(Connected(session, pollers))
 }

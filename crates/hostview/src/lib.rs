@@ -77,6 +77,10 @@ pub struct Options {
     /// Fault injection for the logging tests: reading this file's container data fails
     /// (an I/O error), so every reader of it gets the host's file. Debug builds only.
     pub fail_on: Option<VirtualFile>,
+    /// Fault injection for the restart tests: rendering this file for a reader in a
+    /// container (another pid namespace) never finishes, like a worker stuck in a
+    /// request when it is killed. Debug builds only.
+    pub stall_on: Option<VirtualFile>,
     /// Called before each piece of work that reads the host's files (a rendering, a
     /// namespace resolution, a CPU view: tens of microseconds, more on a big host). The
     /// FUSE server passes its hand-off here: the thread that reads requests and serves
@@ -98,6 +102,7 @@ impl Default for Options {
             resolver: ResolverKind::Auto,
             abort_on: None,
             fail_on: None,
+            stall_on: None,
             before_slow_work: || {},
         }
     }
@@ -327,6 +332,16 @@ impl Host {
                 file.host_path()
             );
             std::process::abort();
+        }
+        #[cfg(debug_assertions)]
+        if self.opts.stall_on == Some(file) && self.reader_ns(tid) != self.self_ns.0 {
+            tracing::error!(
+                "fault injection: stalling while rendering {}",
+                file.host_path()
+            );
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
         }
         match self.render_container(file, tid) {
             Ok(r) => Ok(r),

@@ -1,7 +1,9 @@
 //! What the supervisor does when workers keep dying.
 //!
-//! A worker that dies is replaced at once, and the kernel resends the requests it had
-//! taken. If it crashed *because* of one of them (a bug in rendering some file for some
+//! A worker that dies is replaced at once, and the requests it had taken are resent by
+//! the kernel (Linux 6.9+) or answered by the next worker from the in-flight table
+//! (fusefs's `journal`, which also stops a request that keeps killing workers). If it
+//! crashed *because* of one of them (a bug in rendering some file for some
 //! container), every replacement takes the same request and crashes too, and readers of
 //! every container would wait on a crash loop. So after [`SAFE_AFTER`] workers in a row
 //! crashed young, the next one serves every reader the host's own files (as with SIGUSR2):

@@ -2,7 +2,8 @@
 //! mount and the `/dev/fuse` connection and runs workers that serve it, so a worker
 //! that crashes, is killed or is upgraded never breaks a container's files: requests
 //! wait in the kernel until the next worker reads them, and those the dead worker had
-//! taken are put back with `FUSE_NOTIFY_RESEND`.
+//! taken are put back with `FUSE_NOTIFY_RESEND` (Linux 6.9+) or, on older kernels,
+//! answered by the next worker from the in-flight table ([`connection::Inflight`]).
 //!
 //! It does no filesystem work itself, in one thread (a second only writes its log).
 
@@ -18,7 +19,7 @@ use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use connection::counters::StartCause;
-use connection::{Shared, WorkerArgs};
+use connection::{Inflight, Shared, WorkerArgs};
 
 use crate::cli::Cli;
 use crate::crashloop::{self, CrashLoop};
@@ -29,6 +30,15 @@ mod service;
 /// How long a new worker (restart or upgrade) may take to say it serves.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const TICK: Duration = Duration::from_millis(20);
+
+/// For the restart tests (debug builds only): behave as on a kernel without
+/// `FUSE_NOTIFY_RESEND` (before 6.9), so that the next worker answers what a dead one
+/// had taken from the in-flight table on any kernel.
+pub const NO_RESEND_ENV: &str = "LXCFS_RS_NO_RESEND";
+
+fn resend_forced_off() -> bool {
+    cfg!(debug_assertions) && std::env::var_os(NO_RESEND_ENV).is_some()
+}
 
 impl Worker {
     /// Signal the worker; one that already exited is no error worth reporting.
@@ -55,6 +65,12 @@ pub struct Supervisor<'a> {
     fuse: OwnedFd,
     /// The connection's shared state, handed to every worker.
     shared: Shared,
+    /// What each worker's threads took and have not answered (`None`: it could not be
+    /// made; a dead worker's requests then wait for their readers on kernels before 6.9).
+    inflight: Option<Inflight>,
+    /// The last workers that crashed (not killed from outside), newest last: the next
+    /// worker counts a request they held against replaying it.
+    crashed: Vec<u32>,
     /// The daemon's counters (workers add to them) and what the metrics endpoint
     /// shows besides.
     metrics: std::sync::Arc<crate::metrics::State>,
@@ -104,6 +120,26 @@ impl<'a> Supervisor<'a> {
         }
         rustix::io::fcntl_setfd(metrics.counters.fd(), FdFlags::empty())
             .context("cannot share the counters")?;
+        let inflight = Inflight::create()
+            .and_then(|t| {
+                rustix::io::fcntl_setfd(t.fd(), FdFlags::empty())
+                    .map(|()| t)
+                    .map_err(Into::into)
+            })
+            .inspect_err(|e| {
+                tracing::warn!(
+                    "supervisor: cannot make the in-flight table ({e}): before Linux 6.9, a \
+                     request a dying worker had taken waits until its reader is interrupted"
+                )
+            })
+            .ok();
+        let resend_supported = !resend_forced_off();
+        if !resend_supported {
+            tracing::warn!(
+                "supervisor: {NO_RESEND_ENV} set: answering what dead workers had taken from \
+                 the in-flight table, as before Linux 6.9"
+            );
+        }
         if !orphans.is_empty() {
             // An adopted connection was initialised by the orphans' first worker.
             shared.set_initialized();
@@ -115,6 +151,8 @@ impl<'a> Supervisor<'a> {
             fuse,
             initialized: !orphans.is_empty(),
             shared,
+            inflight,
+            crashed: Vec::new(),
             metrics,
             next_cause: if orphans.is_empty() {
                 StartCause::First
@@ -129,7 +167,7 @@ impl<'a> Supervisor<'a> {
             orphans,
             crash: CrashLoop::default(),
             restart_at: Some(Instant::now()),
-            resend_supported: true,
+            resend_supported,
             notifier: Notifier::default(),
             announced: false,
             reloading: false,
@@ -216,6 +254,9 @@ impl<'a> Supervisor<'a> {
             initialized: self.shared.initialized(),
             shared_fds: self.shared.fds().iter().map(|f| f.as_raw_fd()).collect(),
             counters_fd: Some(self.metrics.counters.fd().as_raw_fd()),
+            inflight_fd: self.inflight.as_ref().map(|t| t.fd().as_raw_fd()),
+            replay: !self.resend_supported,
+            crashed: self.crashed.clone(),
             host_files: self.host_files || safe,
             serve: self.cli.serve_options(),
             mountpoint: self.mountpoint.clone(),
@@ -322,6 +363,9 @@ impl<'a> Supervisor<'a> {
                     std::process::exit(0);
                 }
                 self.next_cause = cause_after(status);
+                if crashed(status) {
+                    self.note_crash(pid);
+                }
                 let next = self
                     .crash
                     .died(w_safe, crashed(status), lived, Instant::now());
@@ -364,6 +408,10 @@ impl<'a> Supervisor<'a> {
                 if !w.safe {
                     self.crash.retry_failed(Instant::now());
                 }
+                if crashed(status) {
+                    let pid = w.child.id();
+                    self.note_crash(pid);
+                }
                 self.upgrading = None;
                 if self.reloading {
                     self.reload_failed(&line);
@@ -400,8 +448,12 @@ impl<'a> Supervisor<'a> {
                 self.resend_supported = false;
                 tracing::warn!(
                     "supervisor: this kernel cannot resend requests a dead worker had taken \
-                     (FUSE_NOTIFY_RESEND needs Linux 6.9+: {e}); readers caught in such a \
-                     request wait until they are interrupted"
+                     (FUSE_NOTIFY_RESEND needs Linux 6.9+: {e}); {}",
+                    if self.inflight.is_some() {
+                        "the next worker answers them from the in-flight table"
+                    } else {
+                        "readers caught in such a request wait until they are interrupted"
+                    }
                 );
             }
         }
@@ -422,6 +474,14 @@ impl<'a> Supervisor<'a> {
             tracing::info!(
                 "supervisor: woke {woken} PSI trigger pollers a dead worker left waiting"
             );
+        }
+    }
+
+    fn note_crash(&mut self, pid: u32) {
+        const KEPT: usize = 16;
+        self.crashed.push(pid);
+        if self.crashed.len() > KEPT {
+            self.crashed.remove(0);
         }
     }
 

@@ -17,8 +17,10 @@ use hostview::{Host, Options};
 /// Environment variable for the restart and logging tests: `abort-on=<file>` (e.g.
 /// `abort-on=loadavg`) makes the worker abort whenever it renders that file, like a
 /// worker that crashes on a request; `fail-on=<file>` makes reading the container's
-/// data for that file fail, so its readers get the host's file. Read by workers only,
-/// and only by debug builds.
+/// data for that file fail, so its readers get the host's file; `stall-first=<file>`
+/// makes the first worker (generation 1) never finish rendering that file, like a
+/// worker killed while it serves a request. Read by workers only, and only by debug
+/// builds.
 pub const FAULT_ENV: &str = "LXCFS_RS_FAULT";
 
 fn fault(kind: &str) -> Option<hostview::VirtualFile> {
@@ -43,11 +45,20 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
     let shared = Shared::from_fds_or_new(fds).context("the connection's shared state")?;
     let counters = Arc::new(counters(args.counters_fd)?);
     let mut ready = std::fs::File::from(adopt(args.ready_fd)?);
+    // Without the table, serving goes on; only a death's requests are not kept.
+    let inflight = args.inflight_fd.and_then(|n| {
+        adopt(n)
+            .and_then(|fd| connection::Inflight::from_fd(fd).context("the in-flight table"))
+            .inspect_err(|e| tracing::warn!("{e:#}; requests in flight are not kept"))
+            .ok()
+            .map(Arc::new)
+    });
 
     let serve = &args.serve;
     let mut opts = host_options(serve);
     opts.abort_on = fault("abort-on");
     opts.fail_on = fault("fail-on");
+    opts.stall_on = fault("stall-first").filter(|_| args.generation == 1);
     let mut host = Host::open(&serve.host_root, opts)
         .with_context(|| format!("cannot read the host under {}", serve.host_root.display()))?;
     host.set_observer(counters.clone());
@@ -63,6 +74,10 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         shared: Arc::new(shared),
         open_limit: serve.max_open_mib.saturating_mul(1024 * 1024),
         counters: counters.clone(),
+        inflight,
+        replay: args.replay,
+        host_files: args.host_files,
+        crashed: args.crashed.clone(),
     };
     let adopted = cfg.initialized || cfg.shared.initialized();
     let connected =
@@ -184,6 +199,7 @@ pub fn host_options(serve: &ServeOptions) -> Options {
         resolver: serve.init_resolver,
         abort_on: None,
         fail_on: None,
+        stall_on: None,
         before_slow_work: fusefs::hand_off,
     }
 }

@@ -254,3 +254,133 @@ fn remount_revives_a_running_containers_files_after_both_processes_died() {
     let again = ctr.exec("head -1 /proc/meminfo");
     assert!(again.ok().contains("262144"), "{}", again.ok());
 }
+
+/// As before Linux 6.9 (no `FUSE_NOTIFY_RESEND`), forced on any kernel in debug builds.
+const NO_RESEND: (&str, &str) = ("LXCFS_RS_NO_RESEND", "1");
+
+/// Without resend, a request the killed worker had taken is answered by the next one
+/// from the in-flight table: a container's reader caught inside it gets its own values
+/// within a second of the kill, and a reader of another container is not held up.
+#[test]
+fn without_resend_a_request_of_a_killed_worker_is_answered_by_the_next() {
+    let d = Daemon::start_env(&[], &[("LXCFS_RS_FAULT", "stall-first=meminfo"), NO_RESEND]);
+    let cg = Cgroup::with_memory_limit("replay", 256 * MIB);
+    let mnt = d.mnt.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let out = run(&cg, &mnt, "head -1 /proc/meminfo");
+        let _ = tx.send(Instant::now());
+        out
+    });
+    poll(
+        DEADLINE,
+        "the first worker stuck in the reader's request",
+        || {
+            d.log_text()
+                .contains("fault injection: stalling while rendering")
+                .then_some(())
+        },
+    );
+    // Another container's reads go on beside the stuck request.
+    let other = Cgroup::with_memory_limit("replay-other", 128 * MIB);
+    let out = run(&other, &d.mnt, "cat /proc/uptime");
+    assert_eq!(out.ok().split_whitespace().count(), 2, "{out:?}");
+    let killed = Instant::now();
+    kill_worker(&d);
+    let answered = rx
+        .recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("the reader still waits\n{}", d.log_text()));
+    let out = reader.join().unwrap();
+    assert_eq!(
+        meminfo_get(&out.stdout, "MemTotal"),
+        Some(256 * 1024),
+        "{out:?}\n{}",
+        d.log_text()
+    );
+    let took = answered.saturating_duration_since(killed);
+    assert!(
+        took < Duration::from_secs(1),
+        "answered {took:?} after the kill\n{}",
+        d.log_text()
+    );
+    let log = d.log_text();
+    assert!(log.contains("LXCFS_RS_NO_RESEND set"), "{log}");
+    assert!(log.contains("left by dead worker"), "{log}");
+}
+
+/// Without resend, a request that kills every worker that renders it (a poisoned file):
+/// the next worker answers it again and dies too, the safe worker after it answers it
+/// with the host's file within a second, and a neighbour container reading throughout
+/// gets every read answered, its own values or (in safe mode) the host's.
+#[test]
+fn without_resend_a_poisoned_request_is_answered_after_the_crash_loop() {
+    let d = Daemon::start_env(&[], &[("LXCFS_RS_FAULT", "abort-on=loadavg"), NO_RESEND]);
+    let cg = Cgroup::with_memory_limit("replay-poison", 256 * MIB);
+    let m = mark("replay-poison-mark");
+    let host_kb = host_mem_total_kb();
+    let script = format!(
+        r#"
+ok=0; bad=0; i=0
+touch {mark}
+while [ $i -lt 300 ]; do
+    v=$(head -1 /proc/meminfo 2>&1)
+    case "$v" in *" 262144 kB"|*" {host_kb} kB") ok=$((ok+1));; *) bad=$((bad+1)); echo "BAD: $v";; esac
+    i=$((i+1))
+done
+echo "ok=$ok bad=$bad"
+"#,
+        mark = m.display()
+    );
+    let mnt = d.mnt.clone();
+    let neighbour = std::thread::spawn(move || run(&cg, &mnt, &script));
+    wait_for(&m);
+    let t = Instant::now();
+    let text = read_deadline(&d.path("proc/loadavg"), DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    let took = t.elapsed();
+    assert_eq!(text.split_whitespace().count(), 5, "{text:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the poisoned read waited {took:?}\n{}",
+        d.log_text()
+    );
+    let out = neighbour.join().unwrap();
+    let _ = std::fs::remove_file(&m);
+    assert_eq!(
+        totals(out.ok()),
+        (300, 0),
+        "{}\n--- daemon\n{}",
+        out.ok(),
+        d.log_text()
+    );
+    let log = d.log_text();
+    assert!(log.contains("SIGABRT"), "{log}");
+    assert!(log.contains("left by dead worker"), "{log}");
+    assert!(log.contains("(safe mode)"), "{log}");
+}
+
+/// Readers in tight loops while workers are SIGKILLed, without resend: whatever each
+/// kill catches in flight is answered by the next worker; no read is lost or fails.
+#[test]
+fn without_resend_a_burst_of_readers_survives_worker_kills() {
+    let d = Daemon::start_env(&[], &[NO_RESEND]);
+    let cg = Cgroup::with_memory_limit("replay-burst", 256 * MIB);
+    let m = mark("replay-burst-mark");
+    let script = reading_script(150, 6, &m);
+    let mnt = d.mnt.clone();
+    let reader = std::thread::spawn(move || run(&cg, &mnt, &script));
+    wait_for(&m);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(250));
+        kill_worker(&d);
+    }
+    let out = reader.join().unwrap();
+    let _ = std::fs::remove_file(&m);
+    assert_eq!(
+        totals(out.ok()),
+        (900, 0),
+        "{}\n--- daemon\n{}",
+        out.ok(),
+        d.log_text()
+    );
+}

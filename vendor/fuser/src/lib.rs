@@ -88,6 +88,7 @@ mod dev_fuse;
 #[cfg(feature = "experimental")]
 pub mod experimental;
 mod forget_one;
+pub mod journal;
 mod ll;
 mod mnt;
 mod notify;
@@ -95,6 +96,7 @@ mod open_flags;
 mod passthrough;
 #[doc(hidden)]
 pub mod relay;
+pub use crate::journal::{Journal, Orphan};
 pub use crate::relay::{drain, hand_off};
 mod poll_events;
 mod read_buf;

@@ -139,6 +139,8 @@ pub struct Session<FS: Filesystem> {
     /// The field is set to `Some` when the init message is received.
     pub(crate) proto_version: Option<Version>,
     pub(crate) config: Config,
+    /// lxcfs-rs patch: see `journal`.
+    journal: Option<Arc<dyn crate::journal::Journal>>,
 }
 
 impl<FS: Filesystem> AsFd for Session<FS> {
@@ -186,6 +188,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner: geteuid(),
             proto_version: None,
             config: options.clone(),
+            journal: None,
         };
 
         session.handshake()?;
@@ -214,6 +217,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner: geteuid(),
             proto_version: None,
             config,
+            journal: None,
         };
 
         session.handshake()?;
@@ -246,7 +250,14 @@ impl<FS: Filesystem> Session<FS> {
             session_owner: geteuid(),
             proto_version: None,
             config,
+            journal: None,
         }
+    }
+
+    /// Record the requests the event loops take in `journal`, and answer those a dead
+    /// server of the connection left in it before reading (see `journal`).
+    pub fn set_journal(&mut self, journal: Arc<dyn crate::journal::Journal>) {
+        self.journal = Some(journal);
     }
     // end of lxcfs-rs patch
 
@@ -281,6 +292,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner,
             proto_version: _,
             config,
+            journal,
         } = self;
 
         let n_threads = config.n_threads.unwrap_or(1);
@@ -323,6 +335,8 @@ impl<FS: Filesystem> Session<FS> {
         for (i, ch) in channels.into_iter().enumerate() {
             let thread_name = format!("fuser-{i}");
             let event_loop = SessionEventLoop {
+                index: i,
+                journal: journal.clone(),
                 thread_name: thread_name.clone(),
                 filesystem: filesystem.clone(),
                 ch,
@@ -551,6 +565,10 @@ pub(crate) struct SessionEventLoop<FS: Filesystem> {
     pub(crate) session_owner: Uid,
     /// lxcfs-rs patch: see `relay`.
     pub(crate) relay: Option<Arc<crate::relay::Relay>>,
+    /// lxcfs-rs patch: which event-loop thread this is, and where it records what it
+    /// takes (see `journal`).
+    pub(crate) index: usize,
+    pub(crate) journal: Option<Arc<dyn crate::journal::Journal>>,
 }
 
 impl<FS: Filesystem> SessionEventLoop<FS> {
@@ -570,6 +588,12 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
         // it is reused immediately after dispatching to conserve memory and allocations.
         let mut buf = FuseReadBuf::new();
         let buf = buf.as_mut();
+        // lxcfs-rs patch (journal): what a dead server left, before reading anything.
+        if self.index == 0 {
+            if let Some(end) = self.replay(buf) {
+                return end;
+            }
+        }
         // The opcode of the last request this thread served as leader, and when.
         let mut last: Option<(u32, std::time::Instant)> = None;
         loop {
@@ -597,7 +621,7 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
             }
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
-            let received = self.ch.receive_retrying(buf);
+            let received = self.receive(buf);
             if let (Some(r), Role::Leader) = (relay, role) {
                 if let Some((op, at)) = last {
                     r.learn(op, at.elapsed());
@@ -610,6 +634,9 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                 .and_then(|&n| buf.get(..n))
                 .and_then(crate::relay::opcode);
             let done = self.handle(received, buf);
+            if let Some(j) = &self.journal {
+                j.answered(self.index);
+            }
             // A leader that handed off during the request must not clear the new
             // leader's busy stamp (the stuck-leader watch reads it).
             if let (Some(r), Role::Leader) = (relay, role) {
@@ -622,6 +649,65 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                 return end;
             }
         }
+    }
+
+    /// lxcfs-rs patch (journal): read the next request through the journal, which
+    /// keeps it from the moment the read returns, or read it and tell the journal.
+    fn receive(&self, buf: &mut [u8]) -> nix::Result<usize> {
+        let Some(j) = &self.journal else {
+            return self.ch.receive_retrying(buf);
+        };
+        loop {
+            match j.receive(self.index, self.ch.as_fd(), buf) {
+                None => break,
+                Some(Ok(n)) => return Ok(n),
+                Some(Err(e)) => {
+                    match nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)) {
+                        // As `receive_retrying`: safe to read again.
+                        nix::errno::Errno::ENOENT
+                        | nix::errno::Errno::EINTR
+                        | nix::errno::Errno::EAGAIN => continue,
+                        err => return Err(err),
+                    }
+                }
+            }
+        }
+        let received = self.ch.receive_retrying(buf);
+        if let Ok(n) = &received {
+            j.taken(self.index, buf.get(..*n).unwrap_or_default());
+        }
+        received
+    }
+
+    /// lxcfs-rs patch (journal): dispatch, or answer with an error, each request the
+    /// journal says a dead server left; `Some` ends the loop.
+    fn replay(&self, buf: &mut [u8]) -> Option<io::Result<()>> {
+        let journal = self.journal.as_ref()?;
+        while let Some(orphan) = journal.orphan(self.index) {
+            let n = orphan.request.len().min(buf.len());
+            buf[..n].copy_from_slice(&orphan.request[..n]);
+            let op = crate::relay::opcode(&buf[..n]).unwrap_or(0);
+            let done = match (orphan.fail, crate::journal::unique(&buf[..n])) {
+                (None, _) => self.handle(Ok(n), buf),
+                (Some(_), _) if crate::journal::answerless(op) => None,
+                (Some(errno), Some(unique)) => {
+                    <ReplyRaw as Reply>::new(
+                        ll::RequestId(unique),
+                        ReplySender::Channel(self.ch.sender()),
+                    )
+                    .send_ll(&ResponseErrno(Errno::from_i32(errno)));
+                    None
+                }
+                (Some(_), None) => None,
+            };
+            journal.answered(self.index);
+            // A replayed DESTROY ends the connection as a read one would; a request
+            // that does not parse ends nothing here (it was never read by us).
+            if let Some(Ok(())) = done {
+                return done;
+            }
+        }
+        None
     }
 
     /// Dispatch what one read returned; `Some` ends the loop.

@@ -291,8 +291,8 @@ fn resend(version: Option<(u32, u32)>) -> Finding {
     if version.is_some_and(|v| v >= (6, 9)) {
         Finding::new(NAME, Level::Ok, "Linux 6.9+")
     } else {
-        Finding::new(NAME, Level::Limited, "needs Linux 6.9").meaning(
-            "a read a dying worker had taken waits until the reader is interrupted (other reads go on)",
+        Finding::new(NAME, Level::Ok, "not offered (Linux 6.9+)").meaning(
+            "the next worker answers the reads a dying worker had taken from the daemon's in-flight table",
         )
     }
 }
@@ -335,9 +335,10 @@ mod tests {
     fn version_gates_say_what_is_lost() {
         assert_eq!(resend(Some((6, 9))).level, Level::Ok);
         let old = resend(Some((6, 1)));
-        assert_eq!(old.level, Level::Limited);
-        assert!(old.meaning.contains("interrupted"));
-        assert_eq!(resend(None).level, Level::Limited);
+        assert_eq!(old.level, Level::Ok, "the in-flight table stands in for it");
+        assert!(old.meaning.contains("in-flight table"));
+        assert!(!old.meaning.contains("wait"));
+        assert_eq!(resend(None).level, Level::Ok);
         assert_eq!(pidfd_getfd(Some((5, 6))).level, Level::Ok);
         assert_eq!(pidfd_getfd(Some((5, 4))).level, Level::Limited);
         assert_eq!(passthrough(Some((6, 1)), "6.1.0").level, Level::Limited);
