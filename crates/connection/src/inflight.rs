@@ -125,11 +125,7 @@ impl Inflight {
     }
 
     fn slot(&self, i: usize) -> &[AtomicU64] {
-        let start = TABLE_HEADER + i * SLOT_WORDS;
-        self.words
-            .words()
-            .get(start..start + SLOT_WORDS)
-            .unwrap_or(&[])
+        self.words.range(TABLE_HEADER + i * SLOT_WORDS, SLOT_WORDS)
     }
 
     fn word(&self, i: usize, w: usize) -> Option<&AtomicU64> {

@@ -216,11 +216,7 @@ impl Shared {
     }
 
     fn file(&self, i: usize) -> &[AtomicU64] {
-        let start = HEADER + PER_FILE * i;
-        self.words
-            .words()
-            .get(start..start + PER_FILE)
-            .unwrap_or(&[])
+        self.words.range(HEADER + PER_FILE * i, PER_FILE)
     }
 
     fn word(&self, i: usize, w: usize) -> Option<&AtomicU64> {
@@ -297,10 +293,7 @@ impl Shared {
 /// The poller slots.
 impl Shared {
     fn pollers(&self) -> &[AtomicU64] {
-        self.words
-            .words()
-            .get(POLLERS_AT..POLLERS_AT + POLLERS)
-            .unwrap_or(&[])
+        self.words.range(POLLERS_AT, POLLERS)
     }
 
     /// A poller with kernel handle `kh` waits for a notification from this worker;

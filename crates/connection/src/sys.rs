@@ -75,6 +75,15 @@ impl SharedWords {
         Ok(SharedWords { ptr, len: words })
     }
 
+    /// Words `start .. start + len` (one record of a table laid out in them); empty
+    /// when they are not all mapped.
+    pub fn range(&self, start: usize, len: usize) -> &[std::sync::atomic::AtomicU64] {
+        start
+            .checked_add(len)
+            .and_then(|end| self.words().get(start..end))
+            .unwrap_or(&[])
+    }
+
     pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
         // SAFETY: `ptr` is a live, page-aligned mapping of `len` words (see `map`) that
         // outlives the borrow; `AtomicU64` has the size and alignment of `u64`, and every
