@@ -33,8 +33,6 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{MemfdFlags, SealFlags};
-
 use crate::sys::SharedWords;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsIF1");
@@ -94,14 +92,7 @@ pub struct Inflight {
 impl Inflight {
     /// A new, empty table (the supervisor's, once per connection).
     pub fn create() -> std::io::Result<Inflight> {
-        let fd = rustix::fs::memfd_create(
-            "lxcfs-rs:inflight",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
-        let bytes = (words_needed() * 8).next_multiple_of(4096);
-        rustix::fs::ftruncate(&fd, bytes as u64)?;
-        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
-        let words = SharedWords::map(&fd, words_needed())?;
+        let (fd, words) = SharedWords::create("lxcfs-rs:inflight", words_needed())?;
         let w = words.words();
         w[0].store(MAGIC, Ordering::Relaxed);
         w[1].store(SLOTS as u64, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
 use proptest::prelude::*;
+use rustix::fs::{MemfdFlags, SealFlags};
 
 /// A request as the kernel writes one: its header's first word is its length.
 fn request(len: usize, fill: u8) -> Vec<u8> {

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hostview::VirtualFile;
 
 use crate::sys::SharedWords;
-use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::fs::MemfdFlags;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsPT1");
 pub const STATE_NEW: u64 = 0;
@@ -80,16 +80,7 @@ impl Shared {
     /// New state for a connection that no worker has served yet, with a memfd per
     /// file when it is to try FUSE passthrough.
     pub fn create(passthrough: bool) -> std::io::Result<Shared> {
-        let state = rustix::fs::memfd_create(
-            "lxcfs-rs:connection",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
-        let bytes = (words_mapped() * 8).next_multiple_of(4096);
-        rustix::fs::ftruncate(&state, bytes as u64)?;
-        rustix::fs::fcntl_add_seals(
-            &state,
-            SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
-        )?;
+        let (state, words) = SharedWords::create("lxcfs-rs:connection", words_mapped())?;
         let mut memfds = Vec::new();
         for f in VirtualFile::ALL.iter().filter(|_| passthrough) {
             let name = format!("lxcfs-rs:{}", f.name());
@@ -98,7 +89,6 @@ impl Shared {
                 MemfdFlags::CLOEXEC,
             )?));
         }
-        let words = SharedWords::map(&state, words_mapped())?;
         let w = words.words();
         w[0].store(MAGIC, Ordering::Relaxed);
         w[2].store(VirtualFile::ALL.len() as u64, Ordering::Relaxed);

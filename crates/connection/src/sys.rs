@@ -39,6 +39,24 @@ unsafe impl Send for SharedWords {}
 unsafe impl Sync for SharedWords {}
 
 impl SharedWords {
+    /// A new memfd named `name`, zeroed, of `words` words rounded up to whole pages,
+    /// sealed against resizing, and its mapping: what a supervisor hands its workers.
+    pub fn create(
+        name: &str,
+        words: usize,
+    ) -> std::io::Result<(std::os::fd::OwnedFd, SharedWords)> {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+        let bytes = words
+            .checked_mul(8)
+            .ok_or(Errno::INVAL)?
+            .next_multiple_of(4096);
+        rustix::fs::ftruncate(&fd, bytes as u64)?;
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+        let mapped = SharedWords::map(&fd, words)?;
+        Ok((fd, mapped))
+    }
+
     /// Map `words` 64-bit words of `fd`, which must be a memfd sealed against
     /// shrinking and at least that long: a file that could shrink under the mapping
     /// would make an access fault (`SIGBUS`) instead of failing here.

@@ -36,7 +36,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hostview::{HostReason, Observer, Resolution, VirtualFile};
-use rustix::fs::{MemfdFlags, SealFlags};
 
 use crate::sys::SharedWords;
 pub use busiest::{Busiest, Busy};
@@ -116,14 +115,7 @@ pub struct Counters {
 impl Counters {
     /// Fresh counters, all zero.
     pub fn create() -> std::io::Result<Counters> {
-        let fd = rustix::fs::memfd_create(
-            "lxcfs-rs:counters",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
-        let bytes = (words_needed() * 8).next_multiple_of(4096);
-        rustix::fs::ftruncate(&fd, bytes as u64)?;
-        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
-        let words = SharedWords::map(&fd, words_needed())?;
+        let (fd, words) = SharedWords::create("lxcfs-rs:counters", words_needed())?;
         let w = words.words();
         w[0].store(MAGIC, Ordering::Relaxed);
         w[1].store(words_needed() as u64, Ordering::Relaxed);
@@ -369,6 +361,7 @@ pub struct Histogram {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use rustix::fs::MemfdFlags;
 
     #[test]
     fn file_index_is_the_position_in_all() {
