@@ -136,12 +136,17 @@ fn soak_one(
         containers.push((ctr, mib * 1024, cdir));
     }
     let seconds = (args.minutes * 60.0).round() as u64;
-    for (ctr, kib, cdir) in &mut containers {
+    let n = containers.len().max(1) as u64;
+    for (i, (ctr, kib, cdir)) in containers.iter_mut().enumerate() {
+        // Spread over the second, as independent `top`s would be (each poller is pid 1
+        // of its namespace: its own pid can't spread them).
+        let offset_ms = i as u64 * 1000 / n;
         ctr.send(&[
             "soak".into(),
             seconds.to_string(),
             kib.to_string(),
             cdir.display().to_string(),
+            offset_ms.to_string(),
         ])?;
     }
     let start = Instant::now();
@@ -280,19 +285,19 @@ fn print_report(args: &SoakArgs, rows: &[Row]) {
 }
 
 /// The poller, in the container (the agent's `soak` request): `seconds`, the expected
-/// `MemTotal` in kB, and the directory the files are bound under.
+/// `MemTotal` in kB, the directory the files are bound under, and the milliseconds to wait
+/// before the first poll.
 pub fn poll_in_container(words: &[&str], out: &mut impl Write) -> Result<i32> {
-    let [seconds, kib, dir] = words else {
-        bail!("soak wants SECONDS MEMTOTAL_KB DIR");
+    let [seconds, kib, dir, offset] = words else {
+        bail!("soak wants SECONDS MEMTOTAL_KB DIR OFFSET_MS");
     };
     let seconds: u64 = seconds.parse()?;
+    let offset: u64 = offset.parse()?;
     let want = format!("{kib} kB");
     let dir = Path::new(dir);
     let (mut reads, mut failed, mut wrong) = (0u64, 0u64, 0u64);
     let mut hist = vec![0u64; BUCKETS];
     let mut problem: Option<String> = None;
-    // Spread the pollers over the second, as independent `top`s would be.
-    let offset = u64::from(std::process::id()) % 1000;
     std::thread::sleep(Duration::from_millis(offset));
     let start = Instant::now();
     let mut tick = 0u64;
