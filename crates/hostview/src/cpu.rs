@@ -5,14 +5,6 @@ use procfile::{CpuQuota, CpuSet, CpuUsage, CpuView};
 
 use crate::cgroup::{Backend, CgroupPaths, Controller, Hierarchies, ancestors};
 use crate::error::{Error, Result};
-use crate::fsio::Dir;
-
-/// The host's CPUs as the kernel lists them (`online`, `possible`).
-pub fn host_cpus(root: &Dir, which: &str) -> Result<CpuSet> {
-    let rel = format!("sys/devices/system/cpu/{which}");
-    let s = root.read_string(&rel)?;
-    CpuSet::parse(&s).ok_or_else(|| Error::parse(root.path_of(&rel)))
-}
 
 /// True when the reader sits at the root of every CPU hierarchy: it is the host, and
 /// the host's own files are the truth.

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use procfile::render::ProcessCounts;
 
 use crate::tasks::Counts;
-use procfile::{CpuView, StatState};
+use procfile::{CpuSet, CpuView, StatState};
 
 use crate::cache::{Container, ContainerKey};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::files::VirtualFile;
+use crate::hostinputs::{self, HostInput};
 use crate::reason::HostReason;
+use crate::rendercache::FRESH;
 use crate::{Host, tasks};
 
 /// Task counts are a gauge; recounting them more than once a second per container
@@ -28,6 +30,7 @@ const MAX_ENTRIES: usize = 16384;
 
 struct Entry {
     state: StatState,
+    /// When it was last advanced to now.
     last_used: Instant,
 }
 
@@ -94,7 +97,9 @@ impl Host {
         if cpu::at_root(&self.hier, &c.paths) {
             return Ok(None);
         }
-        let online = cpu::host_cpus(&self.root, "online")?;
+        let input = HostInput::CpuOnline;
+        let online = CpuSet::parse(&self.inputs.text(&self.root, input)?)
+            .ok_or_else(|| Error::parse(self.root.path_of(input.path())))?;
         cpu::view(
             &self.hier,
             &c.paths,
@@ -134,7 +139,7 @@ impl Host {
                 procfile::render::cpu_list(list, out);
             }
             VirtualFile::Stat => {
-                let host = self.root.read_string(file.host_path())?;
+                let host = self.inputs.text(&self.root, HostInput::Stat)?;
                 let state = self.advance_stat(c, &view)?;
                 let counts = self.task_counts(c)?;
                 let now = self.boottime_ns()?;
@@ -187,8 +192,19 @@ impl Host {
         Ok(Ok(self.boottime_ns()?.saturating_sub(start)))
     }
 
-    /// Advance the container's counters to now and return them.
+    /// Advance the container's counters to now and return them. Counters advanced in
+    /// the last [`FRESH`] are returned as they are: `top` reads `/proc/stat` and
+    /// `/proc/uptime` (whose idle is the same counters) back to back, and the second
+    /// need not read the container's CPU usage again.
     fn advance_stat(&self, c: &Container, view: &CpuView) -> Result<StatState> {
+        if self.real_root {
+            let map = self.stats.lock();
+            if let Some(e) = map.get(c.key()) {
+                if e.last_used.elapsed() < FRESH {
+                    return Ok(e.state.clone());
+                }
+            }
+        }
         let usage = cpu::usage(&self.hier, &c.paths)?;
         let now = self.boottime_ns()?;
         let age = c.start_ns.map_or(now, |s| now.saturating_sub(s));
@@ -257,13 +273,8 @@ impl Host {
         map.get(k).copied()
     }
 
-    /// Nanoseconds since boot, from the root's `proc/uptime` (CLOCK_BOOTTIME based),
-    /// so fixture trees carry their own clock.
+    /// Nanoseconds since boot (see [`hostinputs::boottime_ns`]).
     pub(crate) fn boottime_ns(&self) -> Result<u64> {
-        let s = self.root.read_string("proc/uptime")?;
-        s.split_ascii_whitespace()
-            .next()
-            .and_then(procfile::value::parse_seconds_ns)
-            .ok_or_else(|| Error::parse(self.root.path_of("proc/uptime")))
+        hostinputs::boottime_ns(&self.root, self.real_root)
     }
 }

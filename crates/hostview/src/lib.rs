@@ -16,6 +16,7 @@ mod error;
 mod explain;
 pub mod files;
 mod fsio;
+mod hostinputs;
 mod loadavg;
 mod logonce;
 mod memory;
@@ -156,6 +157,8 @@ pub struct Host {
     /// sysinfo(2) answers per container identity (see [`Host::sysinfo`]).
     sysinfos: rendercache::Recent<ContainerKey, procfile::sysinfo::ContainerInfo>,
     loads: loadavg::Loads,
+    /// The host's files every container's rendering reads, shared for a moment.
+    inputs: hostinputs::HostInputs,
     /// The root is the real `/` (not a fixture): kernel interfaces apply to it.
     real_root: bool,
     /// USER_HZ: the unit of `/proc/stat` and of start times in `/proc/<pid>/stat`.
@@ -193,6 +196,7 @@ impl Host {
             views: rendercache::Recent::default(),
             sysinfos: rendercache::Recent::default(),
             loads: loadavg::Loads::default(),
+            inputs: hostinputs::HostInputs::new(real_root),
             real_root,
             clk_tck: rustix::param::clock_ticks_per_second().max(1),
             task_counter: std::sync::Mutex::new(
@@ -282,7 +286,9 @@ impl Host {
             return Ok(Arc::new(Container::new(tid, None, paths, None, now)));
         }
         if let Some(c) = self.cache.get(ns, now) {
-            if NsId::of(&self.proc, c.init).ok() == Some(ns) {
+            // The reader being init (a container's main process often is) was checked
+            // just above.
+            if c.init == tid || NsId::of(&self.proc, c.init).ok() == Some(ns) {
                 return Ok(c);
             }
             self.cache.remove(ns);
@@ -479,13 +485,14 @@ impl Host {
     pub(crate) fn memory_values(
         &self,
         c: &Container,
-    ) -> Result<std::result::Result<(String, procfile::MemValues), HostReason>> {
+    ) -> Result<std::result::Result<(Arc<str>, procfile::MemValues), HostReason>> {
         let Some(view) = memory::read(&self.hier, &c.paths)? else {
             return Ok(Err(HostReason::MemoryRoot));
         };
-        let text = self.root.read_string("proc/meminfo")?;
+        let input = hostinputs::HostInput::Meminfo;
+        let text = self.inputs.text(&self.root, input)?;
         let host =
-            HostMem::parse(&text).ok_or_else(|| Error::parse(self.root.path_of("proc/meminfo")))?;
+            HostMem::parse(&text).ok_or_else(|| Error::parse(self.root.path_of(input.path())))?;
         let vals = procfile::memory::compute(&host, &view, self.opts.swap);
         Ok(Ok((text, vals)))
     }
