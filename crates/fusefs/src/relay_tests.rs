@@ -126,3 +126,60 @@ fn budgets_after_releases(r: &Relay, gap: Duration) -> Vec<u128> {
         })
         .collect()
 }
+
+#[test]
+fn the_cheaper_of_relay_and_free_threads_is_kept_and_the_other_retried() {
+    use fuser::relay::{EXPLORE_EVERY, MIN_REQUESTS, Tuner};
+    let mut t = Tuner::default();
+    // The relay is measured first (it starts so), then free threads.
+    assert!(
+        t.window_closed(false, 60_000_000, 1_000),
+        "free threads never tried"
+    );
+    assert!(
+        t.window_closed(true, 30_000_000, 1_000),
+        "the relay kept at twice the CPU"
+    );
+    // The choice holds; one window in EXPLORE_EVERY measures the relay again.
+    let chosen: Vec<bool> = (0..EXPLORE_EVERY * 2)
+        .map(|_| t.window_closed(true, 30_000_000, 1_000))
+        .collect();
+    assert_eq!(chosen.iter().filter(|&&f| !f).count(), 2, "{chosen:?}");
+    // The load changes (a tight loop): the relay gets cheaper, and is chosen once
+    // the retries measured it so.
+    let mut free = true;
+    for _ in 0..EXPLORE_EVERY * 3 {
+        free = t.window_closed(free, if free { 30_000_000 } else { 10_000_000 }, 1_000);
+    }
+    let kept: Vec<bool> = (0..EXPLORE_EVERY - 1)
+        .map(|_| t.window_closed(false, 10_000_000, 1_000))
+        .collect();
+    assert!(
+        kept.iter().filter(|&&f| !f).count() >= kept.len() - 1,
+        "{kept:?}"
+    );
+    // Too few requests to tell: nothing measured.
+    let before = t.costs();
+    t.window_closed(false, 1_000_000_000, MIN_REQUESTS - 1);
+    assert_eq!(t.costs(), before);
+    // A near tie goes to the relay (it also spares the reader a wake-up).
+    let mut t = Tuner::default();
+    t.window_closed(false, 10_000_000, 1_000);
+    let free = t.window_closed(true, 8_000_000, 1_000);
+    assert!(!free, "free threads kept at 0.8 of the relay's CPU");
+}
+
+#[test]
+fn free_threads_stop_waiting_for_the_lead_and_take_it_again_after() {
+    let r = Relay::new(Duration::from_micros(50));
+    assert_eq!(r.acquire(), Role::Leader);
+    let waiter = acquire_in_thread(&r);
+    assert!(still_waiting(&waiter));
+    r.set_free(true);
+    assert_eq!(waiter.join().unwrap(), (Role::Free, false));
+    fuser::hand_off();
+    assert_eq!(r.acquire(), Role::Free);
+    r.set_free(false);
+    assert_eq!(r.acquire(), Role::Leader);
+    fuser::hand_off();
+}

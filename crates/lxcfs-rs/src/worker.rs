@@ -123,7 +123,11 @@ pub fn run(args: &WorkerArgs) -> Result<()> {
         cfg.generation,
         cfg.threads,
         match cfg.poll {
-            Some(p) => format!(", one polling for {} µs after each request", p.as_micros()),
+            Some(p) => format!(
+                ", one polling for {} µs after each request while that costs less CPU per \
+                 request than all waiting on the device",
+                p.as_micros()
+            ),
             None => String::new(),
         },
         if adopted {

@@ -20,6 +20,18 @@
 //! halves, down to nothing, when it did not, so an idle or slowly polled daemon spends
 //! the poll once per read, not twice.
 //!
+//! Whether the relay pays at all depends on the load, and is measured. When requests
+//! come back to back (a tight loop of reads, opens answered from a cached rendering),
+//! the polling leader takes them for less CPU than a wake-up each. When each open is a
+//! rendering (many containers, each polling once a second), the leader hands off at
+//! every open, waking a waiting thread each time, and polls between requests that are
+//! tens of microseconds apart: the daemon's CPU per request measured twice that of
+//! threads that all block in `read(2)`. So the process's CPU time per request is
+//! measured over windows of [`WINDOW`] with the relay and without it (every thread
+//! [`Role::Free`]), the cheaper is kept (free threads only when clearly cheaper:
+//! [`FREE_MARGIN`]), and one window in [`EXPLORE_EVERY`] tries the
+//! other, so that a change of load is followed within seconds.
+//!
 //! The leader serves what it reads itself. Before work that may take long the file
 //! system calls [`hand_off`], which gives the lead to a waiting thread, so that other
 //! readers are not queued behind it. A leader that stays inside one request longer than
@@ -41,6 +53,17 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 pub const STUCK: Duration = Duration::from_millis(100);
 /// How often the watching thread looks at the leader.
 const WATCH: Duration = Duration::from_millis(250);
+/// How long the CPU time per request is measured before the choice is made again.
+pub const WINDOW: Duration = Duration::from_millis(250);
+/// One window in this many tries the way that measured dearer.
+pub const EXPLORE_EVERY: u32 = 16;
+/// Free threads are kept only when they cost at most this share of the relay's CPU
+/// per request: the relay also spares the reader its wake-up (throughput and latency
+/// that the daemon's CPU does not show), so a near tie goes to it.
+pub const FREE_MARGIN: f64 = 0.75;
+/// A window with fewer requests measures nothing: an idle daemon's CPU is its
+/// background work's, not its requests'.
+pub const MIN_REQUESTS: u64 = 256;
 
 #[derive(Debug)]
 pub struct Relay {
@@ -53,6 +76,72 @@ pub struct Relay {
     busy_since: AtomicU64,
     /// The polling budget after a RELEASE or FORGET, in ns (see the module doc).
     after_release: AtomicU64,
+    /// Every thread reads the device, nobody leads (see the module doc).
+    free: AtomicBool,
+    /// Requests read, by every thread.
+    received: AtomicU64,
+    window: Mutex<Window>,
+}
+
+/// The window being measured.
+#[derive(Debug)]
+struct Window {
+    since: Instant,
+    received: u64,
+    cpu_ns: u64,
+    tuner: Tuner,
+}
+
+/// The CPU time per request measured with the relay (`[0]`) and without it (`[1]`),
+/// and the choice made from them.
+#[derive(Debug, Default, Clone)]
+pub struct Tuner {
+    cost: [Option<f64>; 2],
+    windows: u32,
+}
+
+impl Tuner {
+    /// A window with every thread free (`free`) or with the relay spent `cpu_ns` for
+    /// `requests`: whether the next window is free.
+    pub fn window_closed(&mut self, free: bool, cpu_ns: u64, requests: u64) -> bool {
+        if requests >= MIN_REQUESTS {
+            let per = cpu_ns as f64 / requests as f64;
+            let slot = &mut self.cost[usize::from(free)];
+            // Half the new window, half the past: one noisy window does not flip the
+            // choice alone, a changed load does within a few.
+            *slot = Some(slot.map_or(per, |c| (c + per) / 2.0));
+        }
+        self.windows = self.windows.wrapping_add(1);
+        match self.cost {
+            [_, None] => true,
+            [None, _] => false,
+            [Some(relay), Some(free)] => {
+                let best = free < relay * FREE_MARGIN;
+                if self.windows % EXPLORE_EVERY == 0 {
+                    !best
+                } else {
+                    best
+                }
+            }
+        }
+    }
+
+    /// The CPU ns per request measured with the relay and without it.
+    pub fn costs(&self) -> [Option<f64>; 2] {
+        self.cost
+    }
+}
+
+/// The CPU time of the whole process, in ns.
+fn process_cpu_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(|t| {
+            u64::try_from(t.tv_sec())
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::try_from(t.tv_nsec()).unwrap_or(0))
+        })
+        .unwrap_or(0)
 }
 
 /// Requests after which the next one is not the same reader's continuation.
@@ -84,6 +173,9 @@ pub enum Role {
     Leader,
     /// Reads once beside a stuck leader.
     Helper,
+    /// Reads like every other thread, blocking in `read(2)` (the relay measured dearer
+    /// than the kernel waking one reader per request).
+    Free,
     /// The connection ended.
     Done,
 }
@@ -119,6 +211,11 @@ pub fn wait_for_request<F: AsFd>(dev: &F) -> bool {
     }
 }
 
+/// Whether [`drain`] was called.
+pub fn draining() -> bool {
+    DRAINING.load(Ordering::Relaxed)
+}
+
 /// Give the lead to a waiting thread before work that may take long (a no-op on any
 /// thread but the leader, and without a relay).
 pub fn hand_off() {
@@ -136,7 +233,59 @@ impl Relay {
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
             after_release: AtomicU64::new(nanos(spin)),
+            free: AtomicBool::new(false),
+            received: AtomicU64::new(0),
+            window: Mutex::new(Window {
+                since: Instant::now(),
+                received: 0,
+                cpu_ns: process_cpu_ns(),
+                tuner: Tuner::default(),
+            }),
         })
+    }
+
+    /// Whether every thread reads the device now, nobody leading.
+    pub fn free(&self) -> bool {
+        self.free.load(Ordering::Relaxed)
+    }
+
+    /// Let every thread read the device (`true`), or go back to one leader.
+    pub fn set_free(&self, free: bool) {
+        let st = self.lock();
+        self.free.store(free, Ordering::Relaxed);
+        drop(st);
+        if free {
+            self.turn.notify_all();
+        }
+    }
+
+    /// A thread read a request. Every so often this closes the window being measured
+    /// and makes the choice again (see the module doc).
+    pub fn received(&self) {
+        let n = self.received.fetch_add(1, Ordering::Relaxed);
+        if n % 64 != 0 {
+            return;
+        }
+        let Ok(mut w) = self.window.try_lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if now.saturating_duration_since(w.since) < WINDOW {
+            return;
+        }
+        let received = n.saturating_add(1);
+        let cpu = process_cpu_ns();
+        let (spent, requests) = (
+            cpu.saturating_sub(w.cpu_ns),
+            received.saturating_sub(w.received),
+        );
+        let free = self.free();
+        let next = w.tuner.window_closed(free, spent, requests);
+        (w.since, w.received, w.cpu_ns) = (now, received, cpu);
+        drop(w);
+        if next != free {
+            self.set_free(next);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -160,6 +309,9 @@ impl Relay {
         let role = loop {
             if st.closed {
                 break Role::Done;
+            }
+            if self.free() {
+                break Role::Free;
             }
             if !st.leader {
                 st.leader = true;

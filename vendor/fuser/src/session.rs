@@ -598,8 +598,10 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
         let mut last: Option<(u32, std::time::Instant)> = None;
         loop {
             let role = match relay {
-                Some(r) if r.leading() => Role::Leader,
+                Some(r) if r.leading() && !r.free() => Role::Leader,
                 Some(r) => {
+                    // A leader when the relay was measured dearer gives the lead up.
+                    crate::relay::hand_off();
                     last = None;
                     r.acquire()
                 }
@@ -612,16 +614,27 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                         r.spin(&self.ch, r.budget(last.map(|l| l.0)));
                     }
                 }
-                Role::Helper => last = None,
+                Role::Helper | Role::Free => last = None,
             }
             // lxcfs-rs patch (drain): with a relay, read only a request the poll saw,
-            // and none once the session drains.
-            if relay.is_some() && !crate::relay::wait_for_request(&self.ch) {
-                return Ok(());
+            // and none once the session drains. A free thread blocks in read(2) like
+            // fuser's own loop: a request it takes as the worker exits is the
+            // journal's to replay (or the kernel's to resend, from Linux 6.9).
+            match (relay, role) {
+                (Some(_), Role::Free) if crate::relay::draining() => return Ok(()),
+                (Some(_), Role::Free) | (None, _) => {}
+                (Some(_), _) => {
+                    if !crate::relay::wait_for_request(&self.ch) {
+                        return Ok(());
+                    }
+                }
             }
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
             let received = self.receive(buf);
+            if let (Some(r), Ok(_)) = (relay, &received) {
+                r.received();
+            }
             if let (Some(r), Role::Leader) = (relay, role) {
                 if let Some((op, at)) = last {
                     r.learn(op, at.elapsed());
