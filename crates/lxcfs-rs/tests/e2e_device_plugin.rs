@@ -17,7 +17,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -32,30 +32,19 @@ const DEVICES: usize = 40;
 const NOTICE: Duration = Duration::from_secs(8);
 
 /// `lxcfs-rs device-plugin` in `dir`, checking `mnt`; killed on drop.
-struct Plugin(Child);
-
-impl Plugin {
-    fn start(dir: &Path, mnt: &Path, extra: &[&str]) -> Plugin {
-        let child = Command::new(lxcfs_rs())
-            .arg("device-plugin")
-            .arg("--dir")
-            .arg(dir)
-            .arg("--mountpoint")
-            .arg(mnt)
-            .args(["--devices", &DEVICES.to_string(), "--check-interval", "1"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start lxcfs-rs device-plugin");
-        Plugin(child)
-    }
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start_plugin(dir: &Path, mnt: &Path, extra: &[&str]) -> KilledOnDrop {
+    let child = Command::new(lxcfs_rs())
+        .arg("device-plugin")
+        .arg("--dir")
+        .arg(dir)
+        .arg("--mountpoint")
+        .arg(mnt)
+        .args(["--devices", &DEVICES.to_string(), "--check-interval", "1"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start lxcfs-rs device-plugin");
+    KilledOnDrop(child)
 }
 
 fn all(health: &'static str) -> impl Fn(&api::ListAndWatchResponse) -> bool {
@@ -98,7 +87,7 @@ fn a_container_allocated_the_resource_gets_its_own_limits_and_health_follows_the
     let spec = InstalledSpec::write(&d.mnt);
     let dir = tempfile::tempdir().unwrap();
     let mut kubelet = Kubelet::start(dir.path()).unwrap();
-    let _plugin = Plugin::start(
+    let _plugin = start_plugin(
         dir.path(),
         &d.mnt,
         &[
@@ -167,7 +156,7 @@ fn the_plugin_waits_for_the_kubelet_and_registers_again_when_it_restarts() {
     // The plugin first, before the kubelet has even made its directory (a node
     // booting, the plugin's pod up first).
     let dir = tmp.path().join("device-plugins");
-    let mut plugin = Plugin::start(&dir, &d.mnt, &["--cdi-spec-dir", "none"]);
+    let mut plugin = start_plugin(&dir, &d.mnt, &["--cdi-spec-dir", "none"]);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!dir.exists(), "the plugin made the kubelet's directory");
     assert!(

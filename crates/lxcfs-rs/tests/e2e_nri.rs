@@ -15,7 +15,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use nri::api;
@@ -37,30 +37,19 @@ const DEFAULT_DESTINATIONS: [&str; 8] = [
 ];
 
 /// `lxcfs-rs nri` connecting to `socket`, binding from `mnt`; killed on drop.
-struct Plugin(Child);
-
-impl Plugin {
-    fn start(socket: &Path, mnt: &Path, extra: &[&str]) -> Plugin {
-        let child = Command::new(lxcfs_rs())
-            .arg("nri")
-            .arg("--socket")
-            .arg(socket)
-            .arg("--mountpoint")
-            .arg(mnt)
-            .args(extra)
-            .arg("--debug")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start lxcfs-rs nri");
-        Plugin(child)
-    }
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start_plugin(socket: &Path, mnt: &Path, extra: &[&str]) -> KilledOnDrop {
+    let child = Command::new(lxcfs_rs())
+        .arg("nri")
+        .arg("--socket")
+        .arg(socket)
+        .arg("--mountpoint")
+        .arg(mnt)
+        .args(extra)
+        .arg("--debug")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start lxcfs-rs nri");
+    KilledOnDrop(child)
 }
 
 fn opted_in(name: &str) -> api::PodSandbox {
@@ -86,10 +75,10 @@ fn destinations(mounts: &[api::Mount]) -> Vec<&str> {
 
 /// Starts the harness and the plugin and takes the plugin through registration,
 /// configuration and synchronization, checking each answer.
-fn connect(dir: &Path, mnt: &Path, extra: &[&str]) -> (Runtime, Plugin, harness::Plugin) {
+fn connect(dir: &Path, mnt: &Path, extra: &[&str]) -> (Runtime, KilledOnDrop, harness::Plugin) {
     let socket = dir.join("nri.sock");
     let rt = Runtime::listen(&socket).unwrap();
-    let plugin = Plugin::start(&socket, mnt, extra);
+    let plugin = start_plugin(&socket, mnt, extra);
     let p = rt.accept(DEADLINE).unwrap();
     assert_eq!(p.registration.plugin_name, "lxcfs-rs");
     assert_eq!(p.registration.plugin_idx, "40");

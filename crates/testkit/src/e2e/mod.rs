@@ -34,6 +34,17 @@ pub use daemon::Daemon;
 pub use lxcfs::Lxcfs;
 pub use text::*;
 
+/// A child process a test started (a plugin, a helper daemon), killed and reaped when
+/// dropped, however the test ends.
+pub struct KilledOnDrop(pub Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The files a runtime bind-mounts over a container's `/proc`.
 pub const PROC_FILES: [&str; 7] = [
     "meminfo",
