@@ -170,6 +170,24 @@ fn the_cheaper_of_relay_and_free_threads_is_kept_and_the_other_retried() {
 }
 
 #[test]
+fn a_slowly_polled_daemon_is_measured_over_longer_windows() {
+    use fuser::relay::{LONGEST_WINDOW, MIN_REQUESTS, WINDOW, window_ends};
+    // Busy: a window closes at its length, measured.
+    assert_eq!(window_ends(WINDOW / 2, 10_000), None);
+    assert_eq!(window_ends(WINDOW, 10_000), Some(10_000));
+    // A few hundred requests a second: the window stays open until it holds enough
+    // (it used to close unmeasured, leaving the choice where a burst had put it).
+    assert_eq!(window_ends(WINDOW * 2, MIN_REQUESTS - 1), None);
+    assert_eq!(window_ends(WINDOW * 2, MIN_REQUESTS), Some(MIN_REQUESTS));
+    // Idle: it closes without measuring, so background work is never taken for
+    // the requests' cost.
+    assert_eq!(window_ends(LONGEST_WINDOW, MIN_REQUESTS - 1), Some(0));
+    let mut t = fuser::relay::Tuner::default();
+    t.window_closed(false, 1_000_000_000, 0);
+    assert_eq!(t.costs(), [None, None]);
+}
+
+#[test]
 fn free_threads_stop_waiting_for_the_lead_and_take_it_again_after() {
     let r = Relay::new(Duration::from_micros(50));
     assert_eq!(r.acquire(), Role::Leader);

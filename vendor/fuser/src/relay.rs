@@ -27,7 +27,8 @@
 //! every open, waking a waiting thread each time, and polls between requests that are
 //! tens of microseconds apart: the daemon's CPU per request measured twice that of
 //! threads that all block in `read(2)`. So the process's CPU time per request is
-//! measured over windows of [`WINDOW`] with the relay and without it (every thread
+//! measured over windows of at least [`WINDOW`] and [`MIN_REQUESTS`] with the relay
+//! and without it (every thread
 //! [`Role::Free`]), the cheaper is kept (free threads only when clearly cheaper:
 //! [`FREE_MARGIN`]), and one window in [`EXPLORE_EVERY`] tries the
 //! other, so that a change of load is followed within seconds.
@@ -61,9 +62,29 @@ pub const EXPLORE_EVERY: u32 = 16;
 /// per request: the relay also spares the reader its wake-up (throughput and latency
 /// that the daemon's CPU does not show), so a near tie goes to it.
 pub const FREE_MARGIN: f64 = 0.75;
-/// A window with fewer requests measures nothing: an idle daemon's CPU is its
-/// background work's, not its requests'.
+/// A window is measured only once it holds this many requests: fewer, and the CPU of
+/// background work (the load sampler) outweighs theirs. A window short of it stays
+/// open, so that a slowly polled daemon is measured over longer windows rather than
+/// never, which would leave its choice frozen at whatever a burst once measured.
 pub const MIN_REQUESTS: u64 = 256;
+/// A window still short of [`MIN_REQUESTS`] after this long closes without measuring:
+/// an idle daemon's CPU is its background work's, not its requests'.
+pub const LONGEST_WINDOW: Duration = Duration::from_secs(8);
+
+/// Whether a window open for `open` with `requests` read closes now: `None` while it
+/// keeps measuring, `Some(requests)` to close it, with the requests it measured (0
+/// when too few to measure anything).
+pub fn window_ends(open: Duration, requests: u64) -> Option<u64> {
+    if open < WINDOW {
+        None
+    } else if requests >= MIN_REQUESTS {
+        Some(requests)
+    } else if open >= LONGEST_WINDOW {
+        Some(0)
+    } else {
+        None
+    }
+}
 
 #[derive(Debug)]
 pub struct Relay {
@@ -270,15 +291,15 @@ impl Relay {
             return;
         };
         let now = Instant::now();
-        if now.saturating_duration_since(w.since) < WINDOW {
-            return;
-        }
         let received = n.saturating_add(1);
-        let cpu = process_cpu_ns();
-        let (spent, requests) = (
-            cpu.saturating_sub(w.cpu_ns),
+        let Some(requests) = window_ends(
+            now.saturating_duration_since(w.since),
             received.saturating_sub(w.received),
-        );
+        ) else {
+            return;
+        };
+        let cpu = process_cpu_ns();
+        let spent = cpu.saturating_sub(w.cpu_ns);
         let free = self.free();
         let next = w.tuner.window_closed(free, spent, requests);
         (w.since, w.received, w.cpu_ns) = (now, received, cpu);
