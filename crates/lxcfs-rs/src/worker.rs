@@ -262,6 +262,7 @@ fn wait(
     let mut window = Instant::now();
     loop {
         counters.set_containers(host.cached_containers().0 as u64);
+        counters.set_relaying(session.relaying().unwrap_or(false));
         host.log_summary();
         if window.elapsed() >= BUSY_WINDOW {
             publish_busiest(host, counters, &mut tally, window.elapsed());

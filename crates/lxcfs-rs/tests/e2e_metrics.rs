@@ -5,7 +5,8 @@
 //! containers, and says in one line that nothing serves a dead mountpoint;
 //! `--log-format json` logs JSON from the supervisor and its workers; a container that
 //! fails ten thousand times is logged once, with its cgroup, and a crowd of failing
-//! containers gets no more lines than the log budget.
+//! containers gets no more lines than the log budget; whether a FUSE thread polls is
+//! a gauge.
 //!
 //! The parser is Python's `prometheus_client.parser` from Debian's
 //! `python3-prometheus-client` (`.ci/run` installs it), run by the system interpreter.
@@ -292,6 +293,23 @@ fn two_containers_reads_are_counted_exactly_and_the_exposition_parses() {
 
 /// Reads `proc/meminfo` from the host `n` times (the test runs in the daemon's pid
 /// namespace: its own cgroup's view).
+/// Whether a polling FUSE thread relays requests is visible: it does from the start
+/// (the load measures otherwise only after hundreds of requests), and never with
+/// `--fuse-poll-us=0`.
+#[test]
+fn the_relay_gauge_says_whether_a_fuse_thread_polls() {
+    let relay = |d: &Daemon| value(&scrape(d), "lxcfs_fuse_relay_polling", &[]);
+    let d = Daemon::start(&[]);
+    poll(DEADLINE, "the worker reports its relay", || {
+        (relay(&d) == 1.0).then_some(())
+    });
+    drop(d);
+    let d = Daemon::start(&["--fuse-poll-us=0"]);
+    // The worker refreshes its gauges every 100 ms; give it several.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(relay(&d), 0.0, "no relay with --fuse-poll-us=0");
+}
+
 fn host_reads(d: &Daemon, n: usize) {
     for _ in 0..n {
         std::fs::read(d.path("proc/meminfo")).unwrap();

@@ -141,6 +141,9 @@ pub struct Session<FS: Filesystem> {
     pub(crate) config: Config,
     /// lxcfs-rs patch: see `journal`.
     journal: Option<Arc<dyn crate::journal::Journal>>,
+    /// lxcfs-rs patch: the relay the event loops will share (see `relay`), made when
+    /// the session is spawned so that its owner can see what it chose.
+    relay: Option<Arc<crate::relay::Relay>>,
 }
 
 impl<FS: Filesystem> AsFd for Session<FS> {
@@ -189,6 +192,7 @@ impl<FS: Filesystem> Session<FS> {
             proto_version: None,
             config: options.clone(),
             journal: None,
+            relay: None,
         };
 
         session.handshake()?;
@@ -218,6 +222,7 @@ impl<FS: Filesystem> Session<FS> {
             proto_version: None,
             config,
             journal: None,
+            relay: None,
         };
 
         session.handshake()?;
@@ -251,6 +256,7 @@ impl<FS: Filesystem> Session<FS> {
             proto_version: None,
             config,
             journal: None,
+            relay: None,
         }
     }
 
@@ -263,8 +269,10 @@ impl<FS: Filesystem> Session<FS> {
 
     /// Run the session loop in a background thread. If the returned handle is dropped,
     /// the filesystem is unmounted and the given session ends.
-    pub fn spawn(self) -> io::Result<BackgroundSession> {
+    pub fn spawn(mut self) -> io::Result<BackgroundSession> {
         let sender = self.ch.sender();
+        self.relay = self.config.relay_spin.map(crate::relay::Relay::new);
+        let relay = self.relay.clone();
         // Take the fuse_session, so that we can unmount it
         let mount = std::mem::take(&mut *self.mount.mount.lock());
         let guard = thread::Builder::new()
@@ -274,6 +282,7 @@ impl<FS: Filesystem> Session<FS> {
             guard,
             sender,
             mount,
+            relay,
         })
     }
 
@@ -293,6 +302,7 @@ impl<FS: Filesystem> Session<FS> {
             proto_version: _,
             config,
             journal,
+            relay,
         } = self;
 
         let n_threads = config.n_threads.unwrap_or(1);
@@ -330,7 +340,7 @@ impl<FS: Filesystem> Session<FS> {
         channels.push(ch);
 
         let mut threads = Vec::with_capacity(n_threads);
-        let relay = config.relay_spin.map(crate::relay::Relay::new);
+        let relay = relay.or_else(|| config.relay_spin.map(crate::relay::Relay::new));
 
         for (i, ch) in channels.into_iter().enumerate() {
             let thread_name = format!("fuser-{i}");
@@ -758,9 +768,18 @@ pub struct BackgroundSession {
     sender: ChannelSender,
     /// Ensures the filesystem is unmounted when the session ends
     mount: Option<Mount>,
+    /// lxcfs-rs patch: the event loops' relay, if they have one.
+    relay: Option<Arc<crate::relay::Relay>>,
 }
 
 impl BackgroundSession {
+    /// lxcfs-rs patch: whether one polling thread relays requests (`Some(true)`) or every
+    /// thread blocks in `read(2)` (`Some(false)`: the relay measured dearer); `None`
+    /// without a relay.
+    pub fn relaying(&self) -> Option<bool> {
+        self.relay.as_ref().map(|r| !r.free())
+    }
+
     /// Unmount the filesystem and join the background thread.
     pub fn umount_and_join(mut self) -> io::Result<()> {
         if let Some(mount) = self.mount.take() {

@@ -22,7 +22,8 @@
 //! | 14 | cgroups the last load-sampler tick counted (a gauge) |
 //! | 15 | failure log lines held back by the log budget |
 //! | 16 | containers pruned from the worker's cache |
-//! | 17 .. 32 | reserved (zero) |
+//! | 17 | 1 while a polling FUSE thread relays requests, else 0 (a gauge) |
+//! | 18 .. 32 | reserved (zero) |
 //! | 32 .. | pid-namespace resolutions: a histogram ([`BUCKETS_US`]) per [`Resolution`] |
 //! | then | load-sampler tick durations: a histogram ([`TICK_BUCKETS_US`]) |
 //! | then, [`PER_FILE`] per file i ([`file_name`]) | opens by [`OpenMode`], renderings by [`Outcome`], reads served, errors by [`Op`] and errno ([`ERRNOS`]), host files by [`HostReason`], then per [`Op`] a latency histogram ([`BUCKETS_US`] + overflow, sum in ns, count) |
@@ -71,6 +72,7 @@ const CONTAINERS: usize = 13;
 const SAMPLED: usize = 14;
 const LOG_HELD: usize = 15;
 const PRUNED: usize = 16;
+const RELAYING: usize = 17;
 const HEADER: usize = 32;
 
 /// Buckets, overflow, sum (ns), count (both bucket lists have the same length).
@@ -246,6 +248,12 @@ impl Counters {
         self.set(CONTAINERS, tracked);
     }
 
+    /// Said by the serving worker now and then: whether a polling FUSE thread relays
+    /// requests, or every thread blocks in `read(2)`.
+    pub fn set_relaying(&self, relaying: bool) {
+        self.set(RELAYING, u64::from(relaying));
+    }
+
     /// Every counter as it is now (each word read once; words of one file may be a
     /// request apart, which a scrape can live with).
     pub fn snapshot(&self) -> Snapshot {
@@ -278,6 +286,7 @@ impl Counters {
             sampled_cgroups: self.get(SAMPLED),
             log_held: self.get(LOG_HELD),
             pruned: self.get(PRUNED),
+            relaying: self.get(RELAYING) != 0,
             resolutions: Resolution::ALL
                 .map(|r| self.histogram(RESOLVE + HIST * r as usize, &BUCKETS_US)),
             ticks: self.histogram(TICKS, &TICK_BUCKETS_US),
@@ -324,6 +333,8 @@ pub struct Snapshot {
     /// Failure log lines held back.
     pub log_held: u64,
     pub pruned: u64,
+    /// A polling FUSE thread relays requests (see `--fuse-poll-us`).
+    pub relaying: bool,
     /// By [`Resolution`] order.
     pub resolutions: [Histogram; 5],
     pub ticks: Histogram,

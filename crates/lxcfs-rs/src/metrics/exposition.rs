@@ -277,6 +277,14 @@ impl Collector for Collect {
         )?;
         gauge(
             &mut e,
+            "lxcfs_fuse_relay_polling",
+            "1 while one FUSE thread reads requests and polls between them, handing them on \
+             (--fuse-poll-us); 0 while every thread blocks in read(2): with \
+             --fuse-poll-us=0, or while the polling measured dearer per request.",
+            &[(vec![], u64::from(c.relaying))],
+        )?;
+        gauge(
+            &mut e,
             "lxcfs_serving_host_files",
             "1 while every reader is served the host's own files (SIGUSR2).",
             &[(vec![], u64::from(s.host_files))],
@@ -360,6 +368,7 @@ mod tests {
             c.sampled(42, Duration::from_millis(3));
             c.log_suppressed(4);
         }
+        c.set_relaying(true);
         let text = encode(Scrape {
             counters: c.snapshot(),
             worker: Some(ProcessStats {
@@ -386,6 +395,7 @@ mod tests {
         has("lxcfs_loadavg_cgroups_sampled 42");
         has("lxcfs_log_lines_suppressed_total 4");
         has("lxcfs_containers_pruned_total 0");
+        has("lxcfs_fuse_relay_polling 1");
         assert!(
             !text.contains("errno=\"EACCES\""),
             "zero errno series are left out"
