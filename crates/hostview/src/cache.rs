@@ -215,6 +215,7 @@ mod tests {
         let hier = Hierarchies {
             v1: Vec::new(),
             v2: None,
+            above: Default::default(),
         };
         Arc::new(Container::new(
             init,
@@ -244,6 +245,7 @@ mod tests {
         let hier = Hierarchies {
             v1: Vec::new(),
             v2: None,
+            above: Default::default(),
         };
         let container = |init: u32, at: Instant| {
             let paths = CgroupPaths::parse(&hier, "0::/\n", init).unwrap();

@@ -56,9 +56,9 @@ fn effective_shares(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<u6
     let mut least: Option<u64> = None;
     // Not the root's: v1 gives it 1024 shares, which say nothing.
     for p in ancestors(path).take_while(|p| *p != ".") {
-        let rel = format!("{p}/{name}");
-        if let Some(s) = dir.read_optional(&rel)? {
-            let v = parse_u64(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+        if let Some(s) = hier.above.read(dir, path, p, name)? {
+            let v =
+                parse_u64(&s).ok_or_else(|| Error::parse(dir.path_of(&format!("{p}/{name}"))))?;
             let shares = from_file(v);
             least = Some(least.map_or(shares, |l| l.min(shares)));
         }
@@ -80,9 +80,9 @@ fn effective_cpuset(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<Cp
     };
     for p in ancestors(path) {
         for name in names {
-            let rel = format!("{p}/{name}");
-            if let Some(s) = dir.read_optional(&rel)? {
-                let set = CpuSet::parse(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+            if let Some(s) = hier.above.read(dir, path, p, name)? {
+                let set = CpuSet::parse(&s)
+                    .ok_or_else(|| Error::parse(dir.path_of(&format!("{p}/{name}"))))?;
                 if !set.is_empty() {
                     return Ok(Some(set));
                 }
@@ -105,24 +105,24 @@ fn effective_quota(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<Cpu
     for p in ancestors(path) {
         let q = match backend {
             Backend::V1(_) => {
-                let rel = format!("{p}/cpu.cfs_quota_us");
-                let Some(qs) = dir.read_optional(&rel)? else {
+                let Some(qs) = hier.above.read(dir, path, p, "cpu.cfs_quota_us")? else {
                     continue;
                 };
-                let q = parse_i64(&qs).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
-                let rel = format!("{p}/cpu.cfs_period_us");
-                let period = dir
-                    .read_optional(&rel)?
+                let q = parse_i64(&qs)
+                    .ok_or_else(|| Error::parse(dir.path_of(&format!("{p}/cpu.cfs_quota_us"))))?;
+                let period = hier
+                    .above
+                    .read(dir, path, p, "cpu.cfs_period_us")?
                     .and_then(|s| parse_u64(&s))
                     .unwrap_or(100_000);
                 CpuQuota::from_v1(q, period)
             }
             Backend::V2 => {
-                let rel = format!("{p}/cpu.max");
-                let Some(s) = dir.read_optional(&rel)? else {
+                let Some(s) = hier.above.read(dir, path, p, "cpu.max")? else {
                     continue;
                 };
-                CpuQuota::parse_v2(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?
+                CpuQuota::parse_v2(&s)
+                    .ok_or_else(|| Error::parse(dir.path_of(&format!("{p}/cpu.max"))))?
             }
         };
         quota = match (quota, q) {

@@ -174,7 +174,8 @@ impl Host {
         let real_root = std::fs::canonicalize(root).is_ok_and(|p| p == Path::new("/"));
         let root = Dir::open(root)?;
         let proc = root.subdir("proc")?;
-        let hier = Hierarchies::detect(&root)?;
+        let mut hier = Hierarchies::detect(&root)?;
+        hier.above = crate::cgroup::Above::new(real_root);
         let ioctl_available = pidns::ioctl_works(&proc);
         let resolver = InitResolver::select(opts.resolver, &proc);
         let self_ns = NsId::parse(proc.readlink("self/ns/pid")?.as_bytes())
@@ -296,7 +297,10 @@ impl Host {
         (self.opts.before_slow_work)();
         let began = Instant::now();
         let (init, how) = match self.cache.init_of(ns) {
-            Some(i) if NsId::of(&self.proc, i).ok() == Some(ns) => (Ok(i), Resolution::CachedInit),
+            // The reader being that init was checked just above.
+            Some(i) if i == tid || NsId::of(&self.proc, i).ok() == Some(ns) => {
+                (Ok(i), Resolution::CachedInit)
+            }
             _ => self.resolver.resolve_traced(&self.proc, tid, ns),
         };
         let how = if init.is_ok() {

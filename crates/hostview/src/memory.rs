@@ -3,7 +3,7 @@
 use procfile::value::{parse_limit_v1, parse_limit_v2, parse_u64};
 use procfile::{HugeView, Limit, MemStat, MemoryView, SwapView};
 
-use crate::cgroup::{Backend, CgroupPaths, Controller, Hierarchies, ancestors};
+use crate::cgroup::{Above, Backend, CgroupPaths, Controller, Hierarchies, ancestors};
 use crate::error::{Error, Result};
 use crate::fsio::Dir;
 
@@ -14,8 +14,8 @@ pub fn read(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<MemoryView
         return Ok(None);
     };
     match backend {
-        Backend::V1(_) => read_v1(dir, path).map(Some),
-        Backend::V2 => read_v2(dir, path),
+        Backend::V1(_) => read_v1(&hier.above, dir, path).map(Some),
+        Backend::V2 => read_v2(&hier.above, dir, path),
     }
 }
 
@@ -53,20 +53,25 @@ fn read_u64(dir: &Dir, rel: &str) -> Result<u64> {
 
 /// Minimum of a limit file over `path` and its ancestors; missing files are skipped
 /// (the root has none on v2, and a level without the controller enabled has none).
-fn min_limit(dir: &Dir, path: &str, name: &str, parse: fn(&str) -> Option<Limit>) -> Result<Limit> {
+fn min_limit(
+    above: &Above,
+    dir: &Dir,
+    path: &str,
+    name: &str,
+    parse: fn(&str) -> Option<Limit>,
+) -> Result<Limit> {
     let mut limit = Limit::Max;
     for p in ancestors(path) {
-        let rel = file(p, name);
-        if let Some(s) = dir.read_optional(&rel)? {
-            let l = parse(&s).ok_or_else(|| Error::parse(dir.path_of(&rel)))?;
+        if let Some(s) = above.read(dir, path, p, name)? {
+            let l = parse(&s).ok_or_else(|| Error::parse(dir.path_of(&file(p, name))))?;
             limit = limit.min(l);
         }
     }
     Ok(limit)
 }
 
-fn read_v1(dir: &Dir, path: &str) -> Result<MemoryView> {
-    let limit = min_limit(dir, path, "memory.limit_in_bytes", parse_limit_v1)?;
+fn read_v1(above: &Above, dir: &Dir, path: &str) -> Result<MemoryView> {
+    let limit = min_limit(above, dir, path, "memory.limit_in_bytes", parse_limit_v1)?;
     let usage = read_u64(dir, &file(path, "memory.usage_in_bytes"))?;
     let stat = MemStat::from_v1(&dir.read_string(&file(path, "memory.stat"))?);
     // memsw files exist only when the kernel accounts swap (swapaccount=1).
@@ -75,7 +80,13 @@ fn read_v1(dir: &Dir, path: &str) -> Result<MemoryView> {
             let memsw_usage = parse_u64(&s).ok_or_else(|| {
                 Error::parse(dir.path_of(&file(path, "memory.memsw.usage_in_bytes")))
             })?;
-            let memsw_limit = min_limit(dir, path, "memory.memsw.limit_in_bytes", parse_limit_v1)?;
+            let memsw_limit = min_limit(
+                above,
+                dir,
+                path,
+                "memory.memsw.limit_in_bytes",
+                parse_limit_v1,
+            )?;
             let swappiness = dir
                 .read_optional(&file(path, "memory.swappiness"))?
                 .and_then(|s| parse_u64(&s));
@@ -97,14 +108,14 @@ fn read_v1(dir: &Dir, path: &str) -> Result<MemoryView> {
     })
 }
 
-fn read_v2(dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
+fn read_v2(above: &Above, dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
     // Usage and statistics come from the nearest level where the controller is enabled
     // (a runtime may not delegate it to the container's own cgroup); limits from every
     // level.
     let Some((at, current)) = nearest(dir, path, "memory.current")? else {
         return Ok(None);
     };
-    let limit = min_limit(dir, path, "memory.max", parse_limit_v2)?;
+    let limit = min_limit(above, dir, path, "memory.max", parse_limit_v2)?;
     let usage = parse_u64(&current)
         .ok_or_else(|| Error::parse(dir.path_of(&file(at, "memory.current"))))?;
     let stat = MemStat::from_v2(&dir.read_string(&file(at, "memory.stat"))?);
@@ -112,7 +123,7 @@ fn read_v2(dir: &Dir, path: &str) -> Result<Option<MemoryView>> {
         Some(s) => {
             let usage = parse_u64(&s)
                 .ok_or_else(|| Error::parse(dir.path_of(&file(at, "memory.swap.current"))))?;
-            let limit = min_limit(dir, path, "memory.swap.max", parse_limit_v2)?;
+            let limit = min_limit(above, dir, path, "memory.swap.max", parse_limit_v2)?;
             Some(SwapView {
                 limit,
                 usage,
@@ -160,7 +171,7 @@ pub fn read_huge(hier: &Hierarchies, paths: &CgroupPaths, size: &str) -> Result<
         .read_optional(&file(at, &rsvd_name))?
         .and_then(|s| parse_u64(&s));
     Ok(Some(HugeView {
-        limit: min_limit(dir, path, &limit_name, parse)?,
+        limit: min_limit(&hier.above, dir, path, &limit_name, parse)?,
         usage,
         rsvd_usage,
     }))

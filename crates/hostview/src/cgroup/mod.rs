@@ -1,7 +1,9 @@
 //! Cgroup layout: which hierarchies are mounted, and where each controller lives.
 
+mod above;
 mod paths;
 
+pub use above::Above;
 pub use paths::{CgroupPaths, ancestors};
 
 use procfile::mountinfo;
@@ -116,6 +118,8 @@ pub enum Backend {
 pub struct Hierarchies {
     pub v1: Vec<V1Hierarchy>,
     pub v2: Option<V2Hierarchy>,
+    /// Files of the levels above containers, shared between them on the real host.
+    pub above: Above,
 }
 
 impl Hierarchies {
@@ -180,7 +184,11 @@ impl Hierarchies {
         if v1.is_empty() && v2.is_none() {
             return Err(Error::NoCgroups);
         }
-        Ok(Hierarchies { v1, v2 })
+        Ok(Hierarchies {
+            v1,
+            v2,
+            above: Above::default(),
+        })
     }
 
     pub fn layout(&self) -> Layout {
