@@ -10,7 +10,8 @@
 //! - `read<TAB>args...`: runs `lxcfs-bench read args... --format tsv` as its child (so the
 //!   readers are inside the container) and copies its output;
 //! - `cat<TAB>path`: prints the file;
-//! - `soak<TAB>seconds<TAB>memtotal<TAB>dir`: polls like `top` and reports (see `soak`).
+//! - `soak<TAB>seconds<TAB>memtotal<TAB>dir<TAB>offset_ms<TAB>files`: polls like `top` and reports
+//!   (see `soak`).
 //!
 //! Every answer ends with a line `--end-- <exit code>`. The agent exits at EOF.
 

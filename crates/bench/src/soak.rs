@@ -44,6 +44,19 @@ pub struct SoakArgs {
     /// Seconds of polling before the first RSS sample (caches, the load sampler).
     #[arg(long, default_value_t = 20)]
     pub warmup: u64,
+    /// The files each container polls, comma-separated (`--files loadavg` is the
+    /// cheapest rendering in both daemons: no memory or CPU controller file).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "meminfo,stat,uptime,loadavg"
+    )]
+    pub files: Vec<String>,
+    /// How deep each container's cgroup is: 1 puts it at the top level; 2 puts it in a
+    /// group of its own (a pod); from 3, the pods are inside a chain of groups that every
+    /// container shares (Kubernetes: `--depth 4` for kubepods/burstable/pod/container).
+    #[arg(long, default_value_t = 1)]
+    pub depth: usize,
     #[command(flatten)]
     pub daemons: DaemonArgs,
 }
@@ -70,6 +83,18 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     Cgroup::check()?;
     if args.containers == 0 || !(args.minutes.is_finite() && args.minutes > 0.0) {
         bail!("--containers and --minutes must be positive");
+    }
+    if args.depth == 0 {
+        bail!("--depth must be at least 1");
+    }
+    if args.files.is_empty() {
+        bail!("--files names no file");
+    }
+    for f in &args.files {
+        if !FILES.iter().any(|(key, _)| key == f) {
+            let known: Vec<&str> = FILES.iter().map(|(key, _)| *key).collect();
+            bail!("--files: unknown file {f:?} (known: {})", known.join(", "));
+        }
     }
     let (rs_exe, lx_exe) = args.daemons.binaries()?;
     let (lx_args, _) = equal_work(&args.daemons.lxcfs_rs_args, &args.daemons.lxcfs_args);
@@ -115,16 +140,35 @@ fn soak_one(
         "lxcfs-bench soak: {name}: starting {} containers",
         args.containers
     );
+    // Locals drop in reverse: containers, then their groups, pods, the shared chain.
+    let top = format!("lxcfs-bench-soak-{}-{dir}", std::process::id());
+    let mut shared: Vec<Cgroup> = Vec::new();
+    for level in 0..args.depth.saturating_sub(2) {
+        let name = match shared.first() {
+            None => top.clone(),
+            Some(above) => format!("{}/l{level}", above.name()),
+        };
+        // Deepest first, the order they must be removed in.
+        shared.insert(0, Cgroup::parent(&name)?);
+    }
+    let mut pods = Vec::new();
     let mut cgroups = Vec::new();
     let mut containers = Vec::new();
     for i in 0..args.containers {
         // Limits differ between neighbours, so a reading of another's is caught.
         let mib = 64 + (i as u64 % 512);
-        let cg = Cgroup::create(
-            &format!("lxcfs-bench-soak-{}-{dir}-{i}", std::process::id()),
-            mib * MIB,
-            cpus,
-        )?;
+        let name = match (args.depth, shared.first()) {
+            (1, _) => format!("{top}-{i}"),
+            (_, None) => format!("{top}-pod{i}"),
+            (_, Some(above)) => format!("{}/pod{i}", above.name()),
+        };
+        let name = if args.depth >= 2 {
+            pods.push(Cgroup::parent(&name)?);
+            format!("{name}/c")
+        } else {
+            name
+        };
+        let cg = Cgroup::create(&name, mib * MIB, cpus)?;
         let binds: Vec<(String, PathBuf)> = FILES
             .iter()
             .map(|(key, rel)| (key.to_string(), d.mnt.join(rel)))
@@ -147,6 +191,7 @@ fn soak_one(
             kib.to_string(),
             cdir.display().to_string(),
             offset_ms.to_string(),
+            args.files.join(","),
         ])?;
     }
     let start = Instant::now();
@@ -191,6 +236,8 @@ fn soak_one(
     }
     drop(containers);
     drop(cgroups);
+    drop(pods);
+    drop(shared);
     drop(d);
     Ok(row)
 }
@@ -241,9 +288,13 @@ fn print_report(args: &SoakArgs, rows: &[Row]) {
         format!("SIGKILLed every {} s", args.kill_every)
     };
     println!(
-        "- {} containers, each polling meminfo, stat, uptime and loadavg once a second for \
-         {} min; the lxcfs-rs worker {kills}; lxcfs-rs arguments {:?}; LXCFS runs with -l",
-        args.containers, args.minutes, args.daemons.lxcfs_rs_args
+        "- {} containers {} deep, each polling {} once a second for {} min; the lxcfs-rs \
+         worker {kills}; lxcfs-rs arguments {:?}; LXCFS runs with -l",
+        args.containers,
+        args.depth,
+        args.files.join(", "),
+        args.minutes,
+        args.daemons.lxcfs_rs_args
     );
     println!(
         "- RSS start is taken after {} s of polling; latency is open + read + close, from \
@@ -285,12 +336,13 @@ fn print_report(args: &SoakArgs, rows: &[Row]) {
 }
 
 /// The poller, in the container (the agent's `soak` request): `seconds`, the expected
-/// `MemTotal` in kB, the directory the files are bound under, and the milliseconds to wait
-/// before the first poll.
+/// `MemTotal` in kB, the directory the files are bound under, the milliseconds to wait
+/// before the first poll, and the files to poll (comma-separated bind names).
 pub fn poll_in_container(words: &[&str], out: &mut impl Write) -> Result<i32> {
-    let [seconds, kib, dir, offset] = words else {
-        bail!("soak wants SECONDS MEMTOTAL_KB DIR OFFSET_MS");
+    let [seconds, kib, dir, offset, files] = words else {
+        bail!("soak wants SECONDS MEMTOTAL_KB DIR OFFSET_MS FILES");
     };
+    let files: Vec<&str> = files.split(',').collect();
     let seconds: u64 = seconds.parse()?;
     let offset: u64 = offset.parse()?;
     let want = format!("{kib} kB");
@@ -302,7 +354,7 @@ pub fn poll_in_container(words: &[&str], out: &mut impl Write) -> Result<i32> {
     let start = Instant::now();
     let mut tick = 0u64;
     while start.elapsed() < Duration::from_secs(seconds) {
-        for (key, _) in FILES {
+        for key in &files {
             let t = Instant::now();
             let r = fs::read(dir.join(key));
             hist[bucket(t.elapsed().as_secs_f64() * 1e6)] += 1;

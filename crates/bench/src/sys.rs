@@ -320,6 +320,12 @@ impl Cgroup {
         Ok(Cgroup(Group::create(name, &limits)?))
     }
 
+    /// A group that only holds others (as a Kubernetes QoS class or pod does): no limit
+    /// of its own, the parent's CPUs.
+    pub fn parent(name: &str) -> Result<Cgroup> {
+        Ok(Cgroup(Group::create(name, &[])?))
+    }
+
     pub fn name(&self) -> &str {
         &self.0.rel
     }
