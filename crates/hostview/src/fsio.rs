@@ -129,8 +129,8 @@ impl Dir {
             Mode::empty(),
         )
         .map_err(|e| Error::io(self.path_of(rel), e))?;
-        let mut dir =
-            rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io(self.path_of(rel), e))?;
+        // The stream takes this descriptor (`read_from` would open `.` again through it).
+        let mut dir = rustix::fs::Dir::new(fd).map_err(|e| Error::io(self.path_of(rel), e))?;
         let mut out = Vec::new();
         for entry in dir.by_ref() {
             let entry = entry.map_err(|e| Error::io(self.path_of(rel), e))?;
