@@ -421,7 +421,10 @@ fn status_summarizes_a_live_daemon_and_refuses_a_dead_mountpoint_in_one_line() {
         out.starts_with(&format!("lxcfs-rs {} up ", env!("CARGO_PKG_VERSION"))),
         "{out}"
     );
-    assert!(out.contains("worker generation 1, 0 restarts"), "{out}");
+    assert!(
+        out.contains("worker generation 1, 0 restarts; FUSE threads: "),
+        "{out}"
+    );
 
     let (code, out, _) = status(&[&mnt, "--json", "--sample", "0.2"]);
     assert_eq!(code, 0);

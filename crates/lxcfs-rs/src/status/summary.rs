@@ -74,6 +74,8 @@ pub struct Summary {
     pub worker_restarts: BTreeMap<String, u64>,
     pub containers_tracked: u64,
     pub serving_host_files: bool,
+    /// One FUSE thread polls and relays requests (else every one blocks in `read(2)`).
+    pub fuse_relay_polling: bool,
     pub opens_per_second: f64,
     pub reads_per_second: f64,
     pub opens_total: u64,
@@ -149,6 +151,7 @@ pub fn summarize(earlier: &[Sample], later: &[Sample], seconds: f64, now_unix: f
         worker_restarts,
         containers_tracked: sum(s, "lxcfs_containers_tracked", all) as u64,
         serving_host_files: sum(s, "lxcfs_serving_host_files", all) > 0.0,
+        fuse_relay_polling: sum(s, "lxcfs_fuse_relay_polling", all) > 0.0,
         opens_per_second: rate("lxcfs_opens_total"),
         reads_per_second: rate("lxcfs_reads_total"),
         opens_total: sum(s, "lxcfs_opens_total", all) as u64,
@@ -179,13 +182,18 @@ pub fn human(s: &Summary, socket: &str) -> String {
     };
     let mut out = format!(
         "lxcfs-rs {} up {} (metrics: {socket})\n\
-         worker generation {}, {restarts} restarts{why}\n\
+         worker generation {}, {restarts} restarts{why}; FUSE threads: {}\n\
          containers tracked: {}{}\n\
          opens/s {:.1}, reads/s served {:.1} (over the sample)\n\
          since start: {} opens, {} cache hits, {} host fallbacks, {} errors\n",
         s.version,
         duration(s.uptime_seconds),
         s.worker_generation,
+        if s.fuse_relay_polling {
+            "one polls and relays requests"
+        } else {
+            "each blocks in read(2)"
+        },
         s.containers_tracked,
         if s.serving_host_files {
             " — serving every reader the host's files (SIGUSR2)"
@@ -257,6 +265,7 @@ lxcfs_worker_starts_total{cause="first"} 1
 lxcfs_worker_starts_total{cause="killed"} 2
 lxcfs_worker_generation 3
 lxcfs_containers_tracked 7
+lxcfs_fuse_relay_polling 1
 process_start_time_seconds{process="supervisor"} 1000
 lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
 "#;
@@ -264,9 +273,9 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
     #[test]
     fn samples_are_parsed() {
         let s = parse(A);
-        assert_eq!(s.len(), 13);
+        assert_eq!(s.len(), 14);
         assert_eq!(s[1].labels["mode"], "direct");
-        assert_eq!(s[12].labels["le"], "+Inf");
+        assert_eq!(s[13].labels["le"], "+Inf");
         assert_eq!(s[9].name, "lxcfs_worker_generation");
     }
 
@@ -293,7 +302,10 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
             reads_total: 900,
         }];
         let h = human(&s, "/run/x.sock");
-        assert!(h.contains("2 restarts (killed 2)"), "{h}");
+        assert!(
+            h.contains("2 restarts (killed 2); FUSE threads: one polls and relays requests\n"),
+            "{h}"
+        );
         assert!(
             h.contains("host files served, by reason: read_error 3\n"),
             "{h}"
