@@ -56,9 +56,7 @@ fn effective_shares(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<u6
     let mut least: Option<u64> = None;
     // Not the root's: v1 gives it 1024 shares, which say nothing.
     for p in ancestors(path).take_while(|p| *p != ".") {
-        if let Some(s) = hier.above.read(dir, path, p, name)? {
-            let v =
-                parse_u64(&s).ok_or_else(|| Error::parse(dir.path_of(&format!("{p}/{name}"))))?;
+        if let Some(v) = hier.above.parse(dir, path, p, name, parse_u64)? {
             let shares = from_file(v);
             least = Some(least.map_or(shares, |l| l.min(shares)));
         }
@@ -80,9 +78,7 @@ fn effective_cpuset(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<Cp
     };
     for p in ancestors(path) {
         for name in names {
-            if let Some(s) = hier.above.read(dir, path, p, name)? {
-                let set = CpuSet::parse(&s)
-                    .ok_or_else(|| Error::parse(dir.path_of(&format!("{p}/{name}"))))?;
+            if let Some(set) = hier.above.parse(dir, path, p, name, CpuSet::parse)? {
                 if !set.is_empty() {
                     return Ok(Some(set));
                 }
@@ -105,11 +101,12 @@ fn effective_quota(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<Cpu
     for p in ancestors(path) {
         let q = match backend {
             Backend::V1(_) => {
-                let Some(qs) = hier.above.read(dir, path, p, "cpu.cfs_quota_us")? else {
+                let Some(q) = hier
+                    .above
+                    .parse(dir, path, p, "cpu.cfs_quota_us", parse_i64)?
+                else {
                     continue;
                 };
-                let q = parse_i64(&qs)
-                    .ok_or_else(|| Error::parse(dir.path_of(&format!("{p}/cpu.cfs_quota_us"))))?;
                 let period = hier
                     .above
                     .read(dir, path, p, "cpu.cfs_period_us")?
@@ -118,11 +115,13 @@ fn effective_quota(hier: &Hierarchies, paths: &CgroupPaths) -> Result<Option<Cpu
                 CpuQuota::from_v1(q, period)
             }
             Backend::V2 => {
-                let Some(s) = hier.above.read(dir, path, p, "cpu.max")? else {
+                let Some(q) = hier
+                    .above
+                    .parse(dir, path, p, "cpu.max", CpuQuota::parse_v2)?
+                else {
                     continue;
                 };
-                CpuQuota::parse_v2(&s)
-                    .ok_or_else(|| Error::parse(dir.path_of(&format!("{p}/cpu.max"))))?
+                q
             }
         };
         quota = match (quota, q) {

@@ -62,8 +62,7 @@ fn min_limit(
 ) -> Result<Limit> {
     let mut limit = Limit::Max;
     for p in ancestors(path) {
-        if let Some(s) = above.read(dir, path, p, name)? {
-            let l = parse(&s).ok_or_else(|| Error::parse(dir.path_of(&file(p, name))))?;
+        if let Some(l) = above.parse(dir, path, p, name, parse)? {
             limit = limit.min(l);
         }
     }

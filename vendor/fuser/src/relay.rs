@@ -27,10 +27,9 @@
 //! every open, waking a waiting thread each time, and polls between requests that are
 //! tens of microseconds apart: the daemon's CPU per request measured twice that of
 //! threads that all block in `read(2)`. So the process's CPU time per request is
-//! measured over windows of at least [`WINDOW`] and [`MIN_REQUESTS`] with the relay
-//! and without it (every thread
-//! [`Role::Free`]), the cheaper is kept (free threads only when clearly cheaper:
-//! [`FREE_MARGIN`]), and one window in [`EXPLORE_EVERY`] tries the
+//! measured over windows of at least [`WINDOW`] and [`MIN_REQUESTS`] with the relay and
+//! without it (every thread [`Role::Free`]), the cheaper is kept (free threads only when
+//! clearly cheaper: [`FREE_MARGIN`]), and one window in [`EXPLORE_EVERY`] tries the
 //! other, so that a change of load is followed within seconds.
 //!
 //! The leader serves what it reads itself. Before work that may take long the file

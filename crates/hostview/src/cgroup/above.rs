@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsio::Dir;
 use crate::rendercache::FRESH;
 
@@ -62,6 +62,23 @@ impl Above {
         Ok(text)
     }
 
+    /// [`Above::read`], parsed by `parse`; a file it refuses is an error naming it.
+    pub fn parse<T>(
+        &self,
+        dir: &Dir,
+        own: &str,
+        level: &str,
+        name: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>> {
+        let Some(text) = self.read(dir, own, level, name)? else {
+            return Ok(None);
+        };
+        parse(&text)
+            .map(Some)
+            .ok_or_else(|| Error::parse(dir.path_of(&format!("{level}/{name}"))))
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.files.as_ref().map_or(0, |f| lock(f).len())
@@ -106,6 +123,22 @@ mod tests {
         // A missing file is remembered as missing, and nothing of the own level is kept.
         assert_eq!(a.read(&d, "pod/ctr", "pod", "memory.high").unwrap(), None);
         assert_eq!(a.len(), 3);
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_an_error_naming_it() {
+        let (_t, d) = tree();
+        let a = Above::new(true);
+        let n = a.parse(&d, "pod/ctr", "pod", "memory.max", |s| {
+            s.trim().parse::<u64>().ok()
+        });
+        assert_eq!(n.unwrap(), Some(100));
+        let e = a.parse(&d, "pod/ctr", ".", "memory.max", |s| {
+            s.trim().parse::<u64>().ok()
+        });
+        assert!(e.unwrap_err().to_string().contains("memory.max"));
+        let none = a.parse(&d, "pod/ctr", "pod", "cpu.max", |_| Some(0));
+        assert_eq!(none.unwrap(), None);
     }
 
     #[test]
