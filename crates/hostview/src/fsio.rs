@@ -121,6 +121,12 @@ impl Dir {
 
     /// The entries of directory `rel`, without `.` and `..`.
     pub fn entries(&self, rel: &str) -> Result<Vec<DirEntry>> {
+        self.listable(rel)?.into_entries()
+    }
+
+    /// Directory `rel`, opened for reading: it lists its entries and anchors `*at`
+    /// calls alike, and names the directory where one is wanted (taskstats).
+    pub fn listable(&self, rel: &str) -> Result<Dir> {
         let rel = relative(rel);
         let fd = openat(
             &self.fd,
@@ -129,19 +135,29 @@ impl Dir {
             Mode::empty(),
         )
         .map_err(|e| Error::io(self.path_of(rel), e))?;
+        Ok(Dir {
+            fd,
+            name: self.path_of(rel),
+        })
+    }
+
+    /// The entries of this directory (opened by [`Dir::listable`]), without `.` and
+    /// `..`.
+    pub fn into_entries(self) -> Result<Vec<DirEntry>> {
+        let Dir { fd, name } = self;
         // The stream takes this descriptor (`read_from` would open `.` again through it).
-        let mut dir = rustix::fs::Dir::new(fd).map_err(|e| Error::io(self.path_of(rel), e))?;
+        let mut dir = rustix::fs::Dir::new(fd).map_err(|e| Error::io(name.clone(), e))?;
         let mut out = Vec::new();
         for entry in dir.by_ref() {
-            let entry = entry.map_err(|e| Error::io(self.path_of(rel), e))?;
-            let Ok(name) = entry.file_name().to_str() else {
+            let entry = entry.map_err(|e| Error::io(name.clone(), e))?;
+            let Ok(entry_name) = entry.file_name().to_str() else {
                 continue;
             };
-            if name == "." || name == ".." {
+            if entry_name == "." || entry_name == ".." {
                 continue;
             }
             out.push(DirEntry {
-                name: name.to_string(),
+                name: entry_name.to_string(),
                 kind: entry.file_type(),
             });
         }

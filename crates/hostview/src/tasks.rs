@@ -88,13 +88,18 @@ pub fn count(
             break;
         }
         visited += 1;
-        let Some(text) = dir.read_optional(&format!("{cg}/{list}"))? else {
+        // One descriptor for the task list, the kernel's counts and the listing.
+        let here = match dir.listable(&cg) {
+            Ok(d) => d,
+            // Removed meanwhile (a container's cgroups come and go).
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        let Some(text) = here.read_optional(list)? else {
             continue;
         };
         let tids = text.lines().filter_map(procfile::value::parse_u64);
-        let by_kernel = kernel
-            .as_deref_mut()
-            .and_then(|t| kernel_counts(t, dir, &cg));
+        let by_kernel = kernel.as_deref_mut().and_then(|t| kernel_counts(t, &here));
         if let Some((running, blocked)) = by_kernel {
             counts.running += running;
             counts.blocked += blocked;
@@ -127,7 +132,7 @@ pub fn count(
             }
         }
         if depth < MAX_DEPTH {
-            for e in dir.entries(&cg).unwrap_or_default() {
+            for e in here.into_entries().unwrap_or_default() {
                 if e.kind == rustix::fs::FileType::Directory {
                     stack.push((format!("{cg}/{}", e.name), depth + 1));
                 }
@@ -150,15 +155,7 @@ fn inner_pid(status: &str) -> u64 {
 }
 
 /// Running (R) and uninterruptible (D) tasks of one cgroup, counted by the kernel.
-fn kernel_counts(t: &mut Taskstats, dir: &Dir, cg: &str) -> Option<(u64, u64)> {
-    use rustix::fs::{Mode, OFlags, openat};
-    let fd = openat(
-        dir.fd(),
-        cg,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let stats = t.cgroup(&fd).ok()?;
+fn kernel_counts(t: &mut Taskstats, cgroup: &Dir) -> Option<(u64, u64)> {
+    let stats = t.cgroup(cgroup.fd()).ok()?;
     Some((stats.running, stats.uninterruptible))
 }
