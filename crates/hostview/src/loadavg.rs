@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use procfile::loadavg::LoadAvg;
-use rustix::fs::{Mode, OFlags, openat};
 
 use crate::Host;
 use crate::fsio::Dir;
@@ -127,10 +126,16 @@ impl Host {
             if own.len() >= MAX_CGROUPS {
                 break;
             }
-            let active = self.active_tasks(counter, dir, &cg, list);
+            // One descriptor for the kernel's counts, the task list and the listing.
+            let Ok(here) = dir.listable(&cg) else {
+                // Removed since its parent was listed: no task, no child.
+                own.push((cg, 0));
+                continue;
+            };
+            let active = self.active_tasks(counter, &here, list);
             own.push((cg.clone(), active));
             if depth < tasks::MAX_DEPTH {
-                for e in dir.entries(&cg).unwrap_or_default() {
+                for e in here.into_entries().unwrap_or_default() {
                     if e.kind == rustix::fs::FileType::Directory {
                         stack.push((format!("{cg}/{}", e.name), depth + 1));
                     }
@@ -170,19 +175,14 @@ impl Host {
     }
 
     /// Runnable + uninterruptible tasks of one cgroup (not its children).
-    fn active_tasks(&self, counter: &mut Counter, dir: &Dir, cg: &str, list: &str) -> u64 {
+    /// Running and uninterruptible tasks of the cgroup opened as `cgroup`.
+    fn active_tasks(&self, counter: &mut Counter, cgroup: &Dir, list: &str) -> u64 {
         if let Counter::Kernel(t) = counter {
-            let fd = openat(
-                dir.fd(),
-                cg,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            );
-            if let Ok(stats) = fd.and_then(|fd| t.cgroup(&fd)) {
+            if let Ok(stats) = t.cgroup(cgroup.fd()) {
                 return stats.running.saturating_add(stats.uninterruptible);
             }
         }
-        let Ok(text) = dir.read_string(&format!("{cg}/{list}")) else {
+        let Ok(text) = cgroup.read_string(list) else {
             return 0;
         };
         text.lines()
