@@ -26,8 +26,11 @@
 //! it its trigger is gone. They lie inside the first page, which every version of this
 //! state has (zeroed), so states and workers of older versions agree on the layout.
 //!
-//! The memfds exist only on a connection that wants passthrough; without them the
-//! descriptors handed on are the state alone.
+//! The backing files exist only on a connection that wants passthrough; without them
+//! the descriptors handed on are the state alone. They are memfds, which pure opens'
+//! renderings are written to ([`Backing::Memfds`]), or a namespace file that cannot be
+//! read or mapped, which only makes the kernel refuse mappings of the served files
+//! ([`Backing::Unmappable`]); the descriptors say which (only a memfd has seals).
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -70,24 +73,58 @@ fn words_mapped() -> usize {
 const _: () = assert!(HEADER + PER_FILE * VirtualFile::ALL.len() <= POLLERS_AT);
 const _: () = assert!((POLLERS_AT + POLLERS) * 8 <= 4096);
 
+/// What backs the virtual files of a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// No FUSE passthrough: opens are answered with direct I/O alone.
+    None,
+    /// One memfd per file: a pure open's rendering is written to it and the kernel
+    /// serves the reads.
+    Memfds,
+    /// Every open carries direct I/O and, as its backing file, a namespace file of
+    /// the daemon's (nsfs), which can be neither read nor mapped: reads still come to
+    /// the daemon, and a mapping is refused (`ENODEV`) where direct I/O alone would map
+    /// the page cache that every container's reads share.
+    ///
+    /// The kernel's own `/proc` and sysfs files would answer as the files we mirror,
+    /// but the kernel refuses them as backing files (`ELOOP`: nothing may stack on
+    /// procfs or kernfs); nsfs allows it and has no `read`, `mmap` or `O_DIRECT`.
+    Unmappable,
+}
+
+/// The backing file of [`Backing::Unmappable`].
+const UNMAPPABLE: &str = "/proc/self/ns/uts";
+
 pub struct Shared {
     state_fd: OwnedFd,
     words: SharedWords,
     memfds: Vec<File>,
+    /// The backing files are memfds that renderings are written to.
+    writable: bool,
 }
 
 impl Shared {
-    /// New state for a connection that no worker has served yet, with a memfd per
-    /// file when it is to try FUSE passthrough.
-    pub fn create(passthrough: bool) -> std::io::Result<Shared> {
+    /// New state for a connection that no worker has served yet, with a backing file
+    /// per virtual file when it is to try FUSE passthrough.
+    pub fn create(backing: Backing) -> std::io::Result<Shared> {
         let (state, words) = SharedWords::create("lxcfs-rs:connection", words_mapped())?;
         let mut memfds = Vec::new();
-        for f in VirtualFile::ALL.iter().filter(|_| passthrough) {
-            let name = format!("lxcfs-rs:{}", f.name());
-            memfds.push(File::from(rustix::fs::memfd_create(
-                name.as_str(),
-                MemfdFlags::CLOEXEC,
-            )?));
+        for f in VirtualFile::ALL {
+            match backing {
+                Backing::None => break,
+                Backing::Memfds => {
+                    let name = format!("lxcfs-rs:{}", f.name());
+                    memfds.push(File::from(rustix::fs::memfd_create(
+                        name.as_str(),
+                        MemfdFlags::CLOEXEC,
+                    )?));
+                }
+                Backing::Unmappable => {
+                    memfds.push(File::open(UNMAPPABLE).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("cannot open {UNMAPPABLE}: {e}"))
+                    })?);
+                }
+            }
         }
         let w = words.words();
         w[0].store(MAGIC, Ordering::Relaxed);
@@ -96,6 +133,7 @@ impl Shared {
             state_fd: state,
             words,
             memfds,
+            writable: backing == Backing::Memfds,
         })
     }
 
@@ -104,7 +142,7 @@ impl Shared {
     /// our own, without passthrough).
     pub fn from_fds_or_new(fds: Vec<OwnedFd>) -> std::io::Result<Shared> {
         if fds.is_empty() {
-            Shared::create(false)
+            Shared::create(Backing::None)
         } else {
             Shared::from_fds(fds)
         }
@@ -120,7 +158,10 @@ impl Shared {
                 VirtualFile::ALL.len()
             )));
         }
-        let memfds = fds.split_off(1).into_iter().map(File::from).collect();
+        let memfds: Vec<File> = fds.split_off(1).into_iter().map(File::from).collect();
+        let writable = memfds
+            .first()
+            .is_some_and(|m| rustix::fs::fcntl_get_seals(m).is_ok());
         let state_fd = fds.remove(0);
         let words = SharedWords::map(&state_fd, words_mapped())?;
         let w = words.words();
@@ -135,6 +176,7 @@ impl Shared {
             state_fd,
             words,
             memfds,
+            writable,
         })
     }
 
@@ -150,9 +192,16 @@ impl Shared {
         self.words.words()[1].load(Ordering::Acquire)
     }
 
-    /// Whether the connection has memfds for passthrough (it was created wanting it).
+    /// Whether the connection has backing files for passthrough (it was created
+    /// wanting it).
     pub fn wants_passthrough(&self) -> bool {
         !self.memfds.is_empty()
+    }
+
+    /// Whether the backing files are memfds that renderings are written to; without,
+    /// every open that carries one is served with direct I/O as well.
+    pub fn holds_renderings(&self) -> bool {
+        self.writable
     }
 
     /// Whether some worker answered the connection's INIT: later ones must not wait
@@ -200,8 +249,13 @@ impl Shared {
         }
         let state = if registered > 0 { STATE_ON } else { STATE_OFF };
         self.words.words()[1].store(state, Ordering::Release);
-        if registered > 0 {
+        if registered > 0 && self.writable {
             tracing::info!("FUSE passthrough: {registered} backing files registered");
+        } else if registered > 0 {
+            tracing::info!(
+                "FUSE passthrough off: reads are served with direct I/O, and {registered} \
+                 files carry an unmappable backing file, so mmap is refused (ENODEV)"
+            );
         }
     }
 
@@ -253,6 +307,9 @@ impl Shared {
         let (Some(memfd), Some(v)) = (self.memfds.get(i), self.word(i, VERSION)) else {
             return Err(std::io::Error::other("no such file"));
         };
+        if !self.writable {
+            return Err(std::io::Error::other("the backing file is not a memfd"));
+        }
         let version = v.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         memfd.write_all_at(content, 0)?;
         memfd.set_len(content.len() as u64)?;
@@ -395,7 +452,7 @@ mod tests {
 
     #[test]
     fn poller_slots_are_shared_bounded_and_emptied_by_take() {
-        let a = Shared::create(false).unwrap();
+        let a = Shared::create(Backing::None).unwrap();
         let b = Shared::from_fds(fds_of(&a)).unwrap();
         assert!(!a.poller_waits(0), "0 is no handle");
         assert!(a.poller_waits(5));
@@ -420,7 +477,7 @@ mod tests {
 
     #[test]
     fn a_second_process_sees_the_same_words_and_files() {
-        let a = Shared::create(true).unwrap();
+        let a = Shared::create(Backing::Memfds).unwrap();
         let fds = fds_of(&a);
         let b = Shared::from_fds(fds).unwrap();
         assert_eq!(b.state(), STATE_NEW);
@@ -442,8 +499,9 @@ mod tests {
 
     #[test]
     fn initialized_is_shared_with_or_without_passthrough() {
-        for passthrough in [false, true] {
-            let a = Shared::create(passthrough).unwrap();
+        for backing in [Backing::None, Backing::Memfds, Backing::Unmappable] {
+            let passthrough = backing != Backing::None;
+            let a = Shared::create(backing).unwrap();
             assert_eq!(
                 a.fds().len(),
                 if passthrough {
@@ -455,20 +513,31 @@ mod tests {
             let fds = fds_of(&a);
             let b = Shared::from_fds(fds).unwrap();
             assert_eq!(b.wants_passthrough(), passthrough);
+            assert_eq!(b.holds_renderings(), backing == Backing::Memfds);
             assert!(!b.initialized());
             a.set_initialized();
             assert!(b.initialized());
         }
         // An earlier version's state: no flag, but passthrough was settled at INIT.
-        let c = Shared::create(true).unwrap();
+        let c = Shared::create(Backing::Memfds).unwrap();
         c.register(false, |_| Ok(1));
         assert_eq!(c.state(), STATE_OFF);
         assert!(c.initialized());
     }
 
     #[test]
+    fn an_unmappable_backing_is_never_written() {
+        let a = Shared::create(Backing::Unmappable).unwrap();
+        let b = Shared::from_fds(fds_of(&a)).unwrap();
+        for s in [&a, &b] {
+            assert!(!s.holds_renderings());
+            assert!(s.rewrite(0, b"not the kernel's").is_err());
+        }
+    }
+
+    #[test]
     fn the_lock_excludes_and_a_dead_holder_is_replaced() {
-        let a = Shared::create(true).unwrap();
+        let a = Shared::create(Backing::Memfds).unwrap();
         let g = a.lock(1).unwrap();
         assert!(a.lock(1).is_none(), "held by this process");
         drop(g);
@@ -480,7 +549,7 @@ mod tests {
 
     #[test]
     fn a_wrong_layout_is_refused() {
-        let a = Shared::create(true).unwrap();
+        let a = Shared::create(Backing::Memfds).unwrap();
         let mut fds: Vec<OwnedFd> = fds_of(&a);
         fds.pop();
         assert!(Shared::from_fds(fds).is_err());

@@ -85,7 +85,10 @@
 //! mapping of a direct-I/O file goes through the inode's page cache, which all
 //! containers share. No kernel interface lets us refuse it: a backing file must be a
 //! regular file we can fill, and those allow read-only mappings. The README's "Limits"
-//! says so; `--disable-fuse-passthrough` takes the memfd out of the picture.
+//! says so. With `--disable-fuse-passthrough` the connection's backing files are a
+//! namespace file that can be neither read nor mapped
+//! ([`connection::Backing::Unmappable`]) and every open is flagged: reads come to us,
+//! and the kernel refuses every mapping (`ENODEV`), shared or private.
 //!
 //! # Falling back
 //!
@@ -234,6 +237,9 @@ impl Passthrough {
             mode: Mode::Flagged,
             id,
         };
+        if !share.holds_renderings() {
+            return flagged;
+        }
         if !self.opened(reader, idx) || content.is_empty() {
             return flagged;
         }
@@ -377,7 +383,7 @@ mod tests {
     }
 
     fn share() -> Arc<Shared> {
-        let s = Shared::create(true).unwrap();
+        let s = Shared::create(connection::Backing::Memfds).unwrap();
         s.set_ids_for_test();
         Arc::new(s)
     }
@@ -469,7 +475,7 @@ mod tests {
         assert!(!pt.wanted());
         assert_eq!(pt.choose(VirtualFile::Stat, 1, &r(b"x")), Choice::served());
         // A share whose first worker found no passthrough: no ids.
-        let s = Arc::new(Shared::create(true).unwrap());
+        let s = Arc::new(Shared::create(connection::Backing::Memfds).unwrap());
         let pt = Passthrough::new(Some(s.clone()));
         assert!(pt.wanted());
         prove_served(&pt);

@@ -134,7 +134,9 @@ pub struct Cli {
     /// Serve every read with direct I/O, without the kernel's FUSE passthrough. By
     /// default (Linux 6.9+, where the kernel offers it) a reader that opens, reads and
     /// closes a file again and again is answered with a backing file the kernel reads
-    /// itself: 1.5–2x faster opens. Takes effect on a new mount.
+    /// itself: 1.5–2x faster opens, but a mapping (mmap) of a file maps that backing
+    /// file, which may hold another container's rendering. With this flag, mmap is
+    /// refused (ENODEV) on 6.9+. Takes effect on a new mount.
     #[arg(long = "disable-fuse-passthrough")]
     pub disable_fuse_passthrough: bool,
 

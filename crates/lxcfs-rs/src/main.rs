@@ -32,7 +32,7 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use cli::Cli;
-use connection::{Shared, WorkerArgs};
+use connection::{Backing, Shared, WorkerArgs};
 use hostview::Host;
 
 fn main() -> ExitCode {
@@ -196,7 +196,7 @@ fn run(cli: &Cli) -> Result<()> {
             let fuse = connection::open_and_mount(&mountpoint, &pass, cli.enable_psi_poll)
                 .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
             tracing::info!("mounted {}", mountpoint.display());
-            let shared = connection_state(!cli.disable_fuse_passthrough)?;
+            let shared = connection_state(cli.disable_fuse_passthrough)?;
             supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new(), shared, metrics)?
                 .run(signals)
         }
@@ -228,16 +228,22 @@ fn run(cli: &Cli) -> Result<()> {
     }
 }
 
-/// The state a new connection's workers share; without the memfds passthrough needs
-/// when they cannot be made.
-fn connection_state(passthrough: bool) -> Result<Shared> {
-    if passthrough {
-        match Shared::create(true) {
-            Ok(s) => return Ok(s),
-            Err(e) => {
-                tracing::warn!("cannot set up FUSE passthrough ({e}); serving with direct I/O")
-            }
-        }
+/// The state a new connection's workers share: memfds that pure opens are served from,
+/// or, with `--disable-fuse-passthrough`, the unmappable backing that keeps a mapping
+/// from the page cache every container shares; without backing files when they cannot
+/// be had.
+fn connection_state(disable_passthrough: bool) -> Result<Shared> {
+    let backing = if disable_passthrough {
+        Backing::Unmappable
+    } else {
+        Backing::Memfds
+    };
+    match Shared::create(backing) {
+        Ok(s) => return Ok(s),
+        Err(e) => tracing::warn!(
+            "cannot set up the backing files of FUSE passthrough ({e}); serving with \
+             direct I/O alone"
+        ),
     }
-    Shared::create(false).context("cannot create the connection's shared state")
+    Shared::create(Backing::None).context("cannot create the connection's shared state")
 }

@@ -5,9 +5,11 @@
 //! FUSE never asks the server about `mmap` (see `fusefs::passthrough`, "mmap"), so what
 //! a mapping gets is the kernel's choice:
 //!
-//! - direct I/O: `MAP_SHARED` is refused (`ENODEV`, FUSE's errno); `MAP_PRIVATE`
-//!   is filled through the inode's page cache by READ requests carrying the mapper's
-//!   own handle, so a lone mapper sees its own rendering (the kernel's file refuses);
+//! - direct I/O (`--disable-fuse-passthrough`): on Linux 6.9+ every open carries an
+//!   unmappable backing file, so both kinds are refused (`ENODEV`); before, FUSE
+//!   refuses `MAP_SHARED` (`ENODEV`) and fills `MAP_PRIVATE` through the inode's page
+//!   cache by READ requests carrying the mapper's own handle, so a lone mapper sees its
+//!   own rendering;
 //! - passthrough: the mapping is of the backing memfd, which holds whatever the last
 //!   pure open wrote (another container's rendering, or nothing: `SIGBUS`). That is the
 //!   documented limit (README, "Limits"); its test is ignored with the reason.
@@ -73,15 +75,100 @@ fn require_python() {
     }
 }
 
+/// Whether this kernel has FUSE passthrough (Linux 6.9+), which the refusal of a
+/// private mapping under direct I/O rests on.
+fn kernel_has_passthrough() -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 9)
+}
+
+/// Map `path` in a container of `cg`: `errno N` or the mapping's first line.
+fn python_maps_path(cg: &Cgroup, d: &Daemon, path: &str, flag: &str) -> String {
+    let script = format!(
+        "python3 -c '\n\
+import mmap, os, sys\n\
+fd = os.open(\"{path}\", os.O_RDONLY)\n\
+try:\n    m = mmap.mmap(fd, 4096, flags=mmap.{flag}, prot=mmap.PROT_READ)\n\
+except OSError as e:\n    print(\"errno\", e.errno); sys.exit(0)\n\
+print(bytes(m[:m.find(b\"\\n\")]).decode())\n'"
+    );
+    let out = run(cg, &d.mnt, &script);
+    assert!(
+        out.status.success(),
+        "python mmap({flag}) of a served {path}: {} (a signal is a failure)\n{}",
+        out.status,
+        out.stderr
+    );
+    out.stdout.trim().to_string()
+}
+
+/// Direct I/O (`--disable-fuse-passthrough`), on this kernel: with FUSE passthrough
+/// (Linux 6.9+) every open carries an unmappable backing file (nsfs), so shared and
+/// private mappings of every served file are refused with `ENODEV`, as sysfs refuses
+/// them (`/proc` answers `EIO`), in two containers; reads still come to the daemon and
+/// are each container's own. Without it, `MAP_SHARED` is refused (`ENODEV`, FUSE's
+/// errno) and `MAP_PRIVATE` is filled through the inode's page cache by READ requests
+/// carrying the mapper's own handle, so a lone mapper sees its own rendering.
 #[test]
-fn mmap_under_direct_io_is_refused_shared_and_private_sees_only_the_mappers_view() {
+fn mmap_under_direct_io_is_refused_or_sees_only_the_mappers_view() {
     require_python();
     let d = Daemon::start(&["--disable-fuse-passthrough"]);
     let a = Cgroup::with_memory_limit("mmap-a", 192 * MIB);
     let b = Cgroup::with_memory_limit("mmap-b", 320 * MIB);
-    // Both refuse; the errno is the kernel's choice in each (FUSE: ENODEV, /proc: EIO).
+    if kernel_has_passthrough() {
+        refused_everywhere(&d, &a, &b);
+    } else {
+        private_sees_its_own(&d, &a, &b);
+    }
+    for (cg, kb) in [(&a, 192 * 1024), (&b, 320 * 1024)] {
+        let out = run(cg, &d.mnt, "cat /proc/meminfo");
+        assert_eq!(
+            meminfo_get(&out.stdout, "MemTotal"),
+            Some(kb),
+            "{}",
+            out.stdout
+        );
+    }
+}
+
+fn refused_everywhere(d: &Daemon, a: &Cgroup, b: &Cgroup) {
+    assert!(
+        d.log_text().contains("unmappable backing file"),
+        "the daemon did not set up the unmappable backing:\n{}",
+        d.log_text()
+    );
+    for (flag, flags) in [
+        ("MAP_SHARED", MapFlags::SHARED),
+        ("MAP_PRIVATE", MapFlags::PRIVATE),
+    ] {
+        let kernel = kernel_answer(flags);
+        assert!(kernel.starts_with("errno "), "the kernel's file: {kernel}");
+        for cg in [a, b] {
+            for path in [
+                "/proc/meminfo",
+                "/proc/stat",
+                "/proc/loadavg",
+                "/sys/devices/system/cpu/online",
+            ] {
+                assert_eq!(
+                    python_maps_path(cg, d, path, flag),
+                    "errno 19",
+                    "{flag} of {path} in {}",
+                    cg.rel
+                );
+            }
+        }
+    }
+}
+
+fn private_sees_its_own(d: &Daemon, a: &Cgroup, b: &Cgroup) {
     let (ours, kernel) = (
-        python_maps(&a, &d, "MAP_SHARED"),
+        python_maps(a, d, "MAP_SHARED"),
         kernel_answer(MapFlags::SHARED),
     );
     assert!(
@@ -90,8 +177,8 @@ fn mmap_under_direct_io_is_refused_shared_and_private_sees_only_the_mappers_view
     );
     // One after the other, each private mapper sees its own container's rendering.
     for _ in 0..2 {
-        for (cg, kb) in [(&a, 192 * 1024), (&b, 320 * 1024)] {
-            let line = python_maps(cg, &d, "MAP_PRIVATE");
+        for (cg, kb) in [(a, 192 * 1024), (b, 320 * 1024)] {
+            let line = python_maps(cg, d, "MAP_PRIVATE");
             assert_eq!(
                 meminfo_get(&line, "MemTotal"),
                 Some(kb),
