@@ -196,7 +196,7 @@ fn run(cli: &Cli) -> Result<()> {
             let fuse = connection::open_and_mount(&mountpoint, &pass, cli.enable_psi_poll)
                 .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
             tracing::info!("mounted {}", mountpoint.display());
-            let shared = connection_state(cli.disable_fuse_passthrough)?;
+            let shared = connection_state(cli.fuse_passthrough)?;
             supervisor::Supervisor::new(cli, mountpoint, fuse, Vec::new(), shared, metrics)?
                 .run(signals)
         }
@@ -228,15 +228,15 @@ fn run(cli: &Cli) -> Result<()> {
     }
 }
 
-/// The state a new connection's workers share: memfds that pure opens are served from,
-/// or, with `--disable-fuse-passthrough`, the unmappable backing that keeps a mapping
+/// The state a new connection's workers share: with `--fuse-passthrough`, memfds that
+/// pure opens are served from; by default, the unmappable backing that keeps a mapping
 /// from the page cache every container shares; without backing files when they cannot
 /// be had.
-fn connection_state(disable_passthrough: bool) -> Result<Shared> {
-    let backing = if disable_passthrough {
-        Backing::Unmappable
-    } else {
+fn connection_state(passthrough_reads: bool) -> Result<Shared> {
+    let backing = if passthrough_reads {
         Backing::Memfds
+    } else {
+        Backing::Unmappable
     };
     match Shared::create(backing) {
         Ok(s) => return Ok(s),

@@ -106,7 +106,7 @@ fn same_as_kernel<T: PartialEq + std::fmt::Debug>(
 /// Python `open()` probes `isatty` (TCGETS), `cp` asks for extended attributes.
 #[test]
 fn probing_calls_answer_like_proc_and_log_nothing() {
-    for args in [&[][..], &["--disable-fuse-passthrough"][..]] {
+    for args in [&["--fuse-passthrough"][..], &[][..]] {
         let d = Daemon::start(args);
         for rel in ["proc/meminfo", "proc/stat", "sys/devices/system/cpu/online"] {
             let ours = File::open(d.path(rel)).unwrap();
@@ -187,7 +187,7 @@ fn seek_data_hole_and_end_answer_like_the_kernels_file() {
         }
         out
     };
-    for args in [&[][..], &["--disable-fuse-passthrough"][..]] {
+    for args in [&["--fuse-passthrough"][..], &[][..]] {
         let d = Daemon::start(args);
         for rel in [
             "proc/meminfo",
@@ -365,7 +365,7 @@ open(sys.argv[2], "w").write(open("/proc/meminfo").readline())
 #[test]
 fn transfer_lock_and_open_flags_answer_like_proc() {
     use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags, StatxFlags};
-    for args in [&[][..], &["--disable-fuse-passthrough"][..]] {
+    for args in [&["--fuse-passthrough"][..], &[][..]] {
         let d = Daemon::start(args);
         let rel = "proc/meminfo";
         let ours_path = d.path(rel);

@@ -5,12 +5,12 @@
 //! FUSE never asks the server about `mmap` (see `fusefs::passthrough`, "mmap"), so what
 //! a mapping gets is the kernel's choice:
 //!
-//! - direct I/O (`--disable-fuse-passthrough`): on Linux 6.9+ every open carries an
+//! - direct I/O (the default): on Linux 6.9+ every open carries an
 //!   unmappable backing file, so both kinds are refused (`ENODEV`); before, FUSE
 //!   refuses `MAP_SHARED` (`ENODEV`) and fills `MAP_PRIVATE` through the inode's page
 //!   cache by READ requests carrying the mapper's own handle, so a lone mapper sees its
 //!   own rendering;
-//! - passthrough: the mapping is of the backing memfd, which holds whatever the last
+//! - passthrough (`--fuse-passthrough`): the mapping is of the backing memfd, which holds whatever the last
 //!   pure open wrote (another container's rendering, or nothing: `SIGBUS`). That is the
 //!   documented limit (README, "Limits"); its test is ignored with the reason.
 //!
@@ -107,7 +107,7 @@ print(bytes(m[:m.find(b\"\\n\")]).decode())\n'"
     out.stdout.trim().to_string()
 }
 
-/// Direct I/O (`--disable-fuse-passthrough`), on this kernel: with FUSE passthrough
+/// Direct I/O (the default), on this kernel: with FUSE passthrough
 /// (Linux 6.9+) every open carries an unmappable backing file (nsfs), so shared and
 /// private mappings of every served file are refused with `ENODEV`, as sysfs refuses
 /// them (`/proc` answers `EIO`), in two containers; reads still come to the daemon and
@@ -117,7 +117,7 @@ print(bytes(m[:m.find(b\"\\n\")]).decode())\n'"
 #[test]
 fn mmap_under_direct_io_is_refused_or_sees_only_the_mappers_view() {
     require_python();
-    let d = Daemon::start(&["--disable-fuse-passthrough"]);
+    let d = Daemon::start(&[]);
     let a = Cgroup::with_memory_limit("mmap-a", 192 * MIB);
     let b = Cgroup::with_memory_limit("mmap-b", 320 * MIB);
     if kernel_has_passthrough() {
@@ -189,11 +189,11 @@ fn private_sees_its_own(d: &Daemon, a: &Cgroup, b: &Cgroup) {
 }
 
 #[test]
-#[ignore = "known limit (README, Limits): under FUSE passthrough a mapping is of the \
+#[ignore = "known limit (README, Limits): with --fuse-passthrough a mapping is of the \
             backing memfd; no kernel interface lets the server refuse it"]
 fn mmap_under_passthrough_is_refused_like_the_kernels_file() {
     require_python();
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&["--fuse-passthrough"]);
     let a = Cgroup::with_memory_limit("mmap-pa", 192 * MIB);
     for (flag, flags) in [
         ("MAP_SHARED", MapFlags::SHARED),

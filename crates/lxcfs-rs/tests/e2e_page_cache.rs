@@ -214,17 +214,14 @@ fn alternate(args: &[&str], methods: &str) {
 
 #[test]
 fn sendfile_splice_and_mmap_get_the_readers_own_file_under_direct_io() {
-    alternate(
-        &["--disable-fuse-passthrough"],
-        "sendfile splice mmap copy_file_range",
-    );
+    alternate(&[], "sendfile splice mmap copy_file_range");
 }
 
 /// A private mapping under passthrough maps the backing file (`fusefs::passthrough`,
 /// "mmap"), a documented limit of its own: not compared here.
 #[test]
 fn sendfile_and_splice_get_the_readers_own_file_under_passthrough() {
-    alternate(&[], "sendfile splice copy_file_range");
+    alternate(&["--fuse-passthrough"], "sendfile splice copy_file_range");
 }
 
 /// Both containers at once, each transfer checked against its own container's plain
@@ -232,7 +229,7 @@ fn sendfile_and_splice_get_the_readers_own_file_under_passthrough() {
 #[test]
 fn concurrent_readers_never_get_a_neighbours_or_a_cut_file() {
     require_python();
-    for args in [&["--disable-fuse-passthrough"][..], &[][..]] {
+    for args in [&[][..], &["--fuse-passthrough"][..]] {
         let d = Daemon::start(args);
         let (a, b) = two_containers();
         let script = format!(

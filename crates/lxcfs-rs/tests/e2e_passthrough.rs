@@ -1,5 +1,5 @@
-//! FUSE passthrough (on by default): a reader that opens, reads and closes a file again
-//! and again is answered with a backing memfd the kernel reads itself. These tests
+//! FUSE passthrough (`--fuse-passthrough`): a reader that opens, reads and closes a file
+//! again and again is answered with a backing memfd the kernel reads itself. These tests
 //! check that it is really used, that every reader still gets its own container's
 //! content, and that worker restarts and upgrades never make an open fail or show a
 //! reader another container's rendering.
@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use common::*;
 use rustix::process::Signal;
+
+/// Passthrough of reads is opt-in.
+const PT: &str = "--fuse-passthrough";
 
 const A_KB: u64 = 128 * 1024;
 const B_KB: u64 = 384 * 1024;
@@ -166,7 +169,7 @@ close $h;
 #[test]
 fn a_polling_reader_is_served_by_the_kernel() {
     require_perl();
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&[PT]);
     assert!(
         d.log_text().contains("backing files registered"),
         "this kernel should offer FUSE passthrough (6.9+):\n{}",
@@ -188,7 +191,7 @@ fn a_polling_reader_is_served_by_the_kernel() {
 /// containers keep it busy with back-to-back requests, through whichever it chooses.
 #[test]
 fn polling_containers_each_read_their_own_values() {
-    let d = polling_containers("pt", &[]);
+    let d = polling_containers("pt", &[PT]);
     assert!(
         d.log_text()
             .contains("one polling for 50 µs after each request"),
@@ -200,7 +203,7 @@ fn polling_containers_each_read_their_own_values() {
 /// The same with the classic event loop, every thread reading the device.
 #[test]
 fn polling_containers_each_read_their_own_values_without_the_relay() {
-    let d = polling_containers("pt-classic", &["--fuse-poll-us=0"]);
+    let d = polling_containers("pt-classic", &[PT, "--fuse-poll-us=0"]);
     assert!(!d.log_text().contains("one polling"), "{}", d.log_text());
 }
 
@@ -231,7 +234,7 @@ fn polling_containers(tag: &str, args: &[&str]) -> Daemon {
 /// still reads its own content, and once it closes, the memfd is free again.
 fn a_pure_open_survives(tag: &str, replace: impl FnOnce(&mut Daemon) -> Option<Daemon>) {
     require_perl();
-    let mut d = Daemon::start(&[]);
+    let mut d = Daemon::start(&[PT]);
     let a = Cgroup::with_memory_limit(&format!("{tag}-a"), 128 * MIB);
     let b = Cgroup::with_memory_limit(&format!("{tag}-b"), 384 * MIB);
     let ready = std::env::temp_dir().join(unique(&format!("{tag}-ready")));
@@ -282,7 +285,7 @@ fn a_pure_open_held_across_a_worker_restart() {
 #[test]
 fn polling_readers_survive_kills_and_an_upgrade() {
     require_perl();
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&[PT]);
     let a = Cgroup::with_memory_limit("pt-up-a", 128 * MIB);
     let b = Cgroup::with_memory_limit("pt-up-b", 384 * MIB);
     let n = 6000;
@@ -306,18 +309,24 @@ fn polling_readers_survive_kills_and_an_upgrade() {
     assert!(log.contains("SIGUSR1") && log.contains("SIGKILL"), "{log}");
 }
 
+/// By default, and with the flag of the versions where passthrough was the default,
+/// every read is served by the worker.
 #[test]
 fn disabled_passthrough_serves_every_read() {
     require_perl();
-    let d = Daemon::start(&["--disable-fuse-passthrough"]);
-    let cg = Cgroup::with_memory_limit("pt-off", 128 * MIB);
-    let n = 500;
-    let (bytes, size) = worker_bytes_for_reads(&d, &cg, n);
-    assert!(
-        bytes >= n as u64 * size,
-        "the worker wrote only {bytes} bytes for {n} reads of {size} bytes"
-    );
-    assert!(!d.log_text().contains("backing files registered"));
+    for args in [&[][..], &["--disable-fuse-passthrough"][..]] {
+        let d = Daemon::start(args);
+        let cg = Cgroup::with_memory_limit("pt-off", 128 * MIB);
+        let n = 500;
+        let (bytes, size) = worker_bytes_for_reads(&d, &cg, n);
+        assert!(
+            bytes >= n as u64 * size,
+            "{args:?}: the worker wrote only {bytes} bytes for {n} reads of {size} bytes"
+        );
+        let log = d.log_text();
+        assert!(!log.contains("backing files registered"), "{args:?}\n{log}");
+        assert!(log.contains("unmappable backing file"), "{args:?}\n{log}");
+    }
 }
 
 /// The supervisor is SIGKILLed with a pure open live and the next daemon adopts its

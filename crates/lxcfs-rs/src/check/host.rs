@@ -262,7 +262,8 @@ fn psi(layout: Option<Layout>) -> Finding {
 /// read without mounting.
 fn passthrough(version: Option<(u32, u32)>, release: &str) -> Finding {
     const NAME: &str = "FUSE passthrough";
-    const WITHOUT: &str = "every read is served with direct I/O (opens 1.5-2x slower)";
+    const WITHOUT: &str = "a private mmap of a served file is filled through the page cache \
+        instead of refused (README, Limits), and --fuse-passthrough serves every read itself";
     if version.is_none_or(|v| v < (6, 9)) {
         return Finding::new(NAME, Level::Limited, "needs Linux 6.9").meaning(WITHOUT);
     }
