@@ -33,10 +33,10 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub daemons: DaemonArgs,
     /// Also measure every file with one reader in each of two containers at once (the
-    /// second with twice the memory limit, so that their renderings differ): lxcfs-rs
-    /// has one passthrough backing file per file, which two containers' overlapping
-    /// opens must take turns on, so this is its worst case and the common one on a
-    /// host where many containers poll.
+    /// second with twice the memory limit, so that their renderings differ): with
+    /// `--lxcfs-rs-arg=--fuse-passthrough`, lxcfs-rs has one passthrough backing file
+    /// per file, which two containers' overlapping opens must take turns on, so this is
+    /// its worst case and the common one on a host where many containers poll.
     #[arg(long)]
     pub neighbour: bool,
     /// Pause of each reader between cycles, in µs (0: a tight loop). Paced readers show
