@@ -29,5 +29,5 @@ pub use args::{ServeOptions, WorkerArgs};
 pub use counters::Counters;
 pub use inflight::Inflight;
 pub use mount::{FSTYPE, SOURCE, notify_poll, notify_resend, open_and_mount, unmount};
-pub use shared::{Backing, STATE_NEW, STATE_OFF, STATE_ON, Shared};
+pub use shared::{Backing, Reads, STATE_NEW, STATE_OFF, STATE_ON, Shared};
 pub use sys::adopt_inherited_fd;

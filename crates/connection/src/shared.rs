@@ -92,6 +92,42 @@ pub enum Backing {
     Unmappable,
 }
 
+/// How a connection's files are read, as settled when its first worker answered INIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reads {
+    /// No worker has answered INIT yet.
+    #[default]
+    Unsettled,
+    /// Pure passthrough from memfds (`--fuse-passthrough`): a mapping of a served file
+    /// maps the memfd, the most recent pure open's rendering.
+    Passthrough,
+    /// Served by the daemon; the unmappable backing refuses every mapping.
+    DaemonMmapRefused,
+    /// Served by the daemon with direct I/O alone (no passthrough on this kernel, or,
+    /// before Linux 6.12, none that takes the unmappable backing): a private mapping is
+    /// filled through the page cache.
+    Daemon,
+}
+
+impl Reads {
+    pub const ALL: [Reads; 4] = [
+        Reads::Unsettled,
+        Reads::Passthrough,
+        Reads::DaemonMmapRefused,
+        Reads::Daemon,
+    ];
+
+    /// Its label in metrics and `status --json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reads::Unsettled => "unsettled",
+            Reads::Passthrough => "passthrough",
+            Reads::DaemonMmapRefused => "daemon_mmap_refused",
+            Reads::Daemon => "daemon",
+        }
+    }
+}
+
 /// The backing file of [`Backing::Unmappable`].
 const UNMAPPABLE: &str = "/proc/self/ns/uts";
 
@@ -198,6 +234,16 @@ impl Shared {
         !self.memfds.is_empty()
     }
 
+    /// How the files are read (settled by the first worker's INIT).
+    pub fn reads(&self) -> Reads {
+        match self.state() {
+            STATE_NEW => Reads::Unsettled,
+            STATE_ON if self.writable => Reads::Passthrough,
+            STATE_ON => Reads::DaemonMmapRefused,
+            _ => Reads::Daemon,
+        }
+    }
+
     /// Whether the backing files are memfds that renderings are written to; without,
     /// every open that carries one is served with direct I/O as well.
     pub fn holds_renderings(&self) -> bool {
@@ -238,6 +284,16 @@ impl Shared {
                     Ok(id) => {
                         self.file(i)[ID].store(u64::from(id), Ordering::Relaxed);
                         registered += 1;
+                    }
+                    Err(e) if !self.writable => {
+                        // One backing file for all: the kernel refuses it for every file.
+                        tracing::warn!(
+                            "FUSE passthrough: this kernel does not take a backing file that \
+                             cannot be read ({e}; Linux 6.12+ does): a shared mapping of a \
+                             served file is refused, a private one is filled through the \
+                             page cache"
+                        );
+                        break;
                     }
                     Err(e) => tracing::warn!(
                         "FUSE passthrough: cannot register a backing file for {} ({e}); \
@@ -523,6 +579,36 @@ mod tests {
         c.register(false, |_| Ok(1));
         assert_eq!(c.state(), STATE_OFF);
         assert!(c.initialized());
+    }
+
+    #[test]
+    fn reads_say_what_init_settled() {
+        for (backing, negotiated, want) in [
+            (Backing::Memfds, true, Reads::Passthrough),
+            (Backing::Unmappable, true, Reads::DaemonMmapRefused),
+            (Backing::Memfds, false, Reads::Daemon),
+            (Backing::Unmappable, false, Reads::Daemon),
+            (Backing::None, true, Reads::Daemon),
+        ] {
+            let a = Shared::create(backing).unwrap();
+            assert_eq!(a.reads(), Reads::Unsettled);
+            a.register(negotiated, |_| Ok(7));
+            let b = Shared::from_fds(fds_of(&a)).unwrap();
+            assert_eq!(b.reads(), want, "{backing:?}, negotiated: {negotiated}");
+        }
+    }
+
+    #[test]
+    fn an_unmappable_backing_the_kernel_refuses_is_tried_once() {
+        let a = Shared::create(Backing::Unmappable).unwrap();
+        let mut tries = 0;
+        a.register(true, |_| {
+            tries += 1;
+            Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+        });
+        assert_eq!(tries, 1);
+        assert_eq!(a.reads(), Reads::Daemon);
+        assert_eq!(a.id(0), None);
     }
 
     #[test]

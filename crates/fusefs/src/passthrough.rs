@@ -88,7 +88,8 @@
 //! says so. With `--disable-fuse-passthrough` the connection's backing files are a
 //! namespace file that can be neither read nor mapped
 //! ([`connection::Backing::Unmappable`]) and every open is flagged: reads come to us,
-//! and the kernel refuses every mapping (`ENODEV`), shared or private.
+//! and the kernel refuses every mapping (`ENODEV`), shared or private (Linux 6.12+;
+//! 6.9 to 6.11 take only backing files that can be read and written).
 //!
 //! # Falling back
 //!

@@ -141,7 +141,7 @@ pub struct Cli {
     pub fuse_passthrough: bool,
 
     /// Serve every read with direct I/O, where mmap of a served file is refused
-    /// (ENODEV) on Linux 6.9+. The default; kept for command lines written when
+    /// (ENODEV) on Linux 6.12+. The default; kept for command lines written when
     /// passthrough was.
     #[arg(long = "disable-fuse-passthrough")]
     pub disable_fuse_passthrough: bool,

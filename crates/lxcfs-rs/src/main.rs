@@ -32,7 +32,7 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use cli::Cli;
-use connection::{Backing, Shared, WorkerArgs};
+use connection::{Backing, Reads, Shared, WorkerArgs};
 use hostview::Host;
 
 fn main() -> ExitCode {
@@ -221,6 +221,7 @@ fn run(cli: &Cli) -> Result<()> {
             let mut pids = vec![first.pid];
             pids.extend(orphans.into_iter().map(|o| o.pid));
             // The connection keeps the passthrough setting it was mounted with.
+            warn_if_reads_differ(cli.fuse_passthrough, &first.shared);
             supervisor::Supervisor::new(cli, mountpoint, first.fuse, pids, first.shared, metrics)?
                 .after_generation(generation)
                 .run(signals)
@@ -246,4 +247,21 @@ fn connection_state(passthrough_reads: bool) -> Result<Shared> {
         ),
     }
     Shared::create(Backing::None).context("cannot create the connection's shared state")
+}
+
+/// An adopted connection is served as it was mounted: say so where that is not what
+/// this command line asks for.
+fn warn_if_reads_differ(passthrough_reads: bool, shared: &Shared) {
+    match (shared.reads(), passthrough_reads) {
+        (Reads::Passthrough, false) => tracing::warn!(
+            "this mount was made with FUSE passthrough of reads (the default of earlier \
+             versions): a mapping of a served file can show another container's rendering \
+             until the filesystem is mounted anew (stop lxcfs-rs, unmount, start it again)"
+        ),
+        (Reads::DaemonMmapRefused | Reads::Daemon, true) => tracing::warn!(
+            "--fuse-passthrough takes effect on a new mount: this one keeps serving every \
+             read itself"
+        ),
+        _ => {}
+    }
 }

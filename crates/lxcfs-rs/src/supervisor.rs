@@ -340,6 +340,7 @@ impl<'a> Supervisor<'a> {
             }
         }
         if let Some((pid, generation, safe)) = now_serving {
+            self.metrics.set_reads(self.shared.reads());
             let status =
                 notify::serving(&self.mountpoint, pid, generation, self.host_files || safe);
             self.announce(&status);

@@ -310,6 +310,57 @@ fn the_relay_gauge_says_whether_a_fuse_thread_polls() {
     assert_eq!(relay(&d), 0.0, "no relay with --fuse-poll-us=0");
 }
 
+/// How the files are read is visible once a worker serves: by the daemon with mappings
+/// refused by default, by the kernel with `--fuse-passthrough` (on a kernel without
+/// FUSE passthrough, by the daemon either way).
+#[test]
+fn the_reads_gauge_says_who_reads_and_whether_mmap_is_refused() {
+    let mode = |d: &Daemon| {
+        let text = scrape(d);
+        let on: Vec<String> = ["passthrough", "daemon_mmap_refused", "daemon", "unsettled"]
+            .into_iter()
+            .filter(|m| value(&text, "lxcfs_fuse_reads", &[("mode", m)]) == 1.0)
+            .map(str::to_string)
+            .collect();
+        assert!(on.len() <= 1, "more than one mode: {on:?}\n{text:?}");
+        on.into_iter().next().unwrap_or_default()
+    };
+    let (passthrough, unmappable) = (kernel_at_least(6, 9), kernel_at_least(6, 12));
+    for (args, want) in [
+        (
+            &[][..],
+            if unmappable {
+                "daemon_mmap_refused"
+            } else {
+                "daemon"
+            },
+        ),
+        (
+            &["--fuse-passthrough"][..],
+            if passthrough { "passthrough" } else { "daemon" },
+        ),
+    ] {
+        let d = Daemon::start(args);
+        poll(
+            DEADLINE,
+            "the supervisor to report how files are read",
+            || (mode(&d) == want).then_some(()),
+        );
+        let out = std::process::Command::new(lxcfs_rs())
+            .arg("status")
+            .arg(&d.mnt)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = match want {
+            "daemon_mmap_refused" => "reads: served by the daemon; mmap refused\n",
+            "passthrough" => "reads: the kernel's, from a backing memfd",
+            _ => "reads: served by the daemon (private mappings go through the page cache",
+        };
+        assert!(text.contains(line), "{args:?}: status says\n{text}");
+    }
+}
+
 fn host_reads(d: &Daemon, n: usize) {
     for _ in 0..n {
         std::fs::read(d.path("proc/meminfo")).unwrap();

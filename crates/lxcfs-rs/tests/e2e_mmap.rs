@@ -5,7 +5,7 @@
 //! FUSE never asks the server about `mmap` (see `fusefs::passthrough`, "mmap"), so what
 //! a mapping gets is the kernel's choice:
 //!
-//! - direct I/O (the default): on Linux 6.9+ every open carries an
+//! - direct I/O (the default): on Linux 6.12+ every open carries an
 //!   unmappable backing file, so both kinds are refused (`ENODEV`); before, FUSE
 //!   refuses `MAP_SHARED` (`ENODEV`) and fills `MAP_PRIVATE` through the inode's page
 //!   cache by READ requests carrying the mapper's own handle, so a lone mapper sees its
@@ -75,18 +75,6 @@ fn require_python() {
     }
 }
 
-/// Whether this kernel has FUSE passthrough (Linux 6.9+), which the refusal of a
-/// private mapping under direct I/O rests on.
-fn kernel_has_passthrough() -> bool {
-    let uname = rustix::system::uname();
-    let release = uname.release().to_string_lossy();
-    let mut parts = release
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) >= (6, 9)
-}
-
 /// Map `path` in a container of `cg`: `errno N` or the mapping's first line.
 fn python_maps_path(cg: &Cgroup, d: &Daemon, path: &str, flag: &str) -> String {
     let script = format!(
@@ -107,8 +95,9 @@ print(bytes(m[:m.find(b\"\\n\")]).decode())\n'"
     out.stdout.trim().to_string()
 }
 
-/// Direct I/O (the default), on this kernel: with FUSE passthrough
-/// (Linux 6.9+) every open carries an unmappable backing file (nsfs), so shared and
+/// Direct I/O (the default), on this kernel: since Linux 6.12 (whose FUSE passthrough
+/// takes a backing file that cannot be read) every open carries an unmappable backing
+/// file (nsfs), so shared and
 /// private mappings of every served file are refused with `ENODEV`, as sysfs refuses
 /// them (`/proc` answers `EIO`), in two containers; reads still come to the daemon and
 /// are each container's own. Without it, `MAP_SHARED` is refused (`ENODEV`, FUSE's
@@ -120,7 +109,7 @@ fn mmap_under_direct_io_is_refused_or_sees_only_the_mappers_view() {
     let d = Daemon::start(&[]);
     let a = Cgroup::with_memory_limit("mmap-a", 192 * MIB);
     let b = Cgroup::with_memory_limit("mmap-b", 320 * MIB);
-    if kernel_has_passthrough() {
+    if kernel_at_least(6, 12) {
         refused_everywhere(&d, &a, &b);
     } else {
         private_sees_its_own(&d, &a, &b);

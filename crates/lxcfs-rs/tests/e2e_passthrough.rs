@@ -337,10 +337,16 @@ fn a_pure_open_held_across_a_supervisor_crash_and_adoption() {
     a_pure_open_survives("pt-adopt", |d| {
         let orphans = d.workers();
         d.stop_with(Signal::KILL);
+        // Without --fuse-passthrough: the mount keeps it, and the adopter says so.
         let d2 = d.restart(&[]);
         poll(DEADLINE, "the orphan to be replaced", || {
             (!orphans.iter().any(|&p| is_running(p)) && d2.workers().len() == 1).then_some(())
         });
+        let log = d2.log_text();
+        assert!(
+            log.contains("this mount was made with FUSE passthrough of reads"),
+            "{log}"
+        );
         Some(d2)
     });
 }

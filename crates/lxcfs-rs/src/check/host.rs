@@ -267,6 +267,17 @@ fn passthrough(version: Option<(u32, u32)>, release: &str) -> Finding {
     if version.is_none_or(|v| v < (6, 9)) {
         return Finding::new(NAME, Level::Limited, "needs Linux 6.9").meaning(WITHOUT);
     }
+    if version.is_some_and(|v| v < (6, 12)) {
+        return Finding::new(
+            NAME,
+            Level::Limited,
+            "Linux 6.9 to 6.11: --fuse-passthrough works, the unmappable backing file needs 6.12",
+        )
+        .meaning(
+            "a private mmap of a served file is filled through the page cache instead of \
+             refused (README, Limits)",
+        );
+    }
     let config = std::fs::read_to_string(format!("/boot/config-{release}")).ok();
     match config
         .as_deref()
@@ -343,6 +354,7 @@ mod tests {
         assert_eq!(pidfd_getfd(Some((5, 6))).level, Level::Ok);
         assert_eq!(pidfd_getfd(Some((5, 4))).level, Level::Limited);
         assert_eq!(passthrough(Some((6, 1)), "6.1.0").level, Level::Limited);
+        assert_eq!(passthrough(Some((6, 10)), "6.10.0").level, Level::Limited);
         assert_eq!(pidns_ioctl(false).level, Level::Limited);
     }
 }

@@ -8,6 +8,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use connection::Reads;
 use connection::counters::{
     self, ERRNO_LABELS, Histogram, Op, OpenMode, Outcome, Snapshot, StartCause, errno_name,
 };
@@ -23,6 +24,8 @@ pub struct Scrape {
     pub worker: Option<ProcessStats>,
     /// Every reader is served the host's files (SIGUSR2 or safe mode).
     pub host_files: bool,
+    /// How the connection's files are read.
+    pub reads: Reads,
 }
 
 /// The text exposition (Prometheus 0.0.4) of `scrape`.
@@ -283,6 +286,22 @@ impl Collector for Collect {
              --fuse-poll-us=0, or while the polling measured dearer per request.",
             &[(vec![], u64::from(c.relaying))],
         )?;
+        let reads: Vec<(Vec<(&str, &str)>, u64)> = Reads::ALL
+            .iter()
+            .map(|&r| (vec![("mode", r.name())], u64::from(r == s.reads)))
+            .collect();
+        gauge(
+            &mut e,
+            "lxcfs_fuse_reads",
+            "1 for how the mount's files are read, set when it was mounted: passthrough \
+             (--fuse-passthrough: the kernel reads a backing memfd, which a mapping of a \
+             served file maps), daemon_mmap_refused (the default: the daemon serves every \
+             read and mappings are refused), daemon (private mappings are filled through the \
+             page cache: no FUSE passthrough on this kernel, or, before 6.12, none that \
+             takes an unmappable backing file), unsettled (no worker \
+             has served yet).",
+            &reads,
+        )?;
         gauge(
             &mut e,
             "lxcfs_serving_host_files",
@@ -375,6 +394,7 @@ mod tests {
                 cpu_seconds: 1.5,
                 ..Default::default()
             }),
+            reads: Reads::DaemonMmapRefused,
             ..Default::default()
         })
         .unwrap();
@@ -387,6 +407,8 @@ mod tests {
         has(r#"lxcfs_request_duration_seconds_count{file="proc/meminfo",op="open"} 2"#);
         has(r#"lxcfs_worker_starts_total{cause="killed"} 1"#);
         has("lxcfs_worker_generation 3");
+        has(r#"lxcfs_fuse_reads{mode="daemon_mmap_refused"} 1"#);
+        has(r#"lxcfs_fuse_reads{mode="passthrough"} 0"#);
         has(r#"lxcfs_request_errors_total{file="proc/meminfo",op="read",errno="EBADF"} 1"#);
         has(r#"lxcfs_host_files_total{file="proc/swaps",reason="memory_root"} 1"#);
         has(r#"lxcfs_pidns_resolution_duration_seconds_bucket{method="ioctl",le="2.5e-05"} 1"#);

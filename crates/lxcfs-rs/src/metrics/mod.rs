@@ -19,10 +19,10 @@ mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
 
-use connection::Counters;
+use connection::{Counters, Reads};
 
 pub use server::{Listener, get_unix, serve};
 
@@ -37,6 +37,8 @@ pub struct State {
     /// The serving worker's pid (0: none yet).
     pub worker: AtomicU32,
     pub host_files: AtomicBool,
+    /// How the connection's files are read ([`Reads::ALL`] index).
+    reads: AtomicU8,
     pub mountpoint: PathBuf,
     /// A readiness read that has not come back yet: no second one is started while it
     /// hangs (each would hold a thread).
@@ -49,9 +51,16 @@ impl State {
             counters,
             worker: AtomicU32::new(0),
             host_files: AtomicBool::new(false),
+            reads: AtomicU8::new(0),
             mountpoint: mountpoint.to_path_buf(),
             probing: AtomicBool::new(false),
         }
+    }
+
+    pub fn set_reads(&self, reads: Reads) {
+        let i = Reads::ALL.iter().position(|&r| r == reads).unwrap_or(0);
+        self.reads
+            .store(u8::try_from(i).unwrap_or(0), Ordering::Relaxed);
     }
 
     pub fn scrape(&self) -> exposition::Scrape {
@@ -61,6 +70,10 @@ impl State {
             supervisor: process::read(std::process::id()),
             worker: (worker != 0).then(|| process::read(worker)).flatten(),
             host_files: self.host_files.load(Ordering::Relaxed),
+            reads: Reads::ALL
+                .get(usize::from(self.reads.load(Ordering::Relaxed)))
+                .copied()
+                .unwrap_or(Reads::Unsettled),
         }
     }
 

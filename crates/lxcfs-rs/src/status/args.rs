@@ -12,7 +12,8 @@ use clap::Parser;
     about = "Summarize what the lxcfs-rs serving a mountpoint is doing, from its metrics socket",
     long_about = "Ask the supervisor serving MOUNTPOINT (default /var/lib/lxcfs) for its metrics \
 and summarize them: version, uptime, worker generation and restarts, whether a FUSE thread polls \
-and relays requests, containers tracked, opens \
+and relays requests, who reads the files (the daemon, mmap refused; or the kernel, with \
+--fuse-passthrough), containers tracked, opens \
 and reads per second over a short sample, host fallbacks and errors, and the containers that \
 read the most over the last few seconds. The metrics socket is found \
 from the supervisor's own command line (its --metrics-socket, --pidfile or --runtime-dir). Run it \

@@ -76,6 +76,10 @@ pub struct Summary {
     pub serving_host_files: bool,
     /// One FUSE thread polls and relays requests (else every one blocks in `read(2)`).
     pub fuse_relay_polling: bool,
+    /// How the files are read (`lxcfs_fuse_reads`): `passthrough`,
+    /// `daemon_mmap_refused`, `daemon`, `unsettled`; empty from a supervisor that does
+    /// not say.
+    pub fuse_reads: String,
     pub opens_per_second: f64,
     pub reads_per_second: f64,
     pub opens_total: u64,
@@ -152,6 +156,11 @@ pub fn summarize(earlier: &[Sample], later: &[Sample], seconds: f64, now_unix: f
         containers_tracked: sum(s, "lxcfs_containers_tracked", all) as u64,
         serving_host_files: sum(s, "lxcfs_serving_host_files", all) > 0.0,
         fuse_relay_polling: sum(s, "lxcfs_fuse_relay_polling", all) > 0.0,
+        fuse_reads: s
+            .iter()
+            .find(|x| x.name == "lxcfs_fuse_reads" && x.value > 0.0)
+            .map(|x| label(x, "mode").to_string())
+            .unwrap_or_default(),
         opens_per_second: rate("lxcfs_opens_total"),
         reads_per_second: rate("lxcfs_reads_total"),
         opens_total: sum(s, "lxcfs_opens_total", all) as u64,
@@ -207,6 +216,9 @@ pub fn human(s: &Summary, socket: &str) -> String {
         s.host_fallbacks_total,
         s.errors_total,
     );
+    if let Some(reads) = reads_line(&s.fuse_reads) {
+        out += &format!("reads: {reads}\n");
+    }
     if !s.host_files_by_reason.is_empty() {
         let parts: Vec<String> = s
             .host_files_by_reason
@@ -238,6 +250,22 @@ pub fn human(s: &Summary, socket: &str) -> String {
     out
 }
 
+fn reads_line(mode: &str) -> Option<&'static str> {
+    Some(match mode {
+        "passthrough" => {
+            "the kernel's, from a backing memfd shared by every container \
+             (--fuse-passthrough: a mapping of a served file maps it)"
+        }
+        "daemon_mmap_refused" => "served by the daemon; mmap refused",
+        "daemon" => {
+            "served by the daemon (private mappings go through the page cache: this \
+             kernel has no FUSE passthrough, or none that takes an unmappable backing file)"
+        }
+        "unsettled" => "not settled yet (no worker has served)",
+        _ => return None,
+    })
+}
+
 fn duration(secs: f64) -> String {
     let s = secs as u64;
     match s {
@@ -266,6 +294,8 @@ lxcfs_worker_starts_total{cause="killed"} 2
 lxcfs_worker_generation 3
 lxcfs_containers_tracked 7
 lxcfs_fuse_relay_polling 1
+lxcfs_fuse_reads{mode="passthrough"} 0
+lxcfs_fuse_reads{mode="daemon_mmap_refused"} 1
 process_start_time_seconds{process="supervisor"} 1000
 lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
 "#;
@@ -273,9 +303,9 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
     #[test]
     fn samples_are_parsed() {
         let s = parse(A);
-        assert_eq!(s.len(), 14);
+        assert_eq!(s.len(), 16);
         assert_eq!(s[1].labels["mode"], "direct");
-        assert_eq!(s[13].labels["le"], "+Inf");
+        assert_eq!(s[15].labels["le"], "+Inf");
         assert_eq!(s[9].name, "lxcfs_worker_generation");
     }
 
@@ -292,6 +322,7 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
         assert_eq!(s.busiest_files, vec![("proc/meminfo".to_string(), 10.0)]);
         assert_eq!(s.host_fallbacks_total, 2);
         assert_eq!(s.containers_tracked, 7);
+        assert_eq!(s.fuse_reads, "daemon_mmap_refused");
         let mut s = s;
         s.busiest_window_seconds = 5.0;
         s.busiest_containers = vec![BusyDoc {
@@ -315,5 +346,9 @@ lxcfs_request_duration_seconds_bucket{file="proc/stat",op="open",le="+Inf"} 2
             "{h}"
         );
         assert!(h.contains("up 1m30s"), "{h}");
+        assert!(
+            h.contains("reads: served by the daemon; mmap refused\n"),
+            "{h}"
+        );
     }
 }

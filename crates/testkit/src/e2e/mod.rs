@@ -129,6 +129,18 @@ pub fn require_tools(tools: &[&str], install: &str) -> Result<(), String> {
     ))
 }
 
+/// Whether this kernel's release is at least `major.minor`: FUSE passthrough came in
+/// 6.9, and a backing file that cannot be read (the unmappable one) is taken since 6.12.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (have_major, have_minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (have_major, have_minor) >= (major, minor)
+}
+
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
