@@ -46,28 +46,6 @@ fn kernel_answer(flags: MapFlags) -> String {
     }
 }
 
-/// Map `/proc/meminfo` in a container of `cg` with Python's `mmap` (`MAP_SHARED` or
-/// `MAP_PRIVATE`): `errno N`, or the mapping's first line. Panics, saying so, when the
-/// reader is killed by a signal.
-fn python_maps(cg: &Cgroup, d: &Daemon, flag: &str) -> String {
-    let script = format!(
-        "python3 -c '\n\
-import mmap, sys\n\
-f = open(\"/proc/meminfo\", \"rb\")\n\
-try:\n    m = mmap.mmap(f.fileno(), 0, flags=mmap.{flag}, prot=mmap.PROT_READ)\n\
-except OSError as e:\n    print(\"errno\", e.errno); sys.exit(0)\n\
-print(bytes(m[:m.find(b\"\\n\")]).decode())\n'"
-    );
-    let out = run(cg, &d.mnt, &script);
-    assert!(
-        out.status.success(),
-        "python mmap({flag}) of a served meminfo: {} (a signal is a failure)\n{}",
-        out.status,
-        out.stderr
-    );
-    out.stdout.trim().to_string()
-}
-
 fn require_python() {
     require_env();
     if let Err(e) = require_tools(&["python3"], "python3") {
@@ -75,8 +53,10 @@ fn require_python() {
     }
 }
 
-/// Map `path` in a container of `cg`: `errno N` or the mapping's first line.
-fn python_maps_path(cg: &Cgroup, d: &Daemon, path: &str, flag: &str) -> String {
+/// Map a page of `path` in a container of `cg` with Python's `mmap` (`MAP_SHARED` or
+/// `MAP_PRIVATE`): `errno N`, or the mapping's first line. Panics, saying so, when the
+/// reader is killed by a signal.
+fn python_maps(cg: &Cgroup, d: &Daemon, path: &str, flag: &str) -> String {
     let script = format!(
         "python3 -c '\n\
 import mmap, os, sys\n\
@@ -145,7 +125,7 @@ fn refused_everywhere(d: &Daemon, a: &Cgroup, b: &Cgroup) {
                 "/sys/devices/system/cpu/online",
             ] {
                 assert_eq!(
-                    python_maps_path(cg, d, path, flag),
+                    python_maps(cg, d, path, flag),
                     "errno 19",
                     "{flag} of {path} in {}",
                     cg.rel
@@ -157,7 +137,7 @@ fn refused_everywhere(d: &Daemon, a: &Cgroup, b: &Cgroup) {
 
 fn private_sees_its_own(d: &Daemon, a: &Cgroup, b: &Cgroup) {
     let (ours, kernel) = (
-        python_maps(a, d, "MAP_SHARED"),
+        python_maps(a, d, "/proc/meminfo", "MAP_SHARED"),
         kernel_answer(MapFlags::SHARED),
     );
     assert!(
@@ -167,7 +147,7 @@ fn private_sees_its_own(d: &Daemon, a: &Cgroup, b: &Cgroup) {
     // One after the other, each private mapper sees its own container's rendering.
     for _ in 0..2 {
         for (cg, kb) in [(a, 192 * 1024), (b, 320 * 1024)] {
-            let line = python_maps(cg, d, "MAP_PRIVATE");
+            let line = python_maps(cg, d, "/proc/meminfo", "MAP_PRIVATE");
             assert_eq!(
                 meminfo_get(&line, "MemTotal"),
                 Some(kb),
@@ -188,7 +168,10 @@ fn mmap_under_passthrough_is_refused_like_the_kernels_file() {
         ("MAP_SHARED", MapFlags::SHARED),
         ("MAP_PRIVATE", MapFlags::PRIVATE),
     ] {
-        let (ours, kernel) = (python_maps(&a, &d, flag), kernel_answer(flags));
+        let (ours, kernel) = (
+            python_maps(&a, &d, "/proc/meminfo", flag),
+            kernel_answer(flags),
+        );
         assert!(
             ours.starts_with("errno ") && kernel.starts_with("errno "),
             "{flag}: lxcfs-rs {ours:?}, the kernel's file {kernel:?}"
