@@ -134,7 +134,8 @@ const UNMAPPABLE: &str = "/proc/self/ns/uts";
 pub struct Shared {
     state_fd: OwnedFd,
     words: SharedWords,
-    memfds: Vec<File>,
+    /// One per virtual file, or none (no passthrough).
+    backing: Vec<File>,
     /// The backing files are memfds that renderings are written to.
     writable: bool,
 }
@@ -144,21 +145,24 @@ impl Shared {
     /// per virtual file when it is to try FUSE passthrough.
     pub fn create(backing: Backing) -> std::io::Result<Shared> {
         let (state, words) = SharedWords::create("lxcfs-rs:connection", words_mapped())?;
-        let mut memfds = Vec::new();
-        for f in VirtualFile::ALL {
-            match backing {
-                Backing::None => break,
-                Backing::Memfds => {
+        let mut files = Vec::new();
+        match backing {
+            Backing::None => {}
+            Backing::Memfds => {
+                for f in VirtualFile::ALL {
                     let name = format!("lxcfs-rs:{}", f.name());
-                    memfds.push(File::from(rustix::fs::memfd_create(
+                    files.push(File::from(rustix::fs::memfd_create(
                         name.as_str(),
                         MemfdFlags::CLOEXEC,
                     )?));
                 }
-                Backing::Unmappable => {
-                    memfds.push(File::open(UNMAPPABLE).map_err(|e| {
-                        std::io::Error::new(e.kind(), format!("cannot open {UNMAPPABLE}: {e}"))
-                    })?);
+            }
+            Backing::Unmappable => {
+                let ns = File::open(UNMAPPABLE).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot open {UNMAPPABLE}: {e}"))
+                })?;
+                for _ in VirtualFile::ALL {
+                    files.push(ns.try_clone()?);
                 }
             }
         }
@@ -168,7 +172,7 @@ impl Shared {
         Ok(Shared {
             state_fd: state,
             words,
-            memfds,
+            backing: files,
             writable: backing == Backing::Memfds,
         })
     }
@@ -189,13 +193,13 @@ impl Shared {
     pub fn from_fds(mut fds: Vec<OwnedFd>) -> std::io::Result<Shared> {
         if fds.len() != 1 && fds.len() != 1 + VirtualFile::ALL.len() {
             return Err(std::io::Error::other(format!(
-                "shared state: {} memfds, this build serves {} files",
+                "shared state: {} backing files, this build serves {} files",
                 fds.len().saturating_sub(1),
                 VirtualFile::ALL.len()
             )));
         }
-        let memfds: Vec<File> = fds.split_off(1).into_iter().map(File::from).collect();
-        let writable = memfds
+        let backing: Vec<File> = fds.split_off(1).into_iter().map(File::from).collect();
+        let writable = backing
             .first()
             .is_some_and(|m| rustix::fs::fcntl_get_seals(m).is_ok());
         let state_fd = fds.remove(0);
@@ -211,7 +215,7 @@ impl Shared {
         Ok(Shared {
             state_fd,
             words,
-            memfds,
+            backing,
             writable,
         })
     }
@@ -220,7 +224,7 @@ impl Shared {
     /// file.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
         std::iter::once(self.state_fd.as_fd())
-            .chain(self.memfds.iter().map(|m| m.as_fd()))
+            .chain(self.backing.iter().map(|m| m.as_fd()))
             .collect()
     }
 
@@ -231,7 +235,7 @@ impl Shared {
     /// Whether the connection has backing files for passthrough (it was created
     /// wanting it).
     pub fn wants_passthrough(&self) -> bool {
-        !self.memfds.is_empty()
+        !self.backing.is_empty()
     }
 
     /// How the files are read (settled by the first worker's INIT).
@@ -279,7 +283,7 @@ impl Shared {
         }
         let mut registered = 0;
         if negotiated {
-            for (i, memfd) in self.memfds.iter().enumerate() {
+            for (i, memfd) in self.backing.iter().enumerate() {
                 match backing(memfd) {
                     Ok(id) => {
                         self.file(i)[ID].store(u64::from(id), Ordering::Relaxed);
@@ -360,7 +364,7 @@ impl Shared {
     /// moves first, so a failed write leaves no process believing it knows the content.
     /// Only under [`lock`](Self::lock) and with no pure open live.
     pub fn rewrite(&self, i: usize, content: &[u8]) -> std::io::Result<u64> {
-        let (Some(memfd), Some(v)) = (self.memfds.get(i), self.word(i, VERSION)) else {
+        let (Some(memfd), Some(v)) = (self.backing.get(i), self.word(i, VERSION)) else {
             return Err(std::io::Error::other("no such file"));
         };
         if !self.writable {
@@ -440,7 +444,7 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("state", &self.state())
-            .field("files", &self.memfds.len())
+            .field("files", &self.backing.len())
             .finish()
     }
 }
@@ -487,7 +491,7 @@ impl Shared {
     #[doc(hidden)]
     pub fn memfd_for_test(&self, i: usize) -> Vec<u8> {
         let mut buf = vec![0u8; 4096];
-        let n = self.memfds[i].read_at(&mut buf, 0).unwrap_or(0);
+        let n = self.backing[i].read_at(&mut buf, 0).unwrap_or(0);
         buf.truncate(n);
         buf
     }
@@ -549,7 +553,7 @@ mod tests {
         let v = a.rewrite(3, b"hello").unwrap();
         assert_eq!(b.version(3), v);
         let mut buf = [0u8; 8];
-        let n = b.memfds[3].read_at(&mut buf, 0).unwrap();
+        let n = b.backing[3].read_at(&mut buf, 0).unwrap();
         assert_eq!(&buf[..n], b"hello");
     }
 
