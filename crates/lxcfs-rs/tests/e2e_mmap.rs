@@ -53,15 +53,18 @@ fn require_python() {
     }
 }
 
-/// Map a page of `path` in a container of `cg` with Python's `mmap` (`MAP_SHARED` or
-/// `MAP_PRIVATE`): `errno N`, or the mapping's first line. Panics, saying so, when the
-/// reader is killed by a signal.
+/// Map `path` (its reported size, at most a page) in a container of `cg` with Python's
+/// `mmap` (`MAP_SHARED` or `MAP_PRIVATE`): `errno N`, or the mapping's first line.
+/// Panics, saying so, when the reader is killed by a signal. The length follows the
+/// size because Python refuses, before asking the kernel, to map past it: before Linux
+/// 6.12 an open sets a served file's size to its rendering's length.
 fn python_maps(cg: &Cgroup, d: &Daemon, path: &str, flag: &str) -> String {
     let script = format!(
         "python3 -c '\n\
 import mmap, os, sys\n\
 fd = os.open(\"{path}\", os.O_RDONLY)\n\
-try:\n    m = mmap.mmap(fd, 4096, flags=mmap.{flag}, prot=mmap.PROT_READ)\n\
+n = min(os.fstat(fd).st_size, 4096) or 4096\n\
+try:\n    m = mmap.mmap(fd, n, flags=mmap.{flag}, prot=mmap.PROT_READ)\n\
 except OSError as e:\n    print(\"errno\", e.errno); sys.exit(0)\n\
 print(bytes(m[:m.find(b\"\\n\")]).decode())\n'"
     );
