@@ -85,11 +85,13 @@
 //! mapping of a direct-I/O file goes through the inode's page cache, which all
 //! containers share. No kernel interface lets us refuse it: a backing file must be a
 //! regular file we can fill, and those allow read-only mappings. The README's "Limits"
-//! says so. With `--disable-fuse-passthrough` the connection's backing files are a
-//! namespace file that can be neither read nor mapped
+//! says so. By default (without `--fuse-passthrough`) the connection's backing files
+//! are a namespace file that can be neither read nor mapped
 //! ([`connection::Backing::Unmappable`]) and every open is flagged: reads come to us,
 //! and the kernel refuses every mapping (`ENODEV`), shared or private (Linux 6.12+;
-//! 6.9 to 6.11 take only backing files that can be read and written).
+//! 6.9 to 6.11 take only backing files with `read_iter` and `write_iter`. A pipe has
+//! both and no `mmap`, but 6.18 refuses it at `BACKING_OPEN` (`EINVAL`), so it could
+//! not be tested here, and it is not used.)
 //!
 //! # Falling back
 //!
