@@ -11,6 +11,7 @@ pub mod cpuset;
 pub mod cpustat;
 pub mod diskstats;
 pub mod hugetlb;
+pub mod kernel;
 pub mod keyed;
 pub mod loadavg;
 pub mod memory;

@@ -17,19 +17,11 @@ pub fn kernel_release() -> String {
         .into_owned()
 }
 
-/// `major.minor` of a release string such as `6.18.0-1-amd64`.
-pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.split(['.', '-', '+']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
-}
-
 /// Every finding, and the host as the daemon would read it (for `--pid`), when its
 /// cgroups can be read.
 pub fn check() -> (Vec<Finding>, Option<Arc<Host>>) {
     let release = kernel_release();
-    let version = kernel_version(&release);
+    let version = procfile::kernel::release_version(&release);
     let mut out = vec![root(), namespaces(), dev_fuse()];
     let host = Host::open(
         Path::new("/"),
@@ -334,14 +326,6 @@ fn pidfd_getfd(version: Option<(u32, u32)>) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_versions_parse() {
-        assert_eq!(kernel_version("6.18.0-1-amd64"), Some((6, 18)));
-        assert_eq!(kernel_version("5.10.0"), Some((5, 10)));
-        assert_eq!(kernel_version("6.9-rc1"), Some((6, 9)));
-        assert_eq!(kernel_version("garbage"), None);
-    }
 
     #[test]
     fn version_gates_say_what_is_lost() {

@@ -171,7 +171,7 @@ fn applies(rule: &Value, t: &Target) -> bool {
     let min_kernel = |c: Option<&Value>| -> Option<(u32, u32)> {
         c.and_then(|c| c.get("minKernel"))
             .and_then(Value::as_str)
-            .and_then(parse_version)
+            .and_then(procfile::kernel::release_version)
     };
     let short = t.arch.strip_prefix("SCMP_ARCH_").unwrap_or(t.arch);
     let arch_is = |a: &str| a.eq_ignore_ascii_case(short) || a == t.arch || moby_arch(a) == short;
@@ -238,15 +238,7 @@ fn native_arch() -> Option<&'static str> {
 
 fn kernel_version() -> Option<(u32, u32)> {
     let u = rustix::system::uname();
-    parse_version(u.release().to_str().ok()?)
-}
-
-/// `6.18.0-1-amd64` → (6, 18).
-fn parse_version(s: &str) -> Option<(u32, u32)> {
-    let mut it = s.split(|c: char| !c.is_ascii_digit());
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
-    Some((major, minor))
+    procfile::kernel::release_version(u.release().to_str().ok()?)
 }
 
 #[cfg(test)]

@@ -116,13 +116,6 @@ fn oci_resolves_arch_caps_and_kernel() {
 }
 
 #[test]
-fn versions() {
-    assert_eq!(parse_version("6.18.0-1-amd64"), Some((6, 18)));
-    assert_eq!(parse_version("5"), Some((5, 0)));
-    assert_eq!(parse_version("x"), None);
-}
-
-#[test]
 fn the_default_socket_is_the_agents() {
     assert_eq!(args::AGENT_SOCKET, crate::agent::DEFAULT_SOCKET);
 }

@@ -133,12 +133,8 @@ pub fn require_tools(tools: &[&str], install: &str) -> Result<(), String> {
 /// 6.9, and a backing file that cannot be read (the unmappable one) is taken since 6.12.
 pub fn kernel_at_least(major: u32, minor: u32) -> bool {
     let uname = rustix::system::uname();
-    let release = uname.release().to_string_lossy();
-    let mut parts = release
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (have_major, have_minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (have_major, have_minor) >= (major, minor)
+    procfile::kernel::release_version(&uname.release().to_string_lossy())
+        .is_some_and(|have| have >= (major, minor))
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {
