@@ -41,6 +41,21 @@ use crate::tree::{self, Kind};
 /// it a timer and a wakeup per window.
 pub const PER_CONTAINER: usize = 16;
 
+/// The triggers of all containers together, from the worker's limit on open
+/// descriptors (each trigger holds one): half of it, so that however many containers
+/// hold triggers, the reads of every container still find descriptors to open their
+/// cgroup and `/proc` files with. Past it a write fails with `ENOSPC` too.
+fn in_all() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    usize::try_from(soft / 2).unwrap_or(usize::MAX)
+}
+
+/// How often a refusal for the bound of all containers is said (the container
+/// refused cannot flood the log either).
+const FULL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 struct Armed {
     fd: OwnedFd,
     owner: u64,
@@ -86,18 +101,46 @@ pub struct Psi {
     /// The epoll set, made with its thread on the first trigger (after the worker's
     /// sandbox is in place, so the thread has it too).
     epoll: OnceLock<Option<Arc<OwnedFd>>>,
+    /// Triggers all containers may hold (see [`in_all`]).
+    limit: usize,
+    /// When the last refusal for `limit` was logged.
+    said_full: Mutex<Option<std::time::Instant>>,
 }
 
 impl Psi {
-    /// Triggers whose waiting pollers are kept in `conn` too (see the module).
+    /// Triggers whose waiting pollers are kept in `conn` too (see the module), as many
+    /// in all as half this process's limit on open descriptors.
     pub fn new(conn: Option<Arc<Connection>>) -> Psi {
+        Psi::with_limit(conn, in_all())
+    }
+
+    fn with_limit(conn: Option<Arc<Connection>>, limit: usize) -> Psi {
         Psi {
             shared: Arc::new(Shared {
                 table: Mutex::default(),
                 conn,
             }),
             epoll: OnceLock::new(),
+            limit,
+            said_full: Mutex::new(None),
         }
+    }
+
+    /// `ENOSPC` for a container under [`PER_CONTAINER`] when all hold `limit`.
+    fn full(&self, held: usize, owner: u64) -> Result<(), Errno> {
+        if held < self.limit {
+            return Ok(());
+        }
+        let mut last = self.said_full.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= FULL_LOG_EVERY) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(
+                "PSI triggers: containers hold {held}, the most this worker keeps (half \
+                 its limit on open files, RLIMIT_NOFILE): a new one from pid namespace \
+                 {owner} fails with ENOSPC until others are closed"
+            );
+        }
+        Err(Errno::ENOSPC)
     }
 
     fn epoll(&self) -> Option<Arc<OwnedFd>> {
@@ -129,7 +172,7 @@ impl Psi {
         if t.per_owner.get(&owner).copied().unwrap_or(0) >= PER_CONTAINER {
             return Err(Errno::ENOSPC);
         }
-        Ok(())
+        self.full(t.by_fh.len(), owner)
     }
 
     /// Keep `fd` (checked with [`Psi::admit`] first) and watch it.
@@ -139,6 +182,7 @@ impl Psi {
         if t.by_fh.contains_key(&fh) {
             return Err(Errno::EBUSY);
         }
+        self.full(t.by_fh.len(), owner)?;
         let n = t.per_owner.entry(owner).or_insert(0);
         if *n >= PER_CONTAINER {
             return Err(Errno::ENOSPC);
@@ -327,5 +371,27 @@ mod tests {
         }
         assert_eq!(psi.count(7), 0);
         assert_eq!(psi.count(8), 0);
+    }
+
+    #[test]
+    fn triggers_of_all_containers_are_bounded_too() {
+        let psi = Psi::with_limit(None, 20);
+        let fd = || rustix::pipe::pipe().unwrap().0;
+        for fh in 0..16 {
+            psi.add(fh, 1, fd()).unwrap();
+        }
+        for fh in 100..104 {
+            assert!(psi.admit(fh, 2).is_ok());
+            psi.add(fh, 2, fd()).unwrap();
+        }
+        // Both under their own bound, refused for the bound of all.
+        assert_eq!(psi.admit(104, 2), Err(Errno::ENOSPC));
+        assert_eq!(psi.add(104, 2, fd()), Err(Errno::ENOSPC));
+        assert_eq!(psi.admit(200, 3), Err(Errno::ENOSPC));
+        assert_eq!(psi.add(200, 3, fd()), Err(Errno::ENOSPC));
+        psi.remove(0);
+        psi.add(200, 3, fd()).unwrap();
+        assert_eq!(psi.count(3), 1);
+        assert_eq!(psi.admit(201, 3), Err(Errno::ENOSPC));
     }
 }

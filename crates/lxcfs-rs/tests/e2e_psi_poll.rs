@@ -4,8 +4,9 @@
 //! memory limit (v1 `memory.limit_in_bytes` on this hybrid host, v2 `memory.high` in
 //! the pure-v2 VM), and its idle neighbour, polling at the same time, gets none.
 //! Malformed triggers fail with the kernel's EINVAL, a second trigger on a handle with
-//! EBUSY, the container's seventeenth with ENOSPC; without the flag the files are
-//! read-only and poll answers at once.
+//! EBUSY, the container's seventeenth with ENOSPC, and one past what all containers
+//! may hold (half the worker's open-file limit) with ENOSPC too; without the flag the
+//! files are read-only and poll answers at once.
 //!
 //! On a hybrid host a container's PSI is its cgroup2 group's, so the test puts each
 //! container's init in a cgroup2 group of its own too (runtimes do).
@@ -230,6 +231,135 @@ except OSError as e:
         "{text}"
     );
     drop(ua);
+}
+
+/// Registers as many as 16 triggers on argv[1]'s `proc/pressure/memory`, one a
+/// descriptor, writes `<registered> <errno of the first failure, or 0>` to argv[2], and
+/// holds them until killed.
+const HOLDER: &str = r#"
+import os, sys, time
+p = sys.argv[1] + "/proc/pressure/memory"
+held, ok, err = [], 0, 0
+for i in range(16):
+    try:
+        f = os.open(p, os.O_RDWR)
+        held.append(f)
+        os.write(f, b"some 150000 2000000\n")
+        ok += 1
+    except OSError as e:
+        err = e.errno
+        break
+with open(sys.argv[2] + ".tmp", "w") as out:
+    out.write("%d %d\n" % (ok, err))
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+time.sleep(600)
+"#;
+
+/// Each trigger holds one of the worker's descriptors. Under a limit of 256 of them,
+/// 15 pid namespaces of one container asking 16 triggers each (240, within every
+/// namespace's own bound) would leave the worker none to open a neighbour's cgroup
+/// files with, and every container's reads would fail (`EIO`). Containers together
+/// get half the limit, 128; the next write fails with `ENOSPC`, said in the log, and a
+/// neighbour's `meminfo` is still its own.
+#[test]
+fn triggers_of_all_containers_leave_descriptors_for_every_read() {
+    const HOLDERS: usize = 15;
+    let d = Daemon::start(&["--enable-psi-poll"]);
+    // A worker's limit is its supervisor's: lower it there, then replace the worker.
+    let limit = rustix::process::Rlimit {
+        current: Some(256),
+        maximum: Some(256),
+    };
+    let sup = rustix::process::Pid::from_raw(d.pid as i32).unwrap();
+    rustix::process::prlimit(Some(sup), rustix::process::Resource::Nofile, limit).unwrap();
+    poll(DEADLINE, "the first worker serving", || {
+        d.log_text().contains("is serving").then_some(())
+    });
+    d.upgrade();
+    let worker = d.workers()[0];
+    let a = memory_limited("psi-hoard");
+    let ua = Unified::for_group(&a);
+    let ctr = Running::start(&a, &d.mnt);
+    let out = tempfile::tempdir().unwrap();
+    let join = match &ua.0 {
+        Some(dir) => format!("echo $$ > '{}/cgroup.procs'\n", dir.display()),
+        None => String::new(),
+    };
+    let script = format!(
+        "{join}for i in $(seq 1 {HOLDERS}); do\n\
+         unshare -p -f python3 -c '{}' \"{}\" \"{}/$i\" </dev/null >/dev/null 2>&1 &\n\
+         done\n",
+        HOLDER.replace('\'', "'\\''"),
+        d.mnt.display(),
+        out.path().display()
+    );
+    let started = ctr.exec(&script);
+    assert!(started.status.success(), "{started:?}");
+    let counts: Vec<(usize, i32)> = poll(DEADLINE, "every holder's count", || {
+        let texts: Vec<String> = (1..=HOLDERS)
+            .map(|i| std::fs::read_to_string(out.path().join(i.to_string())))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        Some(
+            texts
+                .iter()
+                .map(|t| {
+                    let mut w = t.split_whitespace().map(|v| v.parse::<i64>().unwrap());
+                    (w.next().unwrap() as usize, w.next().unwrap() as i32)
+                })
+                .collect(),
+        )
+    });
+    let registered: usize = counts.iter().map(|c| c.0).sum();
+    assert_eq!(registered, 128, "triggers registered in all: {counts:?}");
+    assert!(
+        counts
+            .iter()
+            .all(|&(n, e)| n == 16 && e == 0 || n < 16 && e == libc::ENOSPC),
+        "each holder: 16, or fewer and ENOSPC: {counts:?}"
+    );
+    let neighbour = Cgroup::with_memory_limit("psi-neighbour", 192 * MIB);
+    let read = run(&neighbour, &d.mnt, "head -n1 /proc/meminfo");
+    assert_eq!(
+        meminfo_get(&read.stdout, "MemTotal"),
+        Some(192 * 1024),
+        "the neighbour's meminfo while the triggers are held: {read:?}"
+    );
+    let fds = std::fs::read_dir(format!("/proc/{worker}/fd"))
+        .unwrap()
+        .count();
+    assert!(fds < 256, "the worker holds {fds} descriptors");
+    let log = d.log_text();
+    assert!(log.contains("PSI triggers: containers hold 128"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+    drop(ctr);
+    drop(ua);
+}
+
+/// A worker started under systemd's soft limit of 1 024 descriptors raises it to the
+/// hard one (at most 2^20) itself, so that the half containers' triggers may take is
+/// not 512.
+#[test]
+fn a_worker_raises_its_open_file_limit_to_the_hard_one() {
+    let d = Daemon::start(&["--enable-psi-poll"]);
+    let limit = rustix::process::Rlimit {
+        current: Some(1024),
+        maximum: Some(8192),
+    };
+    let sup = rustix::process::Pid::from_raw(d.pid as i32).unwrap();
+    rustix::process::prlimit(Some(sup), rustix::process::Resource::Nofile, limit).unwrap();
+    poll(DEADLINE, "the first worker serving", || {
+        d.log_text().contains("is serving").then_some(())
+    });
+    d.upgrade();
+    let worker = d.workers()[0];
+    let limits = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("{limits}"));
+    let values: Vec<&str> = files.split_whitespace().collect();
+    assert_eq!(values[3..5], ["8192", "8192"], "{files}");
 }
 
 #[test]
