@@ -163,6 +163,37 @@ fn a_container_moved_out_of_a_removed_cgroup_gets_the_new_one() {
     assert!(!d.log_text().contains("panic"), "{}", d.log_text());
 }
 
+/// A container's group removed and made again under the same name, as a runtime that
+/// names groups after containers does when it restarts one (LXC): nothing the daemon
+/// keeps by a group's path (renderings, paths, descriptors) may outlive the group, so
+/// it soon reads the new group's limit and does not hold up the old one's removal.
+#[test]
+fn a_cgroup_made_again_under_the_same_name_is_read_anew() {
+    let d = Daemon::start(&[]);
+    let parking = Cgroup::with_memory_limit("parking", 256 * MIB);
+    let old = Cgroup::with_memory_limit("remade", 192 * MIB);
+    let ctr = Running::start(&old, &d.mnt);
+    assert!(ctr.exec("head -n1 /proc/meminfo").ok().contains("196608"));
+    let move_all = |from: &[u32], to: &[std::path::PathBuf]| {
+        for pid in from {
+            for procs in to {
+                std::fs::write(procs, pid.to_string()).unwrap();
+            }
+        }
+    };
+    move_all(&old.pids(), &parking.procs_files());
+    let rel = old.rel.clone();
+    drop(old);
+    let remade = testkit::cgroup::Group::create(&rel, &[Limit::Memory(224 * MIB)])
+        .unwrap_or_else(|e| panic!("make {rel} again (was its removal held up?): {e}"));
+    move_all(&parking.pids(), &remade.procs_files());
+    poll(DEADLINE, "the remade group's limit", || {
+        let out = ctr.exec("head -n1 /proc/meminfo");
+        (meminfo_get(out.ok(), "MemTotal") == Some(224 * 1024)).then_some(())
+    });
+    assert!(!d.log_text().contains("panic"), "{}", d.log_text());
+}
+
 /// Containers whose init exits while another of their processes is reading: the
 /// namespace dies with its readers mid-request. The daemon keeps serving, promptly.
 #[test]
