@@ -233,6 +233,24 @@ except OSError as e:
     drop(ua);
 }
 
+/// Replace `d`'s worker with one started under this limit on open descriptors (soft,
+/// hard): a worker's limit is its supervisor's, so it is set there first. The new
+/// worker's pid.
+fn worker_under_open_file_limit(d: &Daemon, soft: u64, hard: u64) -> u32 {
+    let limit = rustix::process::Rlimit {
+        current: Some(soft),
+        maximum: Some(hard),
+    };
+    let sup = rustix::process::Pid::from_raw(d.pid as i32).unwrap();
+    rustix::process::prlimit(Some(sup), rustix::process::Resource::Nofile, limit).unwrap();
+    // An upgrade asked before the first worker serves is ignored.
+    poll(DEADLINE, "the first worker serving", || {
+        d.log_text().contains("is serving").then_some(())
+    });
+    d.upgrade();
+    d.workers()[0]
+}
+
 /// Registers as many as 16 triggers on argv[1]'s `proc/pressure/memory`, one a
 /// descriptor, writes `<registered> <errno of the first failure, or 0>` to argv[2], and
 /// holds them until killed.
@@ -265,18 +283,7 @@ time.sleep(600)
 fn triggers_of_all_containers_leave_descriptors_for_every_read() {
     const HOLDERS: usize = 15;
     let d = Daemon::start(&["--enable-psi-poll"]);
-    // A worker's limit is its supervisor's: lower it there, then replace the worker.
-    let limit = rustix::process::Rlimit {
-        current: Some(256),
-        maximum: Some(256),
-    };
-    let sup = rustix::process::Pid::from_raw(d.pid as i32).unwrap();
-    rustix::process::prlimit(Some(sup), rustix::process::Resource::Nofile, limit).unwrap();
-    poll(DEADLINE, "the first worker serving", || {
-        d.log_text().contains("is serving").then_some(())
-    });
-    d.upgrade();
-    let worker = d.workers()[0];
+    let worker = worker_under_open_file_limit(&d, 256, 256);
     let a = memory_limited("psi-hoard");
     let ua = Unified::for_group(&a);
     let ctr = Running::start(&a, &d.mnt);
@@ -342,17 +349,7 @@ fn triggers_of_all_containers_leave_descriptors_for_every_read() {
 #[test]
 fn a_worker_raises_its_open_file_limit_to_the_hard_one() {
     let d = Daemon::start(&["--enable-psi-poll"]);
-    let limit = rustix::process::Rlimit {
-        current: Some(1024),
-        maximum: Some(8192),
-    };
-    let sup = rustix::process::Pid::from_raw(d.pid as i32).unwrap();
-    rustix::process::prlimit(Some(sup), rustix::process::Resource::Nofile, limit).unwrap();
-    poll(DEADLINE, "the first worker serving", || {
-        d.log_text().contains("is serving").then_some(())
-    });
-    d.upgrade();
-    let worker = d.workers()[0];
+    let worker = worker_under_open_file_limit(&d, 1024, 8192);
     let limits = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap();
     let files = limits
         .lines()
