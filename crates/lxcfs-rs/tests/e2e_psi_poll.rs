@@ -284,14 +284,17 @@ fn triggers_of_all_containers_leave_descriptors_for_every_read() {
     const HOLDERS: usize = 15;
     let d = Daemon::start(&["--enable-psi-poll"]);
     let worker = worker_under_open_file_limit(&d, 256, 256);
-    let a = memory_limited("psi-hoard");
+    let a = Cgroup::new("psi-hoard", &[]);
     let ua = Unified::for_group(&a);
     let ctr = Running::start(&a, &d.mnt);
     let out = tempfile::tempdir().unwrap();
-    let join = match &ua.0 {
-        Some(dir) => format!("echo $$ > '{}/cgroup.procs'\n", dir.display()),
-        None => String::new(),
-    };
+    // `nsenter` leaves the shell in the test's own groups: into the container's.
+    let mut groups = a.procs_files();
+    groups.extend(ua.0.iter().map(|d| d.join("cgroup.procs")));
+    let join: String = groups
+        .iter()
+        .map(|f| format!("echo $$ > '{}'\n", f.display()))
+        .collect();
     let script = format!(
         "{join}for i in $(seq 1 {HOLDERS}); do\n\
          unshare -p -f python3 -c '{}' \"{}\" \"{}/$i\" </dev/null >/dev/null 2>&1 &\n\
