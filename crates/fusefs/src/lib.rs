@@ -196,7 +196,7 @@ fn refused_open(owner: u64, pinned: u64, limit: u64) {
     }
     *last = Some(std::time::Instant::now());
     tracing::warn!(
-        "the reader in pid namespace {owner} holds {} KiB of open files here, the limit per \
+        "the container of pid namespace {owner} holds {} KiB of open files here, the limit per \
          container is {} KiB (--max-open-mib): its opens fail with EMFILE",
         pinned / 1024,
         limit / 1024

@@ -334,7 +334,7 @@ impl crate::LxcFs {
         data: &[u8],
     ) -> Result<u32, Errno> {
         let file = self.trigger_file(ino).ok_or(Errno::EACCES)?;
-        let owner = self.host.reader_ns(req.pid());
+        let owner = self.host.owner_of(req.pid());
         self.psi.admit(fh, owner)?;
         let fd = self
             .host

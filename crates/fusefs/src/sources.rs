@@ -68,7 +68,7 @@ impl LxcFs {
                     .cgroup_pids(req.pid(), p, &mut buf)
                     .map(|()| Rendered {
                         bytes: buf.into(),
-                        owner: self.host.reader_ns(req.pid()),
+                        owner: self.host.owner_of(req.pid()),
                         origin: Origin::Container,
                         reason: None,
                     })
@@ -77,7 +77,7 @@ impl LxcFs {
                 let mut buf = Vec::with_capacity(4096);
                 self.host.root().read_into(p, &mut buf).map(|()| Rendered {
                     bytes: buf.into(),
-                    owner: self.host.reader_ns(req.pid()),
+                    owner: self.host.owner_of(req.pid()),
                     // The mirrored sysfs entries are the host's by design.
                     origin: Origin::Container,
                     reason: None,

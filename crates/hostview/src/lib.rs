@@ -115,7 +115,8 @@ pub struct Rendered {
     /// Shared with every other reader of the same container within the render cache's
     /// lifetime.
     pub bytes: Arc<[u8]>,
-    /// Who holding it is charged to: the reader's pid namespace inode (0: unknown).
+    /// Who holding it is charged to: the reader's container's outermost pid namespace
+    /// inode (0: unknown; see [`Host::owner_of`]).
     pub owner: u64,
     /// Where its content came from (for the daemon's counters).
     pub origin: Origin,
@@ -146,6 +147,8 @@ pub struct Host {
     self_ns: NsId,
     opts: Options,
     cache: ContainerCache,
+    /// Who each reader namespace's handles are charged to (see [`Host::owner_of`]).
+    owners: pidns::Owners,
     failures: LogOnce,
     observer: Option<Arc<dyn Observer>>,
     /// Every reader is served the host's own files (SIGUSR2, LXCFS's kill switch).
@@ -189,6 +192,7 @@ impl Host {
             self_ns,
             opts,
             cache: ContainerCache::default(),
+            owners: pidns::Owners::default(),
             failures: LogOnce::default(),
             observer: None,
             host_files: AtomicBool::new(false),
@@ -332,7 +336,7 @@ impl Host {
     /// holds the same bytes, not a copy.
     pub fn rendering(&self, file: VirtualFile, tid: u32) -> Result<Rendered> {
         if self.serves_host_files() {
-            return self.host_rendering(file, self.reader_ns(tid), Origin::HostSwitch);
+            return self.host_rendering(file, self.owner_of(tid), Origin::HostSwitch);
         }
         // A crash while virtualizing, as the tests inject it.
         #[cfg(debug_assertions)]
@@ -359,7 +363,8 @@ impl Host {
                 let ns = self.reader_ns(tid);
                 let reason = HostReason::of_error(&e);
                 self.log_fallback(file, tid, ns, reason, &e);
-                let mut r = self.host_rendering(file, ns, Origin::HostFallback)?;
+                let owner = self.owner_of(tid);
+                let mut r = self.host_rendering(file, owner, Origin::HostFallback)?;
                 r.reason = Some(reason);
                 Ok(r)
             }
@@ -391,6 +396,22 @@ impl Host {
         NsId::of(&self.proc, tid).map_or(0, |n| n.0)
     }
 
+    /// Who reader `tid`'s open files and PSI triggers are charged to: its container's
+    /// outermost pid namespace (see [`pidns::outermost`]), the reader's own when that
+    /// cannot be told, 0 when not even that can.
+    pub fn owner_of(&self, tid: u32) -> u64 {
+        NsId::of(&self.proc, tid).map_or(0, |ns| self.owner_in(tid, ns).0)
+    }
+
+    fn owner_in(&self, tid: u32, ns: NsId) -> NsId {
+        if ns == self.self_ns || !self.real_root {
+            return ns;
+        }
+        self.owners.get_or(ns, Instant::now(), || {
+            pidns::outermost(&self.proc, tid, self.self_ns).unwrap_or(ns)
+        })
+    }
+
     /// [`rendering`](Self::rendering) copied into `out` (cleared first).
     pub fn render(&self, file: VirtualFile, tid: u32, out: &mut Vec<u8>) -> Result<()> {
         let r = self.rendering(file, tid)?;
@@ -420,7 +441,7 @@ impl Host {
                 rustix::io::Errno::IO,
             ));
         }
-        let owner = c.ns.unwrap_or(self.self_ns).0;
+        let owner = c.ns.map_or(self.self_ns, |ns| self.owner_in(tid, ns)).0;
         // Uptime falls back to the reader's own start when init's is unknown: then the
         // rendering is the reader's, not the container's.
         // Fixture trees change between renders in tests: only the live host is cached.

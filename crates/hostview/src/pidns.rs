@@ -4,7 +4,10 @@
 //! host's). A container is identified by its pid namespace, and its cgroup is the one
 //! of that namespace's init, as in LXCFS.
 
+use std::collections::HashMap;
 use std::os::fd::AsFd;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use procfile::pid::parse_status;
 use rustix::fs::{Mode, OFlags, openat};
@@ -155,4 +158,111 @@ fn scan_for_init(proc: &Dir, ns: NsId) -> Option<u32> {
 fn read_status(proc: &Dir, pid: u32) -> Result<procfile::pid::ProcStatus> {
     let text = proc.read_lossy(&format!("{pid}/status"))?;
     Ok(parse_status(&text))
+}
+
+/// The pid namespace a reader's handles and PSI triggers are charged to: the outermost
+/// one below `ours` on the way up from `tid`'s, so that the namespaces a container
+/// makes inside itself (`unshare -p`, a nested runtime) share its bounds rather than
+/// each getting bounds of its own. The kernel nests pid namespaces at most 32 deep.
+pub fn outermost(proc: &Dir, tid: u32, ours: NsId) -> Result<NsId> {
+    let rel = format!("{tid}/ns/pid");
+    let err = |e| Error::io(proc.path_of(&rel), e);
+    let mut fd = openat(
+        proc.fd(),
+        rel.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err)?;
+    let mut here = NsId(rustix::fs::fstat(&fd).map_err(err)?.st_ino);
+    for _ in 0..=MAX_PID_NS_DEPTH {
+        if here == ours {
+            return Ok(here);
+        }
+        let parent = match sys::ns_parent(&fd) {
+            Ok(p) => p,
+            // The parent is not ours to see: `here` is as far out as we can tell.
+            Err(rustix::io::Errno::PERM) => return Ok(here),
+            Err(e) => return Err(err(e)),
+        };
+        let up = NsId(rustix::fs::fstat(&parent).map_err(err)?.st_ino);
+        if up == ours {
+            return Ok(here);
+        }
+        (fd, here) = (parent, up);
+    }
+    Err(Error::parse(proc.path_of(&rel)))
+}
+
+/// `MAX_PID_NS_LEVEL` in the kernel.
+const MAX_PID_NS_DEPTH: usize = 32;
+
+/// [`outermost`] of each reader's namespace, kept for a second: a namespace's parents
+/// never change, but a dead namespace's inode number is given to a new one.
+#[derive(Debug, Default)]
+pub struct Owners(Mutex<HashMap<NsId, (NsId, Instant)>>);
+
+const OWNER_TTL: Duration = Duration::from_secs(1);
+/// Past this many namespaces the map starts over (a container making namespaces by
+/// the thousand must not grow it without bound).
+const MAX_OWNERS: usize = 4096;
+
+impl Owners {
+    /// The owner of `ns`, from `find` when not known within the last second.
+    pub fn get_or(&self, ns: NsId, now: Instant, find: impl FnOnce() -> NsId) -> NsId {
+        if let Some(&(owner, at)) = self.lock().get(&ns) {
+            if now.saturating_duration_since(at) < OWNER_TTL {
+                return owner;
+            }
+        }
+        let owner = find();
+        let mut map = self.lock();
+        if map.len() >= MAX_OWNERS {
+            map.clear();
+        }
+        map.insert(ns, (owner, now));
+        owner
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NsId, (NsId, Instant)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn owners_are_kept_for_a_second_and_bounded() {
+        let o = Owners::default();
+        let t0 = Instant::now();
+        let asked = std::cell::Cell::new(0);
+        let get = |ns: u64, at: Instant| {
+            o.get_or(NsId(ns), at, || {
+                asked.set(asked.get() + 1);
+                NsId(ns + 1000)
+            })
+        };
+        assert_eq!(get(1, t0), NsId(1001));
+        assert_eq!(get(1, t0 + Duration::from_millis(900)), NsId(1001));
+        assert_eq!(asked.get(), 1);
+        assert_eq!(get(1, t0 + OWNER_TTL), NsId(1001));
+        assert_eq!(asked.get(), 2);
+        for ns in 2..(MAX_OWNERS as u64 + 10) {
+            get(ns, t0 + OWNER_TTL);
+        }
+        assert!(o.lock().len() <= MAX_OWNERS);
+    }
+
+    /// A reader in our own namespace is charged to it (the nested case, a container's
+    /// `unshare -p`, is `e2e_hostile`'s).
+    #[test]
+    fn the_walk_stops_at_ours() {
+        let proc = Dir::open(std::path::Path::new("/proc")).unwrap();
+        let me = std::process::id();
+        let ns = NsId::of(&proc, me).unwrap();
+        assert_eq!(outermost(&proc, me, ns).unwrap(), ns);
+    }
 }

@@ -2,7 +2,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use rustix::io::Errno;
 use rustix::ioctl::{Ioctl, IoctlOutput, Opcode, ioctl};
@@ -40,4 +40,40 @@ pub fn ns_pid_to_host<Fd: AsFd>(ns_fd: Fd, pid: u32) -> rustix::io::Result<u32> 
     // SAFETY: `ns_fd` is an open descriptor for the whole call (borrowed), and the
     // request's argument is a plain integer (see the `Ioctl` impl above).
     unsafe { ioctl(ns_fd, TgidFromPidns(pid as usize)) }
+}
+
+/// `NS_GET_PARENT` (Linux 4.9+): the parent of the namespace behind an nsfs
+/// descriptor, as a new descriptor.
+struct NsParent;
+
+// SAFETY: the opcode takes no argument and touches no user memory; its return value
+// is a new descriptor the caller owns, or the call fails.
+unsafe impl Ioctl for NsParent {
+    type Output = OwnedFd;
+    const IS_MUTATING: bool = false;
+
+    fn opcode(&self) -> Opcode {
+        libc::NS_GET_PARENT as Opcode
+    }
+
+    fn as_ptr(&mut self) -> *mut c_void {
+        std::ptr::null_mut()
+    }
+
+    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<OwnedFd> {
+        if out < 0 {
+            return Err(Errno::BADF);
+        }
+        // SAFETY: a successful NS_GET_PARENT returns a descriptor opened for us, which
+        // nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(out) })
+    }
+}
+
+/// The parent pid (or user) namespace of `ns_fd`'s. `EPERM` when it lies outside the
+/// caller's namespace, or there is none.
+pub fn ns_parent<Fd: AsFd>(ns_fd: Fd) -> rustix::io::Result<OwnedFd> {
+    // SAFETY: `ns_fd` is an open descriptor for the whole call (borrowed), and the
+    // request takes no argument (see the `Ioctl` impl above).
+    unsafe { ioctl(ns_fd, NsParent) }
 }

@@ -359,6 +359,66 @@ open(sys.argv[2], "w").write(open("/proc/meminfo").readline())
     assert!(again.contains("524288"), "{again}");
 }
 
+/// A container whose processes make pid namespaces of their own (a system container
+/// running its own containers, or one dodging its bound) is still one container: the
+/// handles held from all its namespaces share its one `--max-open-mib`.
+#[test]
+fn nested_pid_namespaces_share_their_containers_open_file_memory() {
+    require_tools(&["python3"], "apt-get install python3").unwrap();
+    const NESTED: usize = 3;
+    let d = Daemon::start(&["--max-open-mib", "1"]);
+    let greedy = Cgroup::with_memory_limit("nesting", 512 * MIB);
+    let ctr = Running::start(&greedy, &d.mnt);
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("hold.py");
+    fs::write(
+        &program,
+        r#"import os, sys, time
+held, failed = [], 0
+for _ in range(2000):
+    try:
+        held.append(open("/proc/meminfo", "rb"))
+    except OSError:
+        failed += 1
+open(sys.argv[1] + ".tmp", "w").write("%d %d" % (len(held), failed))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(600)
+"#,
+    )
+    .unwrap();
+    // One after another, so that each finds what the ones before it hold.
+    let script: String = (0..NESTED)
+        .map(|i| {
+            let report = dir.path().join(i.to_string());
+            format!(
+                "unshare -p -f python3 {} {} </dev/null >/dev/null 2>&1 &\n\
+                 while [ ! -e {} ]; do sleep 0.05; done\n",
+                program.display(),
+                report.display(),
+                report.display()
+            )
+        })
+        .collect();
+    ctr.exec(&script).ok();
+    let held: Vec<usize> = (0..NESTED)
+        .map(|i| {
+            let text = fs::read_to_string(dir.path().join(i.to_string())).unwrap();
+            text.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    let total: usize = held.iter().sum();
+    // 1 MiB at about 1.7 KiB a handle, for the three together.
+    assert!(
+        (300..1500).contains(&total),
+        "{total} opens held by {NESTED} nested pid namespaces: {held:?}"
+    );
+    assert_eq!(
+        held[NESTED - 1],
+        0,
+        "the last one finds the bound reached: {held:?}"
+    );
+}
+
 /// The other calls a reader may make on a served file, each answered as the kernel's
 /// own file answers it (success or the same errno), in direct I/O and passthrough
 /// modes; the data calls also return the bytes a plain read returns.

@@ -274,37 +274,43 @@ time.sleep(600)
 "#;
 
 /// Each trigger holds one of the worker's descriptors. Under a limit of 256 of them,
-/// 15 pid namespaces of one container asking 16 triggers each (240, within every
-/// namespace's own bound) would leave the worker none to open a neighbour's cgroup
-/// files with, and every container's reads would fail (`EIO`). Containers together
-/// get half the limit, 128; the next write fails with `ENOSPC`, said in the log, and a
-/// neighbour's `meminfo` is still its own.
+/// 15 containers asking 16 triggers each (240, within every container's own bound)
+/// would leave the worker none to open a neighbour's cgroup files with, and every
+/// container's reads would fail (`EIO`). Containers together get half the limit, 128;
+/// the next write fails with `ENOSPC`, said in the log, and a neighbour's `meminfo`
+/// is still its own.
 #[test]
 fn triggers_of_all_containers_leave_descriptors_for_every_read() {
     const HOLDERS: usize = 15;
     let d = Daemon::start(&["--enable-psi-poll"]);
     let worker = worker_under_open_file_limit(&d, 256, 256);
+    // The containers share one group (and, on a hybrid host, one cgroup2 group for
+    // their PSI); each is a pid namespace of its own.
     let a = Cgroup::new("psi-hoard", &[]);
     let ua = Unified::for_group(&a);
-    let ctr = Running::start(&a, &d.mnt);
-    let out = tempfile::tempdir().unwrap();
-    // `nsenter` leaves the shell in the test's own groups: into the container's.
     let mut groups = a.procs_files();
     groups.extend(ua.0.iter().map(|d| d.join("cgroup.procs")));
     let join: String = groups
         .iter()
         .map(|f| format!("echo $$ > '{}'\n", f.display()))
         .collect();
-    let script = format!(
-        "{join}for i in $(seq 1 {HOLDERS}); do\n\
-         unshare -p -f python3 -c '{}' \"{}\" \"{}/$i\" </dev/null >/dev/null 2>&1 &\n\
-         done\n",
-        HOLDER.replace('\'', "'\\''"),
-        d.mnt.display(),
-        out.path().display()
-    );
-    let started = ctr.exec(&script);
-    assert!(started.status.success(), "{started:?}");
+    let out = tempfile::tempdir().unwrap();
+    let mut holders: Vec<std::process::Child> = (1..=HOLDERS)
+        .map(|i| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "{join}exec unshare -p -f --kill-child python3 -c \"$HOLDER\" '{}' '{}/{i}'",
+                    d.mnt.display(),
+                    out.path().display()
+                ))
+                .env("HOLDER", HOLDER)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     let counts: Vec<(usize, i32)> = poll(DEADLINE, "every holder's count", || {
         let texts: Vec<String> = (1..=HOLDERS)
             .map(|i| std::fs::read_to_string(out.path().join(i.to_string())))
@@ -342,7 +348,11 @@ fn triggers_of_all_containers_leave_descriptors_for_every_read() {
     let log = d.log_text();
     assert!(log.contains("PSI triggers: containers hold 128"), "{log}");
     assert!(!log.contains("Too many open files"), "{log}");
-    drop(ctr);
+    for h in &mut holders {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    drop(a);
     drop(ua);
 }
 
