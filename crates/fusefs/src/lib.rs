@@ -149,10 +149,10 @@ impl LxcFs {
     fn adopt(&self, req: &Request, ino: u64, fh: u64) -> Result<handles::Rendering, Errno> {
         let (src, r) = self.source_rendered(req, ino)?;
         self.count(counted_as(ino), &r);
-        let owner = r.owner;
-        let c = self.handles.adopt(fh, src, owner, r.bytes);
+        let ns = r.ns;
+        let c = self.handles.adopt(fh, src, r.owner, r.bytes);
         // Not worth a store here: until the next open raises it, i_size is unknown.
-        if self.cache.opened(ino, fh, owner, &c, true) {
+        if self.cache.opened(ino, fh, ns, &c, true) {
             self.cache.grow_failed(ino);
         }
         Ok(c)
@@ -373,7 +373,7 @@ impl Filesystem for LxcFs {
             // Before the answer: the open then drops the pages the store leaves.
             if self
                 .cache
-                .opened(ino.0, fh.0, r.owner, &content, choice.mode != Mode::Pure)
+                .opened(ino.0, fh.0, r.ns, &content, choice.mode != Mode::Pure)
             {
                 self.grow(ino.0, &content);
             }

@@ -55,8 +55,9 @@ pub struct PageCache {
 struct Inode {
     /// A lower bound of the kernel's `i_size` for this inode.
     size: u64,
-    /// The open handles that may read through the cache: their owner (the reader's
-    /// pid namespace, 0: unknown) and rendering.
+    /// The open handles that may read through the cache: whose rendering they hold
+    /// (the reader's own pid namespace, not the outermost one its bounds are charged
+    /// to: a nested namespace renders its own init's cgroup; 0: unknown) and it.
     live: HashMap<u64, (u64, Rendering)>,
 }
 
@@ -65,11 +66,11 @@ impl Inode {
     /// bytes, or a rendering of the same length for the same container (a newer or
     /// older pass over its file), which moves neither `i_size` nor anyone's content
     /// to another container's.
-    fn alone_with(&self, fh: u64, owner: u64, content: &Rendering) -> bool {
+    fn alone_with(&self, fh: u64, ns: u64, content: &Rendering) -> bool {
         self.live.iter().all(|(&g, (o, c))| {
             g == fh
                 || Arc::ptr_eq(c, content)
-                || (owner != 0 && *o == owner && c.len() == content.len())
+                || (ns != 0 && *o == ns && c.len() == content.len())
                 || c[..] == content[..]
         })
     }
@@ -96,14 +97,14 @@ impl PageCache {
     /// through the cache; pure passthrough opens do not). Returns whether `i_size`
     /// must be raised to the rendering's length before the open is answered; the
     /// caller then says how that went ([`PageCache::grown`]).
-    pub fn opened(&self, ino: u64, fh: u64, owner: u64, content: &Rendering, cached: bool) -> bool {
+    pub fn opened(&self, ino: u64, fh: u64, ns: u64, content: &Rendering, cached: bool) -> bool {
         let mut t = self.lock();
         let i = t.entry(ino).or_default();
         if !cached {
             return false;
         }
-        i.live.insert(fh, (owner, content.clone()));
-        let grow = i.size < content.len() as u64 && i.alone_with(fh, owner, content);
+        i.live.insert(fh, (ns, content.clone()));
+        let grow = i.size < content.len() as u64 && i.alone_with(fh, ns, content);
         if grow {
             i.size = content.len() as u64;
         }
@@ -133,10 +134,10 @@ impl PageCache {
             return false;
         };
         let len = content.len() as u64;
-        let Some(&(owner, _)) = i.live.get(&fh) else {
+        let Some(&(ns, _)) = i.live.get(&fh) else {
             return false;
         };
-        if !i.alone_with(fh, owner, content) || i.size < len {
+        if !i.alone_with(fh, ns, content) || i.size < len {
             return false;
         }
         let end = offset.saturating_add(u64::from(size));

@@ -63,21 +63,25 @@ impl LxcFs {
         match src {
             Source::Virtual(f) => self.host.rendering(*f, req.pid()),
             Source::Pids(p) => {
+                let who = self.host.reader(req.pid());
                 let mut buf = Vec::with_capacity(4096);
                 self.host
                     .cgroup_pids(req.pid(), p, &mut buf)
                     .map(|()| Rendered {
                         bytes: buf.into(),
-                        owner: self.host.owner_of(req.pid()),
+                        owner: who.owner,
+                        ns: who.ns,
                         origin: Origin::Container,
                         reason: None,
                     })
             }
             Source::Host(p) => {
+                let who = self.host.reader(req.pid());
                 let mut buf = Vec::with_capacity(4096);
                 self.host.root().read_into(p, &mut buf).map(|()| Rendered {
                     bytes: buf.into(),
-                    owner: self.host.owner_of(req.pid()),
+                    owner: who.owner,
+                    ns: who.ns,
                     // The mirrored sysfs entries are the host's by design.
                     origin: Origin::Container,
                     reason: None,

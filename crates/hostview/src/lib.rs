@@ -109,6 +109,13 @@ impl Default for Options {
     }
 }
 
+/// Whose a rendering is and who holding it is charged to (see [`Rendered`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reader {
+    pub ns: u64,
+    pub owner: u64,
+}
+
 /// A file rendered for a reader.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -118,6 +125,9 @@ pub struct Rendered {
     /// Who holding it is charged to: the reader's container's outermost pid namespace
     /// inode (0: unknown; see [`Host::owner_of`]).
     pub owner: u64,
+    /// Whose rendering it is: the reader's own pid namespace inode (0: unknown), which
+    /// a nested namespace does not share with its container's.
+    pub ns: u64,
     /// Where its content came from (for the daemon's counters).
     pub origin: Origin,
     /// Why it is the host's file, when it is (not for [`Origin::HostSwitch`]).
@@ -336,7 +346,7 @@ impl Host {
     /// holds the same bytes, not a copy.
     pub fn rendering(&self, file: VirtualFile, tid: u32) -> Result<Rendered> {
         if self.serves_host_files() {
-            return self.host_rendering(file, self.owner_of(tid), Origin::HostSwitch);
+            return self.host_rendering(file, self.reader(tid), Origin::HostSwitch);
         }
         // A crash while virtualizing, as the tests inject it.
         #[cfg(debug_assertions)]
@@ -360,11 +370,10 @@ impl Host {
         match self.render_container(file, tid) {
             Ok(r) => Ok(r),
             Err(e) => {
-                let ns = self.reader_ns(tid);
+                let who = self.reader(tid);
                 let reason = HostReason::of_error(&e);
-                self.log_fallback(file, tid, ns, reason, &e);
-                let owner = self.owner_of(tid);
-                let mut r = self.host_rendering(file, owner, Origin::HostFallback)?;
+                self.log_fallback(file, tid, who.ns, reason, &e);
+                let mut r = self.host_rendering(file, who, Origin::HostFallback)?;
                 r.reason = Some(reason);
                 Ok(r)
             }
@@ -400,16 +409,28 @@ impl Host {
     /// outermost pid namespace (see [`pidns::outermost`]), the reader's own when that
     /// cannot be told, 0 when not even that can.
     pub fn owner_of(&self, tid: u32) -> u64 {
-        NsId::of(&self.proc, tid).map_or(0, |ns| self.owner_in(tid, ns).0)
+        self.reader(tid).owner
+    }
+
+    /// Reader `tid`'s pid namespace and its owner (see [`Host::owner_of`]).
+    pub fn reader(&self, tid: u32) -> Reader {
+        NsId::of(&self.proc, tid).map_or(Reader { ns: 0, owner: 0 }, |ns| Reader {
+            ns: ns.0,
+            owner: self.owner_in(tid, ns).0,
+        })
     }
 
     fn owner_in(&self, tid: u32, ns: NsId) -> NsId {
         if ns == self.self_ns || !self.real_root {
             return ns;
         }
-        self.owners.get_or(ns, Instant::now(), || {
-            pidns::outermost(&self.proc, tid, self.self_ns).unwrap_or(ns)
-        })
+        // A walk that failed (the reader gone, a namespace reused under it) is not
+        // kept: the next read walks again.
+        self.owners
+            .get_or(ns, Instant::now(), || {
+                pidns::outermost(&self.proc, tid, ns, self.self_ns).ok()
+            })
+            .unwrap_or(ns)
     }
 
     /// [`rendering`](Self::rendering) copied into `out` (cleared first).
@@ -420,12 +441,13 @@ impl Host {
         Ok(())
     }
 
-    fn host_rendering(&self, file: VirtualFile, owner: u64, origin: Origin) -> Result<Rendered> {
+    fn host_rendering(&self, file: VirtualFile, who: Reader, origin: Origin) -> Result<Rendered> {
         let mut out = Vec::with_capacity(4096);
         self.host_file(file, &mut out)?;
         Ok(Rendered {
             bytes: out.into(),
-            owner,
+            owner: who.owner,
+            ns: who.ns,
             origin,
             reason: None,
         })
@@ -441,7 +463,8 @@ impl Host {
                 rustix::io::Errno::IO,
             ));
         }
-        let owner = c.ns.map_or(self.self_ns, |ns| self.owner_in(tid, ns)).0;
+        let ns = c.ns.unwrap_or(self.self_ns);
+        let (owner, ns) = (self.owner_in(tid, ns).0, ns.0);
         // Uptime falls back to the reader's own start when init's is unknown: then the
         // rendering is the reader's, not the container's.
         // Fixture trees change between renders in tests: only the live host is cached.
@@ -454,6 +477,7 @@ impl Host {
                 return Ok(Rendered {
                     bytes,
                     owner,
+                    ns,
                     origin: Origin::Cached,
                     reason,
                 });
@@ -471,6 +495,7 @@ impl Host {
         Ok(Rendered {
             bytes,
             owner,
+            ns,
             origin: Origin::Container,
             reason,
         })

@@ -164,7 +164,9 @@ fn read_status(proc: &Dir, pid: u32) -> Result<procfile::pid::ProcStatus> {
 /// one below `ours` on the way up from `tid`'s, so that the namespaces a container
 /// makes inside itself (`unshare -p`, a nested runtime) share its bounds rather than
 /// each getting bounds of its own. The kernel nests pid namespaces at most 32 deep.
-pub fn outermost(proc: &Dir, tid: u32, ours: NsId) -> Result<NsId> {
+/// `ns` is the namespace the caller found `tid` in: a thread that died and whose id
+/// went to another namespace's is refused rather than answered for.
+pub fn outermost(proc: &Dir, tid: u32, ns: NsId, ours: NsId) -> Result<NsId> {
     let rel = format!("{tid}/ns/pid");
     let err = |e| Error::io(proc.path_of(&rel), e);
     let mut fd = openat(
@@ -175,6 +177,9 @@ pub fn outermost(proc: &Dir, tid: u32, ours: NsId) -> Result<NsId> {
     )
     .map_err(err)?;
     let mut here = NsId(rustix::fs::fstat(&fd).map_err(err)?.st_ino);
+    if here != ns {
+        return Err(err(rustix::io::Errno::SRCH));
+    }
     for _ in 0..=MAX_PID_NS_DEPTH {
         if here == ours {
             return Ok(here);
@@ -208,20 +213,26 @@ const OWNER_TTL: Duration = Duration::from_secs(1);
 const MAX_OWNERS: usize = 4096;
 
 impl Owners {
-    /// The owner of `ns`, from `find` when not known within the last second.
-    pub fn get_or(&self, ns: NsId, now: Instant, find: impl FnOnce() -> NsId) -> NsId {
+    /// The owner of `ns`, from `find` when not known within the last second; what
+    /// `find` cannot tell (`None`) is not kept.
+    pub fn get_or(
+        &self,
+        ns: NsId,
+        now: Instant,
+        find: impl FnOnce() -> Option<NsId>,
+    ) -> Option<NsId> {
         if let Some(&(owner, at)) = self.lock().get(&ns) {
             if now.saturating_duration_since(at) < OWNER_TTL {
-                return owner;
+                return Some(owner);
             }
         }
-        let owner = find();
+        let owner = find()?;
         let mut map = self.lock();
         if map.len() >= MAX_OWNERS {
             map.clear();
         }
         map.insert(ns, (owner, now));
-        owner
+        Some(owner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NsId, (NsId, Instant)>> {
@@ -242,14 +253,17 @@ mod owner_tests {
         let get = |ns: u64, at: Instant| {
             o.get_or(NsId(ns), at, || {
                 asked.set(asked.get() + 1);
-                NsId(ns + 1000)
+                Some(NsId(ns + 1000))
             })
         };
-        assert_eq!(get(1, t0), NsId(1001));
-        assert_eq!(get(1, t0 + Duration::from_millis(900)), NsId(1001));
+        assert_eq!(get(1, t0), Some(NsId(1001)));
+        assert_eq!(get(1, t0 + Duration::from_millis(900)), Some(NsId(1001)));
         assert_eq!(asked.get(), 1);
-        assert_eq!(get(1, t0 + OWNER_TTL), NsId(1001));
+        assert_eq!(get(1, t0 + OWNER_TTL), Some(NsId(1001)));
         assert_eq!(asked.get(), 2);
+        // What could not be told is asked again.
+        assert_eq!(o.get_or(NsId(7), t0, || None), None);
+        assert_eq!(o.get_or(NsId(7), t0, || Some(NsId(8))), Some(NsId(8)));
         for ns in 2..(MAX_OWNERS as u64 + 10) {
             get(ns, t0 + OWNER_TTL);
         }
@@ -263,6 +277,8 @@ mod owner_tests {
         let proc = Dir::open(std::path::Path::new("/proc")).unwrap();
         let me = std::process::id();
         let ns = NsId::of(&proc, me).unwrap();
-        assert_eq!(outermost(&proc, me, ns).unwrap(), ns);
+        assert_eq!(outermost(&proc, me, ns, ns).unwrap(), ns);
+        // Asked for a namespace the thread is not in: refused, not answered.
+        assert!(outermost(&proc, me, NsId(ns.0 + 1), ns).is_err());
     }
 }

@@ -61,19 +61,25 @@ unsafe impl Ioctl for NsParent {
     }
 
     unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<OwnedFd> {
-        if out < 0 {
-            return Err(Errno::BADF);
-        }
-        // SAFETY: a successful NS_GET_PARENT returns a descriptor opened for us, which
-        // nothing else owns.
+        // SAFETY: rustix hands us only a successful call's return value, and a
+        // successful NS_GET_PARENT on an nsfs file (`ns_parent` checks that it is one)
+        // returns a descriptor opened for us, which nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(out) })
     }
 }
 
 /// The parent pid (or user) namespace of `ns_fd`'s. `EPERM` when it lies outside the
-/// caller's namespace, or there is none.
+/// caller's namespace, or there is none; `ENOTTY` when `ns_fd` is not a namespace.
 pub fn ns_parent<Fd: AsFd>(ns_fd: Fd) -> rustix::io::Result<OwnedFd> {
-    // SAFETY: `ns_fd` is an open descriptor for the whole call (borrowed), and the
-    // request takes no argument (see the `Ioctl` impl above).
+    // The opcode means NS_GET_PARENT to nsfs only; a driver could give it a meaning of
+    // its own, and what it returned would not be a descriptor of ours.
+    if rustix::fs::fstatfs(&ns_fd)?.f_type as u64 != NSFS_MAGIC {
+        return Err(Errno::NOTTY);
+    }
+    // SAFETY: `ns_fd` is an open nsfs descriptor for the whole call (borrowed), and
+    // the request takes no argument (see the `Ioctl` impl above).
     unsafe { ioctl(ns_fd, NsParent) }
 }
+
+/// `statfs(2)`'s type of nsfs (`linux/magic.h`).
+const NSFS_MAGIC: u64 = 0x6e73_6673;

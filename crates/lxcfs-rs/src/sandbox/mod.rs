@@ -74,6 +74,7 @@ pub const ALLOWED: &[(&str, i64)] = &[
     ("ftruncate", libc::SYS_ftruncate),
     ("lseek", libc::SYS_lseek),
     ("fstat", libc::SYS_fstat),
+    ("fstatfs", libc::SYS_fstatfs),
     ("newfstatat", libc::SYS_newfstatat),
     ("statx", libc::SYS_statx),
     ("getdents64", libc::SYS_getdents64),
