@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod crashloop;
 mod device_plugin;
+mod limits;
 mod logging;
 mod metrics;
 mod mountpoint;

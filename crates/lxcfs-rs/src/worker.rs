@@ -31,34 +31,14 @@ fn fault(kind: &str) -> Option<hostview::VirtualFile> {
         .find(|f| f.name() == name)
 }
 
-/// The soft limit on open descriptors a worker raises itself to, within the hard one:
-/// systemd starts services at 1 024 (for `select(2)`, which we do not use), and each PSI
-/// trigger a container holds is one of the worker's descriptors (half the limit is
-/// theirs at most: `fusefs`'s `psi`).
-const OPEN_FILES: u64 = 1 << 20;
-
-fn raise_open_file_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    let want = limit
-        .maximum
-        .map_or(OPEN_FILES, |hard| hard.min(OPEN_FILES));
-    let Some(was) = limit.current.filter(|&soft| soft < want) else {
-        return;
-    };
-    limit.current = Some(want);
-    match setrlimit(Resource::Nofile, limit) {
-        Ok(()) => tracing::debug!("open file limit raised from {was} to {want}"),
-        Err(e) => tracing::warn!("the open file limit stays {was}, not {want}: {e}"),
-    }
-}
-
 /// How often the busiest containers are ranked and published: the window `status`
 /// shows reads over.
 const BUSY_WINDOW: Duration = Duration::from_secs(5);
 
 pub fn run(args: &WorkerArgs) -> Result<()> {
-    raise_open_file_limit();
+    // Each PSI trigger a container holds is one of the worker's descriptors (half the
+    // limit is theirs at most: `fusefs`'s `psi`).
+    crate::limits::raise_open_files();
     let fuse = adopt(args.fuse_fd)?;
     let fds = args
         .shared_fds

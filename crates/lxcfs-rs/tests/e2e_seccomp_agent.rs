@@ -36,6 +36,23 @@ fn require() {
     );
 }
 
+/// Started under systemd's soft limit of 1 024 descriptors, the agent raises it to the
+/// hard one: it holds one per container it answers for, and past the limit a
+/// container's listener would wait in the socket, unread, with its calls.
+#[test]
+fn the_agent_raises_its_open_file_limit_to_the_hard_one() {
+    require_env();
+    require_tools(&["prlimit"], "util-linux").unwrap();
+    let agent = Agent::start_with_open_files(1024, 8192, &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid)).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("{limits}"));
+    let values: Vec<&str> = files.split_whitespace().collect();
+    assert_eq!(values[3..5], ["8192", "8192"], "{files}");
+}
+
 /// A busybox rootfs with the sysinfo helper in /bin.
 fn rootfs() -> Rootfs {
     let r = Rootfs::busybox();

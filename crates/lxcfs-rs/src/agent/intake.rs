@@ -57,9 +57,15 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(l)
 }
 
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Accept hand-overs until the process ends; `busy` is held while one is read and
 /// registered (a live upgrade waits for it).
 pub fn accept_loop(l: &UnixListener, registry: &Registry, busy: &std::sync::Mutex<()>) {
+    // A failing accept (EMFILE) fails again every 10 ms until something changes: said
+    // once every ACCEPT_LOG_EVERY, with how often meanwhile.
+    let mut said: Option<std::time::Instant> = None;
+    let mut unsaid = 0u64;
     for conn in l.incoming() {
         let _busy = busy.lock().unwrap_or_else(|p| p.into_inner());
         match conn {
@@ -71,7 +77,12 @@ pub fn accept_loop(l: &UnixListener, registry: &Registry, busy: &std::sync::Mute
                 Err(e) => tracing::warn!("a runtime's hand-over failed: {e:#}"),
             },
             Err(e) => {
-                tracing::warn!("accept: {e}");
+                if said.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+                    tracing::warn!("accept: {e} (and {unsaid} more failures since the last line)");
+                    (said, unsaid) = (Some(std::time::Instant::now()), 0);
+                } else {
+                    unsaid += 1;
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
         }

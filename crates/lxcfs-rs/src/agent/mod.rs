@@ -46,6 +46,8 @@ use registry::Registry;
 pub fn run(args: &Args) -> Result<()> {
     crate::preflight::require_root()?;
     crate::preflight::require_host_namespaces()?;
+    // One descriptor per container it answers for: see `limits`.
+    crate::limits::raise_open_files();
     let opts = hostview::Options {
         swap: !args.disable_swap,
         loadavg: !args.disable_loadavg,

@@ -10,6 +10,14 @@ use serde_json::Value;
 
 use super::{DEADLINE, lxcfs_rs, poll, require_env, run_deadline, unique};
 
+/// How an agent is started.
+#[derive(Debug, Clone, Copy)]
+enum Launch {
+    Plain,
+    Activated,
+    OpenFiles(u64, u64),
+}
+
 pub struct Agent {
     child: Option<Child>,
     pub pid: u32,
@@ -21,17 +29,23 @@ pub struct Agent {
 impl Agent {
     /// Start an agent with `args` and wait until its socket accepts connections.
     pub fn start(args: &[&str]) -> Agent {
-        Agent::spawn(false, args)
+        Agent::spawn(Launch::Plain, args)
+    }
+
+    /// Like [`Agent::start`], under this limit on open descriptors (soft, hard), as a
+    /// service manager would start it (systemd: 1 024, 524 288).
+    pub fn start_with_open_files(soft: u64, hard: u64, args: &[&str]) -> Agent {
+        Agent::spawn(Launch::OpenFiles(soft, hard), args)
     }
 
     /// A socket-activated agent, as a systemd `.socket` unit starts it:
     /// `systemd-socket-activate` listens on the socket at once and execs the agent
     /// (same pid, `LISTEN_FDS=1`) when the first runtime connects.
     pub fn start_activated(args: &[&str]) -> Agent {
-        Agent::spawn(true, args)
+        Agent::spawn(Launch::Activated, args)
     }
 
-    fn spawn(activated: bool, args: &[&str]) -> Agent {
+    fn spawn(launch: Launch, args: &[&str]) -> Agent {
         require_env();
         let dir = tempfile::Builder::new()
             .prefix(&unique("agent"))
@@ -40,12 +54,20 @@ impl Agent {
         let base = fs::canonicalize(dir.path()).expect("canonicalize the temp dir");
         let socket = base.join("seccomp.sock");
         let log = base.join("log");
-        let mut cmd = if activated {
-            let mut c = Command::new("systemd-socket-activate");
-            c.arg("-l").arg(&socket).arg("--").arg(lxcfs_rs());
-            c
-        } else {
-            Command::new(lxcfs_rs())
+        let mut cmd = match launch {
+            Launch::Activated => {
+                let mut c = Command::new("systemd-socket-activate");
+                c.arg("-l").arg(&socket).arg("--").arg(lxcfs_rs());
+                c
+            }
+            Launch::OpenFiles(soft, hard) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={soft}:{hard}"))
+                    .arg("--")
+                    .arg(lxcfs_rs());
+                c
+            }
+            Launch::Plain => Command::new(lxcfs_rs()),
         };
         let child = cmd
             .arg("seccomp-agent")
@@ -56,9 +78,7 @@ impl Agent {
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("create the agent's log"))
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start the seccomp agent (activated: {activated}): {e}")
-            });
+            .unwrap_or_else(|e| panic!("cannot start the seccomp agent ({launch:?}): {e}"));
         let pid = child.id();
         let mut a = Agent {
             child: Some(child),
