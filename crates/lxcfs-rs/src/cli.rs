@@ -171,7 +171,8 @@ pub struct Cli {
     /// bound: opens within 100 ms share one rendering), so 20 000 held opens of meminfo
     /// are charged about 35 MiB. Past the limit that container's opens fail with EMFILE
     /// ("Too many open files") and the daemon says so, rate limited; other containers
-    /// are not affected.
+    /// are not affected. A container is its outermost pid namespace: the namespaces its
+    /// processes make inside it share its limit.
     #[arg(long = "max-open-mib", value_name = "MIB", default_value_t = connection::args::DEFAULT_MAX_OPEN_MIB,
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub max_open_mib: u64,
