@@ -38,6 +38,10 @@ pub struct Container {
     /// from the entry this one refreshes: what `status` ranks the busiest by.
     pub reads: AtomicU64,
     key: ContainerKey,
+    /// Who its readers' handles are charged to, once a read has asked (see
+    /// `Host::owner_of`): a namespace's parents never change, so a refresh of the same
+    /// container keeps it.
+    owner: std::sync::OnceLock<NsId>,
 }
 
 /// What per-container state (renderings, CPU views, `/proc/stat` history, task counts)
@@ -76,7 +80,16 @@ impl Container {
             fetched,
             reads: AtomicU64::new(0),
             key,
+            owner: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn owner(&self) -> Option<NsId> {
+        self.owner.get().copied()
+    }
+
+    pub(crate) fn set_owner(&self, owner: NsId) {
+        let _ = self.owner.set(owner);
     }
 
     /// Its key for per-container state, made once when the container was resolved.
@@ -149,6 +162,9 @@ impl ContainerCache {
                 old.container.reads.load(Ordering::Relaxed),
                 Ordering::Relaxed,
             );
+            if let Some(owner) = old.container.owner() {
+                container.set_owner(owner);
+            }
         }
         if now.saturating_duration_since(inner.last_prune) > PRUNE_EVERY
             || inner.map.len() > MAX_ENTRIES
@@ -241,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refreshed_entry_keeps_its_reads() {
+    fn a_refreshed_entry_keeps_its_reads_and_owner() {
         let hier = Hierarchies {
             v1: Vec::new(),
             v2: None,
@@ -255,13 +271,17 @@ mod tests {
         let t0 = Instant::now();
         let first = container(10, t0);
         first.reads.store(7, Ordering::Relaxed);
+        first.set_owner(NsId(99));
         c.insert(NsId(1), first, t0);
         let again = container(10, t0 + PATHS_TTL);
         c.insert(NsId(1), again.clone(), t0 + PATHS_TTL);
         assert_eq!(again.reads.load(Ordering::Relaxed), 7);
+        assert_eq!(again.owner(), Some(NsId(99)));
+        // The namespace's number given to another container: nothing carried over.
         let other = container(11, t0 + PATHS_TTL);
         c.insert(NsId(1), other.clone(), t0 + PATHS_TTL);
         assert_eq!(other.reads.load(Ordering::Relaxed), 0, "another container");
+        assert_eq!(other.owner(), None);
     }
 
     #[test]

@@ -157,8 +157,6 @@ pub struct Host {
     self_ns: NsId,
     opts: Options,
     cache: ContainerCache,
-    /// Who each reader namespace's handles are charged to (see [`Host::owner_of`]).
-    owners: pidns::Owners,
     failures: LogOnce,
     observer: Option<Arc<dyn Observer>>,
     /// Every reader is served the host's own files (SIGUSR2, LXCFS's kill switch).
@@ -202,7 +200,6 @@ impl Host {
             self_ns,
             opts,
             cache: ContainerCache::default(),
-            owners: pidns::Owners::default(),
             failures: LogOnce::default(),
             observer: None,
             host_files: AtomicBool::new(false),
@@ -412,25 +409,49 @@ impl Host {
         self.reader(tid).owner
     }
 
-    /// Reader `tid`'s pid namespace and its owner (see [`Host::owner_of`]).
+    /// Reader `tid`'s pid namespace and its owner (see [`Host::owner_of`]), without
+    /// resolving its container: from the cached one when there is one, else walked
+    /// for this read alone (the paths that ask this serve the host's files, or the
+    /// container could not be resolved).
     pub fn reader(&self, tid: u32) -> Reader {
-        NsId::of(&self.proc, tid).map_or(Reader { ns: 0, owner: 0 }, |ns| Reader {
+        let Ok(ns) = NsId::of(&self.proc, tid) else {
+            return Reader { ns: 0, owner: 0 };
+        };
+        let owner = match self.cache.get(ns, Instant::now()) {
+            Some(c) => self.owner_for(tid, &c),
+            None => self.walk_owner(tid, ns).unwrap_or(ns),
+        };
+        Reader {
             ns: ns.0,
-            owner: self.owner_in(tid, ns).0,
-        })
+            owner: owner.0,
+        }
     }
 
-    fn owner_in(&self, tid: u32, ns: NsId) -> NsId {
-        if ns == self.self_ns || !self.real_root {
-            return ns;
+    /// The owner of container `c`, which reader `tid` is in: walked once per
+    /// container (its entry's refreshes keep it); a walk that fails (the reader gone,
+    /// its id reused in another namespace) is not kept.
+    fn owner_for(&self, tid: u32, c: &Container) -> NsId {
+        let Some(ns) = c.ns else {
+            return self.self_ns;
+        };
+        if let Some(owner) = c.owner() {
+            return owner;
         }
-        // A walk that failed (the reader gone, a namespace reused under it) is not
-        // kept: the next read walks again.
-        self.owners
-            .get_or(ns, Instant::now(), || {
-                pidns::outermost(&self.proc, tid, ns, self.self_ns).ok()
-            })
-            .unwrap_or(ns)
+        match self.walk_owner(tid, ns) {
+            Some(owner) => {
+                c.set_owner(owner);
+                owner
+            }
+            None => ns,
+        }
+    }
+
+    /// `None` when the walk failed.
+    fn walk_owner(&self, tid: u32, ns: NsId) -> Option<NsId> {
+        if ns == self.self_ns || !self.real_root {
+            return Some(ns);
+        }
+        pidns::outermost(&self.proc, tid, ns, self.self_ns).ok()
     }
 
     /// [`rendering`](Self::rendering) copied into `out` (cleared first).
@@ -463,8 +484,7 @@ impl Host {
                 rustix::io::Errno::IO,
             ));
         }
-        let ns = c.ns.unwrap_or(self.self_ns);
-        let (owner, ns) = (self.owner_in(tid, ns).0, ns.0);
+        let (owner, ns) = (self.owner_for(tid, &c).0, c.ns.unwrap_or(self.self_ns).0);
         // Uptime falls back to the reader's own start when init's is unknown: then the
         // rendering is the reader's, not the container's.
         // Fixture trees change between renders in tests: only the live host is cached.

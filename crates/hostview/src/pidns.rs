@@ -4,10 +4,7 @@
 //! host's). A container is identified by its pid namespace, and its cgroup is the one
 //! of that namespace's init, as in LXCFS.
 
-use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use procfile::pid::parse_status;
 use rustix::fs::{Mode, OFlags, openat};
@@ -202,73 +199,10 @@ pub fn outermost(proc: &Dir, tid: u32, ns: NsId, ours: NsId) -> Result<NsId> {
 /// `MAX_PID_NS_LEVEL` in the kernel.
 const MAX_PID_NS_DEPTH: usize = 32;
 
-/// [`outermost`] of each reader's namespace, kept for a second: a namespace's parents
-/// never change, but a dead namespace's inode number is given to a new one.
-#[derive(Debug, Default)]
-pub struct Owners(Mutex<HashMap<NsId, (NsId, Instant)>>);
-
-const OWNER_TTL: Duration = Duration::from_secs(1);
-/// Past this many namespaces the map starts over (a container making namespaces by
-/// the thousand must not grow it without bound).
-const MAX_OWNERS: usize = 4096;
-
-impl Owners {
-    /// The owner of `ns`, from `find` when not known within the last second; what
-    /// `find` cannot tell (`None`) is not kept.
-    pub fn get_or(
-        &self,
-        ns: NsId,
-        now: Instant,
-        find: impl FnOnce() -> Option<NsId>,
-    ) -> Option<NsId> {
-        if let Some(&(owner, at)) = self.lock().get(&ns) {
-            if now.saturating_duration_since(at) < OWNER_TTL {
-                return Some(owner);
-            }
-        }
-        let owner = find()?;
-        let mut map = self.lock();
-        if map.len() >= MAX_OWNERS {
-            map.clear();
-        }
-        map.insert(ns, (owner, now));
-        Some(owner)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NsId, (NsId, Instant)>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 #[cfg(test)]
 mod owner_tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn owners_are_kept_for_a_second_and_bounded() {
-        let o = Owners::default();
-        let t0 = Instant::now();
-        let asked = std::cell::Cell::new(0);
-        let get = |ns: u64, at: Instant| {
-            o.get_or(NsId(ns), at, || {
-                asked.set(asked.get() + 1);
-                Some(NsId(ns + 1000))
-            })
-        };
-        assert_eq!(get(1, t0), Some(NsId(1001)));
-        assert_eq!(get(1, t0 + Duration::from_millis(900)), Some(NsId(1001)));
-        assert_eq!(asked.get(), 1);
-        assert_eq!(get(1, t0 + OWNER_TTL), Some(NsId(1001)));
-        assert_eq!(asked.get(), 2);
-        // What could not be told is asked again.
-        assert_eq!(o.get_or(NsId(7), t0, || None), None);
-        assert_eq!(o.get_or(NsId(7), t0, || Some(NsId(8))), Some(NsId(8)));
-        for ns in 2..(MAX_OWNERS as u64 + 10) {
-            get(ns, t0 + OWNER_TTL);
-        }
-        assert!(o.lock().len() <= MAX_OWNERS);
-    }
 
     /// A reader in our own namespace is charged to it (the nested case, a container's
     /// `unshare -p`, is `e2e_hostile`'s).
