@@ -371,13 +371,8 @@ fn triggers_of_all_containers_leave_descriptors_for_every_read() {
 fn a_worker_raises_its_open_file_limit_to_the_hard_one() {
     let d = Daemon::start(&["--enable-psi-poll"]);
     let worker = worker_under_open_file_limit(&d, 1024, 8192);
-    let limits = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap();
-    let files = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .unwrap_or_else(|| panic!("{limits}"));
-    let values: Vec<&str> = files.split_whitespace().collect();
-    assert_eq!(values[3..5], ["8192", "8192"], "{files}");
+    let limit = testkit::proc::open_files_limit(worker).unwrap();
+    assert_eq!(limit, ("8192".into(), "8192".into()));
 }
 
 #[test]

@@ -44,13 +44,8 @@ fn the_agent_raises_its_open_file_limit_to_the_hard_one() {
     require_env();
     require_tools(&["prlimit"], "util-linux").unwrap();
     let agent = Agent::start_with_open_files(1024, 8192, &[]);
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid)).unwrap();
-    let files = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .unwrap_or_else(|| panic!("{limits}"));
-    let values: Vec<&str> = files.split_whitespace().collect();
-    assert_eq!(values[3..5], ["8192", "8192"], "{files}");
+    let limit = testkit::proc::open_files_limit(agent.pid).unwrap();
+    assert_eq!(limit, ("8192".into(), "8192".into()));
 }
 
 /// A busybox rootfs with the sysinfo helper in /bin.

@@ -65,6 +65,20 @@ pub fn rss_kib(pid: u32) -> io::Result<u64> {
         })
 }
 
+/// `pid`'s soft and hard limits on open descriptors, as `/proc/<pid>/limits` shows
+/// them (`unlimited` or a number).
+pub fn open_files_limit(pid: u32) -> io::Result<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
+    limits
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("Max open files")?;
+            let mut w = rest.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.to_string()))
+        })
+        .ok_or_else(|| io::Error::other(format!("no open files line in {limits:?}")))
+}
+
 /// Alive and not a zombie.
 pub fn is_running(pid: u32) -> bool {
     stat_fields(pid)
