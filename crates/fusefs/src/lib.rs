@@ -15,6 +15,7 @@ mod seek;
 mod serve;
 mod sources;
 mod sysfs;
+mod throttle;
 mod tree;
 
 use std::ffi::OsStr;
@@ -186,15 +187,12 @@ impl LxcFs {
 }
 
 /// An open refused because its container's handles pin too much: said at most once
-/// every [`REFUSAL_LOG_EVERY`] for the whole daemon, so that the refused container
-/// cannot flood the log either.
+/// every 10 s (see `throttle`).
 fn refused_open(owner: u64, pinned: u64, limit: u64) {
-    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    if last.is_some_and(|t| t.elapsed() < REFUSAL_LOG_EVERY) {
+    static SAID: throttle::Throttle = throttle::Throttle::new(Duration::from_secs(10));
+    if !SAID.due() {
         return;
     }
-    *last = Some(std::time::Instant::now());
     tracing::warn!(
         "the container of pid namespace {owner} holds {} KiB of open files here, the limit per \
          container is {} KiB (--max-open-mib): its opens fail with EMFILE",
@@ -202,8 +200,6 @@ fn refused_open(owner: u64, pinned: u64, limit: u64) {
         limit / 1024
     );
 }
-
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Run a handler, turning a panic into `EIO` for that one request (the reply, dropped
 /// unsent during unwinding, answers EIO) instead of killing the event loop, which

@@ -34,6 +34,7 @@ use fuser::{Errno, PollEvents, PollNotifier, Request};
 use hostview::VirtualFile;
 use rustix::event::epoll;
 
+use crate::throttle::Throttle;
 use crate::tree::{self, Kind};
 
 /// Triggers one container (pid namespace) may hold at a time; past it a write fails
@@ -51,10 +52,6 @@ fn in_all() -> usize {
         .unwrap_or(u64::MAX);
     usize::try_from(soft / 2).unwrap_or(usize::MAX)
 }
-
-/// How often a refusal for the bound of all containers is said (the container
-/// refused cannot flood the log either).
-const FULL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Armed {
     fd: OwnedFd,
@@ -103,8 +100,8 @@ pub struct Psi {
     epoll: OnceLock<Option<Arc<OwnedFd>>>,
     /// Triggers all containers may hold (see [`in_all`]).
     limit: usize,
-    /// When the last refusal for `limit` was logged.
-    said_full: Mutex<Option<std::time::Instant>>,
+    /// Refusals for `limit` are said at most every 10 s.
+    said_full: Throttle,
 }
 
 impl Psi {
@@ -122,7 +119,7 @@ impl Psi {
             }),
             epoll: OnceLock::new(),
             limit,
-            said_full: Mutex::new(None),
+            said_full: Throttle::new(std::time::Duration::from_secs(10)),
         }
     }
 
@@ -131,9 +128,7 @@ impl Psi {
         if held < self.limit {
             return Ok(());
         }
-        let mut last = self.said_full.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= FULL_LOG_EVERY) {
-            *last = Some(std::time::Instant::now());
+        if self.said_full.due() {
             tracing::warn!(
                 "PSI triggers: containers hold {held}, the most this worker keeps (half \
                  its limit on open files, RLIMIT_NOFILE): a new one from pid namespace \
