@@ -177,10 +177,10 @@ pub fn outermost(proc: &Dir, tid: u32, ns: NsId, ours: NsId) -> Result<NsId> {
     if here != ns {
         return Err(err(rustix::io::Errno::SRCH));
     }
-    for _ in 0..=MAX_PID_NS_DEPTH {
-        if here == ours {
-            return Ok(here);
-        }
+    if here == ours {
+        return Ok(here);
+    }
+    for _ in 0..MAX_PID_NS_DEPTH {
         let parent = match sys::ns_parent(&fd) {
             Ok(p) => p,
             // The parent is not ours to see: `here` is as far out as we can tell.
