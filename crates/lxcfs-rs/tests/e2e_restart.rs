@@ -177,14 +177,16 @@ fn a_worker_crashing_on_every_request_never_stalls_readers() {
         let out = run(&cg, &d.mnt, "head -n1 /proc/meminfo");
         (meminfo_get(&out.stdout, "MemTotal") == Some(128 * 1024)).then_some(())
     });
-    // ...until the poisoned request comes again.
-    timed_read("the poisoned file read again");
-    // The read may have been answered by the safe worker still on its way out; the
-    // next safe worker follows the retry's crash.
+    // ...until the poisoned request comes again. The safe worker on its way out may
+    // still answer it (it reads the device until it has exited), so read until the
+    // retry has crashed and the next safe worker is in: every read within a second.
     poll(
         DEADLINE,
         "a safe worker again after the retry's crash",
-        || (d.log_text().matches("(safe mode)").count() >= 2).then_some(()),
+        || {
+            timed_read("the poisoned file read again");
+            (d.log_text().matches("(safe mode)").count() >= 2).then_some(())
+        },
     );
     let log = d.log_text();
     let starts = log.matches("started worker").count();
