@@ -319,3 +319,116 @@ while time.time() < end:
             ok += 1
 print("transfers: %d right, %d refused with EINVAL" % (ok, refused))
 "#;
+
+/// A pid namespace nested in a container whose init sits in another cgroup renders
+/// that cgroup's files (its bounds are charged to the outer container, its pages are
+/// not shared with it): with the outer container's `meminfo` held open, the nested
+/// one's `sendfile` gets its own file or `EINVAL`, and the outer one's `sendfile`
+/// afterwards still gets the outer container's, never pages the nested one filled.
+#[test]
+fn a_nested_namespace_in_another_cgroup_never_shares_its_pages() {
+    require_python();
+    let outer = Cgroup::with_memory_limit("pc-outer", 96 * MIB);
+    let inner = Cgroup::with_memory_limit("pc-inner", 320 * MIB);
+    let procs: Vec<String> = inner
+        .procs_files()
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("nested.py");
+    std::fs::write(&program, NESTED).unwrap();
+    for args in [&[][..], &["--fuse-passthrough"][..]] {
+        let d = Daemon::start(args);
+        let script = format!("python3 {}", program.display());
+        let out = run_env(
+            &outer,
+            &d.mnt,
+            &script,
+            &[("INNER_PROCS", &procs.join("\n"))],
+        );
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}\n{}\n{}",
+            out.status,
+            out.stdout,
+            out.stderr,
+            d.log_text()
+        );
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        let want_outer = format!("{}", 96 * 1024);
+        let want_inner = format!("{}", 320 * 1024);
+        assert_eq!(lines.len(), 3 * 4, "{args:?}:\n{}", out.stdout);
+        for l in &lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                ["inner", "plain", v] => assert_eq!(*v, want_inner, "{args:?}: {l}"),
+                ["inner", "sendfile", v] => {
+                    assert!(*v == want_inner || *v == "EINVAL", "{args:?}: {l}")
+                }
+                ["outer", "plain", v] => assert_eq!(*v, want_outer, "{args:?}: {l}"),
+                ["outer", "sendfile", v] => {
+                    assert!(*v == want_outer || *v == "EINVAL", "{args:?}: {l}")
+                }
+                _ => panic!("{args:?}: unexpected line {l:?}\n{}", out.stdout),
+            }
+        }
+    }
+}
+
+/// Three rounds: the outer container opens `meminfo` and holds it, a nested pid
+/// namespace whose init joined the inner cgroup (`INNER_PROCS`, writing 0: itself)
+/// reads it plainly and by `sendfile`, then the outer one transfers its held handle
+/// from offset 0 and reads plainly. One line `who how MemTotal` each (or `EINVAL`).
+const NESTED: &str = r#"
+import errno, os, subprocess, sys
+
+def mem_total(text):
+    for l in text.split(b"\n"):
+        if l.startswith(b"MemTotal:"):
+            return l.split()[1].decode()
+    return "none"
+
+def by_sendfile(fd):
+    sink = os.memfd_create("s")
+    off = 0
+    try:
+        while True:
+            n = os.sendfile(sink, fd, off, 1 << 20)
+            if n == 0:
+                break
+            off += n
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        return "EINVAL"
+    os.lseek(sink, 0, 0)
+    got = b""
+    while True:
+        b = os.read(sink, 65536)
+        if not b:
+            break
+        got += b
+    return mem_total(got)
+
+def plain():
+    with open("/proc/meminfo", "rb") as f:
+        return mem_total(f.read())
+
+if len(sys.argv) > 1:
+    fd = os.open("/proc/meminfo", os.O_RDONLY)
+    print("inner plain", plain(), flush=True)
+    print("inner sendfile", by_sendfile(fd), flush=True)
+    sys.exit(0)
+
+for _ in range(3):
+    held = os.open("/proc/meminfo", os.O_RDONLY)
+    # The shell itself (the nested init, which then execs python) writes 0: no pipe,
+    # whose subshell would move itself instead.
+    subprocess.run(["unshare", "-p", "-f", "sh", "-c",
+        "IFS='\n'; for f in $INNER_PROCS; do echo 0 > \"$f\" || exit 97; done; "
+        "exec python3 \"$0\" inner", sys.argv[0]], check=True)
+    print("outer sendfile", by_sendfile(held), flush=True)
+    print("outer plain", plain(), flush=True)
+    os.close(held)
+"#;
