@@ -46,6 +46,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::handles::Rendering;
 
+/// Inodes whose entry stays after their last handle closed (see [`PageCache::closed`]).
+const KEPT_INODES: usize = 1024;
+
 #[derive(Default)]
 pub struct PageCache {
     inodes: Mutex<HashMap<u64, Inode>>,
@@ -98,11 +101,11 @@ impl PageCache {
     /// must be raised to the rendering's length before the open is answered; the
     /// caller then says how that went ([`PageCache::grown`]).
     pub fn opened(&self, ino: u64, fh: u64, ns: u64, content: &Rendering, cached: bool) -> bool {
-        let mut t = self.lock();
-        let i = t.entry(ino).or_default();
         if !cached {
             return false;
         }
+        let mut t = self.lock();
+        let i = t.entry(ino).or_default();
         i.live.insert(fh, (ns, content.clone()));
         let grow = i.size < content.len() as u64 && i.alone_with(fh, ns, content);
         if grow {
@@ -154,11 +157,24 @@ impl PageCache {
         }
     }
 
+    /// Past [`KEPT_INODES`] an inode's entry goes with its last handle: the `/cgroup`
+    /// tree's inodes are named by the paths containers open, without end. What it
+    /// forgets is a lower bound of `i_size`, which 0 always is (its next open stores
+    /// again).
     pub fn closed(&self, ino: u64, fh: u64) {
         let mut t = self.lock();
+        let many = t.len() > KEPT_INODES;
         if let Some(i) = t.get_mut(&ino) {
             i.live.remove(&fh);
+            if many && i.live.is_empty() {
+                t.remove(&ino);
+            }
         }
+    }
+
+    #[cfg(test)]
+    fn inodes(&self) -> usize {
+        self.lock().len()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Inode>> {
@@ -174,6 +190,25 @@ mod tests {
 
     fn r(b: &[u8]) -> Rendering {
         Rendering::from(b)
+    }
+
+    #[test]
+    fn inodes_past_the_kept_number_are_forgotten_with_their_last_handle() {
+        let pc = PageCache::default();
+        let c = r(b"pids.max\n");
+        let held = 1_000_000;
+        assert!(pc.opened(held, 1, 7, &c, true));
+        // A container opening ever new paths of the /cgroup tree, once each.
+        for ino in 0..(4 * KEPT_INODES as u64) {
+            pc.opened(ino, ino + 2, 7, &c, true);
+            pc.closed(ino, ino + 2);
+        }
+        assert!(pc.inodes() <= KEPT_INODES + 1, "{}", pc.inodes());
+        // An inode with an open handle keeps its entry.
+        assert!(pc.read(held, 1, &c, 0, 4096));
+        // A passthrough open leaves nothing behind.
+        assert!(!pc.opened(held + 1, 9, 7, &c, false));
+        assert!(pc.inodes() <= KEPT_INODES + 1);
     }
 
     #[test]
