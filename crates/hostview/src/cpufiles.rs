@@ -26,7 +26,12 @@ const COUNTS_TTL: Duration = Duration::from_secs(1);
 /// from their cumulative usage, which is still monotonic for a reader that returns).
 const IDLE: Duration = Duration::from_secs(120);
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
+/// A hard bound of each table (a tenant making a pid namespace for every read makes a
+/// key for every read).
 const MAX_ENTRIES: usize = 16384;
+/// And of the per-CPU counters all histories hold together (about 56 bytes each): a
+/// container on a 4096-CPU host keeps 4096.
+const MAX_SLOTS: usize = 1 << 20;
 
 struct Entry {
     state: StatState,
@@ -38,9 +43,35 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct StatHistory {
     map: Mutex<HashMap<ContainerKey, Entry>>,
-    /// Recent task counts per container, and the highest `last_pid` shown.
-    counts: Mutex<HashMap<ContainerKey, (Instant, Counts)>>,
+    /// Recent task counts per counted cgroup, and the highest `last_pid` shown.
+    counts: Mutex<HashMap<CountsKey, (Instant, Counts)>>,
     last_prune: Mutex<Option<Instant>>,
+}
+
+/// Counts are of a cgroup, whoever reads them: the cgroup (in the hierarchy that lists
+/// tasks) and whether the reader is in a pid namespace of its own (which is shown its
+/// `last_pid`). Every pid namespace of a container shares one count a second, however
+/// many it makes. (A cgroup made again under its name within that second is shown the
+/// old one's count until the next.)
+type CountsKey = (String, bool);
+
+/// Make room for a new key in a table bounded to `max` entries: those unused for
+/// [`IDLE`] go, and if that is not enough the least recently used eighth, so that a
+/// full table is not scanned again on every insert.
+fn make_room<K, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    now: Instant,
+    used: impl Fn(&V) -> Instant,
+) {
+    map.retain(|_, v| now.saturating_duration_since(used(v)) < IDLE);
+    if map.len() < max.max(1) {
+        return;
+    }
+    let mut ages: Vec<Instant> = map.values().map(&used).collect();
+    let cut = ages.len() / 8;
+    let (_, &mut oldest_kept, _) = ages.select_nth_unstable(cut);
+    map.retain(|_, v| used(v) > oldest_kept);
 }
 
 impl StatHistory {
@@ -211,11 +242,11 @@ impl Host {
         let t = Instant::now();
         let mut map = self.stats.lock();
         let k = c.key().clone();
-        // Dead containers' history goes after IDLE, checked every PRUNE_EVERY (and at
-        // once when the table is full), so memory follows the live containers.
-        let prune = self.stats.prune_due(t) || (map.len() >= MAX_ENTRIES && !map.contains_key(&k));
-        if prune {
-            map.retain(|_, e| t.saturating_duration_since(e.last_used) < IDLE);
+        // Dead containers' history goes after IDLE, checked every PRUNE_EVERY, so
+        // memory follows the live containers; a full table makes room at once.
+        let max = MAX_ENTRIES.min(MAX_SLOTS / view.len().max(1));
+        if self.stats.prune_due(t) || (map.len() >= max && !map.contains_key(&k)) {
+            make_room(&mut map, max, t, |e| e.last_used);
         }
         let entry = map.entry(k).or_insert_with(|| Entry {
             state: StatState::start(view, &usage, age, now),
@@ -229,20 +260,29 @@ impl Host {
     /// The container's task counts, recounted at most once a second; `last_pid` never
     /// decreases, like the kernel's fork counter.
     pub(crate) fn task_counts(&self, c: &Container) -> Result<Counts> {
-        let k = c.key().clone();
-        let t = Instant::now();
-        let prev = {
-            let map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&k).copied()
+        let Some(path) = tasks::container_path(&self.hier, &c.paths) else {
+            return Ok(Counts::default());
         };
+        let k: CountsKey = (path.to_string(), c.ns.is_some());
+        let t = Instant::now();
+        let prev = self.recent_counts(&k);
         if let Some((at, counts)) = prev {
             if t.saturating_duration_since(at) < COUNTS_TTL {
                 return Ok(counts);
             }
         }
         // One count at a time: a container with thousands of tasks must not occupy
-        // every serving thread at once (their readers would all wait behind it).
-        let mut counter = self.task_counter.lock().unwrap_or_else(|p| p.into_inner());
+        // every serving thread at once. A cgroup counted before is shown its last
+        // count while another is under way (a gauge a little older), rather than
+        // waiting: a tenant keeping the counter busy would hold every reader.
+        let mut counter = match self.task_counter.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => match prev {
+                Some((_, counts)) => return Ok(counts),
+                None => self.task_counter.lock().unwrap_or_else(|p| p.into_inner()),
+            },
+        };
         if let Some((at, counts)) = self.recent_counts(&k) {
             if Instant::now().saturating_duration_since(at) < COUNTS_TTL {
                 return Ok(counts);
@@ -257,18 +297,20 @@ impl Host {
         )?;
         drop(counter);
         if let (Some(new), Some((_, old))) = (counts.last_pid, prev) {
-            counts.last_pid = Some(new.max(old.last_pid.unwrap_or(0)));
+            if old.cgroup_ino == counts.cgroup_ino {
+                counts.last_pid = Some(new.max(old.last_pid.unwrap_or(0)));
+            }
         }
         let mut map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
         if self.stats.prune_due(t) || (map.len() >= MAX_ENTRIES && !map.contains_key(&k)) {
-            map.retain(|_, (at, _)| t.saturating_duration_since(*at) < IDLE);
+            make_room(&mut map, MAX_ENTRIES, t, |(at, _)| *at);
         }
         map.insert(k, (t, counts));
         Ok(counts)
     }
 
-    /// The last count of a container and when it was made.
-    fn recent_counts(&self, k: &ContainerKey) -> Option<(Instant, Counts)> {
+    /// The last count of a cgroup and when it was made.
+    fn recent_counts(&self, k: &CountsKey) -> Option<(Instant, Counts)> {
         let map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
         map.get(k).copied()
     }
@@ -276,5 +318,35 @@ impl Host {
     /// Nanoseconds since boot (see [`hostinputs::boottime_ns`]).
     pub(crate) fn boottime_ns(&self) -> Result<u64> {
         hostinputs::boottime_ns(&self.root, self.real_root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_table_drops_its_least_recently_used_eighth_and_stays_bounded() {
+        let t0 = Instant::now();
+        let mut map: HashMap<u64, Instant> = HashMap::new();
+        let max = 64;
+        // A key per read, every read recent (none idle long enough to go by age).
+        for k in 0..10_000u64 {
+            let now = t0 + Duration::from_millis(k);
+            if map.len() >= max && !map.contains_key(&k) {
+                make_room(&mut map, max, now, |at| *at);
+            }
+            map.insert(k, now);
+            assert!(map.len() <= max, "{} entries", map.len());
+        }
+        // The newest are kept.
+        assert!((9_990..10_000).all(|k| map.contains_key(&k)));
+        // Idle ones go whatever the table's size.
+        make_room(&mut map, max, t0 + Duration::from_secs(10) + IDLE, |at| *at);
+        assert!(map.is_empty());
+        // A bound of 0 still makes room.
+        map.insert(1, t0);
+        make_room(&mut map, 0, t0, |at| *at);
+        assert!(map.is_empty());
     }
 }

@@ -35,6 +35,9 @@ pub struct Counts {
     /// allocated in sequence, so this approximates its most recent pid and the forks
     /// since it started. `None` for host readers.
     pub last_pid: Option<u64>,
+    /// The counted cgroup's directory inode: a cgroup made again under its name (LXC
+    /// restarting a container) is another, whose `last_pid` starts afresh.
+    pub cgroup_ino: u64,
 }
 
 /// The hierarchy whose cgroups list a container's threads, and the list's name: a v1
@@ -95,6 +98,9 @@ pub fn count(
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
+        if visited == 1 {
+            counts.cgroup_ino = rustix::fs::fstat(here.fd()).map_or(0, |st| st.st_ino);
+        }
         let Some(text) = here.read_optional(list)? else {
             continue;
         };

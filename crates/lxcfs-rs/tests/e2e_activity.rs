@@ -243,3 +243,37 @@ fn slabinfo_is_for_root_only() {
     assert!(text.contains("Permission denied"), "{text}");
     assert!(!text.contains("READ-AS-NOBODY"), "{text}");
 }
+
+/// `loadavg`'s last pid never goes back while a container lives, but a container made
+/// again in a cgroup of the same name (LXC restarting it) starts from its own pids, not
+/// from the highest its predecessor showed.
+#[test]
+fn loadavg_last_pid_starts_afresh_in_a_cgroup_made_again() {
+    let d = Daemon::start(&[]);
+    let first = Cgroup::new("last-pid", &[]);
+    let last_pid = |out: &Output| -> u32 {
+        let line = out.ok().trim().to_string();
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f.len(), 5, "loadavg: {line}");
+        f[4].parse().unwrap()
+    };
+    // 300 forks, then the newest task (the last one) reads.
+    let busy = run(
+        &first,
+        &d.mnt,
+        "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done; cat /proc/loadavg",
+    );
+    assert!(last_pid(&busy) >= 300, "{}", busy.ok());
+    let rel = first.rel.clone();
+    drop(first);
+    let again = Cgroup::again(&rel, &[]);
+    // Past the second a count is kept for.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let fresh = run(&again, &d.mnt, "cat /proc/loadavg");
+    assert!(
+        last_pid(&fresh) < 100,
+        "after {}: {}",
+        busy.ok().trim(),
+        fresh.ok()
+    );
+}

@@ -229,3 +229,86 @@ fn a_hostile_container_does_not_slow_its_neighbours_reads() {
             .contains(&(160 * 1024).to_string())
     );
 }
+
+/// A container that makes a pid namespace for each of its 200 readers of `/proc/stat`,
+/// each a "new container" to count, below a thousand cgroups of its own, so that
+/// every count walks them: the neighbour's reads are not held behind its counts (they
+/// were, for seconds, while counts were one per pid namespace and every serving thread
+/// waited its turn to count).
+#[test]
+fn fresh_pid_namespaces_counting_a_thousand_cgroups_do_not_stall_a_neighbour() {
+    require_env();
+    if let Err(e) = require_tools(&["python3"], "python3") {
+        panic!("{e}");
+    }
+    let d = Daemon::start(&[]);
+    let calm = Cgroup::with_memory_limit("calm-counts", 160 * MIB);
+    let neighbour = Running::start(&calm, &d.mnt);
+    let flood = Cgroup::new("counted", &[]);
+    // Dropped before their parent (locals go in reverse order).
+    let _children: Vec<Cgroup> = (0..1024)
+        .map(|i| flood.child(&format!("c{i}"), &[]))
+        .collect();
+    let secs = 14;
+    std::thread::scope(|s| {
+        let mnt = d.mnt.clone();
+        let flood = &flood;
+        let readers = s.spawn(move || {
+            run_timeout(
+                flood,
+                &mnt,
+                &FRESH_NAMESPACES.replace("SECS", &secs.to_string()),
+                Duration::from_secs(secs) + DEADLINE,
+            )
+        });
+        // Let the readers start, then poll beside them.
+        std::thread::sleep(Duration::from_secs(4));
+        let (ours, kernel) = neighbour_reads(&neighbour);
+        eprintln!("neighbour beside the counts (µs): served {ours:?}, kernel's file {kernel:?}");
+        let out = readers.join().unwrap();
+        assert!(
+            out.status.success() && out.stdout.contains("reads"),
+            "{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        eprintln!("the counted container: {}", out.stdout.trim());
+        assert!(
+            ours.p99 <= kernel.p99 + 50_000 && ours.max <= 1_000_000,
+            "neighbour reads beside the counts (µs): served {ours:?}, kernel's file {kernel:?}"
+        );
+    });
+    assert!(!d.log_text().contains("panic"), "{}", d.log_text());
+}
+
+/// 200 readers, each the init of a pid namespace of its own, reading `/proc/stat` once
+/// a second for SECS seconds; prints how many reads they made.
+const FRESH_NAMESPACES: &str = r#"python3 -c '
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWPID = 0x20000000
+end = time.time() + SECS
+kids = []
+for _ in range(200):
+    pid = os.fork()
+    if pid == 0:
+        if libc.unshare(CLONE_NEWPID) != 0:
+            os._exit(3)
+        init = os.fork()
+        if init == 0:
+            n = 0
+            while time.time() < end:
+                with open("/proc/stat", "rb") as f:
+                    f.read()
+                n += 1
+                time.sleep(1)
+            os._exit(min(n, 255))
+        _, st = os.waitpid(init, 0)
+        os._exit(os.waitstatus_to_exitcode(st))
+    kids.append(pid)
+reads = 0
+for k in kids:
+    _, st = os.waitpid(k, 0)
+    reads += os.waitstatus_to_exitcode(st)
+print("reads", reads)
+'"#;

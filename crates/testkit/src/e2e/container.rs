@@ -35,6 +35,13 @@ impl Cgroup {
         Cgroup(Group::create(&rel, limits).unwrap_or_else(|e| panic!("cgroup {rel}: {e}")))
     }
 
+    /// A group made under the name `rel` of one removed before (a runtime restarting
+    /// a container under its name).
+    pub fn again(rel: &str, limits: &[Limit]) -> Cgroup {
+        require_env();
+        Cgroup(Group::create(rel, limits).unwrap_or_else(|e| panic!("cgroup {rel} again: {e}")))
+    }
+
     /// A group below this one.
     pub fn child(&self, tag: &str, limits: &[Limit]) -> Cgroup {
         Cgroup(
