@@ -7,7 +7,7 @@
 //! container's load is tracked from its start (or the daemon's), not from its first
 //! read, and a read never waits for the sampler: it takes an `Arc` of the last sample.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +28,8 @@ pub struct Loads {
     current: Mutex<Arc<HashMap<String, LoadAvg>>>,
     started: AtomicBool,
     stop: AtomicBool,
+    /// The last sample left cgroups out (said when it starts and when it ends).
+    partial: AtomicBool,
 }
 
 impl Loads {
@@ -113,33 +115,18 @@ impl Host {
             return;
         };
         let began = Instant::now();
-        // Own counts of every cgroup below the root (the root is the host).
-        let mut own: Vec<(String, u64)> = Vec::new();
-        let mut stack: Vec<(String, usize)> = dir
-            .entries(".")
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e.kind == rustix::fs::FileType::Directory)
-            .map(|e| (e.name, 1))
-            .collect();
-        while let Some((cg, depth)) = stack.pop() {
-            if own.len() >= MAX_CGROUPS {
-                break;
-            }
-            // One descriptor for the kernel's counts, the task list and the listing.
-            let Ok(here) = dir.listable(&cg) else {
-                // Removed since its parent was listed: no task, no child.
-                own.push((cg, 0));
-                continue;
-            };
-            let active = self.active_tasks(counter, &here, list);
-            own.push((cg.clone(), active));
-            if depth < tasks::MAX_DEPTH {
-                for e in here.into_entries().unwrap_or_default() {
-                    if e.kind == rustix::fs::FileType::Directory {
-                        stack.push((format!("{cg}/{}", e.name), depth + 1));
-                    }
-                }
+        let (own, complete) = walk(dir, MAX_CGROUPS, |here| {
+            self.active_tasks(counter, here, list)
+        });
+        if self.loads.partial.swap(!complete, Ordering::Relaxed) == complete {
+            if complete {
+                tracing::info!("load sampler: every cgroup sampled again");
+            } else {
+                tracing::warn!(
+                    "load sampler: more than {MAX_CGROUPS} cgroups; those deepest in the \
+                     tree are not sampled (their load shows 0, and their parents' leaves \
+                     them out) while there are so many"
+                );
             }
         }
         let mut subtree: HashMap<&str, u64> = own.iter().map(|(p, _)| (p.as_str(), 0)).collect();
@@ -195,5 +182,87 @@ impl Host {
                     .is_some_and(|st| st.state == b'R' || st.state == b'D')
             })
             .count() as u64
+    }
+}
+
+/// Own counts (`active`) of the cgroups below the root of `dir` (the root is the
+/// host), breadth first, at most `max`, and whether that was all of them. Breadth
+/// first, so that when a tree has more (a tenant making cgroups below its container's
+/// without end), what is left out is the deepest levels, below every container's own
+/// cgroup, not whole containers that happened to be listed after the tenant's.
+fn walk(dir: &Dir, max: usize, mut active: impl FnMut(&Dir) -> u64) -> (Vec<(String, u64)>, bool) {
+    let mut own: Vec<(String, u64)> = Vec::new();
+    let mut queue: VecDeque<(String, usize)> = dir
+        .entries(".")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.kind == rustix::fs::FileType::Directory)
+        .map(|e| (e.name, 1))
+        .collect();
+    let mut complete = true;
+    while let Some((cg, depth)) = queue.pop_front() {
+        if own.len() >= max {
+            complete = false;
+            break;
+        }
+        // One descriptor for the kernel's counts, the task list and the listing.
+        let Ok(here) = dir.listable(&cg) else {
+            // Removed since its parent was listed: no task, no child.
+            own.push((cg, 0));
+            continue;
+        };
+        own.push((cg.clone(), active(&here)));
+        if depth < tasks::MAX_DEPTH {
+            for e in here.into_entries().unwrap_or_default() {
+                if e.kind != rustix::fs::FileType::Directory {
+                    continue;
+                }
+                // Names past the bound are not kept waiting either.
+                if own.len() + queue.len() >= max {
+                    complete = false;
+                    break;
+                }
+                queue.push_back((format!("{cg}/{}", e.name), depth + 1));
+            }
+        }
+    }
+    (own, complete)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn past_the_bound_the_deepest_cgroups_are_left_out_not_later_containers() {
+        let root = tempfile::tempdir().unwrap();
+        // Pods whose containers sit one level down, as Kubernetes nests them; two
+        // tenants, first and last in any listing order, make cgroups below their
+        // containers' without end.
+        let pods = ["a-tenant", "b", "c", "d", "z-tenant"];
+        for p in pods {
+            std::fs::create_dir_all(root.path().join(format!("pods/{p}/ctr"))).unwrap();
+        }
+        for i in 0..50 {
+            for t in ["a-tenant", "z-tenant"] {
+                std::fs::create_dir_all(root.path().join(format!("pods/{t}/ctr/t{i}/u"))).unwrap();
+            }
+        }
+        let dir = Dir::open(root.path()).unwrap();
+        let (own, complete) = walk(&dir, 40, |_| 1);
+        assert!(!complete);
+        assert!(own.len() <= 40, "{}", own.len());
+        for p in pods {
+            let ctr = format!("pods/{p}/ctr");
+            assert!(
+                own.iter().any(|(q, _)| *q == ctr),
+                "{ctr} not sampled: {own:?}"
+            );
+        }
+        // All of it when the bound allows.
+        let (own, complete) = walk(&dir, 1000, |_| 1);
+        assert!(complete);
+        assert_eq!(own.len(), 1 + 2 * pods.len() + 2 * 50 * 2);
     }
 }
