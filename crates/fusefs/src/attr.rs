@@ -32,6 +32,19 @@ pub fn of_host(ino: u64, st: &rustix::fs::Stat, at: SystemTime) -> FileAttr {
     make(ino, kind, perm, nlink, size, at)
 }
 
+/// Whether a reader with `uid` and `gid` may read a host entry of `mode`, by the
+/// attributes we show for it (`root:root`, its permission bits): without
+/// `default_permissions` the kernel leaves the check to us, and the daemon itself can
+/// read what the host keeps for root (`cpufreq/cpuinfo_cur_freq` is 0400).
+pub fn readable(mode: u32, uid: u32, gid: u32) -> bool {
+    let bit = match (uid, gid) {
+        (0, _) => return true,
+        (_, 0) => 0o040,
+        _ => 0o004,
+    };
+    mode & bit != 0
+}
+
 pub fn kind(ft: rustix::fs::FileType) -> FileType {
     match ft {
         rustix::fs::FileType::Directory => FileType::Directory,
@@ -57,5 +70,22 @@ fn make(ino: u64, kind: FileType, perm: u16, nlink: u32, size: u64, at: SystemTi
         rdev: 0,
         flags: 0,
         blksize: 4096,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[test]
+    fn a_host_entry_is_read_as_its_mode_lets_root_its_group_and_others() {
+        assert!(readable(0o100400, 0, 0));
+        assert!(readable(0o100400, 0, 1000));
+        assert!(!readable(0o100400, 1000, 1000));
+        assert!(!readable(0o100400, 1000, 0));
+        assert!(readable(0o100440, 1000, 0));
+        assert!(!readable(0o100440, 1000, 1000));
+        assert!(readable(0o100444, 1000, 1000));
+        assert!(readable(0o100444, 65534, 65534));
     }
 }

@@ -50,11 +50,19 @@ impl LxcFs {
             Some(Kind::File(f)) if f.root_only() && req.uid() != 0 => Err(Errno::EACCES),
             Some(Kind::File(f)) => Ok(Source::Virtual(f)),
             Some(Kind::Dir) => Err(Errno::EISDIR),
-            None => self
-                .dyn_path(ino, None)
-                .and_then(|r| self.host.cpu_dir_host_path(req.pid(), &r))
-                .map(Source::Host)
-                .ok_or(Errno::ENOENT),
+            None => {
+                let host_rel = self
+                    .dyn_path(ino, None)
+                    .and_then(|r| self.host.cpu_dir_host_path(req.pid(), &r))
+                    .ok_or(Errno::ENOENT)?;
+                if req.uid() != 0 {
+                    let st = self.host.root().lstat(&host_rel).map_err(|e| errno(&e))?;
+                    if !attr::readable(st.st_mode, req.uid(), req.gid()) {
+                        return Err(Errno::EACCES);
+                    }
+                }
+                Ok(Source::Host(host_rel))
+            }
         }
     }
 

@@ -361,3 +361,46 @@ fn cpu_shares_bound_the_count_when_asked() {
         "without the flag, shares do not limit the count"
     );
 }
+
+/// A host CPU file kept for root (`cpufreq/cpuinfo_cur_freq` is 0400 on real hardware)
+/// is refused to a container's other users, as the kernel's own file refuses them,
+/// though the daemon itself can read it. This machine has none, so the test makes one:
+/// `modalias` is 0400 while it runs (put back after, even on failure).
+#[test]
+fn a_root_only_host_cpu_file_is_refused_to_other_users_as_the_kernels_is() {
+    struct Mode(&'static str, u32);
+    impl Drop for Mode {
+        fn drop(&mut self) {
+            let _ = std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(self.1));
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let file = "/sys/devices/system/cpu/modalias";
+    let was = std::fs::metadata(file).unwrap().permissions().mode() & 0o7777;
+    let _restore = Mode(file, was);
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let d = Daemon::start(&[]);
+    let cg = Cgroup::new("root-only", &[]);
+    let served = d.path("sys/devices/system/cpu/modalias");
+    let script = format!(
+        "for f in {file} {served}; do\n\
+           head -c 20 \"$f\" >/dev/null && echo root-reads\n\
+           setpriv --reuid=65534 --regid=65534 --clear-groups head -c 20 \"$f\" >/dev/null \
+             2>&1 && echo nobody-reads || echo nobody-refused\n\
+         done",
+        served = served.display()
+    );
+    let out = run(&cg, &d.mnt, &script);
+    assert_eq!(
+        out.ok().split_whitespace().collect::<Vec<_>>(),
+        [
+            "root-reads",
+            "nobody-refused",
+            "root-reads",
+            "nobody-refused"
+        ],
+        "the kernel's file, then ours:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
