@@ -17,7 +17,7 @@
 //! | 2 | number of files (the layout below), checked by every process that maps it |
 //! | 3 | 1 once INIT was answered (0 in the state of versions that did not keep it) |
 //! | 4 + 4·i .. | file i (in [`VirtualFile::ALL`] order): backing id (0: none), live pure opens, content version, lock holder pid |
-//! | 256 .. 512 | [`POLLERS`] slots: the kernel poll handle (`kh`) of each poller waiting on a PSI trigger, 0 when free |
+//! | 256 .. | poller slots: the kernel poll handle (`kh`) of each poller waiting on a PSI trigger, 0 when free; to the end of the first page ([`POLLERS`]) in states of versions before 65 280 slots, to the end of the state since |
 //!
 //! The poller slots let the supervisor wake, after a worker died, the pollers that
 //! worker had promised a notification (`FUSE_NOTIFY_POLL`, [`crate::notify_poll`]):
@@ -56,9 +56,17 @@ const LOCK: usize = 3;
 /// Attempts at the lock before giving up on a pure answer (it is held for a pwrite).
 const LOCK_SPINS: u32 = 200;
 
-/// The first poller slot, and how many there are.
+/// The first poller slot, and how many the first page holds (every version's state
+/// has that page).
 const POLLERS_AT: usize = 256;
 pub const POLLERS: usize = 256;
+/// Words of the state this build makes: its poller slots go on past the first page, so
+/// that a host's thousands of containers' triggers can each be kept (65 280 slots, in
+/// 512 KiB of shared memory touched only where used).
+const STATE_WORDS: usize = 1 << 16;
+/// A handle's slot is looked for among this many from where its hash points: bounded
+/// work per poll, however large the table.
+const POLLER_PROBES: usize = 64;
 
 fn words_needed() -> usize {
     HEADER + PER_FILE * VirtualFile::ALL.len()
@@ -144,7 +152,11 @@ impl Shared {
     /// New state for a connection that no worker has served yet, with a backing file
     /// per virtual file when it is to try FUSE passthrough.
     pub fn create(backing: Backing) -> std::io::Result<Shared> {
-        let (state, words) = SharedWords::create("lxcfs-rs:connection", words_mapped())?;
+        Shared::create_sized(backing, STATE_WORDS)
+    }
+
+    fn create_sized(backing: Backing, words: usize) -> std::io::Result<Shared> {
+        let (state, words) = SharedWords::create("lxcfs-rs:connection", words)?;
         let mut files = Vec::new();
         match backing {
             Backing::None => {}
@@ -203,7 +215,9 @@ impl Shared {
             .first()
             .is_some_and(|m| rustix::fs::fcntl_get_seals(m).is_ok());
         let state_fd = fds.remove(0);
-        let words = SharedWords::map(&state_fd, words_mapped())?;
+        // All of it: the state of an older version is its first page, a newer one's
+        // may hold more poller slots.
+        let words = SharedWords::map_all(&state_fd, words_mapped(), STATE_WORDS)?;
         let w = words.words();
         if w[0].load(Ordering::Relaxed) != MAGIC
             || w[2].load(Ordering::Relaxed) != VirtualFile::ALL.len() as u64
@@ -400,21 +414,35 @@ impl Shared {
 /// The poller slots.
 impl Shared {
     fn pollers(&self) -> &[AtomicU64] {
-        self.words.range(POLLERS_AT, POLLERS)
+        self.words.words().get(POLLERS_AT..).unwrap_or(&[])
+    }
+
+    /// The slots where handle `kh` may be kept: [`POLLER_PROBES`] from where its hash
+    /// points, around the table. (Workers of versions that scanned the first page's 256
+    /// from its start keep theirs there; the supervisor takes every slot.)
+    fn poller_window(&self, kh: u64) -> impl Iterator<Item = &AtomicU64> {
+        let slots = self.pollers();
+        let n = slots.len().max(1);
+        // Fibonacci hashing: kernel handles are sequential, their slots spread.
+        let start = (kh.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17) as usize % n;
+        (0..POLLER_PROBES.min(slots.len())).filter_map(move |i| slots.get((start + i) % n))
     }
 
     /// A poller with kernel handle `kh` waits for a notification from this worker;
-    /// false when every slot is taken (it then waits for its own timeout if the worker
-    /// dies). A handle already kept is not kept twice.
+    /// false when its slots are all taken (it then waits for its own timeout if the
+    /// worker dies). A handle already kept is not kept twice (but for two threads
+    /// keeping it at once, which costs a second wake-up).
     pub fn poller_waits(&self, kh: u64) -> bool {
         if kh == 0 {
             return false;
         }
-        let slots = self.pollers();
-        if slots.iter().any(|w| w.load(Ordering::Acquire) == kh) {
+        if self
+            .poller_window(kh)
+            .any(|w| w.load(Ordering::Acquire) == kh)
+        {
             return true;
         }
-        slots.iter().any(|w| {
+        self.poller_window(kh).any(|w| {
             w.compare_exchange(0, kh, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         })
@@ -425,7 +453,7 @@ impl Shared {
         if kh == 0 {
             return;
         }
-        for w in self.pollers() {
+        for w in self.poller_window(kh) {
             let _ = w.compare_exchange(kh, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
@@ -434,6 +462,7 @@ impl Shared {
     pub fn take_pollers(&self) -> Vec<u64> {
         self.pollers()
             .iter()
+            .filter(|w| w.load(Ordering::Relaxed) != 0)
             .map(|w| w.swap(0, Ordering::AcqRel))
             .filter(|&kh| kh != 0)
             .collect()
@@ -521,18 +550,35 @@ mod tests {
         a.poller_done(9);
         assert_eq!(b.take_pollers(), vec![5]);
         assert!(a.take_pollers().is_empty());
-        for kh in 1..=POLLERS as u64 {
-            assert!(a.poller_waits(kh));
+        // A host's worth: 16 triggers for each of 2 000 containers, handles as the
+        // kernel numbers them (in sequence, with other opens between).
+        let many: Vec<u64> = (0..32_000u64).map(|i| 1_000 + 3 * i).collect();
+        for &kh in &many {
+            assert!(a.poller_waits(kh), "{kh} not kept");
         }
-        assert!(!b.poller_waits(1_000_000), "full");
-        b.poller_done(3);
-        assert!(b.poller_waits(1_000_000));
-        let mut all = a.take_pollers();
+        b.poller_done(many[7]);
+        let mut all = b.take_pollers();
         all.sort_unstable();
-        assert_eq!(all.len(), POLLERS);
-        assert!(all.contains(&1_000_000) && !all.contains(&3));
+        assert_eq!(all.len(), many.len() - 1);
+        assert!(!all.contains(&many[7]) && all.contains(&many[8]));
         // The slots do not overlap the files' words.
         assert_eq!(a.id(VirtualFile::ALL.len() - 1), None);
+    }
+
+    /// The state of a version whose slots were the first page's 256: a worker of this
+    /// one keeps handles there, and refuses them once their slots are taken.
+    #[test]
+    fn a_one_page_state_keeps_at_most_its_slots() {
+        let old = Shared::create_sized(Backing::None, words_mapped()).unwrap();
+        let new = Shared::from_fds(fds_of(&old)).unwrap();
+        let kept: Vec<u64> = (1..=1_000u64).filter(|&kh| new.poller_waits(kh)).collect();
+        assert!((64..=POLLERS).contains(&kept.len()), "{}", kept.len());
+        let refused = (1..=1_000u64).find(|kh| !kept.contains(kh)).unwrap();
+        assert!(!new.poller_waits(refused));
+        let mut taken = old.take_pollers();
+        taken.sort_unstable();
+        assert_eq!(taken, kept);
+        assert!(new.poller_waits(refused), "room again");
     }
 
     #[test]

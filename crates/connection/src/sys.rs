@@ -93,6 +93,14 @@ impl SharedWords {
         Ok(SharedWords { ptr, len: words })
     }
 
+    /// Map all of `fd`'s words up to `most`, which must be at least `least` (see
+    /// [`SharedWords::map`]).
+    pub fn map_all<Fd: AsFd>(fd: Fd, least: usize, most: usize) -> std::io::Result<SharedWords> {
+        let size = u64::try_from(rustix::fs::fstat(&fd)?.st_size).unwrap_or(0);
+        let words = usize::try_from(size / 8).unwrap_or(usize::MAX).min(most);
+        SharedWords::map(fd, words.max(least))
+    }
+
     /// Words `start .. start + len` (one record of a table laid out in them); empty
     /// when they are not all mapped.
     pub fn range(&self, start: usize, len: usize) -> &[std::sync::atomic::AtomicU64] {

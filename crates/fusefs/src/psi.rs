@@ -79,8 +79,14 @@ impl Shared {
     }
 
     fn waits(&self, w: &PollNotifier) {
+        static SAID: Throttle = Throttle::new(std::time::Duration::from_secs(60));
         if let Some(c) = &self.conn {
-            c.poller_waits(w.handle().0);
+            if !c.poller_waits(w.handle().0) && SAID.due() {
+                tracing::warn!(
+                    "PSI triggers: no room in the shared state to keep a waiting poller; \
+                     should this worker crash, such pollers wait for their own timeout"
+                );
+            }
         }
     }
 

@@ -449,3 +449,119 @@ fn poller_woken_when(replace: impl FnOnce(&Daemon)) {
     assert!((1.0..20.0).contains(&secs), "{event}");
     drop(ua);
 }
+
+/// Registers 16 triggers on argv[1]'s `proc/pressure/memory`, writes `armed` to
+/// argv[2] once a thread polls each of them (60 s at most), and when all have
+/// returned `<woken with POLLERR> <slowest, in seconds>` to argv[2].done.
+const WAITERS: &str = r#"
+import os, select, sys, threading, time
+p = sys.argv[1] + "/proc/pressure/memory"
+fds = []
+for i in range(16):
+    f = os.open(p, os.O_RDWR)
+    os.write(f, b"some 150000 2000000\n")
+    fds.append(f)
+woken, slowest = [], [0.0]
+def wait(fd):
+    q = select.poll()
+    q.register(fd, select.POLLPRI)
+    t = time.monotonic()
+    ev = q.poll(60000)
+    if ev and ev[0][1] & select.POLLERR:
+        woken.append(fd)
+    slowest[0] = max(slowest[0], time.monotonic() - t)
+ts = [threading.Thread(target=wait, args=(f,)) for f in fds]
+[t.start() for t in ts]
+time.sleep(1)
+with open(sys.argv[2] + ".tmp", "w") as out:
+    out.write("armed\n")
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+[t.join() for t in ts]
+with open(sys.argv[2] + ".tmp", "w") as out:
+    out.write("%d %.1f\n" % (len(woken), slowest[0]))
+os.rename(sys.argv[2] + ".tmp", sys.argv[2] + ".done")
+"#;
+
+/// More pollers than the first page of the shared state holds slots for (256) wait on
+/// their triggers, 16 in each of 20 containers, one thread each, when the worker is
+/// SIGKILLed: the supervisor wakes every one (they had each been kept), and the next
+/// worker tells each its trigger is gone, long before its own timeout.
+#[test]
+fn every_poller_of_many_containers_is_woken_when_its_worker_is_killed() {
+    const CONTAINERS: usize = 20;
+    require_tools(&["python3"], "apt-get install python3").unwrap();
+    let d = Daemon::start(&["--enable-psi-poll"]);
+    poll(DEADLINE, "the first worker serving", || {
+        d.log_text().contains("is serving").then_some(())
+    });
+    let a = Cgroup::new("psi-many", &[]);
+    let ua = Unified::for_group(&a);
+    let mut groups = a.procs_files();
+    groups.extend(ua.0.iter().map(|d| d.join("cgroup.procs")));
+    let join: String = groups
+        .iter()
+        .map(|f| format!("echo $$ > '{}'\n", f.display()))
+        .collect();
+    let out = tempfile::tempdir().unwrap();
+    let mut waiters: Vec<std::process::Child> = (1..=CONTAINERS)
+        .map(|i| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "{join}exec unshare -p -f --kill-child python3 -c \"$WAITERS\" '{}' '{}/{i}'",
+                    d.mnt.display(),
+                    out.path().display()
+                ))
+                .env("WAITERS", WAITERS)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    poll(DEADLINE, "every container's pollers armed", || {
+        (1..=CONTAINERS)
+            .all(|i| out.path().join(i.to_string()).exists())
+            .then_some(())
+    });
+    let w = d.workers();
+    assert_eq!(w.len(), 1, "{w:?}");
+    signal(w[0], rustix::process::Signal::KILL).unwrap();
+    let results: Vec<(usize, f64)> = poll(
+        Duration::from_secs(40),
+        "every container's pollers back",
+        || {
+            (1..=CONTAINERS)
+                .map(|i| std::fs::read_to_string(out.path().join(format!("{i}.done"))).ok())
+                .collect::<Option<Vec<String>>>()
+        },
+    )
+    .iter()
+    .map(|t| {
+        let mut v = t.split_whitespace();
+        (
+            v.next().unwrap().parse().unwrap(),
+            v.next().unwrap().parse().unwrap(),
+        )
+    })
+    .collect();
+    for h in &mut waiters {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    let woken: usize = results.iter().map(|r| r.0).sum();
+    assert_eq!(
+        woken,
+        16 * CONTAINERS,
+        "pollers woken with POLLERR, per container: {results:?}\n{}",
+        d.log_text()
+    );
+    assert!(results.iter().all(|r| r.1 < 30.0), "{results:?}");
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!("woke {} PSI trigger pollers", 16 * CONTAINERS)),
+        "{log}"
+    );
+    drop(a);
+    drop(ua);
+}
