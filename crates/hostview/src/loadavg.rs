@@ -7,7 +7,7 @@
 //! container's load is tracked from its start (or the daemon's), not from its first
 //! read, and a read never waits for the sampler: it takes an `Arc` of the last sample.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -123,9 +123,9 @@ impl Host {
                 tracing::info!("load sampler: every cgroup sampled again");
             } else {
                 tracing::warn!(
-                    "load sampler: more than {MAX_CGROUPS} cgroups; those deepest in the \
-                     tree are not sampled (their load shows 0, and their parents' leaves \
-                     them out) while there are so many"
+                    "load sampler: more than {MAX_CGROUPS} cgroups; each subtree is sampled \
+                     to its fair share of them, the cgroups past it are not (their load \
+                     shows 0, and their parents' leaves them out) while there are so many"
                 );
             }
         }
@@ -186,47 +186,84 @@ impl Host {
 }
 
 /// Own counts (`active`) of the cgroups below the root of `dir` (the root is the
-/// host), breadth first, at most `max`, and whether that was all of them. Breadth
-/// first, so that when a tree has more (a tenant making cgroups below its container's
-/// without end), what is left out is the deepest levels, below every container's own
-/// cgroup, not whole containers that happened to be listed after the tenant's.
+/// host), at most `max` of them, and whether that was all. Past the bound each subtree
+/// keeps a fair share: the children of a cgroup are visited in turn, each with an
+/// equal part of what is left to visit (what one does not use goes to those after
+/// it), so a tenant making cgroups without end below its container takes its share
+/// and no more, and every other container, however deep, keeps its own.
 fn walk(dir: &Dir, max: usize, mut active: impl FnMut(&Dir) -> u64) -> (Vec<(String, u64)>, bool) {
-    let mut own: Vec<(String, u64)> = Vec::new();
-    let mut queue: VecDeque<(String, usize)> = dir
-        .entries(".")
-        .unwrap_or_default()
+    let mut w = Walk {
+        dir,
+        own: Vec::new(),
+        complete: true,
+        active: &mut active,
+    };
+    let top = child_dirs(dir.entries(".").unwrap_or_default());
+    w.share("", top, 1, max);
+    (w.own, w.complete)
+}
+
+struct Walk<'a> {
+    dir: &'a Dir,
+    own: Vec<(String, u64)>,
+    complete: bool,
+    active: &'a mut dyn FnMut(&Dir) -> u64,
+}
+
+impl Walk<'_> {
+    /// Visit `children` of `parent` and their subtrees, `budget` cgroups at most in
+    /// all; how many were visited.
+    fn share(&mut self, parent: &str, children: Vec<String>, depth: usize, budget: usize) -> usize {
+        let mut left = budget;
+        let n = children.len();
+        for (i, name) in children.into_iter().enumerate() {
+            if left == 0 {
+                self.complete = false;
+                break;
+            }
+            let part = (left / (n - i)).max(1);
+            let cg = if parent.is_empty() {
+                name
+            } else {
+                format!("{parent}/{name}")
+            };
+            left -= self.subtree(cg, depth, part).min(left);
+        }
+        budget - left
+    }
+
+    /// Visit `cg` (`budget` ≥ 1) and what of its subtree the rest allows.
+    fn subtree(&mut self, cg: String, depth: usize, budget: usize) -> usize {
+        // One descriptor for the kernel's counts, the task list and the listing.
+        let Ok(here) = self.dir.listable(&cg) else {
+            // Removed since its parent was listed: no task, no child.
+            self.own.push((cg, 0));
+            return 1;
+        };
+        let n = (self.active)(&here);
+        let children = if depth < tasks::MAX_DEPTH {
+            child_dirs(here.into_entries().unwrap_or_default())
+        } else {
+            Vec::new()
+        };
+        self.own.push((cg.clone(), n));
+        if children.is_empty() {
+            return 1;
+        }
+        if budget <= 1 {
+            self.complete = false;
+            return 1;
+        }
+        1 + self.share(&cg, children, depth + 1, budget - 1)
+    }
+}
+
+fn child_dirs(entries: Vec<crate::fsio::DirEntry>) -> Vec<String> {
+    entries
         .into_iter()
         .filter(|e| e.kind == rustix::fs::FileType::Directory)
-        .map(|e| (e.name, 1))
-        .collect();
-    let mut complete = true;
-    while let Some((cg, depth)) = queue.pop_front() {
-        if own.len() >= max {
-            complete = false;
-            break;
-        }
-        // One descriptor for the kernel's counts, the task list and the listing.
-        let Ok(here) = dir.listable(&cg) else {
-            // Removed since its parent was listed: no task, no child.
-            own.push((cg, 0));
-            continue;
-        };
-        own.push((cg.clone(), active(&here)));
-        if depth < tasks::MAX_DEPTH {
-            for e in here.into_entries().unwrap_or_default() {
-                if e.kind != rustix::fs::FileType::Directory {
-                    continue;
-                }
-                // Names past the bound are not kept waiting either.
-                if own.len() + queue.len() >= max {
-                    complete = false;
-                    break;
-                }
-                queue.push_back((format!("{cg}/{}", e.name), depth + 1));
-            }
-        }
-    }
-    (own, complete)
+        .map(|e| e.name)
+        .collect()
 }
 
 #[cfg(test)]
@@ -235,34 +272,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn past_the_bound_the_deepest_cgroups_are_left_out_not_later_containers() {
+    fn past_the_bound_a_tenants_cgroups_take_its_share_not_other_containers() {
         let root = tempfile::tempdir().unwrap();
-        // Pods whose containers sit one level down, as Kubernetes nests them; two
-        // tenants, first and last in any listing order, make cgroups below their
-        // containers' without end.
+        let mk = |p: &str| std::fs::create_dir_all(root.path().join(p)).unwrap();
+        // Pods whose containers sit two levels down, as Kubernetes nests them; two
+        // tenants among the pods, first and last in any listing order, and a third
+        // near the root, make cgroups below their containers' without end.
         let pods = ["a-tenant", "b", "c", "d", "z-tenant"];
         for p in pods {
-            std::fs::create_dir_all(root.path().join(format!("pods/{p}/ctr"))).unwrap();
+            mk(&format!("kubepods/{p}/ctr"));
         }
-        for i in 0..50 {
-            for t in ["a-tenant", "z-tenant"] {
-                std::fs::create_dir_all(root.path().join(format!("pods/{t}/ctr/t{i}/u"))).unwrap();
-            }
+        for i in 0..100 {
+            mk(&format!("kubepods/a-tenant/ctr/t{i}/u"));
+            mk(&format!("kubepods/z-tenant/ctr/t{i}/u"));
+            mk(&format!("lxc-tenant/t{i}"));
         }
         let dir = Dir::open(root.path()).unwrap();
-        let (own, complete) = walk(&dir, 40, |_| 1);
+        let (own, complete) = walk(&dir, 60, |_| 1);
         assert!(!complete);
-        assert!(own.len() <= 40, "{}", own.len());
+        assert!(own.len() <= 60, "{}", own.len());
         for p in pods {
-            let ctr = format!("pods/{p}/ctr");
+            let ctr = format!("kubepods/{p}/ctr");
             assert!(
                 own.iter().any(|(q, _)| *q == ctr),
                 "{ctr} not sampled: {own:?}"
             );
         }
+        // The quiet pods' whole subtrees, and the tenants' own cgroups.
+        let under = |prefix: &str| own.iter().filter(|(q, _)| q.starts_with(prefix)).count();
+        for p in ["b", "c", "d"] {
+            assert_eq!(under(&format!("kubepods/{p}")), 2, "{own:?}");
+        }
+        assert!(
+            under("lxc-tenant") >= 2 && under("lxc-tenant") <= 40,
+            "{own:?}"
+        );
         // All of it when the bound allows.
-        let (own, complete) = walk(&dir, 1000, |_| 1);
+        let (own, complete) = walk(&dir, 10_000, |_| 1);
         assert!(complete);
-        assert_eq!(own.len(), 1 + 2 * pods.len() + 2 * 50 * 2);
+        assert_eq!(own.len(), 1 + 2 * pods.len() + 2 * 100 * 2 + 1 + 100);
+        // A bound of 0 visits nothing, and says so.
+        assert_eq!(walk(&dir, 0, |_| 1), (Vec::new(), false));
     }
 }
