@@ -29,9 +29,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 /// A hard bound of each table (a tenant making a pid namespace for every read makes a
 /// key for every read).
 const MAX_ENTRIES: usize = 16384;
-/// And of the per-CPU counters all histories hold together (about 56 bytes each): a
-/// container on a 4096-CPU host keeps 4096.
+/// The stat history's bound also shrinks with the CPUs of the container making room
+/// (each entry keeps about 56 bytes per CPU it shows): `MAX_SLOTS` over its CPUs, so
+/// containers shown all of a 4096-CPU host's hold about this many counters together.
 const MAX_SLOTS: usize = 1 << 20;
+/// A cgroup counted before is shown its last count while another is being made, if
+/// it is no older than this; an older one waits its turn.
+const COUNTS_STALE: Duration = Duration::from_secs(5);
 
 struct Entry {
     state: StatState,
@@ -45,14 +49,16 @@ pub(crate) struct StatHistory {
     map: Mutex<HashMap<ContainerKey, Entry>>,
     /// Recent task counts per counted cgroup, and the highest `last_pid` shown.
     counts: Mutex<HashMap<CountsKey, (Instant, Counts)>>,
-    last_prune: Mutex<Option<Instant>>,
+    /// When each table was last pruned of idle entries.
+    pruned: Mutex<Option<Instant>>,
+    counts_pruned: Mutex<Option<Instant>>,
 }
 
 /// Counts are of a cgroup, whoever reads them: the cgroup (in the hierarchy that lists
 /// tasks) and whether the reader is in a pid namespace of its own (which is shown its
 /// `last_pid`). Every pid namespace of a container shares one count a second, however
-/// many it makes. (A cgroup made again under its name within that second is shown the
-/// old one's count until the next.)
+/// many it makes. (A cgroup made again under its name is shown the old one's count
+/// until the next, a few seconds at most.)
 type CountsKey = (String, bool);
 
 /// Make room for a new key in a table bounded to `max` entries: those unused for
@@ -83,9 +89,9 @@ impl StatHistory {
         self.lock().len()
     }
 
-    /// True at most once per PRUNE_EVERY per caller.
-    fn prune_due(&self, now: Instant) -> bool {
-        let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+    /// True at most once per PRUNE_EVERY for the table `clock` is of.
+    fn prune_due(clock: &Mutex<Option<Instant>>, now: Instant) -> bool {
+        let mut last = clock.lock().unwrap_or_else(|p| p.into_inner());
         match *last {
             Some(t) if now.saturating_duration_since(t) < PRUNE_EVERY => false,
             _ => {
@@ -245,7 +251,9 @@ impl Host {
         // Dead containers' history goes after IDLE, checked every PRUNE_EVERY, so
         // memory follows the live containers; a full table makes room at once.
         let max = MAX_ENTRIES.min(MAX_SLOTS / view.len().max(1));
-        if self.stats.prune_due(t) || (map.len() >= max && !map.contains_key(&k)) {
+        if StatHistory::prune_due(&self.stats.pruned, t)
+            || (map.len() >= max && !map.contains_key(&k))
+        {
             make_room(&mut map, max, t, |e| e.last_used);
         }
         let entry = map.entry(k).or_insert_with(|| Entry {
@@ -272,15 +280,17 @@ impl Host {
             }
         }
         // One count at a time: a container with thousands of tasks must not occupy
-        // every serving thread at once. A cgroup counted before is shown its last
-        // count while another is under way (a gauge a little older), rather than
+        // every serving thread at once. A cgroup counted lately is shown its last
+        // count while another is under way (a gauge a few seconds old), rather than
         // waiting: a tenant keeping the counter busy would hold every reader.
         let mut counter = match self.task_counter.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => match prev {
-                Some((_, counts)) => return Ok(counts),
-                None => self.task_counter.lock().unwrap_or_else(|p| p.into_inner()),
+                Some((at, counts)) if t.saturating_duration_since(at) < COUNTS_STALE => {
+                    return Ok(counts);
+                }
+                _ => self.task_counter.lock().unwrap_or_else(|p| p.into_inner()),
             },
         };
         if let Some((at, counts)) = self.recent_counts(&k) {
@@ -302,7 +312,9 @@ impl Host {
             }
         }
         let mut map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if self.stats.prune_due(t) || (map.len() >= MAX_ENTRIES && !map.contains_key(&k)) {
+        if StatHistory::prune_due(&self.stats.counts_pruned, t)
+            || (map.len() >= MAX_ENTRIES && !map.contains_key(&k))
+        {
             make_room(&mut map, MAX_ENTRIES, t, |(at, _)| *at);
         }
         map.insert(k, (t, counts));
