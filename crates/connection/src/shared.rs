@@ -23,8 +23,12 @@
 //! worker had promised a notification (`FUSE_NOTIFY_POLL`, [`crate::notify_poll`]):
 //! the triggers died with it, and without a wake-up a poller would sleep until its own
 //! timeout (forever for `poll(-1)`); woken, it polls again, and the next worker tells
-//! it its trigger is gone. They lie inside the first page, which every version of this
-//! state has (zeroed), so states and workers of older versions agree on the layout.
+//! it its trigger is gone. The first 256 lie inside the first page, which every
+//! version of this state has (zeroed), and there every worker scans them all, as older
+//! versions do; a state of this version has more after it, where a handle is kept in
+//! a window its hash points to. A supervisor of an older version adopting workers on
+//! such a state takes only the first 256 slots: a poller kept past them is not woken
+//! after a crash (it waits for its own timeout), as past the 256 slots before.
 //!
 //! The backing files exist only on a connection that wants passthrough; without them
 //! the descriptors handed on are the state alone. They are memfds, which pure opens'
@@ -61,8 +65,9 @@ const LOCK_SPINS: u32 = 200;
 const POLLERS_AT: usize = 256;
 pub const POLLERS: usize = 256;
 /// Words of the state this build makes: its poller slots go on past the first page, so
-/// that a host's thousands of containers' triggers can each be kept (65 280 slots, in
-/// 512 KiB of shared memory touched only where used).
+/// that a host's thousands of containers' triggers can each be kept (65 280 slots in
+/// 512 KiB of shared memory, allocated as touched: all of it once a supervisor has
+/// looked for a dead worker's pollers).
 const STATE_WORDS: usize = 1 << 16;
 /// A handle's slot is looked for among this many from where its hash points: bounded
 /// work per poll, however large the table.
@@ -423,9 +428,15 @@ impl Shared {
     fn poller_window(&self, kh: u64) -> impl Iterator<Item = &AtomicU64> {
         let slots = self.pollers();
         let n = slots.len().max(1);
-        // Fibonacci hashing: kernel handles are sequential, their slots spread.
-        let start = (kh.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17) as usize % n;
-        (0..POLLER_PROBES.min(slots.len())).filter_map(move |i| slots.get((start + i) % n))
+        // A state of one page: all of its 256, as its own version scans them.
+        let (start, probes) = if slots.len() <= POLLERS {
+            (0, slots.len())
+        } else {
+            // Fibonacci hashing: kernel handles are sequential, their slots spread.
+            let h = (kh.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17) as usize % n;
+            (h, POLLER_PROBES)
+        };
+        (0..probes).filter_map(move |i| slots.get((start + i) % n))
     }
 
     /// A poller with kernel handle `kh` waits for a notification from this worker;
@@ -566,13 +577,13 @@ mod tests {
     }
 
     /// The state of a version whose slots were the first page's 256: a worker of this
-    /// one keeps handles there, and refuses them once their slots are taken.
+    /// one keeps as many handles there, and refuses them once all are taken.
     #[test]
-    fn a_one_page_state_keeps_at_most_its_slots() {
+    fn a_one_page_state_keeps_its_256() {
         let old = Shared::create_sized(Backing::None, words_mapped()).unwrap();
         let new = Shared::from_fds(fds_of(&old)).unwrap();
         let kept: Vec<u64> = (1..=1_000u64).filter(|&kh| new.poller_waits(kh)).collect();
-        assert!((64..=POLLERS).contains(&kept.len()), "{}", kept.len());
+        assert_eq!(kept.len(), POLLERS);
         let refused = (1..=1_000u64).find(|kh| !kept.contains(kh)).unwrap();
         assert!(!new.poller_waits(refused));
         let mut taken = old.take_pollers();

@@ -557,11 +557,16 @@ fn every_poller_of_many_containers_is_woken_when_its_worker_is_killed() {
         d.log_text()
     );
     assert!(results.iter().all(|r| r.1 < 30.0), "{results:?}");
+    // Woken by the supervisor, more than the first page's 256 slots: a poll still on
+    // its way when the worker died is answered by the next worker instead.
     let log = d.log_text();
-    assert!(
-        log.contains(&format!("woke {} PSI trigger pollers", 16 * CONTAINERS)),
-        "{log}"
-    );
+    let woke: usize = log
+        .split("woke ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pollers woken by the supervisor:\n{log}"));
+    assert!(woke > 256 && woke <= 16 * CONTAINERS, "{log}");
     drop(a);
     drop(ua);
 }
