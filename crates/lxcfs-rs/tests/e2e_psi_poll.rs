@@ -273,6 +273,41 @@ os.rename(sys.argv[2] + ".tmp", sys.argv[2])
 time.sleep(600)
 "#;
 
+/// `n` containers running python `script` with the mount and `<out>/<i>` as its
+/// arguments: they share one group (and, on a hybrid host, one cgroup2 group for their
+/// PSI); each is a pid namespace of its own.
+fn containers_running(
+    n: usize,
+    script: &str,
+    cg: &Cgroup,
+    unified: &Unified,
+    d: &Daemon,
+    out: &std::path::Path,
+) -> Vec<std::process::Child> {
+    let mut groups = cg.procs_files();
+    groups.extend(unified.0.iter().map(|d| d.join("cgroup.procs")));
+    let join: String = groups
+        .iter()
+        .map(|f| format!("echo $$ > '{}'\n", f.display()))
+        .collect();
+    (1..=n)
+        .map(|i| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "{join}exec unshare -p -f --kill-child python3 -c \"$SCRIPT\" '{}' '{}/{i}'",
+                    d.mnt.display(),
+                    out.display()
+                ))
+                .env("SCRIPT", script)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// Each trigger holds one of the worker's descriptors. Under a limit of 256 of them,
 /// 15 containers asking 16 triggers each (240, within every container's own bound)
 /// would leave the worker none to open a neighbour's cgroup files with, and every
@@ -290,33 +325,10 @@ fn triggers_of_all_containers_leave_descriptors_for_every_read() {
             .count()
     };
     let before = open_fds();
-    // The containers share one group (and, on a hybrid host, one cgroup2 group for
-    // their PSI); each is a pid namespace of its own.
     let a = Cgroup::new("psi-hoard", &[]);
     let ua = Unified::for_group(&a);
-    let mut groups = a.procs_files();
-    groups.extend(ua.0.iter().map(|d| d.join("cgroup.procs")));
-    let join: String = groups
-        .iter()
-        .map(|f| format!("echo $$ > '{}'\n", f.display()))
-        .collect();
     let out = tempfile::tempdir().unwrap();
-    let mut holders: Vec<std::process::Child> = (1..=HOLDERS)
-        .map(|i| {
-            std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "{join}exec unshare -p -f --kill-child python3 -c \"$HOLDER\" '{}' '{}/{i}'",
-                    d.mnt.display(),
-                    out.path().display()
-                ))
-                .env("HOLDER", HOLDER)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let mut holders = containers_running(HOLDERS, HOLDER, &a, &ua, &d, out.path());
     let counts: Vec<(usize, i32)> = poll(DEADLINE, "every holder's count", || {
         let texts: Vec<String> = (1..=HOLDERS)
             .map(|i| std::fs::read_to_string(out.path().join(i.to_string())))
@@ -496,29 +508,8 @@ fn every_poller_of_many_containers_is_woken_when_its_worker_is_killed() {
     });
     let a = Cgroup::new("psi-many", &[]);
     let ua = Unified::for_group(&a);
-    let mut groups = a.procs_files();
-    groups.extend(ua.0.iter().map(|d| d.join("cgroup.procs")));
-    let join: String = groups
-        .iter()
-        .map(|f| format!("echo $$ > '{}'\n", f.display()))
-        .collect();
     let out = tempfile::tempdir().unwrap();
-    let mut waiters: Vec<std::process::Child> = (1..=CONTAINERS)
-        .map(|i| {
-            std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "{join}exec unshare -p -f --kill-child python3 -c \"$WAITERS\" '{}' '{}/{i}'",
-                    d.mnt.display(),
-                    out.path().display()
-                ))
-                .env("WAITERS", WAITERS)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let mut waiters = containers_running(CONTAINERS, WAITERS, &a, &ua, &d, out.path());
     poll(DEADLINE, "every container's pollers armed", || {
         (1..=CONTAINERS)
             .all(|i| out.path().join(i.to_string()).exists())
