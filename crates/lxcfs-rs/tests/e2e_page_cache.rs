@@ -33,31 +33,40 @@ const FILES: [&str; 4] = [
     "/sys/devices/system/cpu/online",
 ];
 
-/// Each transfer of `$METHODS` of each file, against a plain read around it; a line
-/// `ok METHOD FILE` or `bad METHOD FILE why` per pair.
-const CHECKER: &str = r#"
-import errno, mmap, os, subprocess, sys
+/// What the checkers below start with: `read_to_end(fd)`, every byte from the offset
+/// on.
+macro_rules! read_to_end_py {
+    () => {
+        r#"
+import os
 
-def read_all(p):
-    fd = os.open(p, os.O_RDONLY)
+def read_to_end(fd):
     out = b""
     while True:
         b = os.read(fd, 65536)
         if not b:
-            break
+            return out
         out += b
+"#
+    };
+}
+
+/// Each transfer of `$METHODS` of each file, against a plain read around it; a line
+/// `ok METHOD FILE` or `bad METHOD FILE why` per pair.
+const CHECKER: &str = concat!(
+    read_to_end_py!(),
+    r#"
+import errno, mmap, os, subprocess, sys
+
+def read_all(p):
+    fd = os.open(p, os.O_RDONLY)
+    out = read_to_end(fd)
     os.close(fd)
     return out
 
 def sink_of(fd_out):
     os.lseek(fd_out, 0, 0)
-    out = b""
-    while True:
-        b = os.read(fd_out, 65536)
-        if not b:
-            break
-        out += b
-    return out
+    return read_to_end(fd_out)
 
 def by_sendfile(p, n):
     fd, sink = os.open(p, os.O_RDONLY), os.memfd_create("sink")
@@ -125,7 +134,8 @@ for method in os.environ["METHODS"].split():
                 ", zeros" if b"\0" in got else "",
                 ", a prefix of the read" if before.startswith(got) else "")
         print("bad" if why else "ok", method, p, why, flush=True)
-"#;
+"#
+);
 
 /// busybox, if this machine has one (the VM test caches a static one).
 fn busybox() -> Option<PathBuf> {
@@ -263,16 +273,10 @@ fn concurrent_readers_never_get_a_neighbours_or_a_cut_file() {
 /// For two seconds: sendfile or splice each file, then read it plainly; the transfer
 /// must be a rendering of this container: the same length and the same lines where
 /// this container's values do not move (its own limits, CPU list), or `EINVAL`.
-const CONCURRENT: &str = r#"
+const CONCURRENT: &str = concat!(
+    read_to_end_py!(),
+    r#"
 import errno, os, sys, time
-
-def read_all(fd):
-    out = b""
-    while True:
-        b = os.read(fd, 65536)
-        if not b:
-            return out
-        out += b
 
 def stable(text):
     # Lines that do not move between two renderings of one container.
@@ -292,7 +296,7 @@ while time.time() < end:
                     while os.sendfile(sink, fd, None, 1 << 20) > 0:
                         pass
                     os.lseek(sink, 0, 0)
-                    got = read_all(sink)
+                    got = read_to_end(sink)
                     os.close(sink)
                 else:
                     r, w = os.pipe()
@@ -311,14 +315,15 @@ while time.time() < end:
                 continue
             os.close(fd)
             fd = os.open(p, os.O_RDONLY)
-            plain = read_all(fd)
+            plain = read_to_end(fd)
             os.close(fd)
             if b"\0" in got or not got.endswith(b"\n") or stable(got) != stable(plain):
                 print("bad", how, p, len(got), len(plain), got[:200], plain[:200])
                 sys.exit(1)
             ok += 1
 print("transfers: %d right, %d refused with EINVAL" % (ok, refused))
-"#;
+"#
+);
 
 /// A pid namespace nested in a container whose init sits in another cgroup renders
 /// that cgroup's files (its bounds are charged to the outer container, its pages are
@@ -380,7 +385,9 @@ fn a_nested_namespace_in_another_cgroup_never_shares_its_pages() {
 /// namespace whose init joined the inner cgroup (`INNER_PROCS`, writing 0: itself)
 /// reads it plainly and by `sendfile`, then the outer one transfers its held handle
 /// from offset 0 and reads plainly. One line `who how MemTotal` each (or `EINVAL`).
-const NESTED: &str = r#"
+const NESTED: &str = concat!(
+    read_to_end_py!(),
+    r#"
 import errno, os, subprocess, sys
 
 def mem_total(text):
@@ -403,13 +410,7 @@ def by_sendfile(fd):
             raise
         return "EINVAL"
     os.lseek(sink, 0, 0)
-    got = b""
-    while True:
-        b = os.read(sink, 65536)
-        if not b:
-            break
-        got += b
-    return mem_total(got)
+    return mem_total(read_to_end(sink))
 
 def plain():
     with open("/proc/meminfo", "rb") as f:
@@ -431,4 +432,5 @@ for _ in range(3):
     print("outer sendfile", by_sendfile(held), flush=True)
     print("outer plain", plain(), flush=True)
     os.close(held)
-"#;
+"#
+);
