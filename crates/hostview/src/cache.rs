@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::bounded::make_room;
 use crate::cgroup::CgroupPaths;
 use crate::pidns::NsId;
 
@@ -206,17 +207,8 @@ impl Inner {
     fn prune(&mut self, now: Instant) -> usize {
         let before = self.map.len();
         self.last_prune = now;
-        self.map
-            .retain(|_, e| now.saturating_duration_since(e.last_used) <= IDLE);
-        if self.map.len() > MAX_ENTRIES {
-            let mut ages: Vec<(Instant, NsId)> =
-                self.map.iter().map(|(k, e)| (e.last_used, *k)).collect();
-            ages.sort_unstable();
-            let excess = self.map.len() - MAX_ENTRIES;
-            for (_, k) in ages.into_iter().take(excess) {
-                self.map.remove(&k);
-            }
-        }
+        // At most MAX_ENTRIES: room is made only past it.
+        make_room(&mut self.map, MAX_ENTRIES + 1, IDLE, now, |e| e.last_used);
         before.saturating_sub(self.map.len())
     }
 }

@@ -10,6 +10,7 @@ use procfile::render::ProcessCounts;
 use crate::tasks::Counts;
 use procfile::{CpuSet, CpuView, StatState};
 
+use crate::bounded::make_room;
 use crate::cache::{Container, ContainerKey};
 use crate::cpu;
 use crate::error::{Error, Result};
@@ -60,25 +61,6 @@ pub(crate) struct StatHistory {
 /// many it makes. (A cgroup made again under its name is shown the old one's count
 /// until the next, a few seconds at most.)
 type CountsKey = (String, bool);
-
-/// Make room for a new key in a table bounded to `max` entries: those unused for
-/// [`IDLE`] go, and if that is not enough the least recently used eighth, so that a
-/// full table is not scanned again on every insert.
-fn make_room<K, V>(
-    map: &mut HashMap<K, V>,
-    max: usize,
-    now: Instant,
-    used: impl Fn(&V) -> Instant,
-) {
-    map.retain(|_, v| now.saturating_duration_since(used(v)) < IDLE);
-    if map.len() < max.max(1) {
-        return;
-    }
-    let mut ages: Vec<Instant> = map.values().map(&used).collect();
-    let cut = ages.len() / 8;
-    let (_, &mut oldest_kept, _) = ages.select_nth_unstable(cut);
-    map.retain(|_, v| used(v) > oldest_kept);
-}
 
 impl StatHistory {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ContainerKey, Entry>> {
@@ -254,7 +236,7 @@ impl Host {
         if StatHistory::prune_due(&self.stats.pruned, t)
             || (map.len() >= max && !map.contains_key(&k))
         {
-            make_room(&mut map, max, t, |e| e.last_used);
+            make_room(&mut map, max, IDLE, t, |e| e.last_used);
         }
         let entry = map.entry(k).or_insert_with(|| Entry {
             state: StatState::start(view, &usage, age, now),
@@ -315,7 +297,7 @@ impl Host {
         if StatHistory::prune_due(&self.stats.counts_pruned, t)
             || (map.len() >= MAX_ENTRIES && !map.contains_key(&k))
         {
-            make_room(&mut map, MAX_ENTRIES, t, |(at, _)| *at);
+            make_room(&mut map, MAX_ENTRIES, IDLE, t, |(at, _)| *at);
         }
         map.insert(k, (t, counts));
         Ok(counts)
@@ -330,35 +312,5 @@ impl Host {
     /// Nanoseconds since boot (see [`hostinputs::boottime_ns`]).
     pub(crate) fn boottime_ns(&self) -> Result<u64> {
         hostinputs::boottime_ns(&self.root, self.real_root)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_table_drops_its_least_recently_used_eighth_and_stays_bounded() {
-        let t0 = Instant::now();
-        let mut map: HashMap<u64, Instant> = HashMap::new();
-        let max = 64;
-        // A key per read, every read recent (none idle long enough to go by age).
-        for k in 0..10_000u64 {
-            let now = t0 + Duration::from_millis(k);
-            if map.len() >= max && !map.contains_key(&k) {
-                make_room(&mut map, max, now, |at| *at);
-            }
-            map.insert(k, now);
-            assert!(map.len() <= max, "{} entries", map.len());
-        }
-        // The newest are kept.
-        assert!((9_990..10_000).all(|k| map.contains_key(&k)));
-        // Idle ones go whatever the table's size.
-        make_room(&mut map, max, t0 + Duration::from_secs(10) + IDLE, |at| *at);
-        assert!(map.is_empty());
-        // A bound of 0 still makes room.
-        map.insert(1, t0);
-        make_room(&mut map, 0, t0, |at| *at);
-        assert!(map.is_empty());
     }
 }

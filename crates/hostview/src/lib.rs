@@ -5,6 +5,7 @@
 //! tree under `fixtures/` in tests. All `unsafe` lives in [`sys`].
 
 mod activity;
+mod bounded;
 mod busiest;
 pub mod cache;
 pub mod cgroup;
