@@ -12,6 +12,7 @@ use procfile::{CpuSet, CpuView, StatState};
 
 use crate::bounded::make_room;
 use crate::cache::{Container, ContainerKey};
+use crate::countslots::CountSlots;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::files::VirtualFile;
@@ -53,6 +54,10 @@ pub(crate) struct StatHistory {
     /// When each table was last pruned of idle entries.
     pruned: Mutex<Option<Instant>>,
     counts_pruned: Mutex<Option<Instant>>,
+    /// The cgroup each container is counting now.
+    counting: CountSlots<CountsKey>,
+    /// The latest count made for each container (by owner), of whichever cgroup.
+    by_owner: Mutex<HashMap<u64, (Instant, Counts)>>,
 }
 
 /// Counts are of a cgroup, whoever reads them: the cgroup (in the hierarchy that lists
@@ -261,15 +266,52 @@ impl Host {
                 return Ok(counts);
             }
         }
+        // One thread of each container counts or waits for the counter, and one more
+        // may wait for it (see `countslots`): the others are shown the count they have,
+        // however old, or else their container's latest (of another of its cgroups), so
+        // that one container's reads cannot hold every serving thread.
+        let owner = c.owner().or(c.ns).map_or(0, |n| n.0);
+        let _slot = loop {
+            let counting = match self.stats.counting.take(owner, &k) {
+                Ok(slot) => break slot,
+                Err(counting) => counting,
+            };
+            let mine = self.recent_counts(&k);
+            if let Some((at, counts)) = mine {
+                if counting != k || Instant::now().saturating_duration_since(at) < COUNTS_STALE {
+                    return Ok(counts);
+                }
+            }
+            if !self.stats.counting.wait(owner, false) {
+                match mine
+                    .map(|(_, counts)| counts)
+                    .or_else(|| self.owner_counts(owner))
+                {
+                    Some(counts) => return Ok(counts),
+                    // The container's first count is under way: nothing to show yet.
+                    None => {
+                        self.stats.counting.wait(owner, true);
+                    }
+                }
+            }
+        };
         // One count at a time: a container with thousands of tasks must not occupy
         // every serving thread at once. A cgroup counted lately is shown its last
         // count while another is under way (a gauge a few seconds old), rather than
         // waiting: a tenant keeping the counter busy would hold every reader.
+        // (A count of this cgroup may have landed while this reader waited for the slot.)
+        let prev = self.recent_counts(&k);
+        let now = Instant::now();
+        if let Some((at, counts)) = prev {
+            if now.saturating_duration_since(at) < COUNTS_TTL {
+                return Ok(counts);
+            }
+        }
         let mut counter = match self.task_counter.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => match prev {
-                Some((at, counts)) if t.saturating_duration_since(at) < COUNTS_STALE => {
+                Some((at, counts)) if now.saturating_duration_since(at) < COUNTS_STALE => {
                     return Ok(counts);
                 }
                 _ => self.task_counter.lock().unwrap_or_else(|p| p.into_inner()),
@@ -300,7 +342,27 @@ impl Host {
             make_room(&mut map, MAX_ENTRIES, IDLE, t, |(at, _)| *at);
         }
         map.insert(k, (t, counts));
+        drop(map);
+        let mut latest = self
+            .stats
+            .by_owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if latest.len() >= MAX_ENTRIES && !latest.contains_key(&owner) {
+            make_room(&mut latest, MAX_ENTRIES, IDLE, t, |(at, _)| *at);
+        }
+        latest.insert(owner, (t, counts));
         Ok(counts)
+    }
+
+    /// The latest count made for a container (by owner), of whichever of its cgroups.
+    fn owner_counts(&self, owner: u64) -> Option<Counts> {
+        let latest = self
+            .stats
+            .by_owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        latest.get(&owner).map(|(_, counts)| *counts)
     }
 
     /// The last count of a cgroup and when it was made.

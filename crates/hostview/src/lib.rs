@@ -10,6 +10,7 @@ mod busiest;
 pub mod cache;
 pub mod cgroup;
 pub mod cgroupview;
+mod countslots;
 mod cpu;
 pub mod cpudir;
 mod cpufiles;

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use common::*;
 
-/// How long the neighbour polls, and how long the hostile container keeps at it.
+/// How long the neighbour polls (unless a test says), and how long the hostile
+/// container keeps at it.
 const POLL_SECS: u32 = 5;
 const HOSTILE: Duration = Duration::from_secs(12);
 
@@ -46,6 +47,10 @@ struct Dist {
 /// The neighbour's reads for [`POLL_SECS`], every 2 ms: open, read to the end, close,
 /// of a served file (one after another) and then of the kernel's own `/proc/vmstat`.
 fn neighbour_reads(ctr: &Running) -> (Dist, Dist) {
+    neighbour_reads_for(ctr, POLL_SECS)
+}
+
+fn neighbour_reads_for(ctr: &Running, secs: u32) -> (Dist, Dist) {
     let script = r#"python3 -c '
 import time
 files = ["/proc/meminfo", "/proc/stat", "/proc/loadavg", "/proc/uptime", "/proc/cpuinfo"]
@@ -68,7 +73,7 @@ for lat in (ours, kernel):
     print(n, lat[n // 2] // 1000, lat[n * 99 // 100] // 1000, lat[-1] // 1000,
           sum(1 for x in lat if x > 100_000_000))
 '"#
-    .replace("SECS", &POLL_SECS.to_string());
+    .replace("SECS", &secs.to_string());
     let out = ctr.exec(&script);
     let dist = |line: Option<&str>| {
         let v: Vec<u64> = line
@@ -312,6 +317,115 @@ for _ in range(200):
         _, st = os.waitpid(init, 0)
         os._exit(os.waitstatus_to_exitcode(st))
     kids.append(pid)
+reads = 0
+for k in kids:
+    _, st = os.waitpid(k, 0)
+    reads += os.waitstatus_to_exitcode(st)
+print("reads", reads)
+'"#;
+
+/// A container whose nested pid namespaces have their inits in the 30 cgroups of a
+/// chain over 1 024 more, all reading `/proc/loadavg` at the same instant every 6 s:
+/// each read needs a count of its own cgroup (the first burst has none; later ones
+/// have one older than the 5 s a count is shown while another is made), and each count
+/// walks a thousand cgroups. The neighbour's reads are not held: one thread of the
+/// container counts and one more waits, and its other readers are shown their last
+/// counts or the container's latest. (They were held, for 0.7 s a burst, while every
+/// serving thread waited for the counter in turn.)
+#[test]
+fn a_containers_burst_of_counts_holds_one_serving_thread_not_all() {
+    require_env();
+    if let Err(e) = require_tools(&["python3"], "python3") {
+        panic!("{e}");
+    }
+    let d = Daemon::start(&[]);
+    let calm = Cgroup::with_memory_limit("calm-burst", 160 * MIB);
+    let neighbour = Running::start(&calm, &d.mnt);
+    let chain = Deep::new("burst", 30);
+    // Dropped before the chain (locals go in reverse order).
+    let _leaves: Vec<Cgroup> = (0..1024)
+        .map(|i| chain.bottom().child(&format!("c{i}"), &[]))
+        .collect();
+    let levels: Vec<String> = chain.0[1..]
+        .iter()
+        .map(|c| {
+            let files: Vec<String> = c
+                .procs_files()
+                .iter()
+                .map(|p| format!("{:?}", p.to_string_lossy()))
+                .collect();
+            format!("[{}]", files.join(", "))
+        })
+        .collect();
+    let secs = 22;
+    let script = BURSTS
+        .replace("LEVELS", &format!("[{}]", levels.join(", ")))
+        .replace("SECS", &secs.to_string());
+    std::thread::scope(|s| {
+        let mnt = d.mnt.clone();
+        let tenant = &chain.0[0];
+        let script = &script;
+        let readers = s
+            .spawn(move || run_timeout(tenant, &mnt, script, Duration::from_secs(secs) + DEADLINE));
+        // The bursts are 3, 9, 15 and 21 s in: poll over the first two, new cgroups' and
+        // old ones'.
+        std::thread::sleep(Duration::from_secs(1));
+        let (ours, kernel) = neighbour_reads_for(&neighbour, 12);
+        eprintln!("neighbour beside the bursts (µs): served {ours:?}, kernel's file {kernel:?}");
+        let out = readers.join().unwrap();
+        let reads: u64 = out
+            .stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            out.status.success() && reads >= 90 * 3,
+            "the bursting container read {reads} times:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(
+            ours.p99 <= kernel.p99 + 10_000 && ours.slow == 0,
+            "neighbour reads beside the bursts (µs): served {ours:?}, kernel's file {kernel:?}"
+        );
+    });
+    assert!(!d.log_text().contains("panic"), "{}", d.log_text());
+}
+
+/// 3 readers in each of LEVELS (the `cgroup.procs` files of each cgroup), each the init
+/// of a pid namespace nested in the container's, reading `/proc/loadavg` together at
+/// 3, 9, 15 and 21 s; prints how many reads they made.
+const BURSTS: &str = r#"python3 -c '
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWPID = 0x20000000
+start = time.time()
+end = start + SECS
+kids = []
+for files in LEVELS:
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:
+            for f in files:
+                with open(f, "w") as w:
+                    w.write(str(os.getpid()))
+            if libc.unshare(CLONE_NEWPID) != 0:
+                os._exit(3)
+            init = os.fork()
+            if init == 0:
+                n = 0
+                at = start + 3
+                while at < end:
+                    time.sleep(max(0, at - time.time()))
+                    with open("/proc/loadavg", "rb") as f:
+                        f.read()
+                    n += 1
+                    at += 6
+                os._exit(n)
+            _, st = os.waitpid(init, 0)
+            os._exit(os.waitstatus_to_exitcode(st))
+        kids.append(pid)
 reads = 0
 for k in kids:
     _, st = os.waitpid(k, 0)
