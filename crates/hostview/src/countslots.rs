@@ -17,12 +17,29 @@ use std::time::Duration;
 /// every slot given back wakes the waiters.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// The cgroup each container (by owner) is counting now, and whether another of its
-/// threads waits for the slot.
-#[derive(Default)]
+/// The cgroup each container (by owner) is counting now, and how many of its threads
+/// wait for the slot (kept apart from the slot: a waiter may outlive the slot it
+/// waited for).
+struct Busy<K> {
+    counting: HashMap<u64, K>,
+    waiting: HashMap<u64, u32>,
+}
+
 pub(crate) struct CountSlots<K> {
-    busy: Mutex<HashMap<u64, (K, bool)>>,
+    busy: Mutex<Busy<K>>,
     freed: Condvar,
+}
+
+impl<K> Default for CountSlots<K> {
+    fn default() -> Self {
+        CountSlots {
+            busy: Mutex::new(Busy {
+                counting: HashMap::new(),
+                waiting: HashMap::new(),
+            }),
+            freed: Condvar::new(),
+        }
+    }
 }
 
 /// A container's slot, given back when dropped.
@@ -35,10 +52,10 @@ impl<K: Clone> CountSlots<K> {
     /// The slot of `owner` to count `key`, or the key its counting thread has.
     pub(crate) fn take(&self, owner: u64, key: &K) -> Result<Slot<'_, K>, K> {
         let mut busy = self.lock();
-        if let Some((other, _)) = busy.get(&owner) {
+        if let Some(other) = busy.counting.get(&owner) {
             return Err(other.clone());
         }
-        busy.insert(owner, (key.clone(), false));
+        busy.counting.insert(owner, key.clone());
         Ok(Slot { slots: self, owner })
     }
 
@@ -46,23 +63,28 @@ impl<K: Clone> CountSlots<K> {
     /// when another thread of `owner` is waiting already, unless `even_second`.
     pub(crate) fn wait(&self, owner: u64, even_second: bool) -> bool {
         let mut busy = self.lock();
-        match busy.get_mut(&owner) {
-            None => return true,
-            Some((_, waiting)) if *waiting && !even_second => return false,
-            Some((_, waiting)) => *waiting = true,
+        if !busy.counting.contains_key(&owner) {
+            return true;
         }
+        let waiting = busy.waiting.entry(owner).or_insert(0);
+        if *waiting > 0 && !even_second {
+            return false;
+        }
+        *waiting += 1;
         let (mut busy, _) = self
             .freed
             .wait_timeout(busy, RECHECK)
             .unwrap_or_else(|p| p.into_inner());
-        // The slot may be another's by now, with its own waiter to come.
-        if let Some((_, waiting)) = busy.get_mut(&owner) {
-            *waiting = false;
+        if let Some(n) = busy.waiting.get_mut(&owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                busy.waiting.remove(&owner);
+            }
         }
         true
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, (K, bool)>> {
+    fn lock(&self) -> MutexGuard<'_, Busy<K>> {
         self.busy.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -70,7 +92,7 @@ impl<K: Clone> CountSlots<K> {
 impl<K> Drop for Slot<'_, K> {
     fn drop(&mut self) {
         let mut busy = self.slots.busy.lock().unwrap_or_else(|p| p.into_inner());
-        busy.remove(&self.owner);
+        busy.counting.remove(&self.owner);
         drop(busy);
         self.slots.freed.notify_all();
     }
@@ -98,27 +120,30 @@ mod tests {
     fn one_waiter_per_owner_woken_when_the_slot_is_given_back() {
         let s: Arc<CountSlots<u8>> = Arc::default();
         let slot = s.take(7, &0).unwrap();
-        let t = Instant::now();
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
                 assert!(s.wait(7, false));
-                t.elapsed()
+                Instant::now()
             });
-            // A second waiter of the same owner is turned away while the first waits;
-            // another owner's is not.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while s.lock().get(&7).is_some_and(|(_, w)| !*w) {
+            while !s.lock().waiting.contains_key(&7) {
                 assert!(Instant::now() < deadline, "the first waiter never waited");
                 std::thread::yield_now();
             }
+            // A second waiter of the same owner is turned away while the first waits,
+            // unless it must wait; another owner's slot is its own.
             assert!(!s.wait(7, false));
             let _other = s.take(8, &0).unwrap();
+            let freed = Instant::now();
             drop(slot);
-            let waited = waiter.join().unwrap();
+            let woken = waiter.join().unwrap();
+            let waited = woken.saturating_duration_since(freed);
             assert!(
                 waited < RECHECK / 2,
                 "{waited:?}: not woken by the slot's return"
             );
+            // The waiter is counted out again.
+            assert!(s.lock().waiting.is_empty());
         });
         // Nobody counting: no wait at all.
         let t = Instant::now();

@@ -12,7 +12,7 @@ use procfile::{CpuSet, CpuView, StatState};
 
 use crate::bounded::make_room;
 use crate::cache::{Container, ContainerKey};
-use crate::countslots::CountSlots;
+use crate::countslots::{CountSlots, Slot};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::files::VirtualFile;
@@ -56,8 +56,6 @@ pub(crate) struct StatHistory {
     counts_pruned: Mutex<Option<Instant>>,
     /// The cgroup each container is counting now.
     counting: CountSlots<CountsKey>,
-    /// The latest count made for each container (by owner), of whichever cgroup.
-    by_owner: Mutex<HashMap<u64, (Instant, Counts)>>,
 }
 
 /// Counts are of a cgroup, whoever reads them: the cgroup (in the hierarchy that lists
@@ -267,33 +265,16 @@ impl Host {
             }
         }
         // One thread of each container counts or waits for the counter, and one more
-        // may wait for it (see `countslots`): the others are shown the count they have,
-        // however old, or else their container's latest (of another of its cgroups), so
-        // that one container's reads cannot hold every serving thread.
-        let owner = c.owner().or(c.ns).map_or(0, |n| n.0);
-        let _slot = loop {
-            let counting = match self.stats.counting.take(owner, &k) {
-                Ok(slot) => break slot,
-                Err(counting) => counting,
-            };
-            let mine = self.recent_counts(&k);
-            if let Some((at, counts)) = mine {
-                if counting != k || Instant::now().saturating_duration_since(at) < COUNTS_STALE {
-                    return Ok(counts);
-                }
-            }
-            if !self.stats.counting.wait(owner, false) {
-                match mine
-                    .map(|(_, counts)| counts)
-                    .or_else(|| self.owner_counts(owner))
-                {
-                    Some(counts) => return Ok(counts),
-                    // The container's first count is under way: nothing to show yet.
-                    None => {
-                        self.stats.counting.wait(owner, true);
-                    }
-                }
-            }
+        // may wait for it (see `countslots`); the others are shown what there is, so
+        // that one container's reads cannot hold every serving thread. (Host readers
+        // have no container to be charged to, and are trusted.)
+        let _slot = match c
+            .ns
+            .map(|ns| self.count_slot(c.owner().unwrap_or(ns).0, &k))
+        {
+            Some(Err(shown)) => return Ok(shown),
+            Some(Ok(slot)) => Some(slot),
+            None => None,
         };
         // One count at a time: a container with thousands of tasks must not occupy
         // every serving thread at once. A cgroup counted lately is shown its last
@@ -342,27 +323,61 @@ impl Host {
             make_room(&mut map, MAX_ENTRIES, IDLE, t, |(at, _)| *at);
         }
         map.insert(k, (t, counts));
-        drop(map);
-        let mut latest = self
-            .stats
-            .by_owner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if latest.len() >= MAX_ENTRIES && !latest.contains_key(&owner) {
-            make_room(&mut latest, MAX_ENTRIES, IDLE, t, |(at, _)| *at);
-        }
-        latest.insert(owner, (t, counts));
         Ok(counts)
     }
 
-    /// The latest count made for a container (by owner), of whichever of its cgroups.
-    fn owner_counts(&self, owner: u64) -> Option<Counts> {
-        let latest = self
-            .stats
-            .by_owner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        latest.get(&owner).map(|(_, counts)| *counts)
+    /// The slot of container `owner` to count `k`, or the counts to show instead: the
+    /// cgroup's last, however old, when another of the container's cgroups is being
+    /// counted (or this one's, and the last is not too old), else its nearest counted
+    /// ancestor's. A reader with nothing recent of its own waits once, while no other
+    /// thread of its container waits; one with nothing at all to show waits until
+    /// there is (a container's first counts).
+    fn count_slot(
+        &self,
+        owner: u64,
+        k: &CountsKey,
+    ) -> std::result::Result<Slot<'_, CountsKey>, Counts> {
+        let mut waited = false;
+        loop {
+            let counting = match self.stats.counting.take(owner, k) {
+                Ok(slot) => return Ok(slot),
+                Err(counting) => counting,
+            };
+            let mine = self.recent_counts(k);
+            if let Some((at, counts)) = mine {
+                if counting != *k || Instant::now().saturating_duration_since(at) < COUNTS_STALE {
+                    return Err(counts);
+                }
+            }
+            if !waited && self.stats.counting.wait(owner, false) {
+                waited = true;
+                continue;
+            }
+            if let Some(counts) = mine.map(|(_, c)| c).or_else(|| self.ancestor_counts(k)) {
+                return Err(counts);
+            }
+            self.stats.counting.wait(owner, true);
+        }
+    }
+
+    /// The last count of the nearest counted cgroup above `k`'s (not the root), whose
+    /// tasks include `k`'s; without its `last_pid`, of another pid namespace's numbers.
+    fn ancestor_counts(&self, k: &CountsKey) -> Option<Counts> {
+        let map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut path = k.0.as_str();
+        while let Some(cut) = path.rfind('/') {
+            path = &path[..cut];
+            if path.is_empty() {
+                return None;
+            }
+            if let Some((_, counts)) = map.get(&(path.to_string(), k.1)) {
+                return Some(Counts {
+                    last_pid: None,
+                    ..*counts
+                });
+            }
+        }
+        None
     }
 
     /// The last count of a cgroup and when it was made.

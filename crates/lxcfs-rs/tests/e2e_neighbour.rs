@@ -330,8 +330,8 @@ print("reads", reads)
 /// have one older than the 5 s a count is shown while another is made), and each count
 /// walks a thousand cgroups. The neighbour's reads are not held: one thread of the
 /// container counts and one more waits, and its other readers are shown their last
-/// counts or the container's latest. (They were held, for 0.7 s a burst, while every
-/// serving thread waited for the counter in turn.)
+/// counts or their nearest counted ancestor's. (They were held, for 0.7 s a burst,
+/// while every serving thread waited for the counter in turn.)
 #[test]
 fn a_containers_burst_of_counts_holds_one_serving_thread_not_all() {
     require_env();
@@ -385,8 +385,10 @@ fn a_containers_burst_of_counts_holds_one_serving_thread_not_all() {
             out.stdout,
             out.stderr
         );
+        // One read over 100 ms may be a wait for a core (as in the tests above); a
+        // stall of the daemon's threads held every read near a burst, for 0.7-1.1 s.
         assert!(
-            ours.p99 <= kernel.p99 + 10_000 && ours.slow == 0,
+            ours.p99 <= kernel.p99 + 10_000 && ours.slow <= 1 && ours.max <= 500_000,
             "neighbour reads beside the bursts (µs): served {ours:?}, kernel's file {kernel:?}"
         );
     });
