@@ -66,6 +66,8 @@ pub struct LxcFs {
     cache: pagecache::PageCache,
     /// Set once the session exists: raises an inode's `i_size` (see `pagecache`).
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
+    /// Held by the one thread storing (see [`LxcFs::grow`]).
+    storing: std::sync::Mutex<()>,
     /// Per-file `st_size`, fixed at start.
     sizes: Vec<(VirtualFile, u64)>,
     started: SystemTime,
@@ -96,6 +98,7 @@ impl LxcFs {
             psi: psi::Psi::new(Some(shared.clone())),
             cache: pagecache::PageCache::default(),
             notifier: Arc::default(),
+            storing: std::sync::Mutex::new(()),
             sizes,
             started: SystemTime::now(),
             counters,
@@ -131,13 +134,22 @@ impl LxcFs {
 
     /// Raise the kernel's `i_size` of `ino` to `content`'s length (see `pagecache`).
     /// The store waits for any cache READ of the inode still on its way, so another
-    /// thread must be free to read and answer it.
+    /// thread must be free to read and answer it: one thread stores at a time, and
+    /// an open that finds another storing does without (its inode's cache READs are
+    /// refused until a store succeeds, and `sendfile` falls back to `read`). Were
+    /// every thread storing while READs of those inodes queued (a container can
+    /// line them up with `sendfile`), nobody would read the device again.
     fn grow(&self, ino: u64, content: &[u8]) {
         let Some((offset, bytes)) = pagecache::grow_bytes(content) else {
             return;
         };
         let Some(n) = self.notifier.get() else {
             return self.cache.grow_failed(ino);
+        };
+        let _alone = match self.storing.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return self.cache.grow_failed(ino),
         };
         hand_off();
         if let Err(e) = n.store(INodeNo(ino), offset, bytes) {

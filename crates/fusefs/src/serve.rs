@@ -103,6 +103,10 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
             cfg.crashed.clone(),
         )));
     }
-    let _ = notifier.set(session.notifier());
+    // A store waits for READs only another serving thread can answer (`LxcFs::grow`):
+    // with one thread, no store, and cache READs are refused.
+    if cfg.threads > 1 {
+        let _ = notifier.set(session.notifier());
+    }
     Ok(Connected(session, pollers))
 }
