@@ -209,21 +209,26 @@ impl Psi {
     }
 
     /// The handle is closed: its trigger goes (closing the descriptor removes it from
-    /// the kernel and from the epoll set).
+    /// the kernel and from the epoll set). Closed after the table is let go: the
+    /// kernel's close of a trigger waits for an RCU grace period (and stops the
+    /// group's poll thread with its last trigger), milliseconds during which every
+    /// other container's RELEASE would queue behind the table's lock.
     pub fn remove(&self, fh: u64) {
         let mut t = self.shared.lock();
-        if let Some(a) = t.by_fh.remove(&fh) {
-            if let Some(w) = &a.waiter {
-                self.shared.done(w);
-            }
-            if let Some(n) = t.per_owner.get_mut(&a.owner) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    t.per_owner.remove(&a.owner);
-                }
-            }
-            drop(a.fd);
+        let Some(a) = t.by_fh.remove(&fh) else {
+            return;
+        };
+        if let Some(w) = &a.waiter {
+            self.shared.done(w);
         }
+        if let Some(n) = t.per_owner.get_mut(&a.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.per_owner.remove(&a.owner);
+            }
+        }
+        drop(t);
+        drop(a.fd);
     }
 
     /// What a POLL of handle `fh` answers, `None` when it has no trigger. The notifier
