@@ -162,7 +162,9 @@ print(\"median\", sorted(lat)[len(lat) // 2], \"all\", \" \".join(\"%.1f\" % x f
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no timing in {text}"));
-    assert!(median < 50.0, "reads took {median:.1} ms (median): {text}");
+    // About 10 ms here (debug build), 50 in the pure-v2 VM's emulation; read at its
+    // own depth, 950 ms here.
+    assert!(median < 250.0, "reads took {median:.1} ms (median): {text}");
     assert!(
         d.log_text().contains("levels deep is read as its ancestor"),
         "{}",
