@@ -66,8 +66,9 @@ pub struct LxcFs {
     cache: pagecache::PageCache,
     /// Set once the session exists: raises an inode's `i_size` (see `pagecache`).
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
-    /// Held by the one thread storing (see [`LxcFs::grow`]).
-    storing: std::sync::Mutex<()>,
+    /// Stores that may be under way at once: one fewer than the serving threads (see
+    /// [`LxcFs::grow`]); set when the session is made.
+    stores_left: std::sync::atomic::AtomicUsize,
     /// Per-file `st_size`, fixed at start.
     sizes: Vec<(VirtualFile, u64)>,
     started: SystemTime,
@@ -98,7 +99,7 @@ impl LxcFs {
             psi: psi::Psi::new(Some(shared.clone())),
             cache: pagecache::PageCache::default(),
             notifier: Arc::default(),
-            storing: std::sync::Mutex::new(()),
+            stores_left: std::sync::atomic::AtomicUsize::new(0),
             sizes,
             started: SystemTime::now(),
             counters,
@@ -134,25 +135,31 @@ impl LxcFs {
 
     /// Raise the kernel's `i_size` of `ino` to `content`'s length (see `pagecache`).
     /// The store waits for any cache READ of the inode still on its way, so another
-    /// thread must be free to read and answer it: one thread stores at a time, and
-    /// an open that finds another storing does without (its inode's cache READs are
-    /// refused until a store succeeds, and `sendfile` falls back to `read`). Were
-    /// every thread storing while READs of those inodes queued (a container can
-    /// line them up with `sendfile`), nobody would read the device again.
+    /// thread must be free to read and answer it: at most one fewer stores than serving
+    /// threads are under way, and an open that finds none left does without (its
+    /// inode's cache READs are refused until a store succeeds, and `sendfile` falls
+    /// back to `read`). Were every thread storing while READs of those inodes queued (a
+    /// container can line them up with `sendfile`), nobody would read the device again.
     fn grow(&self, ino: u64, content: &[u8]) {
+        use std::sync::atomic::Ordering;
         let Some((offset, bytes)) = pagecache::grow_bytes(content) else {
             return;
         };
         let Some(n) = self.notifier.get() else {
             return self.cache.grow_failed(ino);
         };
-        let _alone = match self.storing.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return self.cache.grow_failed(ino),
-        };
+        let took = self
+            .stores_left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(1)
+            });
+        if took.is_err() {
+            return self.cache.grow_failed(ino);
+        }
         hand_off();
-        if let Err(e) = n.store(INodeNo(ino), offset, bytes) {
+        let stored = n.store(INodeNo(ino), offset, bytes);
+        self.stores_left.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = stored {
             tracing::debug!("FUSE_NOTIFY_STORE on inode {ino}: {e}");
             self.cache.grow_failed(ino);
         }
@@ -469,7 +476,7 @@ impl Filesystem for LxcFs {
         reply: ReplyEmpty,
     ) {
         guarded("release", || {
-            self.psi.remove(fh.0);
+            let trigger = self.psi.remove(fh.0);
             self.cache.closed(ino.0, fh.0);
             let closed = self.handles.remove(fh.0);
             // Learn before answering: the same thread's next OPEN may already be in
@@ -478,6 +485,7 @@ impl Filesystem for LxcFs {
                 self.pt.closed(closed);
             }
             reply.ok();
+            drop(trigger);
             if handles::is_pure(fh.0) {
                 // Also a pure open of a previous worker: its file is the inode's.
                 let file =

@@ -79,6 +79,9 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
         cfg.open_limit,
         cfg.counters.clone(),
     );
+    // A store waits for READs only another serving thread can answer (`LxcFs::grow`).
+    fs.stores_left
+        .store(cfg.threads.max(1) - 1, std::sync::atomic::Ordering::Release);
     let pt = fs.pt.clone();
     let pollers = fs.psi.pollers();
     let notifier = fs.notifier.clone();
@@ -103,10 +106,6 @@ pub fn connect(host: Arc<Host>, fd: OwnedFd, cfg: &ServeConfig) -> io::Result<Co
             cfg.crashed.clone(),
         )));
     }
-    // A store waits for READs only another serving thread can answer (`LxcFs::grow`):
-    // with one thread, no store, and cache READs are refused.
-    if cfg.threads > 1 {
-        let _ = notifier.set(session.notifier());
-    }
+    let _ = notifier.set(session.notifier());
     Ok(Connected(session, pollers))
 }

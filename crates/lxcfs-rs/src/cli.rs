@@ -148,7 +148,8 @@ pub struct Cli {
 
     /// FUSE event-loop threads (default: CPUs, at least 4, at most 16). With
     /// --fuse-poll-us above 0 one of them reads requests at a time; the others serve
-    /// the slow ones (renderings, new containers) alongside it.
+    /// the slow ones (renderings, new containers) alongside it. With 1, sendfile and
+    /// splice of a served file fall back to read (EINVAL).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
