@@ -208,16 +208,16 @@ impl Psi {
         Ok(())
     }
 
-    /// The handle is closed: its trigger goes (closing the descriptor removes it from
-    /// the kernel and from the epoll set). Closed after the table is let go: the
-    /// kernel's close of a trigger waits for an RCU grace period (and stops the
-    /// group's poll thread with its last trigger), milliseconds during which every
-    /// other container's RELEASE would queue behind the table's lock.
-    pub fn remove(&self, fh: u64) {
+    /// The handle is closed: its trigger goes from the table and its count, and the
+    /// descriptor to close (which removes it from the kernel and from the epoll set) is
+    /// returned, for the caller to close after answering: the kernel's close of a
+    /// trigger waits for an RCU grace period (and stops the group's poll thread with its
+    /// last trigger), milliseconds during which other containers' RELEASEs would queue
+    /// behind the table's lock, and the reader behind the answer.
+    #[must_use = "the trigger stays armed until its descriptor is closed"]
+    pub fn remove(&self, fh: u64) -> Option<OwnedFd> {
         let mut t = self.shared.lock();
-        let Some(a) = t.by_fh.remove(&fh) else {
-            return;
-        };
+        let a = t.by_fh.remove(&fh)?;
         if let Some(w) = &a.waiter {
             self.shared.done(w);
         }
@@ -227,8 +227,7 @@ impl Psi {
                 t.per_owner.remove(&a.owner);
             }
         }
-        drop(t);
-        drop(a.fd);
+        Some(a.fd)
     }
 
     /// What a POLL of handle `fh` answers, `None` when it has no trigger. The notifier
@@ -369,11 +368,11 @@ mod tests {
         assert_eq!(psi.admit(0, 8), Err(Errno::EBUSY));
         // A neighbour is not affected.
         psi.add(200, 8, fd()).unwrap();
-        psi.remove(3);
+        drop(psi.remove(3));
         assert_eq!(psi.count(7), PER_CONTAINER - 1);
         psi.add(100, 7, fd()).unwrap();
         for fh in 0..=200 {
-            psi.remove(fh);
+            drop(psi.remove(fh));
         }
         assert_eq!(psi.count(7), 0);
         assert_eq!(psi.count(8), 0);
@@ -395,7 +394,7 @@ mod tests {
         assert_eq!(psi.add(104, 2, fd()), Err(Errno::ENOSPC));
         assert_eq!(psi.admit(200, 3), Err(Errno::ENOSPC));
         assert_eq!(psi.add(200, 3, fd()), Err(Errno::ENOSPC));
-        psi.remove(0);
+        drop(psi.remove(0));
         psi.add(200, 3, fd()).unwrap();
         assert_eq!(psi.count(3), 1);
         assert_eq!(psi.admit(201, 3), Err(Errno::ENOSPC));
