@@ -6,6 +6,7 @@
 mod attr;
 mod backing;
 mod cgroupfs;
+mod dirsnap;
 mod handles;
 mod journal;
 mod pagecache;
@@ -64,6 +65,8 @@ pub struct LxcFs {
     psi: psi::Psi,
     /// What reaches us through the page cache (splice, sendfile, private mappings).
     cache: pagecache::PageCache,
+    /// Listings of open `cgroup/` directories.
+    dirs: dirsnap::DirSnaps,
     /// Set once the session exists: raises an inode's `i_size` (see `pagecache`).
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// Stores that may be under way at once: one fewer than the serving threads (see
@@ -98,6 +101,7 @@ impl LxcFs {
             cgroups: cgroupfs::CgroupTree::default(),
             psi: psi::Psi::new(Some(shared.clone())),
             cache: pagecache::PageCache::default(),
+            dirs: dirsnap::DirSnaps::default(),
             notifier: Arc::default(),
             stores_left: std::sync::atomic::AtomicUsize::new(0),
             sizes,
@@ -768,11 +772,39 @@ impl Filesystem for LxcFs {
         })
     }
 
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        guarded("opendir", || {
+            // A `cgroup/` directory is listed once here, and READDIR's chunks are cut
+            // from it (see `dirsnap`); other directories are small and fixed.
+            let mut fh = 0;
+            if cgroupfs::CgroupTree::is_dir_here(ino.0) && shown(&self.host, tree::CGROUP) {
+                if let Ok(entries) = self.cgroups.entries(&self.host, req.pid(), ino.0) {
+                    fh = self.dirs.keep(entries);
+                }
+            }
+            reply.opened(FileHandle(fh), FopenFlags::empty());
+        })
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        guarded("releasedir", || {
+            self.dirs.forget(fh.0);
+            reply.ok();
+        })
+    }
+
     fn readdir(
         &self,
         req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         reply: ReplyDirectory,
     ) {
@@ -780,6 +812,9 @@ impl Filesystem for LxcFs {
             if cgroupfs::CgroupTree::is_dir_here(ino.0) {
                 if !shown(&self.host, tree::CGROUP) {
                     return reply.error(Errno::ENOENT);
+                }
+                if let Some(kept) = self.dirs.get(fh.0) {
+                    return add_entries(reply, &kept, offset);
                 }
                 let entries = match self.cgroups.entries(&self.host, req.pid(), ino.0) {
                     Ok(e) => e,

@@ -137,3 +137,25 @@ fn without_the_flag_there_is_no_cgroup_directory() {
         .collect();
     assert!(!top.contains(&"cgroup".to_string()), "{top:?}");
 }
+
+/// A directory of 3 000 groups lists each exactly once: READDIR's chunks are cut from
+/// the listing taken when the directory was opened (`dirsnap`), not from a new one
+/// each (which made `ls` of a large directory quadratic).
+#[test]
+fn a_large_directory_lists_every_group_once() {
+    let d = Daemon::start(&["--enable-cgroup"]);
+    let a = Cgroup::with_memory_limit("cgv-many", MIB_256);
+    let init = a.child("init.scope", &[]);
+    let many: Vec<Cgroup> = (0..3000).map(|i| a.child(&format!("c{i}"), &[])).collect();
+    let (dir, _) = memory_dir();
+    let script = format!(
+        "V=\"$E2E_MNT/{dir}\"\n\
+         echo '== groups'; ls \"$V\" | grep -c '^c[0-9]*$'\n\
+         echo '== twice'; ls \"$V\" | sort | uniq -d | wc -l\n"
+    );
+    let out = run(&init, &d.mnt, &script);
+    let text = out.ok();
+    assert_eq!(script_part(text, "groups").trim(), "3000", "{text}");
+    assert_eq!(script_part(text, "twice").trim(), "0", "{text}");
+    drop((many, init));
+}
