@@ -93,20 +93,7 @@ fn hostile_cgroup_names_are_followed_exactly() {
 fn a_container_nested_100_deep_gets_its_effective_limit() {
     let d = Daemon::start(&[]);
     let top = Cgroup::new("deep", &[]);
-    let mut chain = Chain(Vec::new());
-    for level in 0..100 {
-        let limit = if level == 50 {
-            vec![Limit::Memory(150_994_944)]
-        } else {
-            Vec::new()
-        };
-        let next = chain
-            .0
-            .last()
-            .unwrap_or(&top)
-            .child(&format!("l{level}"), &limit);
-        chain.0.push(next);
-    }
+    let chain = Chain::below(&top, 100, 50, |level| format!("l{level}"));
     let t = Instant::now();
     let out = run(chain.0.last().unwrap(), &d.mnt, "head -n1 /proc/meminfo");
     assert_eq!(
@@ -128,16 +115,7 @@ fn a_container_nested_100_deep_gets_its_effective_limit() {
 fn a_container_nested_1500_deep_is_read_at_128_levels_quickly() {
     let d = Daemon::start(&[]);
     let top = Cgroup::new("deeper", &[]);
-    let mut chain = Chain(Vec::new());
-    for level in 0..1500 {
-        let limit = if level == 10 {
-            vec![Limit::Memory(150_994_944)]
-        } else {
-            Vec::new()
-        };
-        let next = chain.0.last().unwrap_or(&top).child("a", &limit);
-        chain.0.push(next);
-    }
+    let chain = Chain::below(&top, 1500, 10, |_| "a".to_string());
     let out = run(
         chain.0.last().unwrap(),
         &d.mnt,
@@ -175,6 +153,24 @@ print(\"median\", sorted(lat)[len(lat) // 2], \"all\", \" \".join(\"%.1f\" % x f
 /// Groups removed deepest first, even when the test fails: a parent with children
 /// cannot be removed.
 struct Chain(Vec<Cgroup>);
+
+impl Chain {
+    /// `levels` groups one below the other under `top`, named by `name`, the one at
+    /// `limited` with a memory limit of 144 MiB.
+    fn below(top: &Cgroup, levels: usize, limited: usize, name: impl Fn(usize) -> String) -> Chain {
+        let mut chain = Chain(Vec::new());
+        for level in 0..levels {
+            let limit = if level == limited {
+                vec![Limit::Memory(150_994_944)]
+            } else {
+                Vec::new()
+            };
+            let next = chain.0.last().unwrap_or(top).child(&name(level), &limit);
+            chain.0.push(next);
+        }
+        chain
+    }
+}
 
 impl Drop for Chain {
     fn drop(&mut self) {

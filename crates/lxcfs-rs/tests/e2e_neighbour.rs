@@ -111,6 +111,18 @@ for r in 1 2 3 4; do
 done
 wait"#;
 
+/// A daemon, and a calm container (`tag`, 160 MiB) polling beside what the test does.
+fn beside_a_neighbour(tag: &str) -> (Daemon, Cgroup, Running) {
+    require_env();
+    if let Err(e) = require_tools(&["python3"], "python3") {
+        panic!("{e}");
+    }
+    let d = Daemon::start(&[]);
+    let calm = Cgroup::with_memory_limit(tag, 160 * MIB);
+    let neighbour = Running::start(&calm, &d.mnt);
+    (d, calm, neighbour)
+}
+
 /// A cgroup `depth` levels below a new top group, with a memory limit at the bottom,
 /// removed bottom first (a group with children cannot be), even when the test fails.
 struct Deep(Vec<Cgroup>);
@@ -145,13 +157,7 @@ impl Drop for Deep {
 
 #[test]
 fn a_hostile_container_does_not_slow_its_neighbours_reads() {
-    require_env();
-    if let Err(e) = require_tools(&["python3"], "python3") {
-        panic!("{e}");
-    }
-    let d = Daemon::start(&[]);
-    let calm = Cgroup::with_memory_limit("calm", 160 * MIB);
-    let neighbour = Running::start(&calm, &d.mnt);
+    let (d, _calm, neighbour) = beside_a_neighbour("calm");
     let quiet = neighbour_reads(&neighbour);
     eprintln!(
         "neighbour, quiet (µs): served {:?}, kernel's file {:?}",
@@ -248,13 +254,7 @@ fn a_hostile_container_does_not_slow_its_neighbours_reads() {
 /// waited its turn to count).
 #[test]
 fn fresh_pid_namespaces_counting_a_thousand_cgroups_do_not_stall_a_neighbour() {
-    require_env();
-    if let Err(e) = require_tools(&["python3"], "python3") {
-        panic!("{e}");
-    }
-    let d = Daemon::start(&[]);
-    let calm = Cgroup::with_memory_limit("calm-counts", 160 * MIB);
-    let neighbour = Running::start(&calm, &d.mnt);
+    let (d, _calm, neighbour) = beside_a_neighbour("calm-counts");
     let flood = Cgroup::new("counted", &[]);
     // Dropped before their parent (locals go in reverse order).
     let _children: Vec<Cgroup> = (0..1024)
@@ -292,9 +292,23 @@ fn fresh_pid_namespaces_counting_a_thousand_cgroups_do_not_stall_a_neighbour() {
     assert!(!d.log_text().contains("panic"), "{}", d.log_text());
 }
 
+/// The end of a Python reader script: wait for `kids` and print the reads their exit
+/// codes add up to.
+macro_rules! reap_readers_py {
+    () => {
+        "reads = 0
+for k in kids:
+    _, st = os.waitpid(k, 0)
+    reads += os.waitstatus_to_exitcode(st)
+print(\"reads\", reads)
+'"
+    };
+}
+
 /// 200 readers, each the init of a pid namespace of its own, reading `/proc/stat` once
 /// a second for SECS seconds; prints how many reads they made.
-const FRESH_NAMESPACES: &str = r#"python3 -c '
+const FRESH_NAMESPACES: &str = concat!(
+    r#"python3 -c '
 import ctypes, os, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWPID = 0x20000000
@@ -317,12 +331,9 @@ for _ in range(200):
         _, st = os.waitpid(init, 0)
         os._exit(os.waitstatus_to_exitcode(st))
     kids.append(pid)
-reads = 0
-for k in kids:
-    _, st = os.waitpid(k, 0)
-    reads += os.waitstatus_to_exitcode(st)
-print("reads", reads)
-'"#;
+"#,
+    reap_readers_py!()
+);
 
 /// A container whose nested pid namespaces have their inits in the 30 cgroups of a
 /// chain over 1 024 more, all reading `/proc/loadavg` at the same instant every 6 s:
@@ -334,13 +345,7 @@ print("reads", reads)
 /// while every serving thread waited for the counter in turn.)
 #[test]
 fn a_containers_burst_of_counts_holds_one_serving_thread_not_all() {
-    require_env();
-    if let Err(e) = require_tools(&["python3"], "python3") {
-        panic!("{e}");
-    }
-    let d = Daemon::start(&[]);
-    let calm = Cgroup::with_memory_limit("calm-burst", 160 * MIB);
-    let neighbour = Running::start(&calm, &d.mnt);
+    let (d, _calm, neighbour) = beside_a_neighbour("calm-burst");
     let chain = Deep::new("burst", 30);
     // Dropped before the chain (locals go in reverse order).
     let _leaves: Vec<Cgroup> = (0..1024)
@@ -398,7 +403,8 @@ fn a_containers_burst_of_counts_holds_one_serving_thread_not_all() {
 /// 3 readers in each of LEVELS (the `cgroup.procs` files of each cgroup), each the init
 /// of a pid namespace nested in the container's, reading `/proc/loadavg` together at
 /// 3, 9, 15 and 21 s; prints how many reads they made.
-const BURSTS: &str = r#"python3 -c '
+const BURSTS: &str = concat!(
+    r#"python3 -c '
 import ctypes, os, time
 libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWPID = 0x20000000
@@ -428,9 +434,6 @@ for files in LEVELS:
             _, st = os.waitpid(init, 0)
             os._exit(os.waitstatus_to_exitcode(st))
         kids.append(pid)
-reads = 0
-for k in kids:
-    _, st = os.waitpid(k, 0)
-    reads += os.waitstatus_to_exitcode(st)
-print("reads", reads)
-'"#;
+"#,
+    reap_readers_py!()
+);
