@@ -424,6 +424,12 @@ fn counters_survive_a_worker_sigkill_and_an_upgrade() {
             && std::fs::read(d.path("proc/uptime")).is_ok())
         .then_some(())
     });
+    // Reads while the old worker retires may meet it: a request it read and had
+    // counted but not answered when it exited is resent to the new worker and counted
+    // again. This counts reads after it is gone.
+    poll(DEADLINE, "the old worker gone", || {
+        d.log_text().contains("old worker exited").then_some(())
+    });
     host_reads(&d, 5);
     assert_eq!(meminfo_opens(&d), first + 10.0, "counted on after SIGUSR1");
     let s = scrape(&d);
