@@ -109,13 +109,17 @@ pub fn count(
         if let Some((running, blocked)) = by_kernel {
             counts.running += running;
             counts.blocked += blocked;
-            let mut newest = None;
-            for tid in tids {
-                counts.total += 1;
-                newest = newest.max(Some(tid));
-            }
+            let tids: Vec<u64> = tids.collect();
+            counts.total += tids.len() as u64;
             // Pids are allocated in every namespace level at once, in sequence: the
             // newest host tid carries the newest pid of the container's numbering.
+            let pid_max = *PID_MAX.get_or_init(|| {
+                proc.read_string("sys/kernel/pid_max")
+                    .ok()
+                    .and_then(|s| procfile::value::parse_u64(&s))
+                    .unwrap_or(PID_MAX_LIMIT)
+            });
+            let newest = newest_tid(tids, pid_max);
             if let Some(Ok(status)) = newest.map(|t| proc.read_lossy(&format!("{t}/status"))) {
                 last_pid = last_pid.max(inner_pid(&status));
             }
@@ -152,6 +156,27 @@ pub fn count(
 /// A task's pid in its innermost pid namespace, 0 for tasks of the cgroup outside any
 /// nested pid namespace (the runtime's `unshare`, a `--pid=host` helper), whose host
 /// pids would leak.
+/// The kernel's bound of `pid_max` on 64-bit hosts, when it cannot be read.
+const PID_MAX_LIMIT: u64 = 1 << 22;
+static PID_MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// The newest of a cgroup's host tids. Pids are handed out in sequence and wrap at
+/// `pid_max`, so a container's tids lie on an arc of that circle and its newest is at
+/// the arc's end, just before the widest gap: the largest tid, unless the arc wraps
+/// (a host with the default `pid_max` of 32 768 wraps every few minutes when busy).
+fn newest_tid(mut tids: Vec<u64>, pid_max: u64) -> Option<u64> {
+    tids.sort_unstable();
+    let (&first, &last) = (tids.first()?, tids.last()?);
+    let mut widest = (pid_max.saturating_sub(last).saturating_add(first), last);
+    for w in tids.windows(2) {
+        let gap = w[1].saturating_sub(w[0]);
+        if gap > widest.0 {
+            widest = (gap, w[0]);
+        }
+    }
+    Some(widest.1)
+}
+
 fn inner_pid(status: &str) -> u64 {
     let st = parse_status(status);
     match (st.nspid_inner, st.nspid_depth > 1) {
@@ -164,4 +189,21 @@ fn inner_pid(status: &str) -> u64 {
 fn kernel_counts(t: &mut Taskstats, cgroup: &Dir) -> Option<(u64, u64)> {
     let stats = t.cgroup(cgroup.fd()).ok()?;
     Some((stats.running, stats.uninterruptible))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_tid_is_at_the_end_of_the_arc_even_when_pids_wrapped() {
+        assert_eq!(newest_tid(vec![9, 1, 5], 32768), Some(9));
+        assert_eq!(newest_tid(vec![7], 32768), Some(7));
+        assert_eq!(newest_tid(Vec::new(), 32768), None);
+        // The container's init took 32 700, then pids wrapped: its newest are low.
+        assert_eq!(newest_tid(vec![32700, 300, 301], 32768), Some(301));
+        assert_eq!(newest_tid(vec![32767, 32766, 2], 32768), Some(2));
+        // A pid_max read wrong (or none) still leaves the widest gap to decide.
+        assert_eq!(newest_tid(vec![32700, 300, 301], 0), Some(301));
+    }
 }
