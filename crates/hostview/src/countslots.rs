@@ -1,4 +1,6 @@
-//! Which containers are counting tasks now: one serving thread per container at a time.
+//! Which containers are doing slow work now: one serving thread per container at a
+//! time. Task counts use it (here the key is the cgroup being counted), and so do the
+//! searches of `/proc` for a pid namespace's init (`initscan`, keyed by namespace).
 //!
 //! A count walks up to [`tasks::MAX_CGROUPS`](crate::tasks::MAX_CGROUPS) cgroups, some
 //! milliseconds behind the one kernel counter. A thread waiting for it is a serving

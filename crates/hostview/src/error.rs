@@ -10,6 +10,8 @@ pub enum Error {
     Parse { path: String },
     #[error("no init found for the pid namespace of thread {tid}")]
     InitNotFound { tid: u32 },
+    #[error("the container of thread {tid} was already searching /proc for a pid namespace's init")]
+    InitScanBusy { tid: u32 },
     #[error("thread {tid} is not visible in the daemon's pid namespace")]
     NoCaller { tid: u32 },
     #[error("no cgroup hierarchy is mounted (no cgroup or cgroup2 line in mountinfo)")]
@@ -40,6 +42,7 @@ impl Error {
             Error::Io { source, .. } if *source == Errno::NOENT => libc::ENOENT,
             Error::Io { source, .. } if *source == Errno::ACCESS => libc::EACCES,
             Error::InitNotFound { .. } | Error::NoCaller { .. } => libc::ESRCH,
+            Error::InitScanBusy { .. } => libc::EAGAIN,
             _ => libc::EIO,
         }
     }

@@ -19,6 +19,7 @@ mod explain;
 pub mod files;
 mod fsio;
 mod hostinputs;
+mod initscan;
 mod loadavg;
 mod logonce;
 mod memory;
@@ -179,6 +180,9 @@ pub struct Host {
     /// The kernel's task counter for `/proc/stat`'s and `/proc/loadavg`'s task counts
     /// (real host with taskstats only); one count at a time, each a few round trips.
     task_counter: std::sync::Mutex<Option<taskstats::Taskstats>>,
+    /// The pid namespace each container is searching `/proc` for the init of (see
+    /// `initscan`).
+    scanning: countslots::CountSlots<NsId>,
 }
 
 impl Host {
@@ -218,6 +222,7 @@ impl Host {
                     .then(taskstats::Taskstats::open)
                     .and_then(std::result::Result::ok),
             ),
+            scanning: countslots::CountSlots::default(),
         })
     }
 
@@ -309,12 +314,14 @@ impl Host {
         }
         (self.opts.before_slow_work)();
         let began = Instant::now();
+        // Held until the answer is cached (see `initscan`).
+        let mut slot = None;
         let (init, how) = match self.cache.init_of(ns) {
             // The reader being that init was checked just above.
             Some(i) if i == tid || NsId::of(&self.proc, i).ok() == Some(ns) => {
                 (Ok(i), Resolution::CachedInit)
             }
-            _ => self.resolver.resolve_traced(&self.proc, tid, ns),
+            _ => self.resolve_init(tid, ns, &mut slot),
         };
         let how = if init.is_ok() {
             how

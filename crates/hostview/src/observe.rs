@@ -12,7 +12,10 @@ pub enum Resolution {
     Ioctl,
     /// Following `PPid` inside the namespace (kernels without the ioctl).
     ProcfsParents,
-    /// A scan of `/proc` (a reader that entered with `setns`).
+    /// Among the processes of the reader's cgroup and the pids just below its own (a
+    /// reader that entered with `setns`; see `initscan`).
+    ProcfsNear,
+    /// A scan of every process in `/proc` (a reader that entered with `setns`).
     ProcfsScan,
     /// The init found before, checked to still be the namespace's (its cgroup paths
     /// were due for a re-read).
@@ -22,9 +25,10 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    pub const ALL: [Resolution; 5] = [
+    pub const ALL: [Resolution; 6] = [
         Resolution::Ioctl,
         Resolution::ProcfsParents,
+        Resolution::ProcfsNear,
         Resolution::ProcfsScan,
         Resolution::CachedInit,
         Resolution::Failed,
@@ -34,6 +38,7 @@ impl Resolution {
         match self {
             Resolution::Ioctl => "ioctl",
             Resolution::ProcfsParents => "procfs_parents",
+            Resolution::ProcfsNear => "procfs_near",
             Resolution::ProcfsScan => "procfs_scan",
             Resolution::CachedInit => "cached_init",
             Resolution::Failed => "failed",

@@ -51,8 +51,8 @@ pub enum InitResolver {
     Ioctl,
     /// Kernels before 6.11: follow `PPid` while the parent shares the namespace, looking
     /// for the process whose innermost `NSpid` is 1; processes that entered with
-    /// `setns` (`docker exec`, `nsenter`) have parents outside, so fall back to a scan
-    /// of `/proc`. Callers cache the answer per namespace, so the scan is rare.
+    /// `setns` (`docker exec`, `nsenter`) have parents outside, so the caller searches
+    /// processes (see `Host::scan_for_init`). Callers cache the answer per namespace.
     Procfs,
 }
 
@@ -73,19 +73,31 @@ impl InitResolver {
         }
     }
 
-    /// Host pid of the init of `ns`, the pid namespace of thread `tid`.
+    /// Host pid of the init of `ns`, the pid namespace of thread `tid`, by any means,
+    /// a scan of every process included.
     pub fn resolve(self, proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
-        self.resolve_traced(proc, tid, ns).0
+        match self.resolve_cheaply(proc, tid, ns).0? {
+            Some(pid) => Ok(pid),
+            None => proc
+                .numeric_entries()
+                .ok()
+                .and_then(|pids| find_init(proc, ns, pids))
+                .ok_or(Error::InitNotFound { tid }),
+        }
     }
 
-    /// [`resolve`](Self::resolve), and the method that answered (or was tried last).
-    pub fn resolve_traced(self, proc: &Dir, tid: u32, ns: NsId) -> (Result<u32>, Resolution) {
+    /// The init of `ns` where a few reads tell it: the ioctl, or following parents.
+    /// `Ok(None)` when only a search of processes can (the procfs resolver, a reader
+    /// that entered with `setns`); the method that answered, or was tried last.
+    pub fn resolve_cheaply(
+        self,
+        proc: &Dir,
+        tid: u32,
+        ns: NsId,
+    ) -> (Result<Option<u32>>, Resolution) {
         match self {
-            InitResolver::Ioctl => (resolve_ioctl(proc, tid), Resolution::Ioctl),
-            InitResolver::Procfs => match resolve_procfs(proc, tid, ns) {
-                Ok((pid, how)) => (Ok(pid), how),
-                Err(e) => (Err(e), Resolution::ProcfsScan),
-            },
+            InitResolver::Ioctl => (resolve_ioctl(proc, tid).map(Some), Resolution::Ioctl),
+            InitResolver::Procfs => (walk_parents(proc, tid, ns), Resolution::ProcfsParents),
         }
     }
 }
@@ -116,7 +128,9 @@ fn resolve_ioctl(proc: &Dir, tid: u32) -> Result<u32> {
 /// levels below its init, and a bound keeps a corrupt tree from looping.
 const MAX_WALK: usize = 64;
 
-fn resolve_procfs(proc: &Dir, tid: u32, ns: NsId) -> Result<(u32, Resolution)> {
+/// The init of `ns` up the parents of `tid` that share it, `None` when the walk leaves
+/// the namespace first.
+fn walk_parents(proc: &Dir, tid: u32, ns: NsId) -> Result<Option<u32>> {
     let status = read_status(proc, tid)?;
     let mut pid = status.tgid.unwrap_or(tid);
     let mut current = if pid == tid {
@@ -126,7 +140,7 @@ fn resolve_procfs(proc: &Dir, tid: u32, ns: NsId) -> Result<(u32, Resolution)> {
     };
     for _ in 0..MAX_WALK {
         if current.nspid_inner == Some(1) {
-            return Ok((pid, Resolution::ProcfsParents));
+            return Ok(Some(pid));
         }
         let Some(parent) = current.ppid.filter(|&p| p > 0) else {
             break;
@@ -137,13 +151,11 @@ fn resolve_procfs(proc: &Dir, tid: u32, ns: NsId) -> Result<(u32, Resolution)> {
         pid = parent;
         current = read_status(proc, pid)?;
     }
-    scan_for_init(proc, ns)
-        .map(|pid| (pid, Resolution::ProcfsScan))
-        .ok_or(Error::InitNotFound { tid })
+    Ok(None)
 }
 
-fn scan_for_init(proc: &Dir, ns: NsId) -> Option<u32> {
-    let pids = proc.numeric_entries().ok()?;
+/// The first of `pids` that is the init of `ns`: in `ns`, and pid 1 there.
+pub fn find_init(proc: &Dir, ns: NsId, pids: impl IntoIterator<Item = u32>) -> Option<u32> {
     pids.into_iter().find(|&pid| {
         NsId::of(proc, pid).ok() == Some(ns)
             && read_status(proc, pid)

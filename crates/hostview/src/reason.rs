@@ -26,13 +26,14 @@ pub enum HostReason {
     ReadError,
     ParseError,
     InitNotFound,
+    InitScanBusy,
     NoCaller,
     NoCgroups,
     OutsideHierarchy,
 }
 
 impl HostReason {
-    pub const ALL: [HostReason; 20] = [
+    pub const ALL: [HostReason; 21] = [
         HostReason::MemoryRoot,
         HostReason::CpuRoot,
         HostReason::HostReader,
@@ -50,6 +51,7 @@ impl HostReason {
         HostReason::ReadError,
         HostReason::ParseError,
         HostReason::InitNotFound,
+        HostReason::InitScanBusy,
         HostReason::NoCaller,
         HostReason::NoCgroups,
         HostReason::OutsideHierarchy,
@@ -75,6 +77,7 @@ impl HostReason {
             HostReason::ReadError => "read_error",
             HostReason::ParseError => "parse_error",
             HostReason::InitNotFound => "init_not_found",
+            HostReason::InitScanBusy => "init_scan_busy",
             HostReason::NoCaller => "no_caller",
             HostReason::NoCgroups => "no_cgroups",
             HostReason::OutsideHierarchy => "outside_hierarchy",
@@ -111,6 +114,10 @@ impl HostReason {
             HostReason::ReadError => "a file of its cgroups or of /proc cannot be read",
             HostReason::ParseError => "a file of its cgroups or of /proc is malformed",
             HostReason::InitNotFound => "the init of its pid namespace cannot be found",
+            HostReason::InitScanBusy => {
+                "its container was already searching /proc for the init of a pid namespace \
+                 (kernels before 6.11; one search at a time per container)"
+            }
             HostReason::NoCaller => "the reader is gone or not visible to the daemon",
             HostReason::NoCgroups => "no cgroup hierarchy is mounted",
             HostReason::OutsideHierarchy => "its cgroup lies outside the mounted hierarchy",
@@ -125,6 +132,7 @@ impl HostReason {
             HostReason::ReadError
                 | HostReason::ParseError
                 | HostReason::InitNotFound
+                | HostReason::InitScanBusy
                 | HostReason::NoCaller
                 | HostReason::NoCgroups
                 | HostReason::OutsideHierarchy
@@ -137,6 +145,7 @@ impl HostReason {
             Error::Io { .. } => HostReason::ReadError,
             Error::Parse { .. } => HostReason::ParseError,
             Error::InitNotFound { .. } => HostReason::InitNotFound,
+            Error::InitScanBusy { .. } => HostReason::InitScanBusy,
             Error::NoCaller { .. } => HostReason::NoCaller,
             Error::NoCgroups => HostReason::NoCgroups,
             Error::OutsideHierarchy { .. } => HostReason::OutsideHierarchy,

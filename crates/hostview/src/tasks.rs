@@ -153,9 +153,6 @@ pub fn count(
     Ok(counts)
 }
 
-/// A task's pid in its innermost pid namespace, 0 for tasks of the cgroup outside any
-/// nested pid namespace (the runtime's `unshare`, a `--pid=host` helper), whose host
-/// pids would leak.
 /// The kernel's bound of `pid_max` on 64-bit hosts, when it cannot be read.
 const PID_MAX_LIMIT: u64 = 1 << 22;
 static PID_MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -177,6 +174,9 @@ fn newest_tid(mut tids: Vec<u64>, pid_max: u64) -> Option<u64> {
     Some(widest.1)
 }
 
+/// A task's pid in its innermost pid namespace, 0 for tasks of the cgroup outside any
+/// nested pid namespace (the runtime's `unshare`, a `--pid=host` helper), whose host
+/// pids would leak.
 fn inner_pid(status: &str) -> u64 {
     let st = parse_status(status);
     match (st.nspid_inner, st.nspid_depth > 1) {

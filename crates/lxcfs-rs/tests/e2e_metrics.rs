@@ -6,7 +6,9 @@
 //! `--log-format json` logs JSON from the supervisor and its workers; a container that
 //! fails ten thousand times is logged once, with its cgroup, and a crowd of failing
 //! containers gets no more lines than the log budget; whether a FUSE thread polls is
-//! a gauge.
+//! a gauge; a reader that entered its pid namespace from outside is shown its init's
+//! cgroup by the procfs resolver, found near it or by searching every process, and the
+//! resolution is counted under the method that found it.
 //!
 //! The parser is Python's `prometheus_client.parser` from Debian's
 //! `python3-prometheus-client` (`.ci/run` installs it), run by the system interpreter.
@@ -744,3 +746,61 @@ fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_bud
     );
     assert!(held >= 1.0 || seconds >= 40, "nothing held in {seconds}s");
 }
+
+/// A reader forked into a pid namespace by the process that made it, as `docker exec`'s
+/// readers are, its init in another cgroup, on the procfs resolver (kernels before
+/// 6.11, forced here): it is shown its init's memory limit, not its own cgroup's,
+/// whether the init is found among the pids just below the reader's or, with 300
+/// processes forked between them, only by searching every process; each resolution is
+/// counted under the method that found it.
+#[test]
+fn a_reader_entering_from_outside_is_shown_its_inits_cgroup() {
+    let d = Daemon::start(&["--init-resolver", "procfs"]);
+    let init_side = Cgroup::with_memory_limit("init-side", 256 * MIB);
+    let reader_side = Cgroup::with_memory_limit("reader-side", 128 * MIB);
+    let files: Vec<String> = init_side
+        .procs_files()
+        .iter()
+        .map(|p| format!("{:?}", p.to_string_lossy()))
+        .collect();
+    const COUNT: &str = "lxcfs_pidns_resolution_duration_seconds_count";
+    for (gap, method) in [(0, "procfs_near"), (300, "procfs_scan")] {
+        let python = format!("{ENTERED_PY}{ENTER_FROM_OUTSIDE}")
+            .replace("INITS", &format!("[{}]", files.join(", ")))
+            .replace("GAP", &gap.to_string());
+        let script = format!("python3 -c '{python}'");
+        let before = scrape(&d);
+        let out = run(&reader_side, &d.mnt, &script);
+        let after = scrape(&d);
+        assert_eq!(
+            meminfo_value(out.ok(), "MemTotal"),
+            256 * 1024,
+            "{gap} forks between init and reader"
+        );
+        for m in ["procfs_near", "procfs_scan", "failed"] {
+            let want = if m == method { 1.0 } else { 0.0 };
+            assert_eq!(
+                delta(&before, &after, COUNT, &[("method", m)]),
+                want,
+                "resolutions by {m}, {gap} forks between init and reader"
+            );
+        }
+    }
+}
+
+/// A pid namespace (see [`ENTERED_PY`]) whose reader prints the first line of
+/// `/proc/meminfo`, GAP processes forked and gone after its init.
+const ENTER_FROM_OUTSIDE: &str = r#"
+import os, sys
+def gap():
+    for _ in range(GAP):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+pid = os.fork()
+if pid == 0:
+    os._exit(entered(INITS, gap, show=True))
+_, st = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(st))
+"#;

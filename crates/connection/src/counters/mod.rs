@@ -44,7 +44,7 @@ pub use labels::*;
 
 /// The layout's version: a worker of another build finds a different one and counts
 /// into memory of its own (see `from_fd`).
-const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsMC2");
+const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsMC3");
 
 /// Files counted: every virtual file, then the mirrored `sys/devices/system/cpu` tree.
 pub const FILES: usize = VirtualFile::ALL.len() + 1;
@@ -336,7 +336,7 @@ pub struct Snapshot {
     /// A polling FUSE thread relays requests (see `--fuse-poll-us`).
     pub relaying: bool,
     /// By [`Resolution`] order.
-    pub resolutions: [Histogram; 5],
+    pub resolutions: [Histogram; Resolution::ALL.len()],
     pub ticks: Histogram,
     /// By [`file_name`] index.
     pub files: Vec<FileCounts>,
@@ -353,7 +353,7 @@ pub struct FileCounts {
     /// By [`Op`] order, then by errno label ([`errno_index`]).
     pub errors: [[u64; ERRNO_LABELS]; 2],
     /// By [`HostReason`] order.
-    pub host_files: [u64; 20],
+    pub host_files: [u64; HostReason::ALL.len()],
     /// By [`Op`] order.
     pub latency: [Histogram; 2],
 }

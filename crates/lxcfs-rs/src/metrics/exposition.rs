@@ -193,7 +193,7 @@ impl Collector for Collect {
             &mut e,
             "lxcfs_host_files",
             "Renderings that served the host's file instead of the container's, per file and \
-             reason. Failures (read_error, parse_error, init_not_found, no_caller, no_cgroups, \
+             reason. Failures (read_error, parse_error, init_not_found, init_scan_busy, no_caller, no_cgroups, \
              outside_hierarchy) are the host_fallback outcome and are logged once per \
              container; the other reasons are containers with nothing of their own to show \
              (memory_root, cpu_root, load_root, no_pressure, ...). A series appears at its \
@@ -222,7 +222,7 @@ impl Collector for Collect {
             "lxcfs_pidns_resolution_duration_seconds",
             "Finding the init of a reader's pid namespace (a container new to the worker, or \
              whose cgroup paths are due for a re-read), by method: ioctl \
-             (NS_GET_TGID_FROM_PIDNS), procfs_parents, procfs_scan, cached_init (the init \
+             (NS_GET_TGID_FROM_PIDNS), procfs_parents, procfs_near, procfs_scan, cached_init (the init \
              found before, checked), failed. Its _count is the resolutions by method.",
             &Resolution::ALL
                 .iter()

@@ -1,0 +1,108 @@
+//! Finding a pid namespace's init by searching processes, on kernels without
+//! `NS_GET_TGID_FROM_PIDNS` (before 6.11) when following parents does not reach it: a
+//! reader that entered with `setns` (`docker exec`, `nsenter`, `lxc-attach`) or one
+//! forked by such a process.
+//!
+//! Looking at every process costs two reads per process on the host, tens of
+//! milliseconds on a host of thousands, and a container can ask for it at will: a pid
+//! namespace made afresh whose reader is not a descendant of its init, over and over
+//! (`unshare -p` needs only a user namespace). So:
+//! - the processes of the reader's own cgroup are looked at first: runtimes put an
+//!   exec'd process in its container's cgroup, beside init, and the cost is the
+//!   container's size rather than the host's; then the pids just below the reader's;
+//! - a container (by its outermost pid namespace, as in `countslots`) has one search
+//!   under way at a time, and one more reader may wait for it; its other readers that
+//!   need one are served the host's file for that read, with the reason counted and
+//!   logged (`HostReason::InitScanBusy`), rather than holding a serving thread that
+//!   every container shares.
+
+use crate::cgroup::CgroupPaths;
+use crate::countslots::Slot;
+use crate::error::{Error, Result};
+use crate::observe::Resolution;
+use crate::pidns::{NsId, find_init};
+use crate::{Host, tasks};
+
+/// The pids just below the reader's looked at before every process is: a namespace
+/// made just before its reader was forked has its init a few pids below the reader's
+/// (pids are handed out in sequence), and a tenant making them over and over is
+/// answered after a few reads, without listing `/proc` (milliseconds on a host of
+/// thousands of processes).
+const JUST_BELOW: u32 = 256;
+
+/// At most this many processes of the reader's cgroup are looked at before every
+/// process is.
+const MAX_NEIGHBOURS: usize = 4096;
+
+impl Host {
+    /// The init of `ns`, reader `tid`'s pid namespace, and how it was found. A search
+    /// keeps its container's slot in `slot` until the caller has cached the answer, so
+    /// that the reader waiting for it finds it there.
+    pub(crate) fn resolve_init<'h>(
+        &'h self,
+        tid: u32,
+        ns: NsId,
+        slot: &mut Option<Slot<'h, NsId>>,
+    ) -> (Result<u32>, Resolution) {
+        match self.resolver.resolve_cheaply(&self.proc, tid, ns) {
+            (Ok(Some(pid)), how) => (Ok(pid), how),
+            (Err(e), how) => (Err(e), how),
+            (Ok(None), _) => self.search_for_init(tid, ns, slot),
+        }
+    }
+
+    fn search_for_init<'h>(
+        &'h self,
+        tid: u32,
+        ns: NsId,
+        slot: &mut Option<Slot<'h, NsId>>,
+    ) -> (Result<u32>, Resolution) {
+        let owner = self.walk_owner(tid, ns).unwrap_or(ns).0;
+        let mut waited = false;
+        *slot = loop {
+            match self.scanning.take(owner, &ns) {
+                Ok(s) => break Some(s),
+                Err(_) if !waited && self.scanning.wait(owner, false) => waited = true,
+                Err(_) => return (Err(Error::InitScanBusy { tid }), Resolution::ProcfsScan),
+            }
+        };
+        if waited {
+            // The search this reader waited for may have been for its namespace.
+            let init = self.cache.init_of(ns);
+            if let Some(i) = init.filter(|&i| NsId::of(&self.proc, i).ok() == Some(ns)) {
+                return (Ok(i), Resolution::CachedInit);
+            }
+        }
+        let near = self.cgroup_neighbours(tid);
+        let just_below = (tid.saturating_sub(JUST_BELOW)..tid).rev();
+        if let Some(i) = find_init(&self.proc, ns, near.into_iter().chain(just_below)) {
+            return (Ok(i), Resolution::ProcfsNear);
+        }
+        let found = match self.proc.numeric_entries() {
+            Ok(pids) => find_init(&self.proc, ns, pids).ok_or(Error::InitNotFound { tid }),
+            Err(e) => Err(e),
+        };
+        (found, Resolution::ProcfsScan)
+    }
+
+    /// The processes of reader `tid`'s cgroup (in the hierarchy tasks are counted in),
+    /// at most [`MAX_NEIGHBOURS`]; none when it cannot be read.
+    fn cgroup_neighbours(&self, tid: u32) -> Vec<u32> {
+        let Ok(paths) = CgroupPaths::read(&self.hier, &self.proc, tid) else {
+            return Vec::new();
+        };
+        let (Some((_, dir, _)), Some(path)) = (
+            tasks::hierarchy(&self.hier),
+            tasks::container_path(&self.hier, &paths),
+        ) else {
+            return Vec::new();
+        };
+        let Ok(Some(text)) = dir.read_optional(&format!("{path}/cgroup.procs")) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| procfile::value::parse_u64(l).and_then(|n| u32::try_from(n).ok()))
+            .take(MAX_NEIGHBOURS)
+            .collect()
+    }
+}
