@@ -230,7 +230,7 @@ fn two_containers_reads_are_counted_exactly_and_the_exposition_parses() {
     // Each container's init was found once: by the kernel's ioctl where it has
     // NS_GET_TGID_FROM_PIDNS, else by walking /proc (the VM's 6.1). Later renderings
     // take it from the cache, re-checked after a second as cached_init.
-    let fresh = ["ioctl", "procfs_parents", "procfs_scan"];
+    let fresh = ["ioctl", "procfs_parents", "procfs_near", "procfs_scan"];
     let resolved = |metric: &str, method: &str, le: Option<&str>| {
         let mut labels = vec![("method", method)];
         labels.extend(le.map(|le| ("le", le)));
@@ -765,10 +765,9 @@ fn a_reader_entering_from_outside_is_shown_its_inits_cgroup() {
         .collect();
     const COUNT: &str = "lxcfs_pidns_resolution_duration_seconds_count";
     for (gap, method) in [(0, "procfs_near"), (300, "procfs_scan")] {
-        let python = format!("{ENTERED_PY}{ENTER_FROM_OUTSIDE}")
-            .replace("INITS", &format!("[{}]", files.join(", ")))
+        let script = ENTER_FROM_OUTSIDE
+            .replace("INITS", &files.join(" "))
             .replace("GAP", &gap.to_string());
-        let script = format!("python3 -c '{python}'");
         let before = scrape(&d);
         let out = run(&reader_side, &d.mnt, &script);
         let after = scrape(&d);
@@ -788,19 +787,16 @@ fn a_reader_entering_from_outside_is_shown_its_inits_cgroup() {
     }
 }
 
-/// A pid namespace (see [`ENTERED_PY`]) whose reader prints the first line of
-/// `/proc/meminfo`, GAP processes forked and gone after its init.
-const ENTER_FROM_OUTSIDE: &str = r#"
-import os, sys
-def gap():
-    for _ in range(GAP):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-pid = os.fork()
-if pid == 0:
-    os._exit(entered(INITS, gap, show=True))
-_, st = os.waitpid(pid, 0)
-sys.exit(os.waitstatus_to_exitcode(st))
-"#;
+/// `unshare -p` without a fork: the shell stays outside the new pid namespace and its
+/// children are inside, the first its init, which it moves to the cgroup of INITS (its
+/// `cgroup.procs` files); GAP processes come and go; then the shell's next child, a
+/// reader entering from outside, prints the first line of `/proc/meminfo`.
+const ENTER_FROM_OUTSIDE: &str = r#"unshare -p sh -c '
+sleep 1000 &
+init=$!
+for f in INITS; do echo $init > "$f"; done
+i=0
+while [ $i -lt GAP ]; do /bin/true; i=$((i+1)); done
+head -n1 /proc/meminfo
+kill $init
+'"#;

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 mod agent;
 mod container;
 mod daemon;
-mod entered;
 mod lxcfs;
 mod text;
 
@@ -32,7 +31,6 @@ pub use crate::proc::{assert_thread_confined, is_running, signal, thread_states,
 pub use agent::Agent;
 pub use container::{Cgroup, Running, run, run_env, run_timeout};
 pub use daemon::Daemon;
-pub use entered::ENTERED_PY;
 pub use lxcfs::Lxcfs;
 pub use text::*;
 
