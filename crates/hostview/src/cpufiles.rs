@@ -364,20 +364,14 @@ impl Host {
     /// tasks include `k`'s; without its `last_pid`, of another pid namespace's numbers.
     fn ancestor_counts(&self, k: &CountsKey) -> Option<Counts> {
         let map = self.stats.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let mut path = k.0.as_str();
-        while let Some(cut) = path.rfind('/') {
-            path = &path[..cut];
-            if path.is_empty() {
-                return None;
-            }
-            if let Some((_, counts)) = map.get(&(path.to_string(), k.1)) {
-                return Some(Counts {
-                    last_pid: None,
-                    ..*counts
-                });
-            }
-        }
-        None
+        crate::cgroup::ancestors(&k.0)
+            .skip(1)
+            .take_while(|p| *p != ".")
+            .find_map(|p| map.get(&(p.to_string(), k.1)))
+            .map(|(_, counts)| Counts {
+                last_pid: None,
+                ..*counts
+            })
     }
 
     /// The last count of a cgroup and when it was made.
