@@ -10,7 +10,7 @@ pub enum Error {
     Parse { path: String },
     #[error("no init found for the pid namespace of thread {tid}")]
     InitNotFound { tid: u32 },
-    #[error("the container of thread {tid} was already searching /proc for a pid namespace's init")]
+    #[error("another search of /proc for a pid namespace's init (thread {tid}'s) was under way")]
     InitScanBusy { tid: u32 },
     #[error("thread {tid} is not visible in the daemon's pid namespace")]
     NoCaller { tid: u32 },

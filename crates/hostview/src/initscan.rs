@@ -11,10 +11,11 @@
 //!   exec'd process in its container's cgroup, beside init, and the cost is the
 //!   container's size rather than the host's; then the pids just below the reader's;
 //! - a container (by its outermost pid namespace, as in `countslots`) has one search
-//!   under way at a time, and one more reader may wait for it; its other readers that
-//!   need one are served the host's file for that read, with the reason counted and
-//!   logged (`HostReason::InitScanBusy`), rather than holding a serving thread that
-//!   every container shares.
+//!   under way at a time, and one more reader may wait for it; and the host has one
+//!   search of every process under way at a time. A reader that finds its container's
+//!   search, or the host's, taken is answered as when no init is found (the host's
+//!   file, with the reason counted and logged: `HostReason::InitScanBusy`), rather
+//!   than holding a serving thread that every container shares.
 
 use crate::cgroup::CgroupPaths;
 use crate::countslots::Slot;
@@ -57,7 +58,11 @@ impl Host {
         ns: NsId,
         slot: &mut Option<Slot<'h, NsId>>,
     ) -> (Result<u32>, Resolution) {
-        let owner = self.walk_owner(tid, ns).unwrap_or(ns).0;
+        // A reader whose owner cannot be told is gone (or its id was reused): nobody
+        // is waiting for this answer, and a key of its own would escape the bound.
+        let Some(owner) = self.walk_owner(tid, ns).map(|o| o.0) else {
+            return (Err(Error::NoCaller { tid }), Resolution::ProcfsScan);
+        };
         let mut waited = false;
         *slot = loop {
             match self.scanning.take(owner, &ns) {
@@ -78,6 +83,13 @@ impl Host {
         if let Some(i) = find_init(&self.proc, ns, near.into_iter().chain(just_below)) {
             return (Ok(i), Resolution::ProcfsNear);
         }
+        let _every = match self.full_scans.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return (Err(Error::InitScanBusy { tid }), Resolution::ProcfsScan);
+            }
+        };
         let found = match self.proc.numeric_entries() {
             Ok(pids) => find_init(&self.proc, ns, pids).ok_or(Error::InitNotFound { tid }),
             Err(e) => Err(e),

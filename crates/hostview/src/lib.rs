@@ -183,6 +183,8 @@ pub struct Host {
     /// The pid namespace each container is searching `/proc` for the init of (see
     /// `initscan`).
     scanning: countslots::CountSlots<NsId>,
+    /// Held by the one search of every process under way (see `initscan`).
+    full_scans: std::sync::Mutex<()>,
 }
 
 impl Host {
@@ -223,6 +225,7 @@ impl Host {
                     .and_then(std::result::Result::ok),
             ),
             scanning: countslots::CountSlots::default(),
+            full_scans: std::sync::Mutex::new(()),
         })
     }
 
@@ -378,7 +381,7 @@ impl Host {
             Err(e) => {
                 let who = self.reader(tid);
                 let reason = HostReason::of_error(&e);
-                self.log_fallback(file, tid, who.ns, reason, &e);
+                self.log_fallback(file, tid, who, reason, &e);
                 let mut r = self.host_rendering(file, who, Origin::HostFallback)?;
                 r.reason = Some(reason);
                 Ok(r)

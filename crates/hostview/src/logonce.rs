@@ -119,10 +119,11 @@ impl Host {
         &self,
         file: VirtualFile,
         tid: u32,
-        ns: u64,
+        who: crate::Reader,
         reason: HostReason,
         e: &Error,
     ) {
+        let ns = who.ns;
         // The container is known unless resolving it is what failed; a reader in the
         // host's namespace is told apart by its own cgroup.
         let cgroup = match self.cache.peek(NsId(ns)) {
@@ -138,6 +139,9 @@ impl Host {
                 BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
             }
             None if ns == 0 => u64::from(tid),
+            // A container whose namespaces cannot be resolved (a tenant making them
+            // afresh for every read) is said once, not once per namespace.
+            None if who.owner != 0 => who.owner,
             None => ns,
         };
         match self.failures.admit(key, reason.name(), Instant::now()) {

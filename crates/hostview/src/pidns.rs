@@ -52,7 +52,7 @@ pub enum InitResolver {
     /// Kernels before 6.11: follow `PPid` while the parent shares the namespace, looking
     /// for the process whose innermost `NSpid` is 1; processes that entered with
     /// `setns` (`docker exec`, `nsenter`) have parents outside, so the caller searches
-    /// processes (see `Host::scan_for_init`). Callers cache the answer per namespace.
+    /// processes (see `Host::resolve_init`). Callers cache the answer per namespace.
     Procfs,
 }
 
@@ -140,7 +140,8 @@ fn walk_parents(proc: &Dir, tid: u32, ns: NsId) -> Result<Option<u32>> {
     };
     for _ in 0..MAX_WALK {
         if current.nspid_inner == Some(1) {
-            return Ok(Some(pid));
+            // `tid` may have died and its id gone to another namespace's init.
+            return Ok((NsId::of(proc, pid).ok() == Some(ns)).then_some(pid));
         }
         let Some(parent) = current.ppid.filter(|&p| p > 0) else {
             break;
@@ -154,13 +155,21 @@ fn walk_parents(proc: &Dir, tid: u32, ns: NsId) -> Result<Option<u32>> {
     Ok(None)
 }
 
-/// The first of `pids` that is the init of `ns`: in `ns`, and pid 1 there.
+/// The first of `pids` that is the init of `ns`: in `ns`, and pid 1 there. A candidate
+/// is looked at again through one handle of its `/proc` directory, so that both
+/// answers are of one process even if its pid was freed and taken meanwhile.
 pub fn find_init(proc: &Dir, ns: NsId, pids: impl IntoIterator<Item = u32>) -> Option<u32> {
     pids.into_iter().find(|&pid| {
         NsId::of(proc, pid).ok() == Some(ns)
-            && read_status(proc, pid)
-                .map(|s| s.nspid_inner == Some(1))
-                .unwrap_or(false)
+            && proc.subdir(&pid.to_string()).is_ok_and(|dir| {
+                let status = dir.read_lossy("status").map(|t| parse_status(&t));
+                status.is_ok_and(|s| s.nspid_inner == Some(1))
+                    && dir
+                        .readlink("ns/pid")
+                        .ok()
+                        .and_then(|l| NsId::parse(l.as_bytes()))
+                        == Some(ns)
+            })
     })
 }
 

@@ -115,8 +115,9 @@ impl HostReason {
             HostReason::ParseError => "a file of its cgroups or of /proc is malformed",
             HostReason::InitNotFound => "the init of its pid namespace cannot be found",
             HostReason::InitScanBusy => {
-                "its container was already searching /proc for the init of a pid namespace \
-                 (kernels before 6.11; one search at a time per container)"
+                "its container, or the host, was already searching /proc for the init of a pid \
+                 namespace (kernels before 6.11; one search at a time per container, one of \
+                 every process at a time on the host)"
             }
             HostReason::NoCaller => "the reader is gone or not visible to the daemon",
             HostReason::NoCgroups => "no cgroup hierarchy is mounted",

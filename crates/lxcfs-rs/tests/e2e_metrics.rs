@@ -748,32 +748,39 @@ fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_bud
 }
 
 /// A reader forked into a pid namespace by the process that made it, as `docker exec`'s
-/// readers are, its init in another cgroup, on the procfs resolver (kernels before
-/// 6.11, forced here): it is shown its init's memory limit, not its own cgroup's,
-/// whether the init is found among the pids just below the reader's or, with 300
-/// processes forked between them, only by searching every process; each resolution is
-/// counted under the method that found it.
+/// readers are, on the procfs resolver (kernels before 6.11, forced here): it is shown
+/// its init's memory limit, not its own cgroup's, whether the init is found among the
+/// pids just below the reader's, or (300 processes forked between them) among the
+/// processes of the reader's cgroup, or only by searching every process (init in
+/// another cgroup); each resolution is counted under the method that found it.
 #[test]
 fn a_reader_entering_from_outside_is_shown_its_inits_cgroup() {
     let d = Daemon::start(&["--init-resolver", "procfs"]);
     let init_side = Cgroup::with_memory_limit("init-side", 256 * MIB);
     let reader_side = Cgroup::with_memory_limit("reader-side", 128 * MIB);
-    let files: Vec<String> = init_side
-        .procs_files()
-        .iter()
-        .map(|p| format!("{:?}", p.to_string_lossy()))
-        .collect();
+    let files = |cg: &Cgroup| -> String {
+        let quoted: Vec<String> = cg
+            .procs_files()
+            .iter()
+            .map(|p| format!("{:?}", p.to_string_lossy()))
+            .collect();
+        quoted.join(" ")
+    };
     const COUNT: &str = "lxcfs_pidns_resolution_duration_seconds_count";
-    for (gap, method) in [(0, "procfs_near"), (300, "procfs_scan")] {
+    for (init_in, gap, kib, method) in [
+        (&init_side, 0, 256 * 1024, "procfs_near"),
+        (&reader_side, 300, 128 * 1024, "procfs_near"),
+        (&init_side, 300, 256 * 1024, "procfs_scan"),
+    ] {
         let script = ENTER_FROM_OUTSIDE
-            .replace("INITS", &files.join(" "))
+            .replace("INITS", &files(init_in))
             .replace("GAP", &gap.to_string());
         let before = scrape(&d);
         let out = run(&reader_side, &d.mnt, &script);
         let after = scrape(&d);
         assert_eq!(
             meminfo_value(out.ok(), "MemTotal"),
-            256 * 1024,
+            kib,
             "{gap} forks between init and reader"
         );
         for m in ["procfs_near", "procfs_scan", "failed"] {

@@ -464,12 +464,18 @@ fn fresh_namespaces_entered_from_outside_do_not_stall_a_neighbour() {
 /// reads waited for them: 99th percentile 50-90 ms).
 #[test]
 fn searches_of_every_process_hold_one_serving_thread_not_all() {
-    entered_from_outside_beside_a_neighbour("calm-far", BURSTS_ENTERED_FROM_OUTSIDE, 100);
+    let d = entered_from_outside_beside_a_neighbour("calm-far", BURSTS_ENTERED_FROM_OUTSIDE, 48);
+    let log = d.log_text();
+    assert!(
+        log.contains("(init_scan_busy)"),
+        "no reader was turned away from a search under way:\n{log}"
+    );
 }
 
 /// A tenant running `script` (ENTERED_FROM_OUTSIDE or BURSTS_ENTERED_FROM_OUTSIDE) and
 /// the neighbour beside it; at least `least` of the tenant's namespaces are read.
-fn entered_from_outside_beside_a_neighbour(tag: &str, script: &str, least: u64) {
+/// Returns the daemon, for its log.
+fn entered_from_outside_beside_a_neighbour(tag: &str, script: &str, least: u64) -> Daemon {
     let (d, _calm, neighbour) = beside_a_neighbour_of(tag, &["--init-resolver", "procfs"]);
     let _crowd = IdleProcesses::start(8000);
     // The neighbour's reader enters with `nsenter`, not into its container's cgroup:
@@ -520,6 +526,7 @@ fn entered_from_outside_beside_a_neighbour(tag: &str, script: &str, least: u64) 
         );
     });
     assert!(!d.log_text().contains("panic"), "{}", d.log_text());
+    d
 }
 
 /// `n` idle processes on the host, so that a search of every process costs what it
