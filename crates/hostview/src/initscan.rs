@@ -7,9 +7,10 @@
 //! milliseconds on a host of thousands, and a container can ask for it at will: a pid
 //! namespace made afresh whose reader is not a descendant of its init, over and over
 //! (`unshare -p` needs only a user namespace). So:
-//! - the processes of the reader's own cgroup are looked at first: runtimes put an
-//!   exec'd process in its container's cgroup, beside init, and the cost is the
-//!   container's size rather than the host's; then the pids just below the reader's;
+//! - the processes of the reader's own cgroup and the groups around it are looked at
+//!   first: runtimes put an exec'd process in its container's cgroup, beside init or
+//!   just above or beside its group, and the cost is the container's size rather than
+//!   the host's; then the pids just below the reader's;
 //! - a container (by its outermost pid namespace, as in `countslots`) has one search
 //!   under way at a time, and one more reader may wait for it; and the host has one
 //!   search of every process under way at a time. A reader that finds its container's
@@ -97,8 +98,13 @@ impl Host {
         (found, Resolution::ProcfsScan)
     }
 
-    /// The processes of reader `tid`'s cgroup (in the hierarchy tasks are counted in),
-    /// at most [`MAX_NEIGHBOURS`]; none when it cannot be read.
+    /// The processes near reader `tid`'s cgroup (in the hierarchy tasks are counted
+    /// in), at most [`MAX_NEIGHBOURS`] of them from at most [`MAX_GROUPS`] cgroups: its
+    /// own, those below it (a container's systemd keeps init in `init.scope` below the
+    /// group `docker exec` joins), then its parent and the parent's other groups (LXC
+    /// attaches to a `.lxc` group beside the container's init), unless the parent is
+    /// the hierarchy's root, whose groups are every container's. None when the cgroup
+    /// cannot be read.
     fn cgroup_neighbours(&self, tid: u32) -> Vec<u32> {
         let Ok(paths) = CgroupPaths::read(&self.hier, &self.proc, tid) else {
             return Vec::new();
@@ -109,12 +115,57 @@ impl Host {
         ) else {
             return Vec::new();
         };
-        let Ok(Some(text)) = dir.read_optional(&format!("{path}/cgroup.procs")) else {
-            return Vec::new();
+        let mut near = Near {
+            dir,
+            pids: Vec::new(),
+            groups: 0,
         };
-        text.lines()
-            .filter_map(|l| procfile::value::parse_u64(l).and_then(|n| u32::try_from(n).ok()))
-            .take(MAX_NEIGHBOURS)
-            .collect()
+        near.subtree(path, None);
+        if let Some(cut) = path.rfind('/') {
+            near.subtree(&path[..cut], Some(path));
+        }
+        near.pids
+    }
+}
+
+/// At most this many cgroups are listed for processes near a reader.
+const MAX_GROUPS: usize = 64;
+
+/// Processes gathered from the cgroups near a reader's (see `cgroup_neighbours`).
+struct Near<'d> {
+    dir: &'d crate::fsio::Dir,
+    pids: Vec<u32>,
+    groups: usize,
+}
+
+impl Near<'_> {
+    /// The processes of `top` and the groups below it, nearest first, but for those of
+    /// `seen` and below (listed already).
+    fn subtree(&mut self, top: &str, seen: Option<&str>) {
+        let mut queue = std::collections::VecDeque::from([top.to_string()]);
+        while let Some(group) = queue.pop_front() {
+            if self.groups >= MAX_GROUPS || self.pids.len() >= MAX_NEIGHBOURS {
+                return;
+            }
+            self.groups += 1;
+            let Ok(here) = self.dir.listable(&group) else {
+                continue;
+            };
+            if let Ok(Some(text)) = here.read_optional("cgroup.procs") {
+                let room = MAX_NEIGHBOURS - self.pids.len();
+                self.pids.extend(
+                    text.lines()
+                        .filter_map(procfile::value::parse_u64)
+                        .filter_map(|n| u32::try_from(n).ok())
+                        .take(room),
+                );
+            }
+            for e in here.into_entries().unwrap_or_default() {
+                let child = format!("{group}/{}", e.name);
+                if e.kind == rustix::fs::FileType::Directory && Some(child.as_str()) != seen {
+                    queue.push_back(child);
+                }
+            }
+        }
     }
 }

@@ -749,15 +749,20 @@ fn a_failing_container_is_logged_once_with_its_cgroup_and_a_crowd_within_the_bud
 
 /// A reader forked into a pid namespace by the process that made it, as `docker exec`'s
 /// readers are, on the procfs resolver (kernels before 6.11, forced here): it is shown
-/// its init's memory limit, not its own cgroup's, whether the init is found among the
-/// pids just below the reader's, or (300 processes forked between them) among the
-/// processes of the reader's cgroup, or only by searching every process (init in
-/// another cgroup); each resolution is counted under the method that found it.
+/// its init's memory limit, not its own cgroup's (128 MiB), wherever the init is. Near
+/// the reader, found without a search of every process: a few pids below it; or, 300
+/// processes forked between them, in the reader's cgroup, in a group below it (a
+/// container's systemd in `init.scope`) or beside it (LXC's `.lxc`). Far (another
+/// top-level group, 300 forks between): only the search of every process finds it.
+/// Each resolution is counted under the method that found it.
 #[test]
 fn a_reader_entering_from_outside_is_shown_its_inits_cgroup() {
     let d = Daemon::start(&["--init-resolver", "procfs"]);
-    let init_side = Cgroup::with_memory_limit("init-side", 256 * MIB);
-    let reader_side = Cgroup::with_memory_limit("reader-side", 128 * MIB);
+    let pair = Cgroup::new("pair", &[]);
+    let beside = pair.child("init", &[Limit::Memory(256 * MIB)]);
+    let reader_side = pair.child("reader", &[Limit::Memory(128 * MIB)]);
+    let below = Below::new(&reader_side);
+    let far = Cgroup::with_memory_limit("far", 200 * MIB);
     let files = |cg: &Cgroup| -> String {
         let quoted: Vec<String> = cg
             .procs_files()
@@ -767,29 +772,77 @@ fn a_reader_entering_from_outside_is_shown_its_inits_cgroup() {
         quoted.join(" ")
     };
     const COUNT: &str = "lxcfs_pidns_resolution_duration_seconds_count";
-    for (init_in, gap, kib, method) in [
-        (&init_side, 0, 256 * 1024, "procfs_near"),
-        (&reader_side, 300, 128 * 1024, "procfs_near"),
-        (&init_side, 300, 256 * 1024, "procfs_scan"),
+    for (inits, gap, mib, method) in [
+        (files(&beside), 0, 256, "procfs_near"),
+        (files(&beside), 300, 256, "procfs_near"),
+        (files(&reader_side), 300, 128, "procfs_near"),
+        (below.files(), 300, 128, "procfs_near"),
+        (files(&far), 300, 200, "procfs_scan"),
     ] {
         let script = ENTER_FROM_OUTSIDE
-            .replace("INITS", &files(init_in))
+            .replace("INITS", &inits)
             .replace("GAP", &gap.to_string());
         let before = scrape(&d);
         let out = run(&reader_side, &d.mnt, &script);
         let after = scrape(&d);
-        assert_eq!(
-            meminfo_value(out.ok(), "MemTotal"),
-            kib,
-            "{gap} forks between init and reader"
-        );
+        let at = format!("init in {inits}, {gap} forks between init and reader");
+        assert_eq!(meminfo_value(out.ok(), "MemTotal"), mib * 1024, "{at}");
         for m in ["procfs_near", "procfs_scan", "failed"] {
             let want = if m == method { 1.0 } else { 0.0 };
             assert_eq!(
                 delta(&before, &after, COUNT, &[("method", m)]),
                 want,
-                "resolutions by {m}, {gap} forks between init and reader"
+                "resolutions by {m}, {at}"
             );
+        }
+    }
+}
+
+/// A group below `cg` made with `mkdir` alone, as a container's systemd makes
+/// `init.scope`: on cgroup v2 no controller is handed down to it, so `cg` may keep
+/// processes of its own (a group made by `Cgroup::child` hands them down, and then it
+/// may not). Removed when dropped, once its processes are gone.
+struct Below(Vec<PathBuf>);
+
+impl Below {
+    fn new(cg: &Cgroup) -> Below {
+        let dirs: Vec<PathBuf> = cg
+            .procs_files()
+            .iter()
+            .filter_map(|f| f.parent().map(|d| d.join("below")))
+            .collect();
+        for d in &dirs {
+            std::fs::create_dir(d).unwrap();
+            // A v1 cpuset takes processes only once it has CPUs and memory nodes.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if d.join(f).exists() {
+                    let v = std::fs::read_to_string(d.parent().unwrap().join(f)).unwrap();
+                    std::fs::write(d.join(f), v.trim()).unwrap();
+                }
+            }
+        }
+        Below(dirs)
+    }
+
+    fn files(&self) -> String {
+        let quoted: Vec<String> = self
+            .0
+            .iter()
+            .map(|d| format!("{:?}", d.join("cgroup.procs").to_string_lossy()))
+            .collect();
+        quoted.join(" ")
+    }
+}
+
+impl Drop for Below {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            for _ in 0..50 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 }

@@ -445,7 +445,7 @@ for files in LEVELS:
 
 /// A container that makes pid namespaces over and over, each read by a process that is
 /// not a descendant of the namespace's init (forked by the process that made it, as
-/// `docker exec` or `nsenter` readers are), with the init moved to another cgroup: on
+/// `docker exec` or `nsenter` readers are), with the init moved to a cgroup of its own: on
 /// kernels without `NS_GET_TGID_FROM_PIDNS` (the procfs resolver, forced here) nothing
 /// but a search of processes finds such an init. On a host of 8 000 processes the
 /// neighbour's reads are not held behind those searches (they were: every serving
@@ -482,7 +482,8 @@ fn entered_from_outside_beside_a_neighbour(tag: &str, script: &str, least: u64) 
     // its first read searches every process, once, before it starts to count.
     neighbour.exec("head -n1 /proc/meminfo").ok();
     let tenant = Cgroup::new(&format!("{tag}-tenant"), &[]);
-    let inits = tenant.child("inits", &[]);
+    // Not below the tenant's group: there the search near the reader finds them.
+    let inits = Cgroup::new(&format!("{tag}-inits"), &[]);
     let files: Vec<String> = inits
         .procs_files()
         .iter()
