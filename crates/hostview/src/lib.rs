@@ -326,10 +326,10 @@ impl Host {
             }
             _ => self.resolve_init(tid, ns, &mut slot),
         };
-        let how = if init.is_ok() {
-            how
-        } else {
-            Resolution::Failed
+        let how = match &init {
+            Ok(_) => how,
+            Err(Error::InitScanBusy { .. }) => Resolution::Busy,
+            Err(_) => Resolution::Failed,
         };
         self.observe(|o| o.resolved(how, began.elapsed()));
         let init = init?;

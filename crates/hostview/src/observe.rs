@@ -22,16 +22,19 @@ pub enum Resolution {
     CachedInit,
     /// No method found it.
     Failed,
+    /// Not looked for: a search of `/proc` was under way already (see `initscan`).
+    Busy,
 }
 
 impl Resolution {
-    pub const ALL: [Resolution; 6] = [
+    pub const ALL: [Resolution; 7] = [
         Resolution::Ioctl,
         Resolution::ProcfsParents,
         Resolution::ProcfsNear,
         Resolution::ProcfsScan,
         Resolution::CachedInit,
         Resolution::Failed,
+        Resolution::Busy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Resolution {
             Resolution::ProcfsScan => "procfs_scan",
             Resolution::CachedInit => "cached_init",
             Resolution::Failed => "failed",
+            Resolution::Busy => "busy",
         }
     }
 }

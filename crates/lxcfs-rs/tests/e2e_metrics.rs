@@ -787,7 +787,7 @@ fn a_reader_entering_from_outside_is_shown_its_inits_cgroup() {
         let after = scrape(&d);
         let at = format!("init in {inits}, {gap} forks between init and reader");
         assert_eq!(meminfo_value(out.ok(), "MemTotal"), mib * 1024, "{at}");
-        for m in ["procfs_near", "procfs_scan", "failed"] {
+        for m in ["procfs_near", "procfs_scan", "failed", "busy"] {
             let want = if m == method { 1.0 } else { 0.0 };
             assert_eq!(
                 delta(&before, &after, COUNT, &[("method", m)]),
