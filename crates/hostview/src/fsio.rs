@@ -144,10 +144,24 @@ impl Dir {
     /// The entries of this directory (opened by [`Dir::listable`]), without `.` and
     /// `..`.
     pub fn into_entries(self) -> Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        self.each_entry(|name, kind| {
+            out.push(DirEntry {
+                name: name.to_string(),
+                kind,
+            });
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Call `f` with the name and type of each entry of this directory (opened by
+    /// [`Dir::listable`]) but `.` and `..`, until it returns false. Names that are not
+    /// UTF-8 are skipped.
+    pub fn each_entry(self, mut f: impl FnMut(&str, rustix::fs::FileType) -> bool) -> Result<()> {
         let Dir { fd, name } = self;
         // The stream takes this descriptor (`read_from` would open `.` again through it).
         let mut dir = rustix::fs::Dir::new(fd).map_err(|e| Error::io(name.clone(), e))?;
-        let mut out = Vec::new();
         for entry in dir.by_ref() {
             let entry = entry.map_err(|e| Error::io(name.clone(), e))?;
             let Ok(entry_name) = entry.file_name().to_str() else {
@@ -156,12 +170,11 @@ impl Dir {
             if entry_name == "." || entry_name == ".." {
                 continue;
             }
-            out.push(DirEntry {
-                name: entry_name.to_string(),
-                kind: entry.file_type(),
-            });
+            if !f(entry_name, entry.file_type()) {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Open `rel` for reading and writing and write `bytes` to it in one `write(2)`:

@@ -32,7 +32,7 @@ use crate::{Host, tasks};
 /// thousands of processes).
 const JUST_BELOW: u32 = 256;
 
-/// At most this many processes of the reader's cgroup are looked at before every
+/// At most this many processes near the reader's cgroup are looked at before every
 /// process is.
 const MAX_NEIGHBOURS: usize = 4096;
 
@@ -79,9 +79,11 @@ impl Host {
                 return (Ok(i), Resolution::CachedInit);
             }
         }
-        let near = self.cgroup_neighbours(tid);
         let just_below = (tid.saturating_sub(JUST_BELOW)..tid).rev();
-        if let Some(i) = find_init(&self.proc, ns, near.into_iter().chain(just_below)) {
+        let near = self
+            .near_init(tid, ns)
+            .or_else(|| find_init(&self.proc, ns, just_below));
+        if let Some(i) = near {
             return (Ok(i), Resolution::ProcfsNear);
         }
         let _every = match self.full_scans.try_lock() {
@@ -98,74 +100,128 @@ impl Host {
         (found, Resolution::ProcfsScan)
     }
 
-    /// The processes near reader `tid`'s cgroup (in the hierarchy tasks are counted
-    /// in), at most [`MAX_NEIGHBOURS`] of them from at most [`MAX_GROUPS`] cgroups: its
-    /// own, those below it (a container's systemd keeps init in `init.scope` below the
-    /// group `docker exec` joins), then its parent and the parent's other groups (LXC
-    /// attaches to a `.lxc` group beside the container's init), unless the parent is
-    /// the hierarchy's root, whose groups are every container's. None when the cgroup
-    /// cannot be read.
-    fn cgroup_neighbours(&self, tid: u32) -> Vec<u32> {
-        let Ok(paths) = CgroupPaths::read(&self.hier, &self.proc, tid) else {
-            return Vec::new();
-        };
-        let (Some((_, dir, _)), Some(path)) = (
-            tasks::hierarchy(&self.hier),
-            tasks::container_path(&self.hier, &paths),
-        ) else {
-            return Vec::new();
-        };
+    /// The init of `ns` among the processes near reader `tid`'s cgroup (in the
+    /// hierarchy tasks are counted in), group by group: its own, those below it (a
+    /// container's systemd keeps init in `init.scope` below the group `docker exec`
+    /// joins), then its parent and the parent's other groups (LXC attaches to a `.lxc`
+    /// group beside the container's init), unless the parent is the hierarchy's root,
+    /// whose groups are every container's. At most [`MAX_NEIGHBOURS`] processes from
+    /// at most [`MAX_GROUPS`] groups, reading at most [`MAX_ENTRIES`] directory
+    /// entries.
+    fn near_init(&self, tid: u32, ns: NsId) -> Option<u32> {
+        let paths = CgroupPaths::read(&self.hier, &self.proc, tid).ok()?;
+        let (_, dir, _) = tasks::hierarchy(&self.hier)?;
+        let path = tasks::container_path(&self.hier, &paths)?;
         let mut near = Near {
+            host: self,
             dir,
-            pids: Vec::new(),
+            ns,
+            pids: 0,
             groups: 0,
+            entries: 0,
         };
-        near.subtree(path, None);
-        if let Some(cut) = path.rfind('/') {
-            near.subtree(&path[..cut], Some(path));
-        }
-        near.pids
+        near.subtree(path, None).or_else(|| {
+            let cut = path.rfind('/')?;
+            near.subtree(&path[..cut], Some(path))
+        })
     }
 }
 
 /// At most this many cgroups are listed for processes near a reader.
 const MAX_GROUPS: usize = 64;
 
-/// Processes gathered from the cgroups near a reader's (see `cgroup_neighbours`).
-struct Near<'d> {
-    dir: &'d crate::fsio::Dir,
-    pids: Vec<u32>,
+/// At most this many directory entries are read to find those groups: a tenant's
+/// group of 100 000 children must not cost a search 100 000 of them.
+const MAX_ENTRIES: usize = 16_384;
+
+/// A search of the groups near a reader's (see `Host::near_init`), and what it has
+/// spent.
+struct Near<'h> {
+    host: &'h Host,
+    dir: &'h crate::fsio::Dir,
+    ns: NsId,
+    pids: usize,
     groups: usize,
+    entries: usize,
 }
 
 impl Near<'_> {
-    /// The processes of `top` and the groups below it, nearest first, but for those of
-    /// `seen` and below (listed already).
-    fn subtree(&mut self, top: &str, seen: Option<&str>) {
+    /// The init among the processes of `top` and the groups below it, nearest first,
+    /// but for `seen` and below (searched already).
+    fn subtree(&mut self, top: &str, seen: Option<&str>) -> Option<u32> {
         let mut queue = std::collections::VecDeque::from([top.to_string()]);
         while let Some(group) = queue.pop_front() {
-            if self.groups >= MAX_GROUPS || self.pids.len() >= MAX_NEIGHBOURS {
-                return;
+            if self.groups >= MAX_GROUPS || self.pids >= MAX_NEIGHBOURS {
+                return None;
             }
             self.groups += 1;
             let Ok(here) = self.dir.listable(&group) else {
                 continue;
             };
             if let Ok(Some(text)) = here.read_optional("cgroup.procs") {
-                let room = MAX_NEIGHBOURS - self.pids.len();
-                self.pids.extend(
-                    text.lines()
-                        .filter_map(procfile::value::parse_u64)
-                        .filter_map(|n| u32::try_from(n).ok())
-                        .take(room),
-                );
-            }
-            for e in here.into_entries().unwrap_or_default() {
-                let child = format!("{group}/{}", e.name);
-                if e.kind == rustix::fs::FileType::Directory && Some(child.as_str()) != seen {
-                    queue.push_back(child);
+                let room = MAX_NEIGHBOURS - self.pids;
+                let pids: Vec<u32> = text
+                    .lines()
+                    .filter_map(procfile::value::parse_u64)
+                    .filter_map(|n| u32::try_from(n).ok())
+                    .take(room)
+                    .collect();
+                self.pids += pids.len();
+                if let Some(init) = find_init(&self.host.proc, self.ns, pids) {
+                    return Some(init);
                 }
             }
+            // Only as many groups as can still be searched, and no more entries than
+            // the search's budget.
+            let room = MAX_GROUPS.saturating_sub(self.groups + queue.len());
+            let budget = MAX_ENTRIES.saturating_sub(self.entries);
+            let (mut read, mut queued) = (0, 0);
+            let _ = here.each_entry(|name, kind| {
+                read += 1;
+                let child = format!("{group}/{name}");
+                if kind == rustix::fs::FileType::Directory && Some(child.as_str()) != seen {
+                    queue.push_back(child);
+                    queued += 1;
+                }
+                read < budget && queued < room
+            });
+            self.entries += read;
         }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::path::Path;
+
+    /// A tenant's group of thousands of children costs a search near a reader a
+    /// listing of the groups it can still search, not of every child.
+    #[test]
+    fn a_search_near_a_reader_reads_a_bounded_number_of_groups_and_entries() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/hybrid");
+        let host = Host::open(&fixture, crate::Options::default()).unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        for i in 0..5000 {
+            std::fs::create_dir_all(tree.path().join(format!("tenant/c{i}"))).unwrap();
+        }
+        let dir = crate::fsio::Dir::open(tree.path()).unwrap();
+        let mut near = Near {
+            host: &host,
+            dir: &dir,
+            ns: NsId(1),
+            pids: 0,
+            groups: 0,
+            entries: 0,
+        };
+        assert_eq!(near.subtree("tenant", None), None);
+        assert_eq!(near.groups, MAX_GROUPS);
+        assert!(
+            near.entries < 2 * MAX_GROUPS,
+            "{} entries read",
+            near.entries
+        );
     }
 }

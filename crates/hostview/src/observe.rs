@@ -12,8 +12,8 @@ pub enum Resolution {
     Ioctl,
     /// Following `PPid` inside the namespace (kernels without the ioctl).
     ProcfsParents,
-    /// Among the processes of the reader's cgroup and the pids just below its own (a
-    /// reader that entered with `setns`; see `initscan`).
+    /// Among the processes of the reader's cgroup and the groups around it, or the pids
+    /// just below its own (a reader that entered with `setns`; see `initscan`).
     ProcfsNear,
     /// A scan of every process in `/proc` (a reader that entered with `setns`).
     ProcfsScan,
@@ -22,7 +22,9 @@ pub enum Resolution {
     CachedInit,
     /// No method found it.
     Failed,
-    /// Not looked for: a search of `/proc` was under way already (see `initscan`).
+    /// Turned away: its container's search of `/proc`, or the host's search of every
+    /// process, was under way (see `initscan`); its time includes any search near the
+    /// reader and a wait for the container's.
     Busy,
 }
 

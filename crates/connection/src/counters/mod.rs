@@ -44,7 +44,7 @@ pub use labels::*;
 
 /// The layout's version: a worker of another build finds a different one and counts
 /// into memory of its own (see `from_fd`).
-const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsMC3");
+const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsMC4");
 
 /// Files counted: every virtual file, then the mirrored `sys/devices/system/cpu` tree.
 pub const FILES: usize = VirtualFile::ALL.len() + 1;

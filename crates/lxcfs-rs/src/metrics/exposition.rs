@@ -223,7 +223,7 @@ impl Collector for Collect {
             "Finding the init of a reader's pid namespace (a container new to the worker, or \
              whose cgroup paths are due for a re-read), by method: ioctl \
              (NS_GET_TGID_FROM_PIDNS), procfs_parents, procfs_near, procfs_scan, cached_init (the init \
-             found before, checked), failed, busy (a search of /proc under way already). Its _count is the resolutions by method.",
+             found before, checked), failed, busy (turned away: a search of /proc was under way). Its _count is the resolutions by method.",
             &Resolution::ALL
                 .iter()
                 .map(|&r| (vec![("method", r.name())], &c.resolutions[r as usize]))
