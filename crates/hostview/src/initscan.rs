@@ -22,7 +22,7 @@ use crate::cgroup::CgroupPaths;
 use crate::countslots::Slot;
 use crate::error::{Error, Result};
 use crate::observe::Resolution;
-use crate::pidns::{NsId, find_init};
+use crate::pidns::{NsId, find_init, search_every_process};
 use crate::{Host, tasks};
 
 /// The pids just below the reader's looked at before every process is: a namespace
@@ -45,11 +45,10 @@ impl Host {
         tid: u32,
         ns: NsId,
         slot: &mut Option<Slot<'h, NsId>>,
-    ) -> (Result<u32>, Resolution) {
-        match self.resolver.resolve_cheaply(&self.proc, tid, ns) {
-            (Ok(Some(pid)), how) => (Ok(pid), how),
-            (Err(e), how) => (Err(e), how),
-            (Ok(None), _) => self.search_for_init(tid, ns, slot),
+    ) -> Result<(u32, Resolution)> {
+        match self.resolver.resolve_cheaply(&self.proc, tid, ns)? {
+            Some(found) => Ok(found),
+            None => self.search_for_init(tid, ns, slot),
         }
     }
 
@@ -58,25 +57,23 @@ impl Host {
         tid: u32,
         ns: NsId,
         slot: &mut Option<Slot<'h, NsId>>,
-    ) -> (Result<u32>, Resolution) {
+    ) -> Result<(u32, Resolution)> {
         // A reader whose owner cannot be told is gone (or its id was reused): nobody
         // is waiting for this answer, and a key of its own would escape the bound.
-        let Some(owner) = self.walk_owner(tid, ns).map(|o| o.0) else {
-            return (Err(Error::NoCaller { tid }), Resolution::ProcfsScan);
-        };
+        let owner = self.walk_owner(tid, ns).ok_or(Error::NoCaller { tid })?.0;
         let mut waited = false;
         *slot = loop {
             match self.scanning.take(owner, &ns) {
                 Ok(s) => break Some(s),
                 Err(_) if !waited && self.scanning.wait(owner, false) => waited = true,
-                Err(_) => return (Err(Error::InitScanBusy { tid }), Resolution::ProcfsScan),
+                Err(_) => return Err(Error::InitScanBusy { tid }),
             }
         };
         if waited {
             // The search this reader waited for may have been for its namespace.
             let init = self.cache.init_of(ns);
             if let Some(i) = init.filter(|&i| NsId::of(&self.proc, i).ok() == Some(ns)) {
-                return (Ok(i), Resolution::CachedInit);
+                return Ok((i, Resolution::CachedInit));
             }
         }
         let just_below = (tid.saturating_sub(JUST_BELOW)..tid).rev();
@@ -84,20 +81,17 @@ impl Host {
             .near_init(tid, ns)
             .or_else(|| find_init(&self.proc, ns, just_below));
         if let Some(i) = near {
-            return (Ok(i), Resolution::ProcfsNear);
+            return Ok((i, Resolution::ProcfsNear));
         }
         let _every = match self.full_scans.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => {
-                return (Err(Error::InitScanBusy { tid }), Resolution::ProcfsScan);
+                return Err(Error::InitScanBusy { tid });
             }
         };
-        let found = match self.proc.numeric_entries() {
-            Ok(pids) => find_init(&self.proc, ns, pids).ok_or(Error::InitNotFound { tid }),
-            Err(e) => Err(e),
-        };
-        (found, Resolution::ProcfsScan)
+        let init = search_every_process(&self.proc, tid, ns)?;
+        Ok((init, Resolution::ProcfsScan))
     }
 
     /// The init of `ns` among the processes near reader `tid`'s cgroup (in the

@@ -197,8 +197,7 @@ impl Host {
         hier.above = crate::cgroup::Above::new(real_root);
         let ioctl_available = pidns::ioctl_works(&proc);
         let resolver = InitResolver::select(opts.resolver, &proc);
-        let self_ns = NsId::parse(proc.readlink("self/ns/pid")?.as_bytes())
-            .ok_or_else(|| Error::parse(proc.path_of("self/ns/pid")))?;
+        let self_ns = NsId::at(&proc, "self/ns/pid")?;
         Ok(Host {
             root,
             proc,
@@ -319,20 +318,20 @@ impl Host {
         let began = Instant::now();
         // Held until the answer is cached (see `initscan`).
         let mut slot = None;
-        let (init, how) = match self.cache.init_of(ns) {
+        let found = match self.cache.init_of(ns) {
             // The reader being that init was checked just above.
             Some(i) if i == tid || NsId::of(&self.proc, i).ok() == Some(ns) => {
-                (Ok(i), Resolution::CachedInit)
+                Ok((i, Resolution::CachedInit))
             }
             _ => self.resolve_init(tid, ns, &mut slot),
         };
-        let how = match &init {
-            Ok(_) => how,
+        let how = match &found {
+            Ok((_, how)) => *how,
             Err(Error::InitScanBusy { .. }) => Resolution::Busy,
             Err(_) => Resolution::Failed,
         };
         self.observe(|o| o.resolved(how, began.elapsed()));
-        let init = init?;
+        let (init, _) = found?;
         let paths = CgroupPaths::read(&self.hier, &self.proc, init)?;
         let c = Arc::new(Container::new(
             init,

@@ -29,9 +29,14 @@ impl NsId {
     /// The pid namespace of `pid` (a tid works too: `/proc/<tid>` resolves though it is
     /// not listed).
     pub fn of(proc: &Dir, pid: u32) -> Result<NsId> {
-        let rel = format!("{pid}/ns/pid");
-        let link = proc.readlink(&rel)?;
-        NsId::parse(link.as_bytes()).ok_or_else(|| Error::parse(proc.path_of(&rel)))
+        NsId::at(proc, &format!("{pid}/ns/pid"))
+    }
+
+    /// The pid namespace whose link is `rel` in `dir` (`self/ns/pid` in `/proc`,
+    /// `ns/pid` in a process's directory).
+    pub fn at(dir: &Dir, rel: &str) -> Result<NsId> {
+        let link = dir.readlink(rel)?;
+        NsId::parse(link.as_bytes()).ok_or_else(|| Error::parse(dir.path_of(rel)))
     }
 }
 
@@ -76,29 +81,27 @@ impl InitResolver {
     /// Host pid of the init of `ns`, the pid namespace of thread `tid`, by any means,
     /// a scan of every process included.
     pub fn resolve(self, proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
-        match self.resolve_cheaply(proc, tid, ns).0? {
-            Some(pid) => Ok(pid),
-            None => proc
-                .numeric_entries()
-                .ok()
-                .and_then(|pids| find_init(proc, ns, pids))
-                .ok_or(Error::InitNotFound { tid }),
+        match self.resolve_cheaply(proc, tid, ns)? {
+            Some((pid, _)) => Ok(pid),
+            None => search_every_process(proc, tid, ns),
         }
     }
 
-    /// The init of `ns` where a few reads tell it: the ioctl, or following parents.
-    /// `Ok(None)` when only a search of processes can (the procfs resolver, a reader
-    /// that entered with `setns`); the method that answered, or was tried last.
+    /// The init of `ns` where a few reads tell it, and how: the ioctl, or following
+    /// parents. `Ok(None)` when only a search of processes can (the procfs resolver, a
+    /// reader that entered with `setns`).
     pub fn resolve_cheaply(
         self,
         proc: &Dir,
         tid: u32,
         ns: NsId,
-    ) -> (Result<Option<u32>>, Resolution) {
-        match self {
-            InitResolver::Ioctl => (resolve_ioctl(proc, tid).map(Some), Resolution::Ioctl),
-            InitResolver::Procfs => (walk_parents(proc, tid, ns), Resolution::ProcfsParents),
-        }
+    ) -> Result<Option<(u32, Resolution)>> {
+        Ok(match self {
+            InitResolver::Ioctl => Some((resolve_ioctl(proc, tid)?, Resolution::Ioctl)),
+            InitResolver::Procfs => {
+                walk_parents(proc, tid, ns)?.map(|pid| (pid, Resolution::ProcfsParents))
+            }
+        })
     }
 }
 
@@ -164,13 +167,14 @@ pub fn find_init(proc: &Dir, ns: NsId, pids: impl IntoIterator<Item = u32>) -> O
             && proc.subdir(&pid.to_string()).is_ok_and(|dir| {
                 let status = dir.read_lossy("status").map(|t| parse_status(&t));
                 status.is_ok_and(|s| s.nspid_inner == Some(1))
-                    && dir
-                        .readlink("ns/pid")
-                        .ok()
-                        .and_then(|l| NsId::parse(l.as_bytes()))
-                        == Some(ns)
+                    && NsId::at(&dir, "ns/pid").ok() == Some(ns)
             })
     })
+}
+
+/// The init of `ns` among every process in `proc`, for reader `tid`.
+pub fn search_every_process(proc: &Dir, tid: u32, ns: NsId) -> Result<u32> {
+    find_init(proc, ns, proc.numeric_entries()?).ok_or(Error::InitNotFound { tid })
 }
 
 fn read_status(proc: &Dir, pid: u32) -> Result<procfile::pid::ProcStatus> {
