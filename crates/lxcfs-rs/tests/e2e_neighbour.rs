@@ -619,8 +619,8 @@ def entered(inits, before_read, show=False):
 "#;
 
 /// 4 workers, each making pid namespaces for SECS seconds (see [`ENTERED_PY`]), each
-/// read once by a reader that enters it from outside. Each worker prints the
-/// namespaces it made and the reads that failed.
+/// read once by a reader that enters it from outside. Each worker writes a line of
+/// the namespaces it made and the reads that failed.
 const ENTERED_FROM_OUTSIDE: &str = r#"
 import os, time
 end = time.time() + SECS
@@ -633,7 +633,10 @@ def worker():
         _, st = os.waitpid(pid, 0)
         reads += 1
         bad += os.waitstatus_to_exitcode(st) != 0
-    print(reads, bad, flush=True)
+    # One write(2) a line (and no single quote here: the script is quoted in them):
+    # print() may write the numbers apart, and four workers writing at once then
+    # join the count of one to that of another ("619" "940").
+    os.write(1, f"{reads} {bad}\n".encode())
     os._exit(0)
 kids = []
 for _ in range(4):
