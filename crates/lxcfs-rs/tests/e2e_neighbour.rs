@@ -111,6 +111,15 @@ for r in 1 2 3 4; do
 done
 wait"#;
 
+/// The tests of this file one at a time: each loads both cores of the machine with
+/// its hostile tenant and measures its neighbour against the kernel's own file, and
+/// a second test's tenant at once is load the bounds do not allow for (a neighbour's
+/// p99 of 12.4 ms beside the count flood, under CI).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A daemon, and a calm container (`tag`, 160 MiB) polling beside what the test does.
 fn beside_a_neighbour(tag: &str) -> (Daemon, Cgroup, Running) {
     beside_a_neighbour_of(tag, &[])
@@ -162,6 +171,7 @@ impl Drop for Deep {
 
 #[test]
 fn a_hostile_container_does_not_slow_its_neighbours_reads() {
+    let _alone = one_at_a_time();
     let (d, _calm, neighbour) = beside_a_neighbour("calm");
     let quiet = neighbour_reads(&neighbour);
     eprintln!(
@@ -259,6 +269,7 @@ fn a_hostile_container_does_not_slow_its_neighbours_reads() {
 /// waited its turn to count).
 #[test]
 fn fresh_pid_namespaces_counting_a_thousand_cgroups_do_not_stall_a_neighbour() {
+    let _alone = one_at_a_time();
     let (d, _calm, neighbour) = beside_a_neighbour("calm-counts");
     let flood = Cgroup::new("counted", &[]);
     // Dropped before their parent (locals go in reverse order).
@@ -343,6 +354,7 @@ for _ in range(200):
 /// while every serving thread waited for the counter in turn.)
 #[test]
 fn a_containers_burst_of_counts_holds_one_serving_thread_not_all() {
+    let _alone = one_at_a_time();
     let (d, _calm, neighbour) = beside_a_neighbour("calm-burst");
     let chain = Deep::new("burst", 30);
     // Dropped before the chain (locals go in reverse order).
@@ -471,6 +483,7 @@ for files in LEVELS:
 /// answered.
 #[test]
 fn fresh_namespaces_entered_from_outside_do_not_stall_a_neighbour() {
+    let _alone = one_at_a_time();
     entered_from_outside_beside_a_neighbour("calm-scan", ENTERED_FROM_OUTSIDE, 200);
 }
 
@@ -481,6 +494,7 @@ fn fresh_namespaces_entered_from_outside_do_not_stall_a_neighbour() {
 /// reads waited for them: 99th percentile 50-90 ms).
 #[test]
 fn searches_of_every_process_hold_one_serving_thread_not_all() {
+    let _alone = one_at_a_time();
     let d = entered_from_outside_beside_a_neighbour("calm-far", BURSTS_ENTERED_FROM_OUTSIDE, 48);
     let log = d.log_text();
     assert!(
