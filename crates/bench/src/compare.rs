@@ -262,6 +262,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     let rs = Daemon::start(
         "lxcfs-rs",
         &rs_exe,
+        &[],
         &args.daemons.lxcfs_rs_args,
         &work,
         "lxcfs-rs",
@@ -271,6 +272,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         Some(p) => Some(Daemon::start(
             "LXCFS",
             p,
+            &[],
             &lxcfs_args,
             &work,
             "lxcfs",

@@ -12,11 +12,13 @@
 //! - `soak` is the fleet-scale run: hundreds of containers polling like `top` for
 //!   minutes while the lxcfs-rs worker is killed every minute, then the same for LXCFS.
 //! - `agent`, `spawn` and `once` are internal: the container's init, the launcher of
-//!   short-lived containers, and what each of those runs.
+//!   short-lived containers, and what each of those runs; `floor-server` is the FUSE
+//!   server that does no work, whose cost `soak --floor` measures.
 
 mod compare;
 mod container;
 mod daemons;
+mod floor;
 mod read;
 mod report;
 mod soak;
@@ -51,6 +53,9 @@ enum Cmd {
     /// Internal: read files once (the whole life of a short-lived container).
     #[command(hide = true)]
     Once(container::OnceArgs),
+    /// Internal: a FUSE server that does no work (`soak --floor`).
+    #[command(hide = true)]
+    FloorServer(floor::FloorArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::Agent(a) => container::agent(a),
         Cmd::Spawn(a) => container::spawn(a),
         Cmd::Once(a) => container::once(a),
+        Cmd::FloorServer(a) => floor::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,8 @@
 //! it read (its own `MemTotal`, well-formed lines) and keeps a latency histogram. At the
 //! end each poller reports its counts; the orchestrator adds the daemon's CPU time over
 //! the run and its RSS once warmed up and at the end, and prints one row per daemon.
+//! With `--floor` the same load also runs against a FUSE server that does no work
+//! (`floor`), the least any daemon can cost at that load.
 
 use std::fs;
 use std::io::Write;
@@ -27,6 +29,8 @@ const FILES: [(&str, &str); 4] = [
     ("uptime", "proc/uptime"),
     ("loadavg", "proc/loadavg"),
 ];
+/// What the poller is told for `MemTotal` when any value will do (the floor's).
+const ANY_MEMTOTAL: &str = "any";
 /// Latency buckets: quarter powers of two of a microsecond, up to about 17 minutes.
 const BUCKETS: usize = 120;
 
@@ -57,6 +61,12 @@ pub struct SoakArgs {
     /// container shares (Kubernetes: `--depth 4` for kubepods/burstable/pod/container).
     #[arg(long, default_value_t = 1)]
     pub depth: usize,
+    /// Also run the same load against a FUSE server that does no work (the host's
+    /// files as read at its start, answered from memory, speaking to the kernel as
+    /// lxcfs-rs does): the least CPU any daemon can use at this load. Its reads are
+    /// not checked for the container's own `MemTotal`.
+    #[arg(long)]
+    pub floor: bool,
     #[command(flatten)]
     pub daemons: DaemonArgs,
 }
@@ -101,41 +111,79 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find my own executable")?;
     let cpus = sys::default_container_cpus()?;
     let work = Workdir::create()?;
+    let mut subjects = vec![Subject {
+        name: RS,
+        exe: rs_exe,
+        lead: &[],
+        args: args.daemons.lxcfs_rs_args.clone(),
+        kill_workers: true,
+        own_memtotal: true,
+    }];
+    if args.floor {
+        subjects.push(Subject {
+            name: FLOOR,
+            exe: exe.clone(),
+            lead: &["floor-server"],
+            args: Vec::new(),
+            kill_workers: false,
+            own_memtotal: false,
+        });
+    }
+    if let Some(lx) = lx_exe {
+        subjects.push(Subject {
+            name: LXCFS,
+            exe: lx,
+            lead: &[],
+            args: lx_args,
+            kill_workers: false,
+            own_memtotal: true,
+        });
+    }
     let mut rows = Vec::new();
-    rows.push(soak_one(
-        "lxcfs-rs",
-        &rs_exe,
-        &args.daemons.lxcfs_rs_args,
-        args,
-        &exe,
-        &cpus,
-        &work,
-        &intr,
-        true,
-    )?);
-    if let Some(lx) = &lx_exe {
-        rows.push(soak_one(
-            "LXCFS", lx, &lx_args, args, &exe, &cpus, &work, &intr, false,
-        )?);
+    for s in &subjects {
+        rows.push(soak_one(s, args, &exe, &cpus, &work, &intr)?);
     }
     print_report(args, &rows);
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn soak_one(
+const RS: &str = "lxcfs-rs";
+const LXCFS: &str = "LXCFS";
+const FLOOR: &str = "FUSE floor";
+
+/// A daemon the load runs against, and how.
+struct Subject {
     name: &'static str,
-    daemon_exe: &Path,
-    daemon_args: &[String],
+    exe: PathBuf,
+    /// Arguments before the daemon's `-p` (the floor server's subcommand).
+    lead: &'static [&'static str],
+    args: Vec<String>,
+    /// SIGKILL its worker processes every `--kill-every` seconds.
+    kill_workers: bool,
+    /// Check that each container reads its own `MemTotal` (the floor serves the host's).
+    own_memtotal: bool,
+}
+
+fn soak_one(
+    subject: &Subject,
     args: &SoakArgs,
     exe: &Path,
     cpus: &str,
     work: &Workdir,
     intr: &Interrupt,
-    kill_workers: bool,
 ) -> Result<Row> {
-    let dir = name.to_lowercase();
-    let d = Daemon::start(name, daemon_exe, daemon_args, work, &dir, intr)?;
+    let name = subject.name;
+    let kill_workers = subject.kill_workers;
+    let dir = name.to_lowercase().replace(' ', "-");
+    let d = Daemon::start(
+        name,
+        &subject.exe,
+        subject.lead,
+        &subject.args,
+        work,
+        &dir,
+        intr,
+    )?;
     eprintln!(
         "lxcfs-bench soak: {name}: starting {} containers",
         args.containers
@@ -185,10 +233,15 @@ fn soak_one(
         // Spread over the second, as independent `top`s would be (each poller is pid 1
         // of its namespace: its own pid can't spread them).
         let offset_ms = i as u64 * 1000 / n;
+        let memtotal = if subject.own_memtotal {
+            kib.to_string()
+        } else {
+            ANY_MEMTOTAL.to_string()
+        };
         ctr.send(&[
             "soak".into(),
             seconds.to_string(),
-            kib.to_string(),
+            memtotal,
             cdir.display().to_string(),
             offset_ms.to_string(),
             args.files.join(","),
@@ -296,6 +349,12 @@ fn print_report(args: &SoakArgs, rows: &[Row]) {
         args.minutes,
         args.daemons.lxcfs_rs_args
     );
+    if args.floor {
+        println!(
+            "- {FLOOR}: a FUSE server that does no work (one thread, the host's files read \
+             once, answered from memory); its MemTotal is not checked"
+        );
+    }
     println!(
         "- RSS start is taken after {} s of polling; latency is open + read + close, from \
          inside the containers (quarter-power-of-two buckets: upper bounds)\n",
@@ -320,11 +379,14 @@ fn print_report(args: &SoakArgs, rows: &[Row]) {
             r.kills
         );
     }
-    if let [rs, lx] = rows {
-        if lx.cpu_percent > 0.0 {
+    let row = |name: &str| rows.iter().find(|r| r.name == name);
+    if let Some(lx) = row(LXCFS).filter(|lx| lx.cpu_percent > 0.0) {
+        println!();
+        for r in [row(RS), row(FLOOR)].into_iter().flatten() {
             println!(
-                "\ndaemon CPU lxcfs-rs/LXCFS: {:.2}",
-                rs.cpu_percent / lx.cpu_percent
+                "daemon CPU {}/LXCFS: {:.2}",
+                r.name,
+                r.cpu_percent / lx.cpu_percent
             );
         }
     }
@@ -345,7 +407,11 @@ pub fn poll_in_container(words: &[&str], out: &mut impl Write) -> Result<i32> {
     let files: Vec<&str> = files.split(',').collect();
     let seconds: u64 = seconds.parse()?;
     let offset: u64 = offset.parse()?;
-    let want = format!("{kib} kB");
+    let want = if *kib == ANY_MEMTOTAL {
+        ANY_MEMTOTAL.to_string()
+    } else {
+        format!("{kib} kB")
+    };
     let dir = Path::new(dir);
     let (mut reads, mut failed, mut wrong) = (0u64, 0u64, 0u64);
     let mut hist = vec![0u64; BUCKETS];
@@ -392,7 +458,10 @@ fn check(key: &str, bytes: &[u8], want_memtotal: &str) -> Result<(), String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
     let first = text.lines().next().unwrap_or("");
     let ok = match key {
-        "meminfo" => first.starts_with("MemTotal:") && first.ends_with(want_memtotal),
+        "meminfo" => {
+            first.starts_with("MemTotal:")
+                && (want_memtotal == ANY_MEMTOTAL || first.ends_with(want_memtotal))
+        }
         "stat" => first.starts_with("cpu "),
         "uptime" => first.split_whitespace().count() == 2,
         "loadavg" => first.split_whitespace().count() == 5,
@@ -421,5 +490,7 @@ mod tests {
         assert!((1000.0..1200.0).contains(&p99), "{p99}");
         assert!(check("meminfo", b"MemTotal:  65536 kB\n", "65536 kB").is_ok());
         assert!(check("meminfo", b"MemTotal:  99 kB\n", "65536 kB").is_err());
+        assert!(check("meminfo", b"MemTotal:  99 kB\n", ANY_MEMTOTAL).is_ok());
+        assert!(check("meminfo", b"MemFree:  99 kB\n", ANY_MEMTOTAL).is_err());
     }
 }

@@ -161,10 +161,13 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Run `exe -p <pidfile> <args> <mnt>` and wait until it serves `proc/meminfo`.
+    /// Run `exe <lead> -p <pidfile> <args> <mnt>` and wait until it serves
+    /// `proc/meminfo` (`lead`: a subcommand, for the floor server).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         name: &'static str,
         exe: &Path,
+        lead: &[&str],
         args: &[String],
         work: &Workdir,
         dir: &str,
@@ -175,6 +178,7 @@ impl Daemon {
         let logf =
             fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let child = Command::new(exe)
+            .args(lead)
             .arg("-p")
             .arg(work.join(&format!("{dir}.pid")))
             .args(args)
