@@ -128,23 +128,43 @@ impl Host {
     /// Pid list `host_rel` (a `cgroup.procs`, `tasks` or `cgroup.threads`) as reader
     /// `tid` numbers its processes: pids outside the reader's pid namespace are left
     /// out (a reader in the daemon's namespace sees them all).
+    ///
+    /// Each pid of a container's list is looked up in `/proc` (about 20 µs here), so an
+    /// open of a list of 50 000 tasks holds a serving thread for about a second. Those
+    /// threads serve every container: each container may have one list translated at a
+    /// time and one more open waiting for it; its other opens meanwhile fail with
+    /// `EAGAIN` (said once per container within the log budget) rather than hold every
+    /// thread while neighbours wait.
     pub fn cgroup_pids(&self, tid: u32, host_rel: &str, out: &mut Vec<u8>) -> Result<()> {
-        let text = self.root.read_lossy(host_rel)?;
         out.clear();
         let reader = NsId::of(&self.proc, tid)?;
-        for pid in text
-            .lines()
-            .filter_map(|l| procfile::value::parse_u64(l.trim()))
-            .filter_map(|p| u32::try_from(p).ok())
-        {
-            let shown = if reader == self.self_ns {
-                Some(pid)
-            } else {
-                self.pid_in(reader, pid)
-            };
-            if let Some(p) = shown {
-                out.extend_from_slice(p.to_string().as_bytes());
-                out.push(b'\n');
+        if reader == self.self_ns {
+            let text = self.root.read_lossy(host_rel)?;
+            for pid in pids(&text) {
+                push_pid(out, pid);
+            }
+            return Ok(());
+        }
+        // Before the wait for the slot too: a relaying thread must not wait holding
+        // the lead.
+        (self.opts.before_slow_work)();
+        let owner = self.reader(tid).owner;
+        let mut waited = false;
+        let _slot = loop {
+            match self.listing.take(owner, &()) {
+                Ok(s) => break s,
+                Err(()) if !waited && self.listing.wait(owner, false) => waited = true,
+                Err(()) => {
+                    let e = Error::PidListBusy { tid };
+                    self.log_refused(owner, reader, "pid_list_busy", &e);
+                    return Err(e);
+                }
+            }
+        };
+        let text = self.root.read_lossy(host_rel)?;
+        for pid in pids(&text) {
+            if let Some(p) = self.pid_in(reader, pid) {
+                push_pid(out, p);
             }
         }
         Ok(())
@@ -160,6 +180,17 @@ impl Host {
         let status = self.proc.read_lossy(&format!("{pid}/status")).ok()?;
         procfile::pid::parse_status(&status).nspid_inner
     }
+}
+
+fn pids(text: &str) -> impl Iterator<Item = u32> + '_ {
+    text.lines()
+        .filter_map(|l| procfile::value::parse_u64(l.trim()))
+        .filter_map(|p| u32::try_from(p).ok())
+}
+
+fn push_pid(out: &mut Vec<u8>, pid: u32) {
+    out.extend_from_slice(pid.to_string().as_bytes());
+    out.push(b'\n');
 }
 
 #[cfg(test)]

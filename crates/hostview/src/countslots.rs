@@ -1,6 +1,7 @@
 //! Which containers are doing slow work now: one serving thread per container at a
 //! time. Task counts use it (here the key is the cgroup being counted), and so do the
-//! searches of `/proc` for a pid namespace's init (`initscan`, keyed by namespace).
+//! searches of `/proc` for a pid namespace's init (`initscan`, keyed by namespace) and
+//! the translation of `cgroup/` pid lists (`cgroupview`).
 //!
 //! A count walks up to [`tasks::MAX_CGROUPS`](crate::tasks::MAX_CGROUPS) cgroups, some
 //! milliseconds behind the one kernel counter. A thread waiting for it is a serving

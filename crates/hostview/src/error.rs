@@ -12,6 +12,8 @@ pub enum Error {
     InitNotFound { tid: u32 },
     #[error("another search of /proc for a pid namespace's init (thread {tid}'s) was under way")]
     InitScanBusy { tid: u32 },
+    #[error("another open of a pid list by thread {tid}'s container was being translated")]
+    PidListBusy { tid: u32 },
     #[error("thread {tid} is not visible in the daemon's pid namespace")]
     NoCaller { tid: u32 },
     #[error("no cgroup hierarchy is mounted (no cgroup or cgroup2 line in mountinfo)")]
@@ -42,7 +44,7 @@ impl Error {
             Error::Io { source, .. } if *source == Errno::NOENT => libc::ENOENT,
             Error::Io { source, .. } if *source == Errno::ACCESS => libc::EACCES,
             Error::InitNotFound { .. } | Error::NoCaller { .. } => libc::ESRCH,
-            Error::InitScanBusy { .. } => libc::EAGAIN,
+            Error::InitScanBusy { .. } | Error::PidListBusy { .. } => libc::EAGAIN,
             _ => libc::EIO,
         }
     }

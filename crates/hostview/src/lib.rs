@@ -183,6 +183,8 @@ pub struct Host {
     /// The pid namespace each container is searching `/proc` for the init of (see
     /// `initscan`).
     scanning: countslots::CountSlots<NsId>,
+    /// Each container's translation of a `cgroup/` pid list (see `cgroupview`).
+    listing: countslots::CountSlots<()>,
     /// Held by the one search of every process under way (see `initscan`).
     full_scans: std::sync::Mutex<()>,
 }
@@ -224,6 +226,7 @@ impl Host {
                     .and_then(std::result::Result::ok),
             ),
             scanning: countslots::CountSlots::default(),
+            listing: countslots::CountSlots::default(),
             full_scans: std::sync::Mutex::new(()),
         })
     }

@@ -157,6 +157,20 @@ impl Host {
         }
     }
 
+    /// Say, once per container (`owner`) and within the log budget, that an open of
+    /// reader namespace `ns` was refused (`what`, `e`).
+    pub(crate) fn log_refused(&self, owner: u64, ns: NsId, what: &'static str, e: &Error) {
+        match self.failures.admit(owner, what, Instant::now()) {
+            Verdict::Log => tracing::warn!(
+                "container of pid namespace {} (outermost {owner}): open refused with \
+                 EAGAIN ({what}): {e}; said once per container",
+                ns.0
+            ),
+            Verdict::Seen => {}
+            Verdict::Held => self.observe(|o| o.log_suppressed(1)),
+        }
+    }
+
     /// Called now and then (the worker's loop): says how many failure lines the log
     /// budget held back, at most once a minute.
     pub fn log_summary(&self) {

@@ -147,6 +147,9 @@ impl HostReason {
             Error::Parse { .. } => HostReason::ParseError,
             Error::InitNotFound { .. } => HostReason::InitNotFound,
             Error::InitScanBusy { .. } => HostReason::InitScanBusy,
+            // Only the cgroup view's pid lists are refused so, and they have no host
+            // file to fall back on; the nearest reason, should a rendering ever see it.
+            Error::PidListBusy { .. } => HostReason::InitScanBusy,
             Error::NoCaller { .. } => HostReason::NoCaller,
             Error::NoCgroups => HostReason::NoCgroups,
             Error::OutsideHierarchy { .. } => HostReason::OutsideHierarchy,

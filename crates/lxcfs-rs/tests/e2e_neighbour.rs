@@ -434,6 +434,89 @@ fn assert_not_held(ours: Dist, kernel: Dist, what: &str) {
     );
 }
 
+/// `--enable-cgroup`'s pid lists are rewritten pid by pid into the reader's numbering
+/// (tens of milliseconds for thousands of tasks). A container of 3 000 threads with 8
+/// readers of its `tasks` list, one after another without pause, has one list
+/// translated at a time and one open waiting (the others refused with `EAGAIN`, said in
+/// the log), not every serving thread (then the neighbour's reads waited behind them).
+#[test]
+fn a_containers_pid_list_translations_hold_one_serving_thread_not_all() {
+    let _alone = one_at_a_time();
+    let (d, _calm, neighbour) = beside_a_neighbour_of("calm-lists", &["--enable-cgroup"]);
+    let tenant = Cgroup::with_memory_limit("lists", 1024 * MIB);
+    let list = match Layout::host().unwrap() {
+        Layout::V1 => "cgroup/memory/tasks",
+        Layout::V2 => "cgroup/cgroup.threads",
+    };
+    let secs = 14;
+    let script = PID_LISTS
+        .replace("LIST", list)
+        .replace("SECS", &secs.to_string());
+    let (out, ours, kernel) = polled_beside(
+        &d,
+        &neighbour,
+        (&tenant, &script, secs),
+        Duration::from_secs(4),
+        8,
+        "the pid list readers",
+    );
+    let (mut full, mut refused) = (0u64, 0u64);
+    for l in out.stdout.lines() {
+        let mut w = l.split_whitespace().filter_map(|n| n.parse::<u64>().ok());
+        full += w.next().unwrap_or(0);
+        refused += w.next().unwrap_or(0);
+    }
+    assert!(
+        out.status.success() && full >= 20,
+        "the tenant read its whole list {full} times:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_not_held(ours, kernel, "the pid list readers");
+    let log = d.log_text();
+    assert!(
+        refused > 0 && log.contains("(pid_list_busy)"),
+        "no open was refused ({refused} EAGAINs seen):\n{log}"
+    );
+    assert!(!log.contains("panic"), "{log}");
+}
+
+/// 3 000 idle threads, then 8 processes reading LIST (below the mount) in a loop for
+/// SECS seconds; each prints how many reads listed every thread and how many were
+/// refused with `EAGAIN`.
+const PID_LISTS: &str = r#"python3 -c '
+import os, threading, time
+path = os.environ["E2E_MNT"] + "/LIST"
+stop = threading.Event()
+for _ in range(3000):
+    threading.Thread(target=stop.wait, daemon=True).start()
+end = time.time() + SECS
+kids = []
+for _ in range(8):
+    pid = os.fork()
+    if pid == 0:
+        full = refused = 0
+        while time.time() < end:
+            try:
+                with open(path, "rb") as f:
+                    if len(f.read().split()) >= 3000:
+                        full += 1
+            except OSError as e:
+                if e.errno != 11:
+                    os.write(2, ("%s\n" % e).encode())
+                    os._exit(1)
+                refused += 1
+                time.sleep(0.001)
+        os.write(1, ("%d %d\n" % (full, refused)).encode())
+        os._exit(0)
+    kids.append(pid)
+bad = 0
+for k in kids:
+    _, st = os.waitpid(k, 0)
+    bad += os.waitstatus_to_exitcode(st) != 0
+os._exit(bad)
+'"#;
+
 /// 3 readers in each of LEVELS (the `cgroup.procs` files of each cgroup), each the init
 /// of a pid namespace nested in the container's, reading `/proc/loadavg` together at
 /// 3, 9, 15 and 21 s; prints how many reads they made.
