@@ -15,6 +15,10 @@ use crate::cgroup::Hierarchies;
 use crate::error::{Error, Result};
 use crate::fsio::DirEntry;
 use crate::pidns::NsId;
+use crate::sys;
+use rustix::fs::{Mode, OFlags, fstat, openat};
+use rustix::io::Errno;
+use std::os::fd::OwnedFd;
 
 /// The directory the v2 hierarchy takes beside v1 ones.
 pub const UNIFIED: &str = "unified";
@@ -126,11 +130,12 @@ impl Host {
     }
 
     /// Pid list `host_rel` (a `cgroup.procs`, `tasks` or `cgroup.threads`) as reader
-    /// `tid` numbers its processes: pids outside the reader's pid namespace are left
+    /// `tid` numbers its processes: pids the reader's pid namespace cannot see are left
     /// out (a reader in the daemon's namespace sees them all).
     ///
-    /// Each pid of a container's list is looked up in `/proc` (about 20 µs here), so an
-    /// open of a list of 50 000 tasks holds a serving thread for about a second. Those
+    /// Each pid of a container's list is translated on its own: an `ioctl` from Linux
+    /// 6.11, before it a lookup in `/proc` (about 20 µs here, so that an open of a list
+    /// of 50 000 tasks holds a serving thread for about a second). Those
     /// threads serve every container: each container may have one list translated at a
     /// time and one more open waiting for it; its other opens meanwhile fail with
     /// `EAGAIN` (said once per container within the log budget) rather than hold every
@@ -162,17 +167,44 @@ impl Host {
             }
         };
         let text = self.root.read_lossy(host_rel)?;
+        let mut ns_fd = self.ns_fd(tid, reader);
         for pid in pids(&text) {
-            if let Some(p) = self.pid_in(reader, pid) {
+            let shown = match ns_fd.as_ref().map(|fd| sys::host_tid_in_ns(fd, pid)) {
+                Some(Ok(p)) => Some(p),
+                // Gone, or not in the reader's namespace or below it.
+                Some(Err(Errno::SRCH)) => None,
+                Some(Err(_)) => {
+                    // Before Linux 6.11: /proc, for this pid and the rest.
+                    ns_fd = None;
+                    self.pid_in(reader, pid)
+                }
+                None => self.pid_in(reader, pid),
+            };
+            if let Some(p) = shown {
                 push_pid(out, p);
             }
         }
         Ok(())
     }
 
-    /// Host pid `pid` as numbered in `ns`, when it lives in `ns` itself. A process of a
-    /// pid namespace nested below `ns` is left out too: `/proc` tells only its innermost
-    /// and outermost numbers, not whether the levels between are `ns`.
+    /// The pid namespace `reader` of thread `tid`, opened for `NS_GET_PID_IN_PIDNS`
+    /// (one `ioctl` per pid, where `/proc` takes a link and a status read), when it is
+    /// still that namespace (the thread may have gone and its id been reused).
+    fn ns_fd(&self, tid: u32, reader: NsId) -> Option<OwnedFd> {
+        let fd = openat(
+            self.proc.fd(),
+            format!("{tid}/ns/pid").as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        (fstat(&fd).ok()?.st_ino == reader.0).then_some(fd)
+    }
+
+    /// Host pid `pid` as numbered in `ns`, when it lives in `ns` itself. Without the
+    /// kernel's translation (before 6.11) a process of a pid namespace nested below
+    /// `ns` is left out too: `/proc` tells only its innermost and outermost numbers,
+    /// not whether the levels between are `ns`.
     fn pid_in(&self, ns: NsId, pid: u32) -> Option<u32> {
         if NsId::of(&self.proc, pid).ok()? != ns {
             return None;

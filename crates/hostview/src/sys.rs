@@ -7,23 +7,29 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::ioctl::{Ioctl, IoctlOutput, Opcode, ioctl};
 
-/// `NS_GET_TGID_FROM_PIDNS` (Linux 6.11+): translate a pid *inside* the pid namespace
-/// behind an nsfs descriptor into the caller's namespace. The kernel grew it precisely so
+/// The pid translations of nsfs (Linux 6.11+), each taking a pid by value and returning
+/// a pid. `NS_GET_TGID_FROM_PIDNS` translates a pid *inside* the pid namespace behind
+/// an nsfs descriptor into the caller's namespace: the kernel grew these precisely so
 /// that LXCFS-like daemons could stop forking into each namespace to find its init.
-struct TgidFromPidns(usize);
+/// `NS_GET_PID_IN_PIDNS` goes the other way, a thread of ours as that namespace
+/// numbers it.
+struct NsPid {
+    op: Opcode,
+    pid: usize,
+}
 
-// SAFETY: the opcode takes its argument by value (a pid), reads and writes no user
-// memory, and returns the translated pid as the ioctl's return value.
-unsafe impl Ioctl for TgidFromPidns {
+// SAFETY: both opcodes take their argument by value (a pid), read and write no user
+// memory, and return the translated pid as the ioctl's return value.
+unsafe impl Ioctl for NsPid {
     type Output = u32;
     const IS_MUTATING: bool = false;
 
     fn opcode(&self) -> Opcode {
-        libc::NS_GET_TGID_FROM_PIDNS as Opcode
+        self.op
     }
 
     fn as_ptr(&mut self) -> *mut c_void {
-        self.0 as *mut c_void
+        self.pid as *mut c_void
     }
 
     unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<u32> {
@@ -37,9 +43,24 @@ unsafe impl Ioctl for TgidFromPidns {
 /// Host pid of the process that is pid `pid` in the pid namespace `ns_fd` refers to.
 /// `ESRCH` when it is gone or not visible, `ENOTTY`/`EINVAL` on kernels before 6.11.
 pub fn ns_pid_to_host<Fd: AsFd>(ns_fd: Fd, pid: u32) -> rustix::io::Result<u32> {
+    let req = NsPid {
+        op: libc::NS_GET_TGID_FROM_PIDNS as Opcode,
+        pid: pid as usize,
+    };
     // SAFETY: `ns_fd` is an open descriptor for the whole call (borrowed), and the
     // request's argument is a plain integer (see the `Ioctl` impl above).
-    unsafe { ioctl(ns_fd, TgidFromPidns(pid as usize)) }
+    unsafe { ioctl(ns_fd, req) }
+}
+
+/// Thread `tid` of our pid namespace as the pid namespace `ns_fd` refers to numbers
+/// it. `ESRCH` when it is gone or not visible there, `ENOTTY`/`EINVAL` before 6.11.
+pub fn host_tid_in_ns<Fd: AsFd>(ns_fd: Fd, tid: u32) -> rustix::io::Result<u32> {
+    let req = NsPid {
+        op: libc::NS_GET_PID_IN_PIDNS as Opcode,
+        pid: tid as usize,
+    };
+    // SAFETY: as in `ns_pid_to_host`.
+    unsafe { ioctl(ns_fd, req) }
 }
 
 /// `NS_GET_PARENT` (Linux 4.9+): the parent of the namespace behind an nsfs

@@ -159,3 +159,51 @@ fn a_large_directory_lists_every_group_once() {
     assert_eq!(script_part(text, "twice").trim(), "0", "{text}");
     drop((many, init));
 }
+
+/// A pid list of the view is the kernel's own list as the reader's namespace sees it
+/// (the host's `cgroup.procs`, read from inside the container), a process of a pid
+/// namespace nested in the container's included, under the number the container knows
+/// it by. Before Linux 6.11 `/proc` cannot tell whether a nested process's namespace
+/// lies below the reader's, and it is left out.
+#[test]
+fn pid_lists_are_the_kernels_as_the_reader_numbers_them() {
+    let d = Daemon::start(&["--enable-cgroup"]);
+    let cg = Cgroup::with_memory_limit("cgv-pids", MIB_256);
+    let (view, kernel) = match Layout::host().unwrap() {
+        Layout::V1 => (
+            "cgroup/memory/cgroup.procs".to_string(),
+            format!("/sys/fs/cgroup/memory/{}/cgroup.procs", cg.rel),
+        ),
+        Layout::V2 => (
+            "cgroup/cgroup.procs".to_string(),
+            format!("/sys/fs/cgroup/{}/cgroup.procs", cg.rel),
+        ),
+    };
+    // The lists are read with the shell's own `read`: a process forked to read one
+    // would be in that list only.
+    let script = format!(
+        "unshare -p -f --kill-child sleep 1000 &\n\
+         sleep 0.5\n\
+         list() {{ exec 3< \"$1\"; while read -r p <&3; do echo \"$p\"; done; exec 3<&-; }}\n\
+         echo '== view'; list \"$E2E_MNT/{view}\"\n\
+         echo '== kernel'; list \"{kernel}\"\n\
+         echo '== nested'; read -r n < /proc/$!/task/$!/children; echo $n\n"
+    );
+    let out = run(&cg, &d.mnt, &script);
+    let text = out.ok();
+    let set = |part: &str| -> std::collections::BTreeSet<u32> {
+        script_part(text, part)
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect()
+    };
+    let (ours, theirs, nested) = (set("view"), set("kernel"), set("nested"));
+    assert!(theirs.contains(&1) && nested.len() == 1, "{text}");
+    assert!(theirs.is_superset(&nested), "{text}");
+    let want = if kernel_at_least(6, 11) {
+        theirs
+    } else {
+        &theirs - &nested
+    };
+    assert_eq!(ours, want, "{text}");
+}
