@@ -127,7 +127,9 @@ impl CgroupTree {
     }
 
     fn attr_of(&self, host: &Host, tid: u32, rel: &str, at: SystemTime) -> Result<FileAttr, Errno> {
-        let host_rel = host.cgroup_host_path(tid, rel).ok_or(Errno::ENOENT)?;
+        let host_rel = host
+            .cgroup_host_path(tid, rel)
+            .map_err(|e| crate::errno(&e))?;
         let st = host.root().lstat(&host_rel).map_err(|e| crate::errno(&e))?;
         Ok(attr::of_host(self.intern(rel), &st, at))
     }
@@ -138,7 +140,9 @@ impl CgroupTree {
         if rel.is_empty() {
             return Err(Errno::EISDIR);
         }
-        let host_rel = host.cgroup_host_path(tid, &rel).ok_or(Errno::ENOENT)?;
+        let host_rel = host
+            .cgroup_host_path(tid, &rel)
+            .map_err(|e| crate::errno(&e))?;
         Ok(if lists_pids(&rel) {
             Source::Pids(host_rel)
         } else {

@@ -93,23 +93,36 @@ fn join(parts: &[&str]) -> String {
 
 impl Host {
     /// The host path (relative to the host root) behind `rel` (non-empty) for reader
-    /// `tid`: below its container's cgroup in that hierarchy. `None` when the reader's
-    /// container cannot be told or has no cgroup there: unlike the virtual files this
-    /// fails closed, since the host's whole tree is exactly what must not be shown.
-    pub fn cgroup_host_path(&self, tid: u32, rel: &str) -> Option<String> {
-        let (which, rest) = split(&self.hier, rel)?;
+    /// `tid`: below its container's cgroup in that hierarchy. Not found (`ENOENT`) when
+    /// the reader's container cannot be told or has no cgroup there: unlike the virtual
+    /// files this fails closed, since the host's whole tree is exactly what must not be
+    /// shown. A container whose init another search is still looking for (before Linux
+    /// 6.11, see `initscan`) is told to try again (`EAGAIN`) instead.
+    pub fn cgroup_host_path(&self, tid: u32, rel: &str) -> Result<String> {
+        let not_found = || Error::io(format!("cgroup/{rel}"), rustix::io::Errno::NOENT);
+        let (which, rest) = split(&self.hier, rel).ok_or_else(not_found)?;
         if rest.split('/').any(|c| c == "..") {
-            return None;
+            return Err(not_found());
         }
-        let c = self.container(tid).ok()?;
+        let c = match self.container(tid) {
+            Ok(c) => c,
+            Err(e @ Error::InitScanBusy { .. }) => return Err(e),
+            Err(_) => return Err(not_found()),
+        };
         let (mount, own) = match which {
-            Which::V1(i) => (self.hier.v1.get(i)?.mount_point.as_str(), c.paths.v1_at(i)?),
+            Which::V1(i) => (
+                self.hier.v1.get(i).map(|h| h.mount_point.as_str()),
+                c.paths.v1_at(i),
+            ),
             Which::V2 => (
-                self.hier.v2.as_ref()?.mount_point.as_str(),
-                c.paths.unified()?,
+                self.hier.v2.as_ref().map(|h| h.mount_point.as_str()),
+                c.paths.unified(),
             ),
         };
-        Some(join(&[mount, own, rest]))
+        match (mount, own) {
+            (Some(mount), Some(own)) => Ok(join(&[mount, own, rest])),
+            _ => Err(not_found()),
+        }
     }
 
     /// The entries of directory `rel` of `cgroup/` (`""`: the top) for reader `tid`.
@@ -123,9 +136,7 @@ impl Host {
                 })
                 .collect());
         }
-        let host = self
-            .cgroup_host_path(tid, rel)
-            .ok_or_else(|| Error::io(format!("cgroup/{rel}"), rustix::io::Errno::NOENT))?;
+        let host = self.cgroup_host_path(tid, rel)?;
         self.root.entries(&host)
     }
 

@@ -49,8 +49,8 @@ fn hybrid_has_a_directory_per_hierarchy_rooted_at_the_container() {
             .starts_with("sys/fs/cgroup/memory")
     );
     // Unknown hierarchies and climbing out are refused.
-    assert!(host.cgroup_host_path(3001, "nope/x").is_none());
-    assert!(host.cgroup_host_path(3001, "memory/../x").is_none());
+    assert!(host.cgroup_host_path(3001, "nope/x").is_err());
+    assert!(host.cgroup_host_path(3001, "memory/../x").is_err());
 }
 
 #[test]
