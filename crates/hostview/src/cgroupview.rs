@@ -145,8 +145,8 @@ impl Host {
     /// out (a reader in the daemon's namespace sees them all).
     ///
     /// Each pid of a container's list is translated on its own: an `ioctl` from Linux
-    /// 6.11, before it a lookup in `/proc` (about 20 µs here, so that an open of a list
-    /// of 50 000 tasks holds a serving thread for about a second). Those
+    /// 6.11 (1-2 µs here), before it a lookup in `/proc` (about 20 µs, so that an open
+    /// of a list of 50 000 tasks holds a serving thread for about a second). Those
     /// threads serve every container: each container may have one list translated at a
     /// time and one more open waiting for it; its other opens meanwhile fail with
     /// `EAGAIN` (said once per container within the log budget) rather than hold every
@@ -161,22 +161,28 @@ impl Host {
             }
             return Ok(());
         }
-        // Before the wait for the slot too: a relaying thread must not wait holding
-        // the lead.
-        (self.opts.before_slow_work)();
-        let owner = self.reader(tid).owner;
+        // A reader whose container cannot be told is gone (or its id was reused): a
+        // key of its own would escape the bound (as in `initscan`).
+        let owner = self
+            .reader_owner(tid, reader)
+            .ok_or(Error::NoCaller { tid })?
+            .0;
         let mut waited = false;
         let _slot = loop {
             match self.listing.take(owner, &()) {
                 Ok(s) => break s,
-                Err(()) if !waited && self.listing.wait(owner, false) => waited = true,
-                Err(()) => {
-                    let e = Error::PidListBusy { tid };
-                    self.log_refused(owner, reader, "pid_list_busy", &e);
-                    return Err(e);
+                Err(()) if !waited => {
+                    // A relaying thread must not wait holding the lead.
+                    (self.opts.before_slow_work)();
+                    if !self.listing.wait(owner, false) {
+                        return Err(self.refuse_list(tid, owner, reader));
+                    }
+                    waited = true;
                 }
+                Err(()) => return Err(self.refuse_list(tid, owner, reader)),
             }
         };
+        (self.opts.before_slow_work)();
         let text = self.root.read_lossy(host_rel)?;
         let mut ns_fd = self.ns_fd(tid, reader);
         for pid in pids(&text) {
@@ -184,8 +190,9 @@ impl Host {
                 Some(Ok(p)) => Some(p),
                 // Gone, or not in the reader's namespace or below it.
                 Some(Err(Errno::SRCH)) => None,
-                Some(Err(_)) => {
+                Some(Err(e)) => {
                     // Before Linux 6.11: /proc, for this pid and the rest.
+                    said_slow_lists(e);
                     ns_fd = None;
                     self.pid_in(reader, pid)
                 }
@@ -196,6 +203,12 @@ impl Host {
             }
         }
         Ok(())
+    }
+
+    fn refuse_list(&self, tid: u32, owner: u64, reader: NsId) -> Error {
+        let e = Error::PidListBusy { tid };
+        self.log_refused(owner, reader, "pid_list_busy", &e);
+        e
     }
 
     /// The pid namespace `reader` of thread `tid`, opened for `NS_GET_PID_IN_PIDNS`
@@ -223,6 +236,19 @@ impl Host {
         let status = self.proc.read_lossy(&format!("{pid}/status")).ok()?;
         procfile::pid::parse_status(&status).nspid_inner
     }
+}
+
+/// Say once per daemon that pid lists are translated through `/proc` (`NS_GET_PID_IN_PIDNS`
+/// failed with `e`: before Linux 6.11, `ENOTTY`): 10-20 times slower, and processes of
+/// nested pid namespaces left out.
+fn said_slow_lists(e: Errno) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::info!(
+            "cgroup/ pid lists are translated through /proc (NS_GET_PID_IN_PIDNS: {e}): \
+             slower, and processes of pid namespaces nested in a container are left out"
+        );
+    });
 }
 
 fn pids(text: &str) -> impl Iterator<Item = u32> + '_ {

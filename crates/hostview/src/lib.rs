@@ -460,6 +460,15 @@ impl Host {
         }
     }
 
+    /// The owner of reader `tid` in namespace `ns`: its container's, cached, or walked
+    /// now; `None` when that walk fails (the reader gone, its id reused).
+    pub(crate) fn reader_owner(&self, tid: u32, ns: NsId) -> Option<NsId> {
+        if let Some(owner) = self.cache.get(ns, Instant::now()).and_then(|c| c.owner()) {
+            return Some(owner);
+        }
+        self.walk_owner(tid, ns)
+    }
+
     /// `None` when the walk failed.
     fn walk_owner(&self, tid: u32, ns: NsId) -> Option<NsId> {
         if ns == self.self_ns || !self.real_root {
