@@ -49,8 +49,10 @@ fn hybrid_has_a_directory_per_hierarchy_rooted_at_the_container() {
             .starts_with("sys/fs/cgroup/memory")
     );
     // Unknown hierarchies and climbing out are refused.
-    assert!(host.cgroup_host_path(3001, "nope/x").is_err());
-    assert!(host.cgroup_host_path(3001, "memory/../x").is_err());
+    for refused in ["nope/x", "memory/../x"] {
+        let e = host.cgroup_host_path(3001, refused).unwrap_err();
+        assert_eq!(e.errno(), libc::ENOENT, "{refused}: {e}");
+    }
 }
 
 #[test]

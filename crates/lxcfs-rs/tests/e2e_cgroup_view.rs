@@ -180,10 +180,15 @@ fn pid_lists_are_the_kernels_as_the_reader_numbers_them() {
         ),
     };
     // The lists are read with the shell's own `read`: a process forked to read one
-    // would be in that list only.
+    // would be in that list only. (`children` ends without a newline, so `read` fails
+    // at its end with the pid read.)
     let script = format!(
         "unshare -p -f --kill-child sleep 1000 &\n\
-         sleep 0.5\n\
+         for i in $(seq 100); do\n\
+           n=''; read -r n < /proc/$!/task/$!/children 2>/dev/null\n\
+           [ -n \"$n\" ] && break\n\
+           sleep 0.1\n\
+         done\n\
          list() {{ exec 3< \"$1\"; while read -r p <&3; do echo \"$p\"; done; exec 3<&-; }}\n\
          echo '== view'; list \"$E2E_MNT/{view}\"\n\
          echo '== kernel'; list \"{kernel}\"\n\

@@ -435,7 +435,8 @@ fn assert_not_held(ours: Dist, kernel: Dist, what: &str) {
 }
 
 /// `--enable-cgroup`'s pid lists are rewritten pid by pid into the reader's numbering
-/// (tens of milliseconds for thousands of tasks). A container of 3 000 threads with 8
+/// (tens of milliseconds for thousands of tasks through `/proc`, a few with the ioctl
+/// of Linux 6.11, where only the refusals show the bound). A container of 3 000 threads with 8
 /// readers of its `tasks` list, one after another without pause, has one list
 /// translated at a time and one open waiting (the others refused with `EAGAIN`, said in
 /// the log), not every serving thread (then the neighbour's reads waited behind them).
