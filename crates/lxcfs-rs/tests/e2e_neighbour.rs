@@ -461,12 +461,7 @@ fn a_containers_pid_list_translations_hold_one_serving_thread_not_all() {
         8,
         "the pid list readers",
     );
-    let (mut full, mut refused) = (0u64, 0u64);
-    for l in out.stdout.lines() {
-        let mut w = l.split_whitespace().filter_map(|n| n.parse::<u64>().ok());
-        full += w.next().unwrap_or(0);
-        refused += w.next().unwrap_or(0);
-    }
+    let (full, refused) = pair_totals(&out.stdout);
     assert!(
         out.status.success() && full >= 20,
         "the tenant read its whole list {full} times:\n{}\n{}",
@@ -612,16 +607,7 @@ fn entered_from_outside_beside_a_neighbour(tag: &str, script: &str, least: u64) 
         8,
         "the searches",
     );
-    let (mut reads, mut bad) = (0u64, 0u64);
-    for line in out.stdout.lines() {
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        if let [r, b] = v[..] {
-            (reads, bad) = (reads + r, bad + b);
-        }
-    }
+    let (reads, bad) = pair_totals(&out.stdout);
     eprintln!("the tenant: {reads} namespaces read, {bad} reads failed");
     assert!(
         out.status.success() && reads >= least && bad == 0,
@@ -632,6 +618,22 @@ fn entered_from_outside_beside_a_neighbour(tag: &str, script: &str, least: u64) 
     assert_not_held(ours, kernel, "the searches");
     assert!(!d.log_text().contains("panic"), "{}", d.log_text());
     d
+}
+
+/// The sums of the two numbers on each line of `stdout` that holds exactly two (one
+/// line per worker of a tenant's script).
+fn pair_totals(stdout: &str) -> (u64, u64) {
+    let mut sums = (0, 0);
+    for line in stdout.lines() {
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if let [a, b] = v[..] {
+            sums = (sums.0 + a, sums.1 + b);
+        }
+    }
+    sums
 }
 
 /// `n` idle processes on the host, so that a search of every process costs what it
