@@ -9,8 +9,9 @@
 //! attributes and entries cached for an hour, sizes a page multiple) and is mounted the
 //! same way (`mount(2)` with `allow_other`). It runs one thread blocking in `read(2)`
 //! on the device, the cheapest way to take requests one at a time: no other thread is
-//! woken, none polls. No daemon that answers these requests can use less CPU than this
-//! one at the same load, whatever its rendering costs.
+//! woken, none polls. No daemon that takes these requests with `read(2)` can use less
+//! CPU than this one at the same load, whatever its rendering costs (FUSE over
+//! io_uring, Linux 6.14+, is another way to take them, which fuser does not speak).
 
 use std::ffi::OsStr;
 use std::fs;
