@@ -279,6 +279,53 @@ mod tests {
         );
     }
 
+    /// A reader that entered the fixture's container from outside (its parent is the
+    /// host's pid 100) from a group of its own, more than 256 pids after the
+    /// container's init: only a search of every process finds that init. While another
+    /// such search holds the host's one (`initscan`), the reader is told to try again,
+    /// not that its files do not exist; once it is free, the reader sees its container.
+    #[test]
+    fn a_reader_whose_init_search_is_taken_is_told_to_try_again() {
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/hybrid");
+        let tree = tempfile::tempdir().unwrap();
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(fixture.join("."))
+            .arg(tree.path())
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        let proc = tree.path().join("proc");
+        let me = proc.join("5000");
+        std::fs::create_dir_all(me.join("ns")).unwrap();
+        let of_3001 = |f: &str| std::fs::read_to_string(proc.join("3001").join(f)).unwrap();
+        let status = of_3001("status")
+            .replace("3001", "5000")
+            .replace("PPid:\t3000", "PPid:\t100");
+        std::fs::write(me.join("status"), status).unwrap();
+        let stat = of_3001("stat").replacen("3001 (node) S 3000", "5000 (node) S 100", 1);
+        std::fs::write(me.join("stat"), stat).unwrap();
+        let cgroup = of_3001("cgroup").replace("/system.slice/docker-abc123.scope", "/elsewhere");
+        std::fs::write(me.join("cgroup"), cgroup).unwrap();
+        std::os::unix::fs::symlink("pid:[4026532701]", me.join("ns/pid")).unwrap();
+        let opts = crate::Options {
+            resolver: crate::ResolverKind::Procfs,
+            ..Default::default()
+        };
+        let host = Host::open(tree.path(), opts).unwrap();
+        let rel = "memory/memory.limit_in_bytes";
+
+        let held = host.full_scans.lock().unwrap();
+        let e = host.cgroup_host_path(5000, rel).unwrap_err();
+        assert_eq!(e.errno(), libc::EAGAIN, "{e}");
+        drop(held);
+        assert_eq!(
+            host.cgroup_host_path(5000, rel).unwrap(),
+            "sys/fs/cgroup/memory/system.slice/docker-abc123.scope/memory.limit_in_bytes"
+        );
+    }
+
     #[test]
     fn pid_lists_by_name() {
         assert!(lists_pids("memory/x/cgroup.procs"));
