@@ -14,11 +14,9 @@ use crate::Host;
 use crate::cgroup::Hierarchies;
 use crate::error::{Error, Result};
 use crate::fsio::DirEntry;
-use crate::pidns::NsId;
+use crate::pidns::{self, NsId};
 use crate::sys;
-use rustix::fs::{Mode, OFlags, fstat, openat};
 use rustix::io::Errno;
-use std::os::fd::OwnedFd;
 
 /// The directory the v2 hierarchy takes beside v1 ones.
 pub const UNIFIED: &str = "unified";
@@ -184,7 +182,9 @@ impl Host {
         };
         (self.opts.before_slow_work)();
         let text = self.root.read_lossy(host_rel)?;
-        let mut ns_fd = self.ns_fd(tid, reader);
+        // For `NS_GET_PID_IN_PIDNS` (one `ioctl` per pid, where `/proc` takes a link
+        // and a status read).
+        let mut ns_fd = pidns::open_ns(&self.proc, tid, reader).ok();
         for pid in pids(&text) {
             let shown = match ns_fd.as_ref().map(|fd| sys::host_tid_in_ns(fd, pid)) {
                 Some(Ok(p)) => Some(p),
@@ -209,20 +209,6 @@ impl Host {
         let e = Error::PidListBusy { tid };
         self.log_refused(owner, reader, "pid_list_busy", &e);
         e
-    }
-
-    /// The pid namespace `reader` of thread `tid`, opened for `NS_GET_PID_IN_PIDNS`
-    /// (one `ioctl` per pid, where `/proc` takes a link and a status read), when it is
-    /// still that namespace (the thread may have gone and its id been reused).
-    fn ns_fd(&self, tid: u32, reader: NsId) -> Option<OwnedFd> {
-        let fd = openat(
-            self.proc.fd(),
-            format!("{tid}/ns/pid").as_str(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        (fstat(&fd).ok()?.st_ino == reader.0).then_some(fd)
     }
 
     /// Host pid `pid` as numbered in `ns`, when it lives in `ns` itself. Without the

@@ -4,7 +4,7 @@
 //! host's). A container is identified by its pid namespace, and its cgroup is the one
 //! of that namespace's init, as in LXCFS.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use procfile::pid::parse_status;
 use rustix::fs::{Mode, OFlags, openat};
@@ -182,6 +182,24 @@ fn read_status(proc: &Dir, pid: u32) -> Result<procfile::pid::ProcStatus> {
     Ok(parse_status(&text))
 }
 
+/// Thread `tid`'s pid namespace, opened, when it is still `ns` (found earlier by its
+/// link): `ESRCH` when the thread died and its id went to another namespace's.
+pub fn open_ns(proc: &Dir, tid: u32, ns: NsId) -> Result<OwnedFd> {
+    let rel = format!("{tid}/ns/pid");
+    let err = |e| Error::io(proc.path_of(&rel), e);
+    let fd = openat(
+        proc.fd(),
+        rel.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err)?;
+    if rustix::fs::fstat(&fd).map_err(err)?.st_ino != ns.0 {
+        return Err(err(rustix::io::Errno::SRCH));
+    }
+    Ok(fd)
+}
+
 /// The pid namespace a reader's handles and PSI triggers are charged to: the outermost
 /// one below `ours` on the way up from `tid`'s, so that the namespaces a container
 /// makes inside itself (`unshare -p`, a nested runtime) share its bounds rather than
@@ -191,17 +209,8 @@ fn read_status(proc: &Dir, pid: u32) -> Result<procfile::pid::ProcStatus> {
 pub fn outermost(proc: &Dir, tid: u32, ns: NsId, ours: NsId) -> Result<NsId> {
     let rel = format!("{tid}/ns/pid");
     let err = |e| Error::io(proc.path_of(&rel), e);
-    let mut fd = openat(
-        proc.fd(),
-        rel.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(err)?;
-    let mut here = NsId(rustix::fs::fstat(&fd).map_err(err)?.st_ino);
-    if here != ns {
-        return Err(err(rustix::io::Errno::SRCH));
-    }
+    let mut fd = open_ns(proc, tid, ns)?;
+    let mut here = ns;
     if here == ours {
         return Ok(here);
     }
