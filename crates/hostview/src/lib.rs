@@ -423,7 +423,7 @@ impl Host {
         self.reader(tid).owner
     }
 
-    /// Reader `tid`'s pid namespace and its owner (see [`Host::owner_of`]), without
+    /// Reader `tid`'s pid namespace and its owner (see [`Host::reader_owner`]), without
     /// resolving its container: from the cached one when there is one, else walked
     /// for this read alone (the paths that ask this serve the host's files, or the
     /// container could not be resolved).
@@ -431,42 +431,43 @@ impl Host {
         let Ok(ns) = NsId::of(&self.proc, tid) else {
             return Reader { ns: 0, owner: 0 };
         };
-        let owner = match self.cache.get(ns, Instant::now()) {
-            Some(c) => self.owner_for(tid, &c),
-            None => self.walk_owner(tid, ns).unwrap_or(ns),
-        };
+        let owner = self.reader_owner(tid, ns).unwrap_or(ns);
         Reader {
             ns: ns.0,
             owner: owner.0,
         }
     }
 
-    /// The owner of container `c`, which reader `tid` is in: walked once per
-    /// container (its entry's refreshes keep it); a walk that fails (the reader gone,
-    /// its id reused in another namespace) is not kept.
+    /// The owner of container `c`, which reader `tid` is in (its namespace itself when
+    /// the walk fails: see [`Host::container_owner`]).
     fn owner_for(&self, tid: u32, c: &Container) -> NsId {
-        let Some(ns) = c.ns else {
-            return self.self_ns;
-        };
-        if let Some(owner) = c.owner() {
-            return owner;
-        }
-        match self.walk_owner(tid, ns) {
-            Some(owner) => {
-                c.set_owner(owner);
-                owner
-            }
-            None => ns,
-        }
+        self.container_owner(tid, c)
+            .unwrap_or_else(|| c.ns.unwrap_or(self.self_ns))
     }
 
-    /// The owner of reader `tid` in namespace `ns`: its container's, cached, or walked
-    /// now; `None` when that walk fails (the reader gone, its id reused).
-    pub(crate) fn reader_owner(&self, tid: u32, ns: NsId) -> Option<NsId> {
-        if let Some(owner) = self.cache.get(ns, Instant::now()).and_then(|c| c.owner()) {
+    /// The owner of container `c`, which reader `tid` is in: walked once per
+    /// container (its entry's refreshes keep it); a walk that fails (the reader gone,
+    /// its id reused in another namespace) is not kept, and gives `None`.
+    fn container_owner(&self, tid: u32, c: &Container) -> Option<NsId> {
+        let Some(ns) = c.ns else {
+            return Some(self.self_ns);
+        };
+        if let Some(owner) = c.owner() {
             return Some(owner);
         }
-        self.walk_owner(tid, ns)
+        let owner = self.walk_owner(tid, ns)?;
+        c.set_owner(owner);
+        Some(owner)
+    }
+
+    /// The owner of reader `tid` in namespace `ns`: its cached container's, else
+    /// walked for this read alone; `None` when the walk fails (the reader gone, its id
+    /// reused).
+    pub(crate) fn reader_owner(&self, tid: u32, ns: NsId) -> Option<NsId> {
+        match self.cache.get(ns, Instant::now()) {
+            Some(c) => self.container_owner(tid, &c),
+            None => self.walk_owner(tid, ns),
+        }
     }
 
     /// `None` when the walk failed.
